@@ -1,0 +1,266 @@
+//! The one error type of EdgeCert. Every HTTP surface maps it to a response through
+//! [`Error::status`], [`Error::code`] and [`Error::public_message`], and nowhere else.
+
+use std::fmt;
+
+/// What kind of item a [`Error::NotFound`] is about; it chooses the client-facing message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// An account.
+    Account,
+    /// A whitelisted domain.
+    Domain,
+    /// A DNS zone.
+    Zone,
+    /// A certificate.
+    Certificate,
+    /// Stored certificate material (chain and key) in the vault.
+    CertificateMaterial,
+}
+
+impl fmt::Display for ItemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ItemKind::Account => "account",
+            ItemKind::Domain => "domain",
+            ItemKind::Zone => "zone",
+            ItemKind::Certificate => "certificate",
+            ItemKind::CertificateMaterial => "certificate material",
+        })
+    }
+}
+
+/// Boxed source of an infrastructure failure (store, vault, CA, DNS).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong in EdgeCert, as seen by its users.
+///
+/// Variants that are the client's fault carry a message safe to show; infrastructure failures
+/// carry their source for the logs but show clients only a generic sentence.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The hostname breaks a rule (length, characters, IP literal, public suffix, wildcard...).
+    #[error("invalid hostname: {0}")]
+    InvalidHostname(String),
+    /// The origin URL is malformed or points at an address the edge refuses to reach.
+    #[error("invalid origin: {0}")]
+    InvalidOrigin(String),
+    /// A request body or parameter is malformed; `code` is a snake_case code for clients.
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code, e.g. `invalid_json` or `unknown_field`.
+        code: &'static str,
+        /// Human sentence for the client.
+        message: String,
+    },
+    /// The request body is larger than the API accepts.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// No credentials, or credentials that match no account.
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    /// The item does not exist or belongs to another account (never distinguished).
+    #[error("{0} not found")]
+    NotFound(ItemKind),
+    /// The hostname is already whitelisted, by this or any other account.
+    #[error("domain already exists")]
+    DomainExists,
+    /// The account's plan allows no more domains.
+    #[error("domain limit reached for plan")]
+    DomainLimitReached,
+    /// The certificate's primary domain already has a certificate in this account.
+    #[error("Certificate already exists for domain")]
+    CertificateExists,
+    /// The account's plan allows no more certificates.
+    #[error("Certificate limit reached for plan")]
+    CertificateLimitReached,
+    /// The plan does not include what was asked (certificates, wildcards, auto-renew...).
+    #[error("{message}")]
+    PlanForbids {
+        /// Machine-readable code, e.g. `wildcard_requires_elite`.
+        code: &'static str,
+        /// The reference's sentence, verbatim.
+        message: &'static str,
+    },
+    /// A name of the certificate is not under the chosen zone.
+    #[error("Domain not under zone")]
+    DomainNotUnderZone,
+    /// The ownership TXT record was not found when checked.
+    #[error("ownership TXT record not found at {record}")]
+    TxtNotFound {
+        /// The record name that was queried.
+        record: String,
+    },
+    /// The certificate has no issued material to download yet.
+    #[error("certificate is not issued yet")]
+    NotIssued,
+    /// An optimistic version check failed: someone else changed the item first.
+    #[error("{0} was changed concurrently")]
+    VersionConflict(ItemKind),
+    /// Another owner holds the lease on this name set until `expires_at`.
+    #[error("lease on {name} is held by another owner")]
+    LeaseHeld {
+        /// The leased name.
+        name: String,
+    },
+    /// Stored material is larger than the vault accepts.
+    #[error("material of {size} bytes exceeds the vault limit of {limit} bytes")]
+    MaterialTooLarge {
+        /// Size that was offered.
+        size: usize,
+        /// The vault's limit.
+        limit: usize,
+    },
+    /// The store failed (I/O, throttling, corruption); retryable.
+    #[error("store unavailable: {0}")]
+    Store(#[source] BoxError),
+    /// The vault failed; retryable.
+    #[error("vault unavailable: {0}")]
+    Vault(#[source] BoxError),
+    /// Stored data could not be decoded: a bug or a manual edit.
+    #[error("corrupt stored item: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias used across EdgeCert.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps a store adapter failure.
+    pub fn store(source: impl Into<BoxError>) -> Self {
+        Error::Store(source.into())
+    }
+
+    /// Wraps a vault adapter failure.
+    pub fn vault(source: impl Into<BoxError>) -> Self {
+        Error::Vault(source.into())
+    }
+
+    /// HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::InvalidHostname(_)
+            | Error::InvalidOrigin(_)
+            | Error::BadRequest { .. }
+            | Error::DomainNotUnderZone => 400,
+            Error::Unauthorized => 401,
+            Error::DomainLimitReached
+            | Error::CertificateLimitReached
+            | Error::PlanForbids { .. } => 403,
+            Error::NotFound(_) => 404,
+            Error::DomainExists
+            | Error::CertificateExists
+            | Error::NotIssued
+            | Error::VersionConflict(_)
+            | Error::LeaseHeld { .. } => 409,
+            Error::PayloadTooLarge { .. } => 413,
+            Error::TxtNotFound { .. } => 422,
+            Error::MaterialTooLarge { .. } | Error::Corrupt(_) => 500,
+            Error::Store(_) | Error::Vault(_) => 503,
+        }
+    }
+
+    /// Stable snake_case code for clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidHostname(_) => "invalid_hostname",
+            Error::InvalidOrigin(_) => "invalid_origin",
+            Error::BadRequest { code, .. } => code,
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::Unauthorized => "unauthorized",
+            Error::NotFound(ItemKind::Zone) => "zone_not_found",
+            Error::NotFound(_) => "not_found",
+            Error::DomainExists => "domain_exists",
+            Error::DomainLimitReached => "domain_limit_reached",
+            Error::CertificateExists => "certificate_exists",
+            Error::CertificateLimitReached => "certificate_limit_reached",
+            Error::PlanForbids { code, .. } => code,
+            Error::DomainNotUnderZone => "domain_not_under_zone",
+            Error::TxtNotFound { .. } => "txt_not_found",
+            Error::NotIssued => "not_issued",
+            Error::VersionConflict(_) => "conflict",
+            Error::LeaseHeld { .. } => "in_progress",
+            Error::MaterialTooLarge { .. } | Error::Corrupt(_) => "internal_error",
+            Error::Store(_) | Error::Vault(_) => "service_unavailable",
+        }
+    }
+
+    /// The sentence shown to clients: the reference's wording where it has one, and never the
+    /// text of an internal failure.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::NotFound(ItemKind::Zone) => "Zone not found or no permission".to_owned(),
+            Error::NotFound(kind) => format!("{} not found", capitalize(&kind.to_string())),
+            Error::DomainExists => "Domain already exists".to_owned(),
+            Error::DomainLimitReached => "Domain limit reached for plan".to_owned(),
+            Error::VersionConflict(_) => {
+                "The item was changed by another request; retry".to_owned()
+            }
+            Error::LeaseHeld { .. } => "Another operation on this name is in progress".to_owned(),
+            Error::MaterialTooLarge { .. } | Error::Corrupt(_) => "Internal error".to_owned(),
+            Error::Store(_) | Error::Vault(_) => {
+                "Service temporarily unavailable; retry later".to_owned()
+            }
+            other => capitalize(&other.to_string()),
+        }
+    }
+
+    /// Whether retrying the same operation later can succeed without any change of input.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Store(_) | Error::Vault(_) | Error::VersionConflict(_) | Error::LeaseHeld { .. }
+        )
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_messages_are_verbatim() {
+        assert_eq!(
+            Error::NotFound(ItemKind::Zone).public_message(),
+            "Zone not found or no permission"
+        );
+        assert_eq!(Error::NotFound(ItemKind::Zone).status(), 404);
+        assert_eq!(
+            Error::CertificateExists.public_message(),
+            "Certificate already exists for domain"
+        );
+        assert_eq!(Error::CertificateExists.status(), 409);
+        assert_eq!(
+            Error::DomainNotUnderZone.public_message(),
+            "Domain not under zone"
+        );
+        assert_eq!(Error::DomainNotUnderZone.status(), 400);
+        assert_eq!(
+            Error::CertificateLimitReached.public_message(),
+            "Certificate limit reached for plan"
+        );
+        assert_eq!(Error::CertificateLimitReached.status(), 403);
+    }
+
+    #[test]
+    fn internal_failures_never_show_their_text() {
+        let error = Error::store(std::io::Error::other(
+            "dynamodb table edgecert-prod at 10.1.2.3",
+        ));
+        assert_eq!(error.status(), 503);
+        assert!(!error.public_message().contains("10.1.2.3"));
+        assert!(error.is_retryable());
+    }
+}

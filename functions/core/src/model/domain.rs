@@ -1,0 +1,79 @@
+//! Whitelisted customer domains served by the edge.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::hostname::Hostname;
+use crate::ids::{AccountId, CertificateId, DomainId};
+
+/// Where a domain is on its way to being served over HTTPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisioningStep {
+    /// The account requires a TXT ownership record that has not been seen yet.
+    WaitingOwnership,
+    /// DNS does not point at the edge yet.
+    WaitingDns,
+    /// A certificate is being issued.
+    Issuing,
+    /// Served over HTTPS.
+    Active,
+    /// The last step failed; see `last_error` and `next_attempt_at`.
+    Failed,
+}
+
+impl ProvisioningStep {
+    /// The step as used in the API and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProvisioningStep::WaitingOwnership => "waiting_ownership",
+            ProvisioningStep::WaitingDns => "waiting_dns",
+            ProvisioningStep::Issuing => "issuing",
+            ProvisioningStep::Active => "active",
+            ProvisioningStep::Failed => "failed",
+        }
+    }
+}
+
+/// A customer hostname whitelisted by an account, with the origin the edge proxies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    /// `dom_…`
+    pub id: DomainId,
+    /// Owner.
+    pub account_id: AccountId,
+    /// Globally unique across accounts.
+    pub hostname: Hostname,
+    /// Where the edge sends requests for this hostname.
+    pub origin_url: String,
+    /// Value the ownership TXT record must hold.
+    pub ownership_token: String,
+    /// Whether ownership was proven (or not required).
+    pub ownership_verified: bool,
+    /// Current step.
+    pub provisioning_step: ProvisioningStep,
+    /// Why the last attempt at the current step failed, for humans.
+    pub last_error: Option<String>,
+    /// When the current step runs again on its own.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// Failures in a row at the current step (drives the backoff).
+    pub consecutive_failures: u32,
+    /// The managed certificate, once one was requested.
+    pub certificate_id: Option<CertificateId>,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Optimistic-concurrency version, maintained by the store.
+    pub version: u64,
+}
+
+impl Domain {
+    /// The DNS name of the ownership TXT record.
+    pub fn ownership_record_name(&self) -> String {
+        format!("_edgecert-verify.{}", self.hostname)
+    }
+}

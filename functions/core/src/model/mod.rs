@@ -1,0 +1,19 @@
+//! EdgeCert's model: what the store keeps and the API shows.
+
+mod account;
+mod certificate;
+mod challenge;
+mod domain;
+mod event;
+mod lease;
+mod secret;
+mod zone;
+
+pub use account::{Account, AccountUsage, ApiKey, ApiKeyHash};
+pub use certificate::{Certificate, CertificateKind, CertificateStatus, KeyType};
+pub use challenge::Http01Challenge;
+pub use domain::{Domain, ProvisioningStep};
+pub use event::{CertificateEvent, EventLevel};
+pub use lease::Lease;
+pub use secret::SecretString;
+pub use zone::Zone;
