@@ -121,6 +121,9 @@ pub enum Error {
     /// The vault failed; retryable.
     #[error("vault unavailable: {0}")]
     Vault(#[source] BoxError),
+    /// DNS could not be queried (resolver down or timing out); retryable.
+    #[error("DNS lookup failed: {0}")]
+    Dns(#[source] BoxError),
     /// Stored data could not be decoded: a bug or a manual edit.
     #[error("corrupt stored item: {0}")]
     Corrupt(String),
@@ -133,6 +136,11 @@ impl Error {
     /// Wraps a store adapter failure.
     pub fn store(source: impl Into<BoxError>) -> Self {
         Error::Store(source.into())
+    }
+
+    /// Wraps a DNS resolver failure.
+    pub fn dns(source: impl Into<BoxError>) -> Self {
+        Error::Dns(source.into())
     }
 
     /// Wraps a vault adapter failure.
@@ -160,7 +168,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => 413,
             Error::TxtNotFound { .. } => 422,
             Error::MaterialTooLarge { .. } | Error::Corrupt(_) => 500,
-            Error::Store(_) | Error::Vault(_) => 503,
+            Error::Store(_) | Error::Vault(_) | Error::Dns(_) => 503,
         }
     }
 
@@ -186,6 +194,7 @@ impl Error {
             Error::LeaseHeld { .. } => "in_progress",
             Error::MaterialTooLarge { .. } | Error::Corrupt(_) => "internal_error",
             Error::Store(_) | Error::Vault(_) => "service_unavailable",
+            Error::Dns(_) => "dns_unavailable",
         }
     }
 
@@ -205,6 +214,7 @@ impl Error {
             Error::Store(_) | Error::Vault(_) => {
                 "Service temporarily unavailable; retry later".to_owned()
             }
+            Error::Dns(_) => "DNS lookup failed; retry later".to_owned(),
             other => capitalize(&other.to_string()),
         }
     }
@@ -213,7 +223,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Store(_) | Error::Vault(_) | Error::VersionConflict(_) | Error::LeaseHeld { .. }
+            Error::Store(_) | Error::Vault(_) | Error::Dns(_) | Error::VersionConflict(_) | Error::LeaseHeld { .. }
         )
     }
 }

@@ -5,9 +5,11 @@ pub mod error;
 pub mod hostname;
 pub mod ids;
 pub mod model;
+pub mod origin;
 pub mod plan;
 pub mod ports;
 pub mod renewal;
+pub mod usecases;
 
 pub use error::{Error, ItemKind, Result};
 pub use hostname::{Hostname, HostnameRules};

@@ -3,10 +3,12 @@
 //! (`edgecert-conformance`).
 
 mod clock;
+mod dns;
 mod store;
 mod vault;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use dns::DnsResolver;
 pub use store::{
     AccountStore, CertificateStore, ChallengeStore, DomainStore, EventLog, LeaseStore, Page,
     PageRequest, Store, ZoneStore,

@@ -1,0 +1,56 @@
+//! Building the AWS SDK clients, once per process.
+//!
+//! In Lambda and on Fargate the SDK's default chain reads region and credentials from the
+//! environment ([`AwsClients::from_env`]). Tests and the local stack talk to a moto_server on
+//! loopback instead ([`AwsClients::for_local_endpoint`]): fixed dummy credentials and region,
+//! so the SDK never consults the instance-metadata address or the developer's profile.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+
+/// Region used against a local endpoint (moto accepts any).
+const LOCAL_REGION: &str = "us-east-1";
+
+/// The SDK clients the AWS adapters need, built once and cloned cheaply.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    /// DynamoDB, for [`DynamoStore`](crate::DynamoStore).
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Secrets Manager, for [`SecretsManagerVault`](crate::SecretsManagerVault).
+    pub secrets_manager: aws_sdk_secretsmanager::Client,
+}
+
+impl AwsClients {
+    /// Clients configured by the SDK's default chain: `AWS_REGION`, credentials from the
+    /// environment or the execution role, and `AWS_ENDPOINT_URL` when set.
+    pub async fn from_env() -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        AwsClients::from_sdk_config(&config)
+    }
+
+    /// Clients for a local AWS API emulator (moto_server) at `endpoint_url`, e.g.
+    /// `http://127.0.0.1:5000`, with dummy credentials and region.
+    pub async fn for_local_endpoint(endpoint_url: &str) -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(endpoint_url)
+            .region(Region::new(LOCAL_REGION))
+            .credentials_provider(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "edgecert-local",
+            ))
+            .load()
+            .await;
+        AwsClients::from_sdk_config(&config)
+    }
+
+    /// Clients sharing an already loaded configuration.
+    pub fn from_sdk_config(config: &SdkConfig) -> Self {
+        AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            secrets_manager: aws_sdk_secretsmanager::Client::new(config),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Whitelisted domains: a domain item in its account's partition, a global claim on its
+//! hostname, and the account's domain counter, always written together.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use edgecert_core::model::Domain;
+use edgecert_core::ports::{DomainStore, Page, PageRequest};
+use edgecert_core::{AccountId, DomainId, Error, Hostname, ItemKind, Result};
+
+use super::accounts::DOMAIN_COUNT;
+use super::cursor::CursorScope;
+use super::items::{self, Item, keyed, model_item, n, s};
+use super::keys::{
+    ACCOUNT_SK, DOMAIN_PREFIX, HOST_SK, account_pk, created_key, domain_sk, host_pk,
+};
+use super::schema::{BY_CREATED, BY_HOSTNAME, GSI1PK, LSI1SK, PK, SK, VERSION, entity};
+use super::{
+    DynamoStore, PageQuery, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, decode_page,
+    writes,
+};
+
+impl DynamoStore {
+    /// The domain item and its version, if it exists.
+    async fn domain_item(&self, account: &AccountId, id: &DomainId) -> Result<Option<Item>> {
+        self.get_item(items::key(account_pk(account), domain_sk(id)))
+            .await
+    }
+}
+
+#[async_trait]
+impl DomainStore for DynamoStore {
+    async fn create_domain(&self, domain: &Domain, max_domains: u32) -> Result<()> {
+        let mut domain_item = model_item(
+            account_pk(&domain.account_id),
+            domain_sk(&domain.id),
+            entity::DOMAIN,
+            domain,
+            domain.version,
+        )?;
+        domain_item.insert(
+            LSI1SK.to_owned(),
+            s(created_key(DOMAIN_PREFIX, domain.created_at, domain.id.as_str())),
+        );
+        domain_item.insert(GSI1PK.to_owned(), s(domain.hostname.as_str()));
+        let mut host_item = keyed(host_pk(domain.hostname.as_str()), HOST_SK, entity::HOSTNAME);
+        host_item.insert("account_id".to_owned(), s(domain.account_id.as_str()));
+        host_item.insert("domain_id".to_owned(), s(domain.id.as_str()));
+        let writes = vec![
+            writes::put_new(&self.table, domain_item)?,
+            writes::put_new(&self.table, host_item)?,
+            // A missing account has no counter, so the condition fails for it too.
+            writes::update(
+                &self.table,
+                items::key(account_pk(&domain.account_id), ACCOUNT_SK),
+                "SET #count = #count + :one",
+                Some("#count < :max"),
+                HashMap::from([("#count".to_owned(), DOMAIN_COUNT.to_owned())]),
+                HashMap::from([(":one".to_owned(), n(1)), (":max".to_owned(), n(max_domains))]),
+            )?,
+        ];
+        let outcome = self.transact("create_domain", writes).await?;
+        if outcome.failed(0) || outcome.failed(1) {
+            Err(Error::DomainExists)
+        } else if outcome.failed(2) {
+            if self.account_exists(&domain.account_id).await? {
+                Err(Error::DomainLimitReached)
+            } else {
+                Err(Error::NotFound(ItemKind::Account))
+            }
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn get_domain(&self, account: &AccountId, id: &DomainId) -> Result<Option<Domain>> {
+        self.domain_item(account, id)
+            .await?
+            .map(|item| items::from_data(&item))
+            .transpose()
+    }
+
+    async fn domain_by_hostname(&self, hostname: &Hostname) -> Result<Option<Domain>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_HOSTNAME)
+            .key_condition_expression("#host = :host")
+            .expression_attribute_names("#host", GSI1PK)
+            .expression_attribute_values(":host", s(hostname.as_str()))
+            .send()
+            .await
+            .map_err(|error| crate::AwsError::dynamodb("Query", error))?;
+        output
+            .items()
+            .first()
+            .map(items::from_data)
+            .transpose()
+    }
+
+    async fn list_domains(&self, account: &AccountId, page: PageRequest) -> Result<Page<Domain>> {
+        let partition = account_pk(account);
+        let query = PageQuery {
+            index: Some(BY_CREATED),
+            key_condition: "#pk = :pk AND begins_with(#created, :prefix)",
+            names: HashMap::from([
+                ("#pk".to_owned(), PK.to_owned()),
+                ("#created".to_owned(), LSI1SK.to_owned()),
+            ]),
+            values: HashMap::from([
+                (":pk".to_owned(), s(partition.as_str())),
+                (":prefix".to_owned(), s(DOMAIN_PREFIX)),
+            ]),
+            consistent: true,
+            scope: CursorScope {
+                key_attributes: &[PK, SK, LSI1SK],
+                fixed: vec![(PK, partition)],
+                prefixed: vec![(SK, DOMAIN_PREFIX), (LSI1SK, DOMAIN_PREFIX)],
+            },
+        };
+        decode_page(self.query_page(query, page).await?)
+    }
+
+    async fn update_domain(&self, domain: &Domain) -> Result<Domain> {
+        let next = Domain {
+            version: domain.version + 1,
+            ..domain.clone()
+        };
+        self.update_versioned(VersionedUpdate {
+            kind: ItemKind::Domain,
+            key: items::key(account_pk(&domain.account_id), domain_sk(&domain.id)),
+            expected_version: domain.version,
+            data: items::to_json(&next)?,
+            set: vec![],
+            remove: vec![],
+            // The hostname is claimed by a separate item: changing it would orphan the claim.
+            unchanged: Some((GSI1PK, s(domain.hostname.as_str()))),
+        })
+        .await?;
+        Ok(next)
+    }
+
+    async fn delete_domain(&self, account: &AccountId, id: &DomainId) -> Result<()> {
+        // Read the hostname to free its claim, then delete only if nobody changed the domain
+        // meanwhile; a concurrent update makes us read again.
+        for _ in 0..TRANSACTION_ATTEMPTS {
+            let Some(item) = self.domain_item(account, id).await? else {
+                return Err(Error::NotFound(ItemKind::Domain));
+            };
+            let domain: Domain = items::from_data(&item)?;
+            let version: u64 = items::number(&item, VERSION)?;
+            let writes = vec![
+                writes::delete(
+                    &self.table,
+                    items::key(account_pk(account), domain_sk(id)),
+                    Some("#version = :version"),
+                    HashMap::from([("#version".to_owned(), VERSION.to_owned())]),
+                    HashMap::from([(":version".to_owned(), n(version))]),
+                )?,
+                writes::delete(
+                    &self.table,
+                    items::key(host_pk(domain.hostname.as_str()), HOST_SK),
+                    None,
+                    HashMap::new(),
+                    HashMap::new(),
+                )?,
+                writes::update(
+                    &self.table,
+                    items::key(account_pk(account), ACCOUNT_SK),
+                    "SET #count = #count - :one",
+                    Some("attribute_exists(#count)"),
+                    HashMap::from([("#count".to_owned(), DOMAIN_COUNT.to_owned())]),
+                    HashMap::from([(":one".to_owned(), n(1))]),
+                )?,
+            ];
+            let outcome = self.transact("delete_domain", writes).await?;
+            if outcome.failed(2) {
+                return Err(Error::Corrupt(format!("account {account} has no domain counter")));
+            }
+            if let Transaction::Committed = outcome {
+                return Ok(());
+            }
+        }
+        Err(Error::VersionConflict(ItemKind::Domain))
+    }
+}

@@ -1,0 +1,89 @@
+//! The single table's layout: attribute and index names, and what each item kind looks like.
+//!
+//! `template.yaml` declares the same table; stream consumers read the same attributes. Every
+//! item has the string keys `PK` and `SK`, an `entity` attribute naming its kind, and (for
+//! model items) the model serialised as JSON in `data` plus its optimistic-concurrency
+//! `version` (a number, always equal to `data.version`).
+//!
+//! | entity | PK | SK | other attributes |
+//! |---|---|---|---|
+//! | `account` | `ACCT#{account}` | `ACCOUNT` | `domain_count`, `certificate_count` (limit counters) |
+//! | `api_key` | `APIKEY#{sha256 hex}` | `APIKEY` | `account_id` |
+//! | `domain` | `ACCT#{account}` | `DOM#{id}` | `LSI1SK` = `DOM#{created}#{id}`, `GSI1PK` = hostname |
+//! | `hostname` | `HOST#{hostname}` | `HOST` | `account_id`, `domain_id` (global uniqueness) |
+//! | `zone` | `ACCT#{account}` | `ZONE#{id}` | `LSI1SK` = `ZONE#{created}#{id}` |
+//! | `certificate` | `ACCT#{account}` | `CERT#{id}` | `LSI1SK` = `CERT#{created}#{id}`, `primary_name`, `status`, `GSI2PK` = `DUE` and `GSI2SK` = `{due}#{id}` while [`due_at`](edgecert_core::model::Certificate::due_at) is set |
+//! | `certificate_name` | `CERTNAME#{account}#{primary name}` | `CERTNAME` | `certificate_id` (per-account uniqueness of downloadable certificates) |
+//! | `event` | `EVENTS#{certificate}` | `EVT#{at}#{sequence}#{random}` | `ttl` (at + 30 days) |
+//! | `http01` | `CHAL#{token}` | `CHAL` | `ttl` (expiry) |
+//! | `lease` | `LEASE#{name}` | `LEASE` | `owner`, `expires_at` (unix ns), `version`, `ttl`; no `data` |
+//!
+//! Times inside keys are unix milliseconds zero-padded to 15 digits (`{created}`, `{due}`) or
+//! unix nanoseconds padded to 20 (`{at}`), so string order is time order.
+//!
+//! Indexes (all projecting every attribute):
+//! - [`BY_CREATED`] (local): `PK` + `LSI1SK`; lists an account's domains, zones and
+//!   certificates oldest first with strongly consistent reads, while a get by id stays a single
+//!   `GetItem` on `PK` + `SK`.
+//! - [`BY_HOSTNAME`] (global, sparse): `GSI1PK`; the edge's lookup of a domain by hostname.
+//! - [`BY_DUE`] (global, sparse): `GSI2PK` + `GSI2SK`; the renewer's query for due certificates.
+//!
+//! The table streams `NEW_AND_OLD_IMAGES` (the issuer reads certificate items: filter on
+//! `entity` = `certificate` and `status`) and expires `event`, `http01` and `lease` items
+//! through TTL on `ttl`.
+
+/// Partition key of every item.
+pub const PK: &str = "PK";
+/// Sort key of every item.
+pub const SK: &str = "SK";
+/// Sort key of the [`BY_CREATED`] local index.
+pub const LSI1SK: &str = "LSI1SK";
+/// Partition key of the [`BY_HOSTNAME`] global index: a domain's hostname.
+pub const GSI1PK: &str = "GSI1PK";
+/// Partition key of the [`BY_DUE`] global index: always [`DUE_PARTITION`].
+pub const GSI2PK: &str = "GSI2PK";
+/// Sort key of the [`BY_DUE`] global index: padded due time, `#`, certificate id.
+pub const GSI2SK: &str = "GSI2SK";
+/// The model as JSON.
+pub const DATA: &str = "data";
+/// Optimistic-concurrency version (number).
+pub const VERSION: &str = "version";
+/// Item kind.
+pub const ENTITY: &str = "entity";
+/// DynamoDB TTL attribute (unix seconds).
+pub const TTL: &str = "ttl";
+/// A certificate's lifecycle state, copied out of `data` for stream filters.
+pub const STATUS: &str = "status";
+
+/// Local index ordering an account's items by creation time.
+pub const BY_CREATED: &str = "by_created";
+/// Global index from hostname to domain.
+pub const BY_HOSTNAME: &str = "by_hostname";
+/// Global index of certificates by due time.
+pub const BY_DUE: &str = "by_due";
+/// The one partition of [`BY_DUE`].
+pub const DUE_PARTITION: &str = "DUE";
+
+/// `entity` values.
+pub mod entity {
+    /// An account.
+    pub const ACCOUNT: &str = "account";
+    /// An API key hash pointing at its account.
+    pub const API_KEY: &str = "api_key";
+    /// A whitelisted domain.
+    pub const DOMAIN: &str = "domain";
+    /// The global uniqueness claim on a hostname.
+    pub const HOSTNAME: &str = "hostname";
+    /// A DNS zone.
+    pub const ZONE: &str = "zone";
+    /// A certificate.
+    pub const CERTIFICATE: &str = "certificate";
+    /// The per-account uniqueness claim on a downloadable certificate's primary name.
+    pub const CERTIFICATE_NAME: &str = "certificate_name";
+    /// A certificate event.
+    pub const EVENT: &str = "event";
+    /// An HTTP-01 answer.
+    pub const HTTP01: &str = "http01";
+    /// A lease.
+    pub const LEASE: &str = "lease";
+}

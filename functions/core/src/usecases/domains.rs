@@ -1,0 +1,391 @@
+//! Whitelisted domains: create, read, change the origin, delete, DNS instructions, ownership
+//! verification, SSL status and nudge.
+//!
+//! A domain moves `waiting_ownership` (only when the account requires a TXT record) ->
+//! `waiting_dns` -> `issuing` -> `active`. Each step has a check ([`run_current_step`]); a check
+//! that does not pass records why in `last_error` and when it runs again in `next_attempt_at`.
+//! Nudging runs the current step's check now and resets the backoff; it is safe to repeat.
+
+use rand::Rng;
+use serde::Serialize;
+
+use crate::error::{Error, ItemKind, Result};
+use crate::hostname::Hostname;
+use crate::ids::{AccountId, CertificateId, DomainId};
+use crate::model::{Certificate, CertificateKind, CertificateStatus, Domain, KeyType, ProvisioningStep};
+use crate::origin::OriginUrl;
+use crate::ports::{Page, PageRequest};
+use crate::renewal::RenewalPolicy;
+use crate::usecases::{EdgeSettings, Services};
+
+/// Largest page a client may ask for.
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// Page size when the client does not say.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// How many times a read-modify-write is retried when another writer got there first.
+const WRITE_ATTEMPTS: usize = 3;
+
+/// One DNS record a customer must create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsRecord {
+    /// `CNAME`, `A`, `AAAA` or `TXT`.
+    #[serde(rename = "type")]
+    pub record_type: &'static str,
+    /// Record name.
+    pub name: String,
+    /// Record value.
+    pub value: String,
+}
+
+/// The records that point a domain at the edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsInstructions {
+    /// Records to create.
+    pub records: Vec<DnsRecord>,
+    /// Advice for apex names, which cannot hold a CNAME.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// DNS instructions for a hostname: a CNAME to the edge for subdomains; A/AAAA records for apex
+/// names, with a note about ALIAS/ANAME records.
+pub fn dns_instructions(edge: &EdgeSettings, hostname: &Hostname) -> DnsInstructions {
+    if !hostname.is_apex() {
+        return DnsInstructions {
+            records: vec![DnsRecord { record_type: "CNAME", name: hostname.to_string(), value: edge.hostname.clone() }],
+            note: None,
+        };
+    }
+    let records = edge
+        .addresses
+        .iter()
+        .map(|address| DnsRecord {
+            record_type: if address.is_ipv4() { "A" } else { "AAAA" },
+            name: hostname.to_string(),
+            value: address.to_string(),
+        })
+        .collect();
+    DnsInstructions {
+        records,
+        note: Some(format!(
+            "{hostname} is a root domain and cannot hold a CNAME record: create the A records above, or an ALIAS/ANAME record to {} if your DNS provider supports it.",
+            edge.hostname
+        )),
+    }
+}
+
+/// The TXT record that proves ownership, when the domain still needs it.
+pub fn ownership_record(domain: &Domain) -> DnsRecord {
+    DnsRecord { record_type: "TXT", name: domain.ownership_record_name(), value: domain.ownership_token.clone() }
+}
+
+/// Checks an origin URL: its form, and the addresses its host resolves to now. A host that does
+/// not resolve yet is accepted; the edge checks the address again at every connect.
+pub async fn check_origin(services: &Services, input: &str) -> Result<OriginUrl> {
+    let origin = OriginUrl::parse(input, &services.origin_policy)?;
+    if let Some(host) = origin.host_name() {
+        if let Ok(addresses) = services.resolver.ip_addresses(host).await {
+            origin.check_resolved(&addresses, &services.origin_policy)?;
+        }
+    }
+    Ok(origin)
+}
+
+fn ownership_token() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let random: String = (0..32).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    format!("edgecert-verify-{random}")
+}
+
+/// Whitelists a hostname for an account, within the plan's domain limit.
+pub async fn create_domain(services: &Services, account_id: &AccountId, hostname: &str, origin_url: &str) -> Result<Domain> {
+    let hostname = Hostname::parse_domain(hostname)?;
+    let origin = check_origin(services, origin_url).await?;
+    let account = services.store.get_account(account_id).await?.ok_or(Error::NotFound(ItemKind::Account))?;
+    let now = services.clock.now();
+    let domain = Domain {
+        id: DomainId::generate(),
+        account_id: account_id.clone(),
+        hostname,
+        origin_url: origin.as_str().to_owned(),
+        ownership_token: ownership_token(),
+        ownership_verified: !account.require_ownership_verification,
+        provisioning_step: if account.require_ownership_verification {
+            ProvisioningStep::WaitingOwnership
+        } else {
+            ProvisioningStep::WaitingDns
+        },
+        last_error: None,
+        next_attempt_at: None,
+        consecutive_failures: 0,
+        certificate_id: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let max_domains = services.plans.get(account.plan).max_domains;
+    services.store.create_domain(&domain, max_domains).await?;
+    Ok(domain)
+}
+
+/// One of the account's domains, or 404.
+pub async fn get_domain(services: &Services, account_id: &AccountId, id: &DomainId) -> Result<Domain> {
+    services.store.get_domain(account_id, id).await?.ok_or(Error::NotFound(ItemKind::Domain))
+}
+
+/// A page of the account's domains.
+pub async fn list_domains(services: &Services, account_id: &AccountId, cursor: Option<String>, limit: Option<u32>) -> Result<Page<Domain>> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
+    services.store.list_domains(account_id, PageRequest { cursor, limit }).await
+}
+
+/// Points a domain at another origin.
+pub async fn update_origin(services: &Services, account_id: &AccountId, id: &DomainId, origin_url: &str) -> Result<Domain> {
+    let origin = check_origin(services, origin_url).await?;
+    modify(services, account_id, id, |domain| {
+        domain.origin_url = origin.as_str().to_owned();
+    })
+    .await
+}
+
+/// Stops serving a domain and deletes its managed certificate with its key.
+pub async fn delete_domain(services: &Services, account_id: &AccountId, id: &DomainId) -> Result<()> {
+    let domain = get_domain(services, account_id, id).await?;
+    services.store.delete_domain(account_id, id).await?;
+    if let Some(certificate_id) = &domain.certificate_id {
+        match services.store.delete_certificate(account_id, certificate_id).await {
+            Ok(()) | Err(Error::NotFound(_)) => {}
+            Err(other) => return Err(other),
+        }
+        services.vault.delete_material(certificate_id).await?;
+    }
+    Ok(())
+}
+
+/// Checks the ownership TXT record now. On success the domain is marked verified and moves on
+/// to its DNS step; otherwise [`Error::TxtNotFound`].
+pub async fn verify_ownership(services: &Services, account_id: &AccountId, id: &DomainId) -> Result<Domain> {
+    let domain = get_domain(services, account_id, id).await?;
+    let record = domain.ownership_record_name();
+    let found = services.resolver.txt(&record).await?.iter().any(|value| value.trim() == domain.ownership_token);
+    if !found {
+        return Err(Error::TxtNotFound { record });
+    }
+    let now = services.clock.now();
+    let verified = modify(services, account_id, id, |domain| {
+        domain.ownership_verified = true;
+        if domain.provisioning_step == ProvisioningStep::WaitingOwnership {
+            domain.provisioning_step = ProvisioningStep::WaitingDns;
+            domain.last_error = None;
+            domain.consecutive_failures = 0;
+            domain.next_attempt_at = Some(now);
+        }
+    })
+    .await?;
+    Ok(verified)
+}
+
+/// A domain's provisioning state and its managed certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SslStatus {
+    /// The domain.
+    pub domain: Domain,
+    /// Its managed certificate, once requested.
+    pub certificate: Option<Certificate>,
+}
+
+/// The domain's SSL status.
+pub async fn ssl_status(services: &Services, account_id: &AccountId, id: &DomainId) -> Result<SslStatus> {
+    let domain = get_domain(services, account_id, id).await?;
+    let certificate = match &domain.certificate_id {
+        Some(certificate_id) => services.store.get_certificate(account_id, certificate_id).await?,
+        None => None,
+    };
+    Ok(SslStatus { domain, certificate })
+}
+
+/// Runs the domain's current step now with the backoff reset. Repeating it changes nothing more.
+pub async fn nudge(services: &Services, account_id: &AccountId, id: &DomainId) -> Result<Domain> {
+    let mut last_conflict = None;
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut domain = get_domain(services, account_id, id).await?;
+        domain.consecutive_failures = 0;
+        domain.next_attempt_at = None;
+        match run_current_step(services, domain).await {
+            Err(error @ Error::VersionConflict(_)) => last_conflict = Some(error),
+            other => return other,
+        }
+    }
+    Err(last_conflict.unwrap_or(Error::VersionConflict(ItemKind::Domain)))
+}
+
+/// Why a domain does not point at the edge yet, or `Ok` when it does: its CNAME is the edge
+/// hostname, or every address it resolves to is one of the edge's.
+pub async fn check_points_at_edge(services: &Services, hostname: &Hostname) -> Result<std::result::Result<(), String>> {
+    let edge = &services.edge;
+    if let Some(target) = services.resolver.cname(hostname.as_str()).await? {
+        if target.eq_ignore_ascii_case(&edge.hostname) {
+            return Ok(Ok(()));
+        }
+    }
+    let addresses = services.resolver.ip_addresses(hostname.as_str()).await?;
+    if addresses.is_empty() {
+        return Ok(Err(format!("{hostname} has no DNS record yet; create the records in dns_instructions")));
+    }
+    let foreign: Vec<String> =
+        addresses.iter().filter(|address| !edge.addresses.contains(address)).map(ToString::to_string).collect();
+    if foreign.is_empty() {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(format!(
+            "{hostname} points at {} instead of the edge ({}); update its DNS records",
+            foreign.join(", "),
+            edge.hostname
+        )))
+    }
+}
+
+/// Runs the check of the domain's current step and stores the outcome: moves it forward when the
+/// check passes, records the reason and the next attempt when it does not.
+pub async fn run_current_step(services: &Services, mut domain: Domain) -> Result<Domain> {
+    let now = services.clock.now();
+    let policy = RenewalPolicy::default();
+    if domain.provisioning_step == ProvisioningStep::WaitingOwnership {
+        let record = domain.ownership_record_name();
+        let found = services.resolver.txt(&record).await?.iter().any(|value| value.trim() == domain.ownership_token);
+        if found {
+            domain.ownership_verified = true;
+            domain.provisioning_step = ProvisioningStep::WaitingDns;
+            domain.consecutive_failures = 0;
+            domain.last_error = None;
+        } else {
+            domain.consecutive_failures += 1;
+            domain.last_error = Some(format!("TXT record {record} with value {} not found yet", domain.ownership_token));
+            domain.next_attempt_at = Some(policy.next_attempt_at(now, domain.consecutive_failures, None, None));
+        }
+    }
+    if domain.provisioning_step == ProvisioningStep::WaitingDns {
+        match check_points_at_edge(services, &domain.hostname).await? {
+            Ok(()) => {
+                domain.provisioning_step = ProvisioningStep::Issuing;
+                domain.consecutive_failures = 0;
+                domain.last_error = None;
+            }
+            Err(reason) => {
+                domain.consecutive_failures += 1;
+                domain.last_error = Some(reason);
+                domain.next_attempt_at = Some(policy.next_attempt_at(now, domain.consecutive_failures, None, None));
+            }
+        }
+    }
+    if matches!(domain.provisioning_step, ProvisioningStep::Issuing | ProvisioningStep::Failed) {
+        let certificate_id = request_managed_certificate(services, &domain).await?;
+        domain.certificate_id = Some(certificate_id);
+        domain.next_attempt_at = None;
+    }
+    domain.updated_at = now;
+    services.store.update_domain(&domain).await
+}
+
+/// Makes sure the domain has a managed certificate that the issuer will work on now: creates it
+/// (pending) the first time, and resets the backoff of one that failed or waits for a retry.
+async fn request_managed_certificate(services: &Services, domain: &Domain) -> Result<CertificateId> {
+    let now = services.clock.now();
+    let id = CertificateId::managed_for(&domain.id);
+    match services.store.get_certificate(&domain.account_id, &id).await? {
+        None => {
+            let certificate = Certificate {
+                id: id.clone(),
+                account_id: domain.account_id.clone(),
+                kind: CertificateKind::Managed { domain_id: domain.id.clone() },
+                domain: domain.hostname.clone(),
+                sans: vec![],
+                is_wildcard: false,
+                key_type: KeyType::EcdsaP256,
+                auto_renew: true,
+                status: CertificateStatus::Pending,
+                issued_at: None,
+                not_before: None,
+                expires_at: None,
+                next_renewal_at: None,
+                next_attempt_at: Some(now),
+                consecutive_failures: 0,
+                last_error: None,
+                order_url: None,
+                material_version: None,
+                pending_material_version: None,
+                created_at: now,
+                updated_at: now,
+                version: 1,
+            };
+            services.store.create_certificate(&certificate, 0).await?;
+        }
+        Some(mut certificate) if certificate.status != CertificateStatus::Issued || certificate.next_attempt_at.is_some() => {
+            if certificate.status == CertificateStatus::Failed {
+                certificate.status = CertificateStatus::Pending;
+            }
+            certificate.consecutive_failures = 0;
+            certificate.next_attempt_at = Some(now);
+            certificate.updated_at = now;
+            services.store.update_certificate(&certificate).await?;
+        }
+        Some(_) => {}
+    }
+    Ok(id)
+}
+
+/// Read-modify-write of one domain, retried when another writer got there first.
+async fn modify(services: &Services, account_id: &AccountId, id: &DomainId, change: impl Fn(&mut Domain)) -> Result<Domain> {
+    let mut last_conflict = None;
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut domain = get_domain(services, account_id, id).await?;
+        change(&mut domain);
+        domain.updated_at = services.clock.now();
+        match services.store.update_domain(&domain).await {
+            Err(error @ Error::VersionConflict(_)) => last_conflict = Some(error),
+            other => return other,
+        }
+    }
+    Err(last_conflict.unwrap_or(Error::VersionConflict(ItemKind::Domain)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    fn edge() -> EdgeSettings {
+        EdgeSettings {
+            hostname: "edge.edgecert.example".to_owned(),
+            addresses: vec![IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10)), IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 10))],
+        }
+    }
+
+    #[test]
+    fn subdomains_get_a_cname_to_the_edge() {
+        let instructions = dns_instructions(&edge(), &Hostname::parse_domain("shop.customer.com").unwrap());
+        assert_eq!(
+            instructions.records,
+            vec![DnsRecord { record_type: "CNAME", name: "shop.customer.com".into(), value: "edge.edgecert.example".into() }]
+        );
+        assert_eq!(instructions.note, None);
+    }
+
+    #[test]
+    fn apex_names_get_address_records_and_an_alias_note() {
+        let instructions = dns_instructions(&edge(), &Hostname::parse_domain("customer.co.uk").unwrap());
+        let types: Vec<_> = instructions.records.iter().map(|r| (r.record_type, r.value.as_str())).collect();
+        assert_eq!(types, vec![("A", "203.0.113.10"), ("AAAA", "2001:db8::a")]);
+        assert!(instructions.note.unwrap().contains("ALIAS/ANAME"));
+    }
+
+    #[test]
+    fn managed_certificate_ids_derive_from_the_domain() {
+        let domain = DomainId::generate();
+        let certificate = CertificateId::managed_for(&domain);
+        assert_eq!(&certificate.as_str()[5..], &domain.as_str()[4..]);
+        assert_eq!(CertificateId::managed_for(&domain), certificate);
+    }
+}

@@ -1,0 +1,375 @@
+//! Opening the SQLite file: owner-only permissions, connection settings and schema migrations.
+//!
+//! One connection serves the whole process behind a mutex. SQLite serialises writers anyway,
+//! and a single connection makes `BEGIN IMMEDIATE` transactions the only concurrency story to
+//! reason about; other processes on the same file wait on `busy_timeout`.
+
+use std::fs::{DirBuilder, OpenOptions, Permissions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{EmbeddedError, Result};
+use crate::store::SqliteStore;
+use crate::vault::SqliteVault;
+
+/// Owner read/write only: the file holds private keys and ACME account credentials.
+const FILE_MODE: u32 = 0o600;
+const DIRECTORY_MODE: u32 = 0o700;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Schema steps, applied in order; step `n` moves `PRAGMA user_version` from `n` to `n + 1`.
+/// Released steps never change: a new schema is a new step at the end.
+const MIGRATIONS: &[&str] = &[
+    // 1: the store.
+    "
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY NOT NULL,
+        version INTEGER NOT NULL,
+        data TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE api_keys (
+        hash TEXT PRIMARY KEY NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE
+    ) STRICT;
+    CREATE INDEX api_keys_by_account ON api_keys (account_id);
+    -- Limit counters live apart from accounts so that they are plain counters, written in the
+    -- same transaction as the item they count.
+    CREATE TABLE account_usage (
+        account_id TEXT PRIMARY KEY NOT NULL,
+        domains INTEGER NOT NULL DEFAULT 0,
+        certificates INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE domains (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL,
+        hostname TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        data TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX domains_by_account ON domains (account_id, created_at, seq);
+    CREATE TABLE zones (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        data TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX zones_by_account ON zones (account_id, created_at, seq);
+    CREATE TABLE certificates (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL,
+        -- The primary name of a downloadable certificate; NULL for managed ones, which the
+        -- per-account uniqueness and the plan limit do not cover.
+        downloadable_name TEXT,
+        created_at INTEGER NOT NULL,
+        due_at INTEGER,
+        version INTEGER NOT NULL,
+        data TEXT NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX certificates_downloadable_name
+        ON certificates (account_id, downloadable_name) WHERE downloadable_name IS NOT NULL;
+    CREATE INDEX certificates_by_account ON certificates (account_id, created_at, seq);
+    CREATE INDEX certificates_due ON certificates (due_at, id) WHERE due_at IS NOT NULL;
+    CREATE TABLE certificate_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        certificate_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        data TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX certificate_events_by_certificate ON certificate_events (certificate_id, at, seq);
+    CREATE TABLE http01_challenges (
+        token TEXT PRIMARY KEY NOT NULL,
+        expires_at INTEGER NOT NULL,
+        data TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY NOT NULL,
+        owner TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        data TEXT NOT NULL
+    ) STRICT;
+    ",
+    // 2: the vault.
+    "
+    CREATE TABLE certificate_material (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        certificate_id TEXT NOT NULL,
+        version_id TEXT NOT NULL UNIQUE,
+        chain_pem TEXT,
+        private_key_pem TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX certificate_material_by_certificate ON certificate_material (certificate_id);
+    CREATE TABLE acme_accounts (
+        directory_url TEXT PRIMARY KEY NOT NULL,
+        credentials TEXT NOT NULL
+    ) STRICT;
+    ",
+];
+
+/// The connection shared by the store and the vault of one [`Database`].
+#[derive(Debug, Clone)]
+pub(crate) struct SharedConnection(Arc<Mutex<Connection>>);
+
+impl SharedConnection {
+    /// Runs blocking SQLite work off the async runtime, holding the connection for its duration.
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || {
+            // A panic inside `work` unwinds through its `Transaction`, whose drop rolls back,
+            // so a poisoned connection is still consistent and safe to keep using.
+            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut connection)
+        })
+        .await?
+    }
+}
+
+/// One SQLite file holding EdgeCert's store and vault.
+#[derive(Debug, Clone)]
+pub struct Database {
+    connection: SharedConnection,
+    path: PathBuf,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    ///
+    /// The file is created owner-only (0600) before SQLite first touches it, and an existing
+    /// file readable by others is restricted again. Missing parent directories are created
+    /// 0700. This blocks: call it at start-up, or from `spawn_blocking`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        let path = path.as_ref().to_path_buf();
+        prepare_file(&path)?;
+        let mut connection = Connection::open(&path)?;
+        configure(&connection)?;
+        let schema_version = migrate(&mut connection)?;
+        tracing::info!(path = %path.display(), schema_version, "database opened");
+        Ok(Database {
+            connection: SharedConnection(Arc::new(Mutex::new(connection))),
+            path,
+        })
+    }
+
+    /// The store over this database.
+    pub fn store(&self) -> SqliteStore {
+        SqliteStore::new(self.connection.clone())
+    }
+
+    /// The vault over this database.
+    pub fn vault(&self) -> SqliteVault {
+        SqliteVault::new(self.connection.clone())
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Creates the file owner-only, so there is no moment when the keys it will hold are readable
+/// by others. SQLite gives its `-wal` and `-shm` files the database file's permissions.
+fn prepare_file(path: &Path) -> Result<()> {
+    let file_error = |source| EmbeddedError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIRECTORY_MODE)
+            .create(parent)
+            .map_err(file_error)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(file_error)?;
+    let mode = file.metadata().map_err(file_error)?.permissions().mode() & 0o777;
+    if mode & !FILE_MODE != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format_args!("{mode:o}"),
+            "database file was readable by others; restricting it to its owner"
+        );
+        file.set_permissions(Permissions::from_mode(FILE_MODE))
+            .map_err(file_error)?;
+    }
+    Ok(())
+}
+
+fn configure(connection: &Connection) -> Result<()> {
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL lets terminators read challenge answers while the issuer writes.
+    let journal_mode: String =
+        connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !journal_mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(
+            journal_mode,
+            "SQLite refused WAL mode; continuing without it"
+        );
+    }
+    connection.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+/// Applies the missing migration steps in one transaction and returns the schema version.
+fn migrate(connection: &mut Connection) -> Result<usize> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = transaction.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let applied = usize::try_from(found)
+        .ok()
+        .filter(|applied| *applied <= MIGRATIONS.len())
+        .ok_or(EmbeddedError::SchemaTooNew {
+            found,
+            supported: MIGRATIONS.len(),
+        })?;
+    if applied == MIGRATIONS.len() {
+        return Ok(applied);
+    }
+    for step in &MIGRATIONS[applied..] {
+        transaction.execute_batch(step)?;
+    }
+    let latest =
+        i64::try_from(MIGRATIONS.len()).map_err(|_| EmbeddedError::OutOfRange("schema version"))?;
+    transaction.pragma_update(None, "user_version", latest)?;
+    transaction.commit()?;
+    tracing::info!(
+        from = applied,
+        to = MIGRATIONS.len(),
+        "database schema migrated"
+    );
+    Ok(MIGRATIONS.len())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use edgecert_core::model::Account;
+    use edgecert_core::ports::AccountStore;
+    use edgecert_core::{AccountId, PlanName};
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn user_version(database: &Database) -> i64 {
+        let connection = database.connection.0.lock().unwrap();
+        connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_created_file_is_readable_by_its_owner_only() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("nested/edgecert.db");
+
+        Database::open(&path).unwrap();
+
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let directory_mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(directory_mode & 0o077, 0);
+    }
+
+    #[test]
+    fn an_existing_file_readable_by_others_is_restricted() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("edgecert.db");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
+
+        Database::open(&path).unwrap();
+
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn migrations_are_idempotent_on_reopen() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("edgecert.db");
+
+        let first = Database::open(&path).unwrap();
+        assert_eq!(user_version(&first), MIGRATIONS.len() as i64);
+        drop(first);
+        let second = Database::open(&path).unwrap();
+
+        assert_eq!(user_version(&second), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_schema_newer_than_this_build_is_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("edgecert.db");
+        {
+            let database = Database::open(&path).unwrap();
+            let connection = database.connection.0.lock().unwrap();
+            connection
+                .pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+                .unwrap();
+        }
+
+        let error = Database::open(&path).unwrap_err();
+
+        assert!(
+            matches!(error, EmbeddedError::SchemaTooNew { .. }),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn data_persists_across_reopen() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("edgecert.db");
+        let account = Account {
+            id: AccountId::generate(),
+            name: "Status Pages".to_owned(),
+            plan: PlanName::Pro,
+            require_ownership_verification: false,
+            created_at: datetime!(2026-06-01 12:00 UTC),
+            version: 1,
+        };
+        let key = edgecert_core::model::ApiKey::generate();
+        Database::open(&path)
+            .unwrap()
+            .store()
+            .create_account(&account, &key.hash)
+            .await
+            .unwrap();
+
+        let reopened = Database::open(&path).unwrap().store();
+
+        assert_eq!(
+            reopened.get_account(&account.id).await.unwrap(),
+            Some(account.clone())
+        );
+        assert_eq!(
+            reopened.account_for_api_key(&key.hash).await.unwrap(),
+            Some(account.id)
+        );
+    }
+}

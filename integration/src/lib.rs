@@ -1,0 +1,12 @@
+//! EdgeCert's local services and end-to-end test support.
+//!
+//! [`services`] starts real Pebble (ACME test CA), pebble-challtestsrv (mock DNS and challenge
+//! responder) and moto (DynamoDB, Secrets Manager, Route 53) processes on 127.0.0.1, for the
+//! end-to-end tests in `tests/`, the adapter test suites and the local runner.
+
+pub mod services;
+
+pub use services::{
+    CaaPolicy, Challtestsrv, ChalltestsrvHttp01, Moto, Pebble, PebbleOptions, ServiceProcess,
+    free_port, workspace_root,
+};
