@@ -8,5 +8,5 @@ pub mod services;
 
 pub use services::{
     CaaPolicy, Challtestsrv, ChalltestsrvHttp01, Moto, Pebble, PebbleOptions, ServiceProcess,
-    free_port, workspace_root,
+    free_port, http_client, workspace_root,
 };

@@ -1,10 +1,14 @@
 //! The local services launcher against the real binaries: Pebble, pebble-challtestsrv, moto.
 
+use std::io::{BufRead as _, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use edgecert_integration::{CaaPolicy, ChalltestsrvHttp01, Moto, Pebble, PebbleOptions, free_port};
+use edgecert_integration::{
+    CaaPolicy, ChalltestsrvHttp01, Moto, Pebble, PebbleOptions, free_port, http_client,
+};
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::{Resolver, TokioResolver};
@@ -185,18 +189,7 @@ async fn moto_answers_gives_sdk_env_and_stops_on_drop() {
     let endpoint = moto.endpoint_url();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
 
-    let response = reqwest::Client::builder()
-        .use_preconfigured_tls(
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
-        )
-        .no_proxy()
-        .build()
+    let response = http_client(&[])
         .unwrap()
         .get(format!("{endpoint}/moto-api/"))
         .send()
@@ -220,7 +213,10 @@ async fn moto_answers_gives_sdk_env_and_stops_on_drop() {
     let pid = moto.pid();
     assert!(process_exists(pid));
     drop(moto);
-    assert!(!process_exists(pid), "moto pid {pid} still exists after drop");
+    assert!(
+        !process_exists(pid),
+        "moto pid {pid} still exists after drop"
+    );
 }
 
 #[tokio::test]
@@ -229,4 +225,58 @@ async fn shared_moto_is_started_once_per_test_process() {
     let second = Moto::shared().await.unwrap();
     assert!(std::ptr::eq(first, second));
     assert!(process_exists(first.pid()));
+}
+
+/// Set in the copy of this test binary that [`shared_moto_dies_with_the_test_process`] starts.
+const CHILD_MARKER: &str = "EDGECERT_SHARED_MOTO_CHILD";
+
+#[test]
+fn shared_moto_dies_with_the_test_process() {
+    if std::env::var_os(CHILD_MARKER).is_some() {
+        // Child: start the shared moto, report its pid, and wait to be killed (no Drop runs).
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let moto = runtime.block_on(Moto::shared()).unwrap();
+        println!("moto-pid={}", moto.pid());
+        std::thread::sleep(Duration::from_secs(120));
+        return;
+    }
+
+    // GIVEN a test process that started the shared moto
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "shared_moto_dies_with_the_test_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_MARKER, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let pid: u32 = stdout
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|line| {
+            line.strip_prefix("moto-pid=")
+                .map(|pid| pid.parse().unwrap())
+        })
+        .expect("the child test process did not report a moto pid");
+    assert!(process_exists(pid));
+
+    // WHEN that process is killed outright
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // THEN moto goes away too
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while process_exists(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "moto pid {pid} outlived its test process"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -15,21 +15,33 @@ use crate::state::ApiState;
 pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
     let value = authorization?.trim();
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|token| !token.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
 }
 
 /// The authorizer context for a presented `Authorization` header, or `None` to deny (401).
 /// A store failure also denies: the authorizer must never let a request through unverified.
-pub async fn authorize(state: &ApiState, authorization: Option<&str>) -> Option<HashMap<String, Value>> {
+pub async fn authorize(
+    state: &ApiState,
+    authorization: Option<&str>,
+) -> Option<HashMap<String, Value>> {
     let token = bearer_token(authorization)?;
     let presented = ApiKeyHash::of(token);
     if state.admin_key.as_ref() == Some(&presented) {
-        return Some(HashMap::from([(context_keys::ROLE.to_owned(), Value::from("admin"))]));
+        return Some(HashMap::from([(
+            context_keys::ROLE.to_owned(),
+            Value::from("admin"),
+        )]));
     }
     match accounts::authenticate(&state.services, Some(token)).await {
         Ok(account_id) => Some(HashMap::from([
             (context_keys::ROLE.to_owned(), Value::from("account")),
-            (context_keys::ACCOUNT_ID.to_owned(), Value::from(account_id.as_str())),
+            (
+                context_keys::ACCOUNT_ID.to_owned(),
+                Value::from(account_id.as_str()),
+            ),
         ])),
         Err(edgecert_core::Error::Unauthorized) => None,
         Err(failure) => {

@@ -7,7 +7,9 @@
 
 pub mod auth;
 pub mod config;
+pub mod gateway;
 pub mod handlers;
+pub mod lambda;
 pub mod request;
 pub mod response;
 pub mod routes;

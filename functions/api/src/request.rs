@@ -19,7 +19,9 @@ pub fn body_bytes(request: &Request) -> Result<&[u8]> {
         _ => &[],
     };
     if bytes.len() > MAX_BODY_BYTES {
-        return Err(Error::PayloadTooLarge { limit: MAX_BODY_BYTES });
+        return Err(Error::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
     }
     Ok(bytes)
 }
@@ -29,12 +31,22 @@ pub fn body_bytes(request: &Request) -> Result<&[u8]> {
 pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T> {
     let bytes = body_bytes(request)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(bad_request("missing_body", "a JSON body is required".to_owned()));
+        return Err(bad_request(
+            "missing_body",
+            "a JSON body is required".to_owned(),
+        ));
     }
     serde_json::from_slice(bytes).map_err(|error| {
         let detail = error.to_string();
         if detail.starts_with("unknown field") {
-            bad_request("unknown_field", detail.split(", expected").next().unwrap_or(&detail).to_owned())
+            bad_request(
+                "unknown_field",
+                detail
+                    .split(", expected")
+                    .next()
+                    .unwrap_or(&detail)
+                    .to_owned(),
+            )
         } else if error.is_data() {
             bad_request("invalid_field", detail)
         } else {
@@ -58,7 +70,12 @@ fn bad_request(code: &'static str, message: String) -> Error {
 
 /// A path parameter, parsed; a malformed id answers 404 like an unknown one, so ids cannot be
 /// probed for their format.
-pub fn path_id<T>(request: &Request, name: &str, parse: fn(&str) -> Result<T>, missing: edgecert_core::ItemKind) -> Result<T> {
+pub fn path_id<T>(
+    request: &Request,
+    name: &str,
+    parse: fn(&str) -> Result<T>,
+    missing: edgecert_core::ItemKind,
+) -> Result<T> {
     let parameters = request.path_parameters();
     let raw = parameters.first(name).ok_or(Error::NotFound(missing))?;
     parse(raw).map_err(|_| Error::NotFound(missing))
@@ -66,7 +83,10 @@ pub fn path_id<T>(request: &Request, name: &str, parse: fn(&str) -> Result<T>, m
 
 /// A query-string parameter.
 pub fn query(request: &Request, name: &str) -> Option<String> {
-    request.query_string_parameters().first(name).map(str::to_owned)
+    request
+        .query_string_parameters()
+        .first(name)
+        .map(str::to_owned)
 }
 
 /// Who the authorizer says is calling.
@@ -92,12 +112,24 @@ pub fn caller(request: &Request) -> Result<Caller> {
     let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else {
         return Err(Error::Unauthorized);
     };
-    let fields = context.authorizer.as_ref().map(|authorizer| &authorizer.fields).ok_or(Error::Unauthorized)?;
-    match fields.get(context_keys::ROLE).and_then(|role| role.as_str()) {
+    let fields = context
+        .authorizer
+        .as_ref()
+        .map(|authorizer| &authorizer.fields)
+        .ok_or(Error::Unauthorized)?;
+    match fields
+        .get(context_keys::ROLE)
+        .and_then(|role| role.as_str())
+    {
         Some("admin") => Ok(Caller::Admin),
         Some("account") => {
-            let id = fields.get(context_keys::ACCOUNT_ID).and_then(|id| id.as_str()).ok_or(Error::Unauthorized)?;
-            AccountId::parse(id).map(Caller::Account).map_err(|_| Error::Unauthorized)
+            let id = fields
+                .get(context_keys::ACCOUNT_ID)
+                .and_then(|id| id.as_str())
+                .ok_or(Error::Unauthorized)?;
+            AccountId::parse(id)
+                .map(Caller::Account)
+                .map_err(|_| Error::Unauthorized)
         }
         _ => Err(Error::Unauthorized),
     }

@@ -12,7 +12,10 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
         Ok(text) => with_body(status, text),
         Err(error) => {
             tracing::error!(failure = %error, "response serialisation failed");
-            with_body(500, r#"{"error":{"code":"internal_error","message":"Internal error"}}"#.to_owned())
+            with_body(
+                500,
+                r#"{"error":{"code":"internal_error","message":"Internal error"}}"#.to_owned(),
+            )
         }
     }
 }
@@ -33,18 +36,27 @@ pub fn error(error: &Error) -> Response<Body> {
     } else {
         tracing::info!(code = error.code(), status, "request refused");
     }
-    json(status, &json!({ "error": { "code": error.code(), "message": error.public_message() } }))
+    json(
+        status,
+        &json!({ "error": { "code": error.code(), "message": error.public_message() } }),
+    )
 }
 
 fn with_body(status: u16, text: String) -> Response<Body> {
     let mut response = Response::new(Body::Text(text));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
 /// Runs a fallible handler body and turns its error into the response.
-pub async fn respond(outcome: impl Future<Output = edgecert_core::Result<Response<Body>>>) -> Response<Body> {
+pub async fn respond(
+    outcome: impl Future<Output = edgecert_core::Result<Response<Body>>>,
+) -> Response<Body> {
     match outcome.await {
         Ok(response) => response,
         Err(failure) => error(&failure),

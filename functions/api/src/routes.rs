@@ -10,7 +10,8 @@ use crate::handlers;
 use crate::state::ApiState;
 
 /// A handler: a plain async function over the shared state and a request.
-pub type Handler = for<'a> fn(&'a ApiState, Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
+pub type Handler =
+    for<'a> fn(&'a ApiState, Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
 
 /// Which key a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,44 +51,114 @@ macro_rules! route {
 
 /// Every route of the API.
 pub const ROUTES: &[Route] = &[
-    route!("POST", "/v1/accounts", "accounts-create", Admin, accounts_create),
-    route!("PATCH", "/v1/accounts/{id}", "accounts-update", Admin, accounts_update),
+    route!(
+        "POST",
+        "/v1/accounts",
+        "accounts-create",
+        Admin,
+        accounts_create
+    ),
+    route!(
+        "PATCH",
+        "/v1/accounts/{id}",
+        "accounts-update",
+        Admin,
+        accounts_update
+    ),
     route!("GET", "/v1/limits", "limits-get", Account, limits_get),
-    route!("POST", "/v1/domains", "domains-create", Account, domains_create),
+    route!(
+        "POST",
+        "/v1/domains",
+        "domains-create",
+        Account,
+        domains_create
+    ),
     route!("GET", "/v1/domains", "domains-list", Account, domains_list),
-    route!("GET", "/v1/domains/{id}", "domains-get", Account, domains_get),
-    route!("PATCH", "/v1/domains/{id}", "domains-update", Account, domains_update),
-    route!("DELETE", "/v1/domains/{id}", "domains-delete", Account, domains_delete),
-    route!("GET", "/v1/domains/{id}/dns", "domains-dns", Account, domains_dns),
-    route!("POST", "/v1/domains/{id}/verify", "domains-verify", Account, domains_verify),
-    route!("GET", "/v1/domains/{id}/ssl", "domains-ssl", Account, domains_ssl),
-    route!("POST", "/v1/domains/{id}/ssl/nudge", "domains-nudge", Account, domains_nudge),
+    route!(
+        "GET",
+        "/v1/domains/{id}",
+        "domains-get",
+        Account,
+        domains_get
+    ),
+    route!(
+        "PATCH",
+        "/v1/domains/{id}",
+        "domains-update",
+        Account,
+        domains_update
+    ),
+    route!(
+        "DELETE",
+        "/v1/domains/{id}",
+        "domains-delete",
+        Account,
+        domains_delete
+    ),
+    route!(
+        "GET",
+        "/v1/domains/{id}/dns",
+        "domains-dns",
+        Account,
+        domains_dns
+    ),
+    route!(
+        "POST",
+        "/v1/domains/{id}/verify",
+        "domains-verify",
+        Account,
+        domains_verify
+    ),
+    route!(
+        "GET",
+        "/v1/domains/{id}/ssl",
+        "domains-ssl",
+        Account,
+        domains_ssl
+    ),
+    route!(
+        "POST",
+        "/v1/domains/{id}/ssl/nudge",
+        "domains-nudge",
+        Account,
+        domains_nudge
+    ),
 ];
 
 /// Finds the route for a method and a concrete path, with the path's parameters.
 pub fn find(method: &str, path: &str) -> Option<(&'static Route, Vec<(String, String)>)> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    ROUTES.iter().filter(|route| route.method.eq_ignore_ascii_case(method)).find_map(|route| {
-        let pattern: Vec<&str> = route.path.split('/').collect();
-        if pattern.len() != segments.len() {
-            return None;
-        }
-        let mut parameters = Vec::new();
-        for (expected, actual) in pattern.iter().zip(&segments) {
-            match expected.strip_prefix('{').and_then(|rest| rest.strip_suffix('}')) {
-                Some(name) if !actual.is_empty() => parameters.push((name.to_owned(), (*actual).to_owned())),
-                Some(_) => return None,
-                None if expected == actual => {}
-                None => return None,
+    ROUTES
+        .iter()
+        .filter(|route| route.method.eq_ignore_ascii_case(method))
+        .find_map(|route| {
+            let pattern: Vec<&str> = route.path.split('/').collect();
+            if pattern.len() != segments.len() {
+                return None;
             }
-        }
-        Some((route, parameters))
-    })
+            let mut parameters = Vec::new();
+            for (expected, actual) in pattern.iter().zip(&segments) {
+                match expected
+                    .strip_prefix('{')
+                    .and_then(|rest| rest.strip_suffix('}'))
+                {
+                    Some(name) if !actual.is_empty() => {
+                        parameters.push((name.to_owned(), (*actual).to_owned()))
+                    }
+                    Some(_) => return None,
+                    None if expected == actual => {}
+                    None => return None,
+                }
+            }
+            Some((route, parameters))
+        })
 }
 
 /// Whether any route has this path (to answer 405 rather than 404 for a wrong method).
 pub fn path_exists(path: &str) -> bool {
-    ["GET", "POST", "PATCH", "DELETE", "PUT"].iter().any(|method| find(method, path).is_some())
+    ["GET", "POST", "PATCH", "DELETE", "PUT"]
+        .iter()
+        .any(|method| find(method, path).is_some())
 }
 
 #[cfg(test)]
@@ -111,7 +182,10 @@ mod tests {
         let (route, parameters) = find("POST", "/v1/domains/dom_abc/ssl/nudge").unwrap();
         assert_eq!(route.function, "domains-nudge");
         assert_eq!(parameters, vec![("id".to_owned(), "dom_abc".to_owned())]);
-        assert_eq!(find("GET", "/v1/domains/").unwrap().0.function, "domains-list");
+        assert_eq!(
+            find("GET", "/v1/domains/").unwrap().0.function,
+            "domains-list"
+        );
         assert!(find("PUT", "/v1/domains").is_none());
         assert!(path_exists("/v1/domains"));
         assert!(find("GET", "/v1/domains//ssl").is_none());

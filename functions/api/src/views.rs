@@ -9,7 +9,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// An account.
@@ -115,7 +116,8 @@ impl DomainView {
             next_attempt_at: domain.next_attempt_at.map(rfc3339),
             certificate_id: domain.certificate_id.as_ref().map(ToString::to_string),
             dns_instructions: domains::dns_instructions(edge, &domain.hostname),
-            ownership_verification: (!domain.ownership_verified).then(|| domains::ownership_record(domain)),
+            ownership_verification: (!domain.ownership_verified)
+                .then(|| domains::ownership_record(domain)),
             created_at: rfc3339(domain.created_at),
             updated_at: rfc3339(domain.updated_at),
         }

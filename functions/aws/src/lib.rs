@@ -1,1 +1,27 @@
-//! (in progress)
+//! EdgeCert's AWS adapters: the store ports on one DynamoDB table ([`DynamoStore`]) and the
+//! vault on Secrets Manager ([`SecretsManagerVault`]).
+//!
+//! Build the SDK clients once per process with [`AwsClients`], then hand the adapters to the
+//! core as `Arc<dyn Store>` / `Arc<dyn Vault>`:
+//!
+//! ```no_run
+//! # async fn example() {
+//! use edgecert_aws::{AwsClients, DynamoStore, SecretsManagerVault};
+//! let clients = AwsClients::from_env().await;
+//! let store = DynamoStore::new(clients.dynamodb.clone(), "edgecert");
+//! let vault = SecretsManagerVault::new(clients.secrets_manager.clone(), "edgecert/");
+//! # }
+//! ```
+//!
+//! The table layout is described in [`schema`]; [`create_table`] creates it (tests and the
+//! local stack; on AWS, `template.yaml` declares it).
+
+mod config;
+mod dynamo;
+mod error;
+mod secrets;
+
+pub use config::AwsClients;
+pub use dynamo::{DynamoStore, create_table, schema};
+pub use error::{AwsError, Result};
+pub use secrets::SecretsManagerVault;

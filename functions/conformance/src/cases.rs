@@ -7,8 +7,8 @@ use edgecert_core::ItemKind;
 use edgecert_core::PlanName;
 use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use edgecert_core::model::{
-    ApiKey, ApiKeyHash, CertificateEvent, CertificateStatus, EventLevel, Http01Challenge, ProvisioningStep,
-    SecretString,
+    ApiKey, ApiKeyHash, CertificateEvent, CertificateStatus, EventLevel, Http01Challenge,
+    ProvisioningStep, SecretString,
 };
 use edgecert_core::ports::{CertificateMaterial, MAX_MATERIAL_BYTES, MaterialVersion, PageRequest};
 use time::Duration;
@@ -18,7 +18,11 @@ use crate::fixtures::{self, NOW};
 
 async fn new_account(adapters: &Adapters, plan: PlanName) -> AccountId {
     let account = fixtures::account(plan);
-    adapters.store.create_account(&account, &ApiKey::generate().hash).await.unwrap();
+    adapters
+        .store
+        .create_account(&account, &ApiKey::generate().hash)
+        .await
+        .unwrap();
     account.id
 }
 
@@ -26,13 +30,38 @@ async fn new_account(adapters: &Adapters, plan: PlanName) -> AccountId {
 pub async fn account_round_trip_and_api_key_lookup(adapters: &Adapters) {
     let account = fixtures::account(PlanName::Pro);
     let key = ApiKey::generate();
-    adapters.store.create_account(&account, &key.hash).await.unwrap();
+    adapters
+        .store
+        .create_account(&account, &key.hash)
+        .await
+        .unwrap();
 
-    assert_eq!(adapters.store.get_account(&account.id).await.unwrap(), Some(account.clone()));
-    let found = adapters.store.account_for_api_key(&ApiKeyHash::of(key.plaintext.expose())).await.unwrap();
+    assert_eq!(
+        adapters.store.get_account(&account.id).await.unwrap(),
+        Some(account.clone())
+    );
+    let found = adapters
+        .store
+        .account_for_api_key(&ApiKeyHash::of(key.plaintext.expose()))
+        .await
+        .unwrap();
     assert_eq!(found, Some(account.id.clone()));
-    assert_eq!(adapters.store.account_for_api_key(&ApiKey::generate().hash).await.unwrap(), None);
-    assert_eq!(adapters.store.get_account(&AccountId::generate()).await.unwrap(), None);
+    assert_eq!(
+        adapters
+            .store
+            .account_for_api_key(&ApiKey::generate().hash)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        adapters
+            .store
+            .get_account(&AccountId::generate())
+            .await
+            .unwrap(),
+        None
+    );
     let usage = adapters.store.account_usage(&account.id).await.unwrap();
     assert_eq!((usage.domains, usage.certificates), (0, 0));
 }
@@ -40,22 +69,44 @@ pub async fn account_round_trip_and_api_key_lookup(adapters: &Adapters) {
 /// A stale account update is refused; a current one bumps the version.
 pub async fn account_update_is_version_checked(adapters: &Adapters) {
     let account = fixtures::account(PlanName::Plus);
-    adapters.store.create_account(&account, &ApiKey::generate().hash).await.unwrap();
+    adapters
+        .store
+        .create_account(&account, &ApiKey::generate().hash)
+        .await
+        .unwrap();
 
     let mut upgraded = account.clone();
     upgraded.plan = PlanName::Elite;
     let stored = adapters.store.update_account(&upgraded).await.unwrap();
-    assert_eq!((stored.plan, stored.version), (PlanName::Elite, account.version + 1));
+    assert_eq!(
+        (stored.plan, stored.version),
+        (PlanName::Elite, account.version + 1)
+    );
 
     let mut stale = account.clone();
     stale.plan = PlanName::Free;
     let error = adapters.store.update_account(&stale).await.unwrap_err();
-    assert!(matches!(error, Error::VersionConflict(ItemKind::Account)), "{error:?}");
-    assert_eq!(adapters.store.get_account(&account.id).await.unwrap().unwrap().plan, PlanName::Elite);
+    assert!(
+        matches!(error, Error::VersionConflict(ItemKind::Account)),
+        "{error:?}"
+    );
+    assert_eq!(
+        adapters
+            .store
+            .get_account(&account.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .plan,
+        PlanName::Elite
+    );
 
     let missing = fixtures::account(PlanName::Plus);
     let error = adapters.store.update_account(&missing).await.unwrap_err();
-    assert!(matches!(error, Error::NotFound(ItemKind::Account)), "{error:?}");
+    assert!(
+        matches!(error, Error::NotFound(ItemKind::Account)),
+        "{error:?}"
+    );
 }
 
 /// A hostname belongs to one account at most, whatever account asks.
@@ -64,14 +115,38 @@ pub async fn hostnames_are_unique_across_accounts(adapters: &Adapters) {
     let second = new_account(adapters, PlanName::Pro).await;
     let hostname = fixtures::unique_hostname("shop");
 
-    adapters.store.create_domain(&fixtures::domain(&first, &hostname), 25).await.unwrap();
-    let same_account = adapters.store.create_domain(&fixtures::domain(&first, &hostname), 25).await.unwrap_err();
-    let other_account = adapters.store.create_domain(&fixtures::domain(&second, &hostname), 25).await.unwrap_err();
+    adapters
+        .store
+        .create_domain(&fixtures::domain(&first, &hostname), 25)
+        .await
+        .unwrap();
+    let same_account = adapters
+        .store
+        .create_domain(&fixtures::domain(&first, &hostname), 25)
+        .await
+        .unwrap_err();
+    let other_account = adapters
+        .store
+        .create_domain(&fixtures::domain(&second, &hostname), 25)
+        .await
+        .unwrap_err();
 
-    assert!(matches!(same_account, Error::DomainExists), "{same_account:?}");
-    assert!(matches!(other_account, Error::DomainExists), "{other_account:?}");
-    assert_eq!(adapters.store.account_usage(&first).await.unwrap().domains, 1);
-    assert_eq!(adapters.store.account_usage(&second).await.unwrap().domains, 0);
+    assert!(
+        matches!(same_account, Error::DomainExists),
+        "{same_account:?}"
+    );
+    assert!(
+        matches!(other_account, Error::DomainExists),
+        "{other_account:?}"
+    );
+    assert_eq!(
+        adapters.store.account_usage(&first).await.unwrap().domains,
+        1
+    );
+    assert_eq!(
+        adapters.store.account_usage(&second).await.unwrap().domains,
+        0
+    );
 }
 
 /// 20 parallel creates against a limit of 5: exactly 5 land, the rest are refused, and the
@@ -94,8 +169,20 @@ pub async fn domain_limit_holds_under_parallel_creates(adapters: &Adapters) {
         }
     }
     assert_eq!(created, 5);
-    assert_eq!(adapters.store.account_usage(&account).await.unwrap().domains, 5);
-    let listed = adapters.store.list_domains(&account, PageRequest::first(100)).await.unwrap();
+    assert_eq!(
+        adapters
+            .store
+            .account_usage(&account)
+            .await
+            .unwrap()
+            .domains,
+        5
+    );
+    let listed = adapters
+        .store
+        .list_domains(&account, PageRequest::first(100))
+        .await
+        .unwrap();
     assert_eq!(listed.items.len(), 5);
 }
 
@@ -106,17 +193,51 @@ pub async fn deleting_a_domain_frees_its_hostname_and_its_place(adapters: &Adapt
     let hostname = fixtures::unique_hostname("www");
     let domain = fixtures::domain(&first, &hostname);
     adapters.store.create_domain(&domain, 1).await.unwrap();
-    let full = adapters.store.create_domain(&fixtures::domain(&first, &fixtures::unique_hostname("x")), 1).await;
+    let full = adapters
+        .store
+        .create_domain(
+            &fixtures::domain(&first, &fixtures::unique_hostname("x")),
+            1,
+        )
+        .await;
     assert!(matches!(full, Err(Error::DomainLimitReached)), "{full:?}");
 
-    adapters.store.delete_domain(&first, &domain.id).await.unwrap();
+    adapters
+        .store
+        .delete_domain(&first, &domain.id)
+        .await
+        .unwrap();
 
-    assert_eq!(adapters.store.account_usage(&first).await.unwrap().domains, 0);
-    assert_eq!(adapters.store.domain_by_hostname(&hostname).await.unwrap(), None);
-    adapters.store.create_domain(&fixtures::domain(&second, &hostname), 1).await.unwrap();
-    adapters.store.create_domain(&fixtures::domain(&first, &fixtures::unique_hostname("y")), 1).await.unwrap();
-    let again = adapters.store.delete_domain(&first, &domain.id).await.unwrap_err();
-    assert!(matches!(again, Error::NotFound(ItemKind::Domain)), "{again:?}");
+    assert_eq!(
+        adapters.store.account_usage(&first).await.unwrap().domains,
+        0
+    );
+    assert_eq!(
+        adapters.store.domain_by_hostname(&hostname).await.unwrap(),
+        None
+    );
+    adapters
+        .store
+        .create_domain(&fixtures::domain(&second, &hostname), 1)
+        .await
+        .unwrap();
+    adapters
+        .store
+        .create_domain(
+            &fixtures::domain(&first, &fixtures::unique_hostname("y")),
+            1,
+        )
+        .await
+        .unwrap();
+    let again = adapters
+        .store
+        .delete_domain(&first, &domain.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, Error::NotFound(ItemKind::Domain)),
+        "{again:?}"
+    );
 }
 
 /// Another account's domain reads as absent and cannot be deleted; the edge's hostname lookup
@@ -128,13 +249,48 @@ pub async fn domains_are_invisible_to_other_accounts(adapters: &Adapters) {
     let domain = fixtures::domain(&owner, &hostname);
     adapters.store.create_domain(&domain, 5).await.unwrap();
 
-    assert_eq!(adapters.store.get_domain(&owner, &domain.id).await.unwrap(), Some(domain.clone()));
-    assert_eq!(adapters.store.get_domain(&stranger, &domain.id).await.unwrap(), None);
-    let error = adapters.store.delete_domain(&stranger, &domain.id).await.unwrap_err();
-    assert!(matches!(error, Error::NotFound(ItemKind::Domain)), "{error:?}");
-    assert!(adapters.store.list_domains(&stranger, PageRequest::first(10)).await.unwrap().items.is_empty());
-    assert_eq!(adapters.store.domain_by_hostname(&hostname).await.unwrap(), Some(domain));
-    assert_eq!(adapters.store.domain_by_hostname(&fixtures::unique_hostname("nope")).await.unwrap(), None);
+    assert_eq!(
+        adapters.store.get_domain(&owner, &domain.id).await.unwrap(),
+        Some(domain.clone())
+    );
+    assert_eq!(
+        adapters
+            .store
+            .get_domain(&stranger, &domain.id)
+            .await
+            .unwrap(),
+        None
+    );
+    let error = adapters
+        .store
+        .delete_domain(&stranger, &domain.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::NotFound(ItemKind::Domain)),
+        "{error:?}"
+    );
+    assert!(
+        adapters
+            .store
+            .list_domains(&stranger, PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        adapters.store.domain_by_hostname(&hostname).await.unwrap(),
+        Some(domain)
+    );
+    assert_eq!(
+        adapters
+            .store
+            .domain_by_hostname(&fixtures::unique_hostname("nope"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 /// Listing pages through every domain once, oldest first.
@@ -151,13 +307,22 @@ pub async fn domain_list_paginates_in_creation_order(adapters: &Adapters) {
     let mut request = PageRequest::first(3);
     let mut pages = 0;
     loop {
-        let page = adapters.store.list_domains(&account, request.clone()).await.unwrap();
+        let page = adapters
+            .store
+            .list_domains(&account, request.clone())
+            .await
+            .unwrap();
         assert!(page.items.len() <= 3);
         seen.extend(page.items.into_iter().map(|d| d.id));
         pages += 1;
         assert!(pages <= 4, "pagination does not end");
         match page.next_cursor {
-            Some(cursor) => request = PageRequest { cursor: Some(cursor), limit: 3 },
+            Some(cursor) => {
+                request = PageRequest {
+                    cursor: Some(cursor),
+                    limit: 3,
+                }
+            }
             None => break,
         }
     }
@@ -177,17 +342,39 @@ pub async fn domain_update_is_version_checked(adapters: &Adapters) {
 
     let stored = adapters.store.update_domain(&first_writer).await.unwrap();
     assert_eq!(stored.version, domain.version + 1);
-    let error = adapters.store.update_domain(&second_writer).await.unwrap_err();
-    assert!(matches!(error, Error::VersionConflict(ItemKind::Domain)), "{error:?}");
+    let error = adapters
+        .store
+        .update_domain(&second_writer)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::VersionConflict(ItemKind::Domain)),
+        "{error:?}"
+    );
 
-    let current = adapters.store.get_domain(&account, &domain.id).await.unwrap().unwrap();
+    let current = adapters
+        .store
+        .get_domain(&account, &domain.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(current.provisioning_step, ProvisioningStep::Issuing);
     assert_eq!(current.origin_url, domain.origin_url);
-    assert_eq!(adapters.store.domain_by_hostname(&domain.hostname).await.unwrap(), Some(current));
+    assert_eq!(
+        adapters
+            .store
+            .domain_by_hostname(&domain.hostname)
+            .await
+            .unwrap(),
+        Some(current)
+    );
 
     let ghost = fixtures::domain(&account, &fixtures::unique_hostname("ghost"));
     let error = adapters.store.update_domain(&ghost).await.unwrap_err();
-    assert!(matches!(error, Error::NotFound(ItemKind::Domain)), "{error:?}");
+    assert!(
+        matches!(error, Error::NotFound(ItemKind::Domain)),
+        "{error:?}"
+    );
 }
 
 /// Zones read back, update with a version check, list and delete within their account only.
@@ -197,22 +384,52 @@ pub async fn zones_round_trip_and_stay_in_their_account(adapters: &Adapters) {
     let zone = fixtures::zone(&owner, &fixtures::unique_hostname("zone"));
     adapters.store.create_zone(&zone).await.unwrap();
 
-    assert_eq!(adapters.store.get_zone(&owner, &zone.id).await.unwrap(), Some(zone.clone()));
-    assert_eq!(adapters.store.get_zone(&stranger, &zone.id).await.unwrap(), None);
+    assert_eq!(
+        adapters.store.get_zone(&owner, &zone.id).await.unwrap(),
+        Some(zone.clone())
+    );
+    assert_eq!(
+        adapters.store.get_zone(&stranger, &zone.id).await.unwrap(),
+        None
+    );
     let mut verified = zone.clone();
     verified.verified = true;
     let stored = adapters.store.update_zone(&verified).await.unwrap();
     assert!(stored.verified);
     let stale = adapters.store.update_zone(&verified).await.unwrap_err();
-    assert!(matches!(stale, Error::VersionConflict(ItemKind::Zone)), "{stale:?}");
-    let listed = adapters.store.list_zones(&owner, PageRequest::first(10)).await.unwrap();
+    assert!(
+        matches!(stale, Error::VersionConflict(ItemKind::Zone)),
+        "{stale:?}"
+    );
+    let listed = adapters
+        .store
+        .list_zones(&owner, PageRequest::first(10))
+        .await
+        .unwrap();
     assert_eq!(listed.items, vec![stored]);
 
-    let error = adapters.store.delete_zone(&stranger, &zone.id).await.unwrap_err();
-    assert!(matches!(error, Error::NotFound(ItemKind::Zone)), "{error:?}");
+    let error = adapters
+        .store
+        .delete_zone(&stranger, &zone.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::NotFound(ItemKind::Zone)),
+        "{error:?}"
+    );
     adapters.store.delete_zone(&owner, &zone.id).await.unwrap();
-    assert_eq!(adapters.store.get_zone(&owner, &zone.id).await.unwrap(), None);
-    assert_eq!(adapters.store.get_zone(&owner, &ZoneId::generate()).await.unwrap(), None);
+    assert_eq!(
+        adapters.store.get_zone(&owner, &zone.id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        adapters
+            .store
+            .get_zone(&owner, &ZoneId::generate())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 /// One downloadable certificate per primary name per account; other accounts may have their
@@ -222,21 +439,81 @@ pub async fn certificate_names_are_unique_per_account(adapters: &Adapters) {
     let second = new_account(adapters, PlanName::Pro).await;
     let name = fixtures::unique_hostname("api");
     let certificate = fixtures::downloadable(&first, &name);
-    adapters.store.create_certificate(&certificate, 25).await.unwrap();
+    adapters
+        .store
+        .create_certificate(&certificate, 25)
+        .await
+        .unwrap();
 
-    let duplicate = adapters.store.create_certificate(&fixtures::downloadable(&first, &name), 25).await.unwrap_err();
-    assert!(matches!(duplicate, Error::CertificateExists), "{duplicate:?}");
-    adapters.store.create_certificate(&fixtures::downloadable(&second, &name), 25).await.unwrap();
-    assert_eq!(adapters.store.account_usage(&first).await.unwrap().certificates, 1);
+    let duplicate = adapters
+        .store
+        .create_certificate(&fixtures::downloadable(&first, &name), 25)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(duplicate, Error::CertificateExists),
+        "{duplicate:?}"
+    );
+    adapters
+        .store
+        .create_certificate(&fixtures::downloadable(&second, &name), 25)
+        .await
+        .unwrap();
+    assert_eq!(
+        adapters
+            .store
+            .account_usage(&first)
+            .await
+            .unwrap()
+            .certificates,
+        1
+    );
 
-    assert_eq!(adapters.store.get_certificate(&first, &certificate.id).await.unwrap(), Some(certificate.clone()));
-    assert_eq!(adapters.store.get_certificate(&second, &certificate.id).await.unwrap(), None);
-    let error = adapters.store.delete_certificate(&second, &certificate.id).await.unwrap_err();
-    assert!(matches!(error, Error::NotFound(ItemKind::Certificate)), "{error:?}");
+    assert_eq!(
+        adapters
+            .store
+            .get_certificate(&first, &certificate.id)
+            .await
+            .unwrap(),
+        Some(certificate.clone())
+    );
+    assert_eq!(
+        adapters
+            .store
+            .get_certificate(&second, &certificate.id)
+            .await
+            .unwrap(),
+        None
+    );
+    let error = adapters
+        .store
+        .delete_certificate(&second, &certificate.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::NotFound(ItemKind::Certificate)),
+        "{error:?}"
+    );
 
-    adapters.store.delete_certificate(&first, &certificate.id).await.unwrap();
-    assert_eq!(adapters.store.account_usage(&first).await.unwrap().certificates, 0);
-    adapters.store.create_certificate(&fixtures::downloadable(&first, &name), 25).await.unwrap();
+    adapters
+        .store
+        .delete_certificate(&first, &certificate.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        adapters
+            .store
+            .account_usage(&first)
+            .await
+            .unwrap()
+            .certificates,
+        0
+    );
+    adapters
+        .store
+        .create_certificate(&fixtures::downloadable(&first, &name), 25)
+        .await
+        .unwrap();
 }
 
 /// 20 parallel certificate requests against a limit of 5: exactly 5 land.
@@ -245,7 +522,8 @@ pub async fn certificate_limit_holds_under_parallel_creates(adapters: &Adapters)
     let tasks: Vec<_> = (0..20)
         .map(|n| {
             let store = adapters.store.clone();
-            let certificate = fixtures::downloadable(&account, &fixtures::unique_hostname(&format!("c{n}")));
+            let certificate =
+                fixtures::downloadable(&account, &fixtures::unique_hostname(&format!("c{n}")));
             tokio::spawn(async move { store.create_certificate(&certificate, 5).await })
         })
         .collect();
@@ -258,8 +536,20 @@ pub async fn certificate_limit_holds_under_parallel_creates(adapters: &Adapters)
         }
     }
     assert_eq!(created, 5);
-    assert_eq!(adapters.store.account_usage(&account).await.unwrap().certificates, 5);
-    let listed = adapters.store.list_certificates(&account, PageRequest::first(100)).await.unwrap();
+    assert_eq!(
+        adapters
+            .store
+            .account_usage(&account)
+            .await
+            .unwrap()
+            .certificates,
+        5
+    );
+    let listed = adapters
+        .store
+        .list_certificates(&account, PageRequest::first(100))
+        .await
+        .unwrap();
     assert_eq!(listed.items.len(), 5);
 }
 
@@ -267,37 +557,96 @@ pub async fn certificate_limit_holds_under_parallel_creates(adapters: &Adapters)
 pub async fn managed_certificates_do_not_count_against_the_plan(adapters: &Adapters) {
     let account = new_account(adapters, PlanName::Free).await;
     let managed = fixtures::managed(&account, &fixtures::unique_hostname("edge"));
-    adapters.store.create_certificate(&managed, 0).await.unwrap();
-    assert_eq!(adapters.store.account_usage(&account).await.unwrap().certificates, 0);
-    let refused = adapters.store.create_certificate(&fixtures::downloadable(&account, &fixtures::unique_hostname("dl")), 0).await;
-    assert!(matches!(refused, Err(Error::CertificateLimitReached)), "{refused:?}");
-    adapters.store.delete_certificate(&account, &managed.id).await.unwrap();
-    assert_eq!(adapters.store.account_usage(&account).await.unwrap().certificates, 0);
+    adapters
+        .store
+        .create_certificate(&managed, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        adapters
+            .store
+            .account_usage(&account)
+            .await
+            .unwrap()
+            .certificates,
+        0
+    );
+    let refused = adapters
+        .store
+        .create_certificate(
+            &fixtures::downloadable(&account, &fixtures::unique_hostname("dl")),
+            0,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(Error::CertificateLimitReached)),
+        "{refused:?}"
+    );
+    adapters
+        .store
+        .delete_certificate(&account, &managed.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        adapters
+            .store
+            .account_usage(&account)
+            .await
+            .unwrap()
+            .certificates,
+        0
+    );
 }
 
 /// Two writers from the same version: the second is refused.
 pub async fn certificate_update_is_version_checked(adapters: &Adapters) {
     let account = new_account(adapters, PlanName::Pro).await;
     let certificate = fixtures::downloadable(&account, &fixtures::unique_hostname("v"));
-    adapters.store.create_certificate(&certificate, 25).await.unwrap();
+    adapters
+        .store
+        .create_certificate(&certificate, 25)
+        .await
+        .unwrap();
 
     let mut validating = certificate.clone();
     validating.status = CertificateStatus::Validating;
     validating.order_url = Some("https://ca.example/order/1".to_owned());
-    let stored = adapters.store.update_certificate(&validating).await.unwrap();
+    let stored = adapters
+        .store
+        .update_certificate(&validating)
+        .await
+        .unwrap();
     assert_eq!(stored.version, certificate.version + 1);
-    assert_eq!(stored.order_url.as_deref(), Some("https://ca.example/order/1"));
+    assert_eq!(
+        stored.order_url.as_deref(),
+        Some("https://ca.example/order/1")
+    );
 
     let mut failed = certificate.clone();
     failed.status = CertificateStatus::Failed;
-    let error = adapters.store.update_certificate(&failed).await.unwrap_err();
-    assert!(matches!(error, Error::VersionConflict(ItemKind::Certificate)), "{error:?}");
-    let current = adapters.store.get_certificate(&account, &certificate.id).await.unwrap().unwrap();
+    let error = adapters
+        .store
+        .update_certificate(&failed)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::VersionConflict(ItemKind::Certificate)),
+        "{error:?}"
+    );
+    let current = adapters
+        .store
+        .get_certificate(&account, &certificate.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(current.status, CertificateStatus::Validating);
 
     let ghost = fixtures::downloadable(&account, &fixtures::unique_hostname("ghost"));
     let error = adapters.store.update_certificate(&ghost).await.unwrap_err();
-    assert!(matches!(error, Error::NotFound(ItemKind::Certificate)), "{error:?}");
+    assert!(
+        matches!(error, Error::NotFound(ItemKind::Certificate)),
+        "{error:?}"
+    );
 }
 
 /// The due query returns due certificates only, earliest first, and reads only those.
@@ -308,24 +657,50 @@ pub async fn due_query_returns_only_due_certificates_in_order(adapters: &Adapter
     for (n, offset) in offsets_minutes.iter().enumerate() {
         let base = fixtures::downloadable(&account, &fixtures::unique_hostname(&format!("r{n}")));
         let certificate = fixtures::issued(base, NOW + Duration::minutes(*offset));
-        adapters.store.create_certificate(&certificate, 100).await.unwrap();
+        adapters
+            .store
+            .create_certificate(&certificate, 100)
+            .await
+            .unwrap();
         if *offset <= 0 {
             due_expected.push((*offset, certificate.id.clone()));
         }
     }
     // Never due: revoked, and pending without a retry time.
-    let mut revoked = fixtures::issued(fixtures::downloadable(&account, &fixtures::unique_hostname("rev")), NOW - Duration::days(1));
+    let mut revoked = fixtures::issued(
+        fixtures::downloadable(&account, &fixtures::unique_hostname("rev")),
+        NOW - Duration::days(1),
+    );
     revoked.status = CertificateStatus::Revoked;
-    adapters.store.create_certificate(&revoked, 100).await.unwrap();
-    adapters.store.create_certificate(&fixtures::downloadable(&account, &fixtures::unique_hostname("new")), 100).await.unwrap();
+    adapters
+        .store
+        .create_certificate(&revoked, 100)
+        .await
+        .unwrap();
+    adapters
+        .store
+        .create_certificate(
+            &fixtures::downloadable(&account, &fixtures::unique_hostname("new")),
+            100,
+        )
+        .await
+        .unwrap();
 
     due_expected.sort();
     let expected: Vec<CertificateId> = due_expected.into_iter().map(|(_, id)| id).collect();
-    let page = adapters.store.due_certificates(NOW, PageRequest::first(100)).await.unwrap();
+    let page = adapters
+        .store
+        .due_certificates(NOW, PageRequest::first(100))
+        .await
+        .unwrap();
     let got: Vec<CertificateId> = page.items.iter().map(|c| c.id.clone()).collect();
     assert_eq!(got, expected);
     assert_eq!(page.next_cursor, None);
-    assert_eq!(page.items_read, expected.len() as u64, "the due query read items that are not due");
+    assert_eq!(
+        page.items_read,
+        expected.len() as u64,
+        "the due query read items that are not due"
+    );
 }
 
 /// Paging through due items visits each once; an update moves a certificate in or out of the
@@ -336,16 +711,29 @@ pub async fn due_query_pages_and_follows_updates(adapters: &Adapters) {
     for n in 0..5 {
         let base = fixtures::downloadable(&account, &fixtures::unique_hostname(&format!("q{n}")));
         let certificate = fixtures::issued(base, NOW - Duration::minutes(10 - n));
-        adapters.store.create_certificate(&certificate, 100).await.unwrap();
+        adapters
+            .store
+            .create_certificate(&certificate, 100)
+            .await
+            .unwrap();
         ids.push(certificate);
     }
     let mut seen = Vec::new();
     let mut request = PageRequest::first(2);
     for _ in 0..5 {
-        let page = adapters.store.due_certificates(NOW, request.clone()).await.unwrap();
+        let page = adapters
+            .store
+            .due_certificates(NOW, request.clone())
+            .await
+            .unwrap();
         seen.extend(page.items.iter().map(|c| c.id.clone()));
         match page.next_cursor {
-            Some(cursor) => request = PageRequest { cursor: Some(cursor), limit: 2 },
+            Some(cursor) => {
+                request = PageRequest {
+                    cursor: Some(cursor),
+                    limit: 2,
+                }
+            }
             None => break,
         }
     }
@@ -361,15 +749,34 @@ pub async fn due_query_pages_and_follows_updates(adapters: &Adapters) {
     manual.auto_renew = false;
     adapters.store.update_certificate(&manual).await.unwrap();
 
-    let page = adapters.store.due_certificates(NOW, PageRequest::first(100)).await.unwrap();
+    let page = adapters
+        .store
+        .due_certificates(NOW, PageRequest::first(100))
+        .await
+        .unwrap();
     let got: HashSet<_> = page.items.iter().map(|c| c.id.clone()).collect();
     let want: HashSet<_> = ids[2..].iter().map(|c| c.id.clone()).collect();
     assert_eq!(got, want);
-    let later = adapters.store.due_certificates(NOW + Duration::days(31), PageRequest::first(100)).await.unwrap();
-    assert!(later.items.iter().any(|c| c.id == manual.id), "expiry of a manual certificate is due");
+    let later = adapters
+        .store
+        .due_certificates(NOW + Duration::days(31), PageRequest::first(100))
+        .await
+        .unwrap();
+    assert!(
+        later.items.iter().any(|c| c.id == manual.id),
+        "expiry of a manual certificate is due"
+    );
 
-    adapters.store.delete_certificate(&account, &ids[2].id).await.unwrap();
-    let page = adapters.store.due_certificates(NOW, PageRequest::first(100)).await.unwrap();
+    adapters
+        .store
+        .delete_certificate(&account, &ids[2].id)
+        .await
+        .unwrap();
+    let page = adapters
+        .store
+        .due_certificates(NOW, PageRequest::first(100))
+        .await
+        .unwrap();
     assert!(page.items.iter().all(|c| c.id != ids[2].id));
 }
 
@@ -382,7 +789,11 @@ pub async fn events_are_listed_newest_first_per_certificate(adapters: &Adapters)
             certificate_id: certificate.clone(),
             at: NOW + Duration::seconds(n),
             step: format!("step{n}"),
-            level: if n == 4 { EventLevel::Error } else { EventLevel::Info },
+            level: if n == 4 {
+                EventLevel::Error
+            } else {
+                EventLevel::Info
+            },
             message: format!("message {n}"),
             acme_problem: (n == 4).then(|| "urn:ietf:params:acme:error:dns".to_owned()),
         };
@@ -401,9 +812,15 @@ pub async fn events_are_listed_newest_first_per_certificate(adapters: &Adapters)
     let events = adapters.store.list_events(&certificate, 3).await.unwrap();
     let steps: Vec<_> = events.iter().map(|e| e.step.as_str()).collect();
     assert_eq!(steps, vec!["step4", "step3", "step2"]);
-    assert_eq!(events[0].acme_problem.as_deref(), Some("urn:ietf:params:acme:error:dns"));
+    assert_eq!(
+        events[0].acme_problem.as_deref(),
+        Some("urn:ietf:params:acme:error:dns")
+    );
     assert_eq!(events[0].level, EventLevel::Error);
-    assert_eq!(adapters.store.list_events(&other, 10).await.unwrap(), vec![foreign]);
+    assert_eq!(
+        adapters.store.list_events(&other, 10).await.unwrap(),
+        vec![foreign]
+    );
 }
 
 /// HTTP-01 answers are readable by token until they expire or are deleted.
@@ -414,12 +831,44 @@ pub async fn http01_answers_round_trip_and_expire(adapters: &Adapters) {
         expires_at: NOW + Duration::minutes(10),
     };
     adapters.store.put_http01(&challenge).await.unwrap();
-    assert_eq!(adapters.store.get_http01(&challenge.token, NOW).await.unwrap(), Some(challenge.clone()));
-    assert_eq!(adapters.store.get_http01(&challenge.token, NOW + Duration::minutes(11)).await.unwrap(), None);
-    assert_eq!(adapters.store.get_http01("other-token", NOW).await.unwrap(), None);
-    adapters.store.delete_http01(&challenge.token).await.unwrap();
-    assert_eq!(adapters.store.get_http01(&challenge.token, NOW).await.unwrap(), None);
-    adapters.store.delete_http01(&challenge.token).await.unwrap();
+    assert_eq!(
+        adapters
+            .store
+            .get_http01(&challenge.token, NOW)
+            .await
+            .unwrap(),
+        Some(challenge.clone())
+    );
+    assert_eq!(
+        adapters
+            .store
+            .get_http01(&challenge.token, NOW + Duration::minutes(11))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        adapters.store.get_http01("other-token", NOW).await.unwrap(),
+        None
+    );
+    adapters
+        .store
+        .delete_http01(&challenge.token)
+        .await
+        .unwrap();
+    assert_eq!(
+        adapters
+            .store
+            .get_http01(&challenge.token, NOW)
+            .await
+            .unwrap(),
+        None
+    );
+    adapters
+        .store
+        .delete_http01(&challenge.token)
+        .await
+        .unwrap();
 }
 
 /// 20 parallel acquires of one lease: exactly one holder.
@@ -428,7 +877,14 @@ pub async fn lease_is_exclusive_under_parallel_acquires(adapters: &Adapters) {
         .map(|n| {
             let store = adapters.store.clone();
             tokio::spawn(async move {
-                store.acquire_lease("issue:shop.example.com", &format!("owner-{n}"), Duration::minutes(5), NOW).await
+                store
+                    .acquire_lease(
+                        "issue:shop.example.com",
+                        &format!("owner-{n}"),
+                        Duration::minutes(5),
+                        NOW,
+                    )
+                    .await
             })
         })
         .collect();
@@ -443,74 +899,201 @@ pub async fn lease_is_exclusive_under_parallel_acquires(adapters: &Adapters) {
     assert_eq!(holders.len(), 1, "more than one lease holder: {holders:?}");
     assert_eq!(holders[0].expires_at, NOW + Duration::minutes(5));
     // Other names are independent.
-    adapters.store.acquire_lease("issue:other.example.com", "owner-x", Duration::minutes(5), NOW).await.unwrap();
+    adapters
+        .store
+        .acquire_lease(
+            "issue:other.example.com",
+            "owner-x",
+            Duration::minutes(5),
+            NOW,
+        )
+        .await
+        .unwrap();
 }
 
 /// Once expired by the taker's clock, a lease is taken over, and the old holder can no longer
 /// renew it.
 pub async fn expired_lease_is_taken_over(adapters: &Adapters) {
-    let first = adapters.store.acquire_lease("issue:a.example.com", "first", Duration::seconds(30), NOW).await.unwrap();
-    let early = adapters.store.acquire_lease("issue:a.example.com", "second", Duration::seconds(30), NOW + Duration::seconds(29)).await;
+    let first = adapters
+        .store
+        .acquire_lease("issue:a.example.com", "first", Duration::seconds(30), NOW)
+        .await
+        .unwrap();
+    let early = adapters
+        .store
+        .acquire_lease(
+            "issue:a.example.com",
+            "second",
+            Duration::seconds(30),
+            NOW + Duration::seconds(29),
+        )
+        .await;
     assert!(matches!(early, Err(Error::LeaseHeld { .. })), "{early:?}");
 
     let second = adapters
         .store
-        .acquire_lease("issue:a.example.com", "second", Duration::seconds(30), NOW + Duration::seconds(31))
+        .acquire_lease(
+            "issue:a.example.com",
+            "second",
+            Duration::seconds(30),
+            NOW + Duration::seconds(31),
+        )
         .await
         .unwrap();
     assert_eq!(second.owner, "second");
     assert!(second.version > first.version);
 
-    let stale_renew = adapters.store.renew_lease(&first, Duration::seconds(30), NOW + Duration::seconds(32)).await;
-    assert!(matches!(stale_renew, Err(Error::LeaseHeld { .. })), "{stale_renew:?}");
+    let stale_renew = adapters
+        .store
+        .renew_lease(&first, Duration::seconds(30), NOW + Duration::seconds(32))
+        .await;
+    assert!(
+        matches!(stale_renew, Err(Error::LeaseHeld { .. })),
+        "{stale_renew:?}"
+    );
 }
 
 /// Only the holder renews or releases; a release by a former holder leaves the lease alone.
 pub async fn lease_renew_and_release_need_the_owner(adapters: &Adapters) {
-    let lease = adapters.store.acquire_lease("renew:b.example.com", "holder", Duration::seconds(30), NOW).await.unwrap();
-    let renewed = adapters.store.renew_lease(&lease, Duration::seconds(60), NOW + Duration::seconds(20)).await.unwrap();
+    let lease = adapters
+        .store
+        .acquire_lease("renew:b.example.com", "holder", Duration::seconds(30), NOW)
+        .await
+        .unwrap();
+    let renewed = adapters
+        .store
+        .renew_lease(&lease, Duration::seconds(60), NOW + Duration::seconds(20))
+        .await
+        .unwrap();
     assert_eq!(renewed.expires_at, NOW + Duration::seconds(80));
     assert!(renewed.version > lease.version);
     // Renewed past the original expiry: still held.
-    let taker = adapters.store.acquire_lease("renew:b.example.com", "taker", Duration::seconds(30), NOW + Duration::seconds(40)).await;
+    let taker = adapters
+        .store
+        .acquire_lease(
+            "renew:b.example.com",
+            "taker",
+            Duration::seconds(30),
+            NOW + Duration::seconds(40),
+        )
+        .await;
     assert!(matches!(taker, Err(Error::LeaseHeld { .. })), "{taker:?}");
 
-    let impostor = edgecert_core::model::Lease { owner: "impostor".to_owned(), ..renewed.clone() };
+    let impostor = edgecert_core::model::Lease {
+        owner: "impostor".to_owned(),
+        ..renewed.clone()
+    };
     adapters.store.release_lease(&impostor).await.unwrap();
-    let still_held = adapters.store.acquire_lease("renew:b.example.com", "taker", Duration::seconds(30), NOW + Duration::seconds(41)).await;
-    assert!(matches!(still_held, Err(Error::LeaseHeld { .. })), "{still_held:?}");
+    let still_held = adapters
+        .store
+        .acquire_lease(
+            "renew:b.example.com",
+            "taker",
+            Duration::seconds(30),
+            NOW + Duration::seconds(41),
+        )
+        .await;
+    assert!(
+        matches!(still_held, Err(Error::LeaseHeld { .. })),
+        "{still_held:?}"
+    );
 
     adapters.store.release_lease(&renewed).await.unwrap();
-    adapters.store.acquire_lease("renew:b.example.com", "taker", Duration::seconds(30), NOW + Duration::seconds(42)).await.unwrap();
+    adapters
+        .store
+        .acquire_lease(
+            "renew:b.example.com",
+            "taker",
+            Duration::seconds(30),
+            NOW + Duration::seconds(42),
+        )
+        .await
+        .unwrap();
 }
 
 fn material(label: &str) -> CertificateMaterial {
     CertificateMaterial {
-        chain_pem: Some(format!("-----BEGIN CERTIFICATE-----\n{label}\n-----END CERTIFICATE-----\n")),
-        private_key_pem: SecretString::new(format!("-----BEGIN PRIVATE KEY-----\n{label}\n-----END PRIVATE KEY-----\n")),
+        chain_pem: Some(format!(
+            "-----BEGIN CERTIFICATE-----\n{label}\n-----END CERTIFICATE-----\n"
+        )),
+        private_key_pem: SecretString::new(format!(
+            "-----BEGIN PRIVATE KEY-----\n{label}\n-----END PRIVATE KEY-----\n"
+        )),
     }
 }
 
 /// Every write is a new version; every version stays readable until the material is deleted.
 pub async fn vault_round_trip_keeps_every_version(adapters: &Adapters) {
     let certificate = CertificateId::generate();
-    let key_only = CertificateMaterial { chain_pem: None, private_key_pem: SecretString::new("-----BEGIN PRIVATE KEY-----\nk\n-----END PRIVATE KEY-----\n") };
-    let v0 = adapters.vault.put_material(&certificate, &key_only).await.unwrap();
-    let v1 = adapters.vault.put_material(&certificate, &material("first")).await.unwrap();
-    let v2 = adapters.vault.put_material(&certificate, &material("second")).await.unwrap();
+    let key_only = CertificateMaterial {
+        chain_pem: None,
+        private_key_pem: SecretString::new(
+            "-----BEGIN PRIVATE KEY-----\nk\n-----END PRIVATE KEY-----\n",
+        ),
+    };
+    let v0 = adapters
+        .vault
+        .put_material(&certificate, &key_only)
+        .await
+        .unwrap();
+    let v1 = adapters
+        .vault
+        .put_material(&certificate, &material("first"))
+        .await
+        .unwrap();
+    let v2 = adapters
+        .vault
+        .put_material(&certificate, &material("second"))
+        .await
+        .unwrap();
     assert_ne!(v1, v2);
     assert_ne!(v0, v1);
 
-    assert_eq!(adapters.vault.get_material(&certificate, &v1).await.unwrap(), material("first"));
-    assert_eq!(adapters.vault.get_material(&certificate, &v2).await.unwrap(), material("second"));
-    assert_eq!(adapters.vault.get_material(&certificate, &v0).await.unwrap(), key_only);
+    assert_eq!(
+        adapters
+            .vault
+            .get_material(&certificate, &v1)
+            .await
+            .unwrap(),
+        material("first")
+    );
+    assert_eq!(
+        adapters
+            .vault
+            .get_material(&certificate, &v2)
+            .await
+            .unwrap(),
+        material("second")
+    );
+    assert_eq!(
+        adapters
+            .vault
+            .get_material(&certificate, &v0)
+            .await
+            .unwrap(),
+        key_only
+    );
 
-    let unknown = adapters.vault.get_material(&CertificateId::generate(), &v1).await.unwrap_err();
-    assert!(matches!(unknown, Error::NotFound(ItemKind::CertificateMaterial)), "{unknown:?}");
+    let unknown = adapters
+        .vault
+        .get_material(&CertificateId::generate(), &v1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(unknown, Error::NotFound(ItemKind::CertificateMaterial)),
+        "{unknown:?}"
+    );
 
     adapters.vault.delete_material(&certificate).await.unwrap();
-    let gone = adapters.vault.get_material(&certificate, &v2).await.unwrap_err();
-    assert!(matches!(gone, Error::NotFound(ItemKind::CertificateMaterial)), "{gone:?}");
+    let gone = adapters
+        .vault
+        .get_material(&certificate, &v2)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(gone, Error::NotFound(ItemKind::CertificateMaterial)),
+        "{gone:?}"
+    );
     adapters.vault.delete_material(&certificate).await.unwrap();
 }
 
@@ -518,26 +1101,75 @@ pub async fn vault_round_trip_keeps_every_version(adapters: &Adapters) {
 /// readable and adds nothing.
 pub async fn vault_keeps_previous_version_when_a_write_fails(adapters: &Adapters) {
     let certificate = CertificateId::generate();
-    let current = adapters.vault.put_material(&certificate, &material("served")).await.unwrap();
+    let current = adapters
+        .vault
+        .put_material(&certificate, &material("served"))
+        .await
+        .unwrap();
     let oversized = CertificateMaterial {
         chain_pem: Some("A".repeat(MAX_MATERIAL_BYTES)),
-        private_key_pem: SecretString::new("-----BEGIN PRIVATE KEY-----\nnew\n-----END PRIVATE KEY-----\n"),
+        private_key_pem: SecretString::new(
+            "-----BEGIN PRIVATE KEY-----\nnew\n-----END PRIVATE KEY-----\n",
+        ),
     };
-    let error = adapters.vault.put_material(&certificate, &oversized).await.unwrap_err();
+    let error = adapters
+        .vault
+        .put_material(&certificate, &oversized)
+        .await
+        .unwrap_err();
     assert!(matches!(error, Error::MaterialTooLarge { .. }), "{error:?}");
-    assert!(!format!("{error:?} {error}").contains("PRIVATE KEY"), "key material leaked into an error");
-    assert_eq!(adapters.vault.get_material(&certificate, &current).await.unwrap(), material("served"));
+    assert!(
+        !format!("{error:?} {error}").contains("PRIVATE KEY"),
+        "key material leaked into an error"
+    );
+    assert_eq!(
+        adapters
+            .vault
+            .get_material(&certificate, &current)
+            .await
+            .unwrap(),
+        material("served")
+    );
     let bogus = MaterialVersion("no-such-version".to_owned());
-    assert!(adapters.vault.get_material(&certificate, &bogus).await.is_err());
+    assert!(
+        adapters
+            .vault
+            .get_material(&certificate, &bogus)
+            .await
+            .is_err()
+    );
 }
 
 /// ACME account credentials are kept per directory URL and replaced on write.
 pub async fn vault_keeps_acme_account_credentials(adapters: &Adapters) {
     let directory = format!("https://127.0.0.1:14000/dir?{}", DomainId::generate());
-    assert_eq!(adapters.vault.get_acme_account(&directory).await.unwrap(), None);
-    adapters.vault.put_acme_account(&directory, &SecretString::new(r#"{"id":"1"}"#)).await.unwrap();
-    adapters.vault.put_acme_account(&directory, &SecretString::new(r#"{"id":"2"}"#)).await.unwrap();
-    let stored = adapters.vault.get_acme_account(&directory).await.unwrap().unwrap();
+    assert_eq!(
+        adapters.vault.get_acme_account(&directory).await.unwrap(),
+        None
+    );
+    adapters
+        .vault
+        .put_acme_account(&directory, &SecretString::new(r#"{"id":"1"}"#))
+        .await
+        .unwrap();
+    adapters
+        .vault
+        .put_acme_account(&directory, &SecretString::new(r#"{"id":"2"}"#))
+        .await
+        .unwrap();
+    let stored = adapters
+        .vault
+        .get_acme_account(&directory)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.expose(), r#"{"id":"2"}"#);
-    assert_eq!(adapters.vault.get_acme_account("https://other.example/dir").await.unwrap(), None);
+    assert_eq!(
+        adapters
+            .vault
+            .get_acme_account("https://other.example/dir")
+            .await
+            .unwrap(),
+        None
+    );
 }

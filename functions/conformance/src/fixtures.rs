@@ -1,7 +1,10 @@
 //! Builders of valid model items for the cases.
 
 use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
-use edgecert_core::model::{Account, Certificate, CertificateKind, CertificateStatus, Domain, KeyType, ProvisioningStep, Zone};
+use edgecert_core::model::{
+    Account, Certificate, CertificateKind, CertificateStatus, Domain, KeyType, ProvisioningStep,
+    Zone,
+};
 use edgecert_core::{Hostname, PlanName};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -60,11 +63,23 @@ pub fn zone(account: &AccountId, name: &Hostname) -> Zone {
 }
 
 pub fn downloadable(account: &AccountId, name: &Hostname) -> Certificate {
-    certificate(account, name, CertificateKind::Downloadable { zone_id: ZoneId::generate() })
+    certificate(
+        account,
+        name,
+        CertificateKind::Downloadable {
+            zone_id: ZoneId::generate(),
+        },
+    )
 }
 
 pub fn managed(account: &AccountId, name: &Hostname) -> Certificate {
-    certificate(account, name, CertificateKind::Managed { domain_id: DomainId::generate() })
+    certificate(
+        account,
+        name,
+        CertificateKind::Managed {
+            domain_id: DomainId::generate(),
+        },
+    )
 }
 
 fn certificate(account: &AccountId, name: &Hostname, kind: CertificateKind) -> Certificate {

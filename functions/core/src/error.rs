@@ -223,7 +223,11 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Store(_) | Error::Vault(_) | Error::Dns(_) | Error::VersionConflict(_) | Error::LeaseHeld { .. }
+            Error::Store(_)
+                | Error::Vault(_)
+                | Error::Dns(_)
+                | Error::VersionConflict(_)
+                | Error::LeaseHeld { .. }
         )
     }
 }

@@ -106,7 +106,10 @@ impl CertificateId {
     /// The id of a domain's managed certificate. Deriving it from the domain id makes creating
     /// it idempotent: a retry after a crash finds the same certificate instead of a second one.
     pub fn managed_for(domain: &DomainId) -> CertificateId {
-        let suffix = domain.as_str().strip_prefix(DomainId::PREFIX).unwrap_or(domain.as_str());
+        let suffix = domain
+            .as_str()
+            .strip_prefix(DomainId::PREFIX)
+            .unwrap_or(domain.as_str());
         CertificateId(format!("{}{suffix}", CertificateId::PREFIX))
     }
 }

@@ -58,7 +58,10 @@ impl OriginPolicy {
     pub fn check_address(&self, address: IpAddr) -> Result<(), RefusedAddress> {
         let address = match address {
             // An IPv4-mapped IPv6 address reaches the IPv4 host: judge that host.
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
         match classify(address) {
@@ -123,7 +126,8 @@ impl OriginUrl {
     /// Parses and checks the form: http(s), a host, no credentials. An IP-literal host is also
     /// checked against `policy` here; names are checked once resolved ([`OriginUrl::host_name`]).
     pub fn parse(input: &str, policy: &OriginPolicy) -> Result<OriginUrl> {
-        let url = Url::parse(input.trim()).map_err(|_| invalid("origin_url must be an absolute http or https URL"))?;
+        let url = Url::parse(input.trim())
+            .map_err(|_| invalid("origin_url must be an absolute http or https URL"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid("origin_url must use http or https"));
         }
@@ -136,7 +140,8 @@ impl OriginUrl {
             Some(Host::Ipv6(v6)) => check(policy, IpAddr::V6(v6))?,
             Some(Host::Domain(name)) => {
                 let lower = name.to_ascii_lowercase();
-                if (lower == "localhost" || lower.ends_with(".localhost")) && !policy.allow_loopback {
+                if (lower == "localhost" || lower.ends_with(".localhost")) && !policy.allow_loopback
+                {
                     return Err(invalid("origin_url names a loopback host"));
                 }
             }
@@ -154,7 +159,9 @@ impl OriginUrl {
 
     /// Checks addresses a host name resolved to.
     pub fn check_resolved(&self, addresses: &[IpAddr], policy: &OriginPolicy) -> Result<()> {
-        addresses.iter().try_for_each(|address| check(policy, *address))
+        addresses
+            .iter()
+            .try_for_each(|address| check(policy, *address))
     }
 
     /// The normalised URL.
@@ -169,9 +176,12 @@ impl OriginUrl {
 }
 
 fn check(policy: &OriginPolicy, address: IpAddr) -> Result<()> {
-    policy
-        .check_address(address)
-        .map_err(|reason| invalid(&format!("origin_url points at a {} address", reason.as_str())))
+    policy.check_address(address).map_err(|reason| {
+        invalid(&format!(
+            "origin_url points at a {} address",
+            reason.as_str()
+        ))
+    })
 }
 
 fn invalid(reason: &str) -> Error {
@@ -183,7 +193,10 @@ mod tests {
     use super::*;
 
     fn refused(input: &str, policy: OriginPolicy) -> bool {
-        matches!(OriginUrl::parse(input, &policy), Err(Error::InvalidOrigin(_)))
+        matches!(
+            OriginUrl::parse(input, &policy),
+            Err(Error::InvalidOrigin(_))
+        )
     }
 
     #[test]
@@ -221,7 +234,10 @@ mod tests {
     #[test]
     fn public_origins_pass_and_loopback_only_when_allowed() {
         let strict = OriginPolicy::default();
-        let local = OriginPolicy { allow_loopback: true, allow_private: false };
+        let local = OriginPolicy {
+            allow_loopback: true,
+            allow_private: false,
+        };
         assert!(OriginUrl::parse("https://origin.example.net/app", &strict).is_ok());
         assert!(OriginUrl::parse("http://203.0.113.7:8080", &strict).is_ok());
         assert!(OriginUrl::parse("http://127.0.0.1:8080/", &local).is_ok());
@@ -229,7 +245,10 @@ mod tests {
         assert!(refused("http://10.0.0.1/", local));
         let origin = OriginUrl::parse("https://origin.example.net", &strict).unwrap();
         assert_eq!(origin.host_name(), Some("origin.example.net"));
-        let resolved = [IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)), IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        let resolved = [
+            IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ];
         assert!(origin.check_resolved(&resolved, &strict).is_err());
         assert!(origin.check_resolved(&resolved[..1], &strict).is_ok());
     }

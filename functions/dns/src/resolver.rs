@@ -38,7 +38,9 @@ impl HickoryResolver {
         options.attempts = 2;
         options.use_hosts_file = ResolveHosts::Never;
         let resolver =
-            TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).with_options(options).build();
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+                .with_options(options)
+                .build();
         HickoryResolver { resolver }
     }
 }
@@ -54,7 +56,12 @@ impl DnsResolver for HickoryResolver {
         match self.resolver.txt_lookup(name).await {
             Ok(lookup) => Ok(lookup
                 .iter()
-                .map(|txt| txt.txt_data().iter().map(|part| String::from_utf8_lossy(part)).collect::<String>())
+                .map(|txt| {
+                    txt.txt_data()
+                        .iter()
+                        .map(|part| String::from_utf8_lossy(part))
+                        .collect::<String>()
+                })
                 .collect()),
             Err(error) if is_empty_answer(&error) => Ok(vec![]),
             Err(error) => Err(Error::dns(error)),

@@ -114,7 +114,8 @@ impl Challtestsrv {
 
     /// Removes the CNAME of `host`.
     pub async fn clear_cname(&self, host: &str) -> anyhow::Result<()> {
-        self.post("clear-cname", json!({ "host": fqdn(host) })).await
+        self.post("clear-cname", json!({ "host": fqdn(host) }))
+            .await
     }
 
     /// Serves CAA `policies` for `host`. (Pebble 2.4 itself does not check CAA.)
@@ -133,7 +134,8 @@ impl Challtestsrv {
 
     /// Answers every query for `host` with SERVFAIL, overriding all other records.
     pub async fn set_servfail(&self, host: &str) -> anyhow::Result<()> {
-        self.post("set-servfail", json!({ "host": fqdn(host) })).await
+        self.post("set-servfail", json!({ "host": fqdn(host) }))
+            .await
     }
 
     /// Stops answering SERVFAIL for `host`.
@@ -221,7 +223,10 @@ mod tests {
 
     #[test]
     fn fqdn_adds_a_single_trailing_dot() {
-        assert_eq!(fqdn("_acme-challenge.a.example"), "_acme-challenge.a.example.");
+        assert_eq!(
+            fqdn("_acme-challenge.a.example"),
+            "_acme-challenge.a.example."
+        );
         assert_eq!(fqdn("a.example."), "a.example.");
     }
 }

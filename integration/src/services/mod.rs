@@ -66,11 +66,13 @@ fn find_in_search_path(search_path: Option<&std::ffi::OsStr>, name: &str) -> Opt
         .find(|candidate| is_executable(candidate))
 }
 
-/// An HTTP client for 127.0.0.1 services that trusts only `roots` for HTTPS.
+/// An HTTP client for the local services that trusts only `roots` for HTTPS (pass `&[]` for
+/// plain-HTTP services such as moto or challtestsrv's management API).
 ///
 /// reqwest is built without a rustls provider, so the aws-lc-rs provider is passed explicitly
-/// rather than relying on a process-wide default. No proxy from the environment is used.
-pub(crate) fn http_client(roots: &[CertificateDer<'static>]) -> anyhow::Result<reqwest::Client> {
+/// rather than relying on a process-wide default. No proxy from the environment is used, and
+/// no idle connections are kept, so the client may be used from any Tokio runtime.
+pub fn http_client(roots: &[CertificateDer<'static>]) -> anyhow::Result<reqwest::Client> {
     let mut root_store = rustls::RootCertStore::empty();
     for root in roots {
         root_store

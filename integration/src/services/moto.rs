@@ -14,7 +14,8 @@ use super::{
 };
 
 /// How to install moto_server, quoted in errors when it cannot be found.
-const INSTALL_HINT: &str = "python3 -m venv .venv-tools && .venv-tools/bin/pip install 'moto[server]'";
+const INSTALL_HINT: &str =
+    "python3 -m venv .venv-tools && .venv-tools/bin/pip install 'moto[server]'";
 
 /// Environment variable naming the Python venv that holds moto_server.
 const TOOLS_VENV_VAR: &str = "EDGECERT_TOOLS_VENV";
@@ -178,7 +179,9 @@ mod tests {
         let message = format!("{error:#}");
         assert!(message.contains(INSTALL_HINT), "{message}");
         assert!(
-            message.contains("python3 -m venv .venv-tools && .venv-tools/bin/pip install 'moto[server]'"),
+            message.contains(
+                "python3 -m venv .venv-tools && .venv-tools/bin/pip install 'moto[server]'"
+            ),
             "{message}"
         );
     }

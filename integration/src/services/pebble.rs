@@ -157,7 +157,9 @@ impl Pebble {
                 "-dns01".to_owned(),
                 dns_addr.to_string(),
                 "-http01".to_owned(),
-                challtestsrv_http01.map(|addr| addr.to_string()).unwrap_or_default(),
+                challtestsrv_http01
+                    .map(|addr| addr.to_string())
+                    .unwrap_or_default(),
                 "-tlsalpn01".to_owned(),
                 String::new(),
                 "-https01".to_owned(),

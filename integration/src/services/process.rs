@@ -300,8 +300,7 @@ mod tests {
     fn drop_stops_the_service_and_reaps_it() {
         let dir = tempfile::tempdir().unwrap();
         let process =
-            ServiceProcess::spawn("sleeper", Path::new("sleep"), ["300"], &[], dir.path())
-                .unwrap();
+            ServiceProcess::spawn("sleeper", Path::new("sleep"), ["300"], &[], dir.path()).unwrap();
         let pid = process.pid();
         assert!(alive(pid));
         drop(process);
@@ -324,7 +323,10 @@ mod tests {
             if let Err(error) = process.ensure_running() {
                 break error;
             }
-            assert!(Instant::now() < deadline, "the failing service never exited");
+            assert!(
+                Instant::now() < deadline,
+                "the failing service never exited"
+            );
             thread::sleep(Duration::from_millis(10));
         };
         let message = format!("{error:#}");

@@ -70,7 +70,10 @@ impl CursorScope {
         if !(complete && in_scope) {
             return Err(invalid_cursor());
         }
-        Ok(key.into_iter().map(|(name, value)| (name, s(value))).collect())
+        Ok(key
+            .into_iter()
+            .map(|(name, value)| (name, s(value)))
+            .collect())
     }
 }
 
@@ -111,10 +114,14 @@ mod tests {
         assert!(!key.contains_key("data"));
         assert!(scope("ACCT#acct_b").decode(&cursor).is_err());
         assert_eq!(
-            scope("ACCT#acct_a").decode("not base64!").unwrap_err().code(),
+            scope("ACCT#acct_a")
+                .decode("not base64!")
+                .unwrap_err()
+                .code(),
             "invalid_cursor"
         );
-        let forged = URL_SAFE_NO_PAD.encode(br#"{"PK":"ACCT#acct_a","SK":"ZONE#z","LSI1SK":"DOM#x"}"#);
+        let forged =
+            URL_SAFE_NO_PAD.encode(br#"{"PK":"ACCT#acct_a","SK":"ZONE#z","LSI1SK":"DOM#x"}"#);
         assert!(scope("ACCT#acct_a").decode(&forged).is_err());
     }
 }

@@ -16,8 +16,7 @@ use super::keys::{
 };
 use super::schema::{BY_CREATED, BY_HOSTNAME, GSI1PK, LSI1SK, PK, SK, VERSION, entity};
 use super::{
-    DynamoStore, PageQuery, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, decode_page,
-    writes,
+    DynamoStore, PageQuery, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, decode_page, writes,
 };
 
 impl DynamoStore {
@@ -40,7 +39,11 @@ impl DomainStore for DynamoStore {
         )?;
         domain_item.insert(
             LSI1SK.to_owned(),
-            s(created_key(DOMAIN_PREFIX, domain.created_at, domain.id.as_str())),
+            s(created_key(
+                DOMAIN_PREFIX,
+                domain.created_at,
+                domain.id.as_str(),
+            )),
         );
         domain_item.insert(GSI1PK.to_owned(), s(domain.hostname.as_str()));
         let mut host_item = keyed(host_pk(domain.hostname.as_str()), HOST_SK, entity::HOSTNAME);
@@ -56,7 +59,10 @@ impl DomainStore for DynamoStore {
                 "SET #count = #count + :one",
                 Some("#count < :max"),
                 HashMap::from([("#count".to_owned(), DOMAIN_COUNT.to_owned())]),
-                HashMap::from([(":one".to_owned(), n(1)), (":max".to_owned(), n(max_domains))]),
+                HashMap::from([
+                    (":one".to_owned(), n(1)),
+                    (":max".to_owned(), n(max_domains)),
+                ]),
             )?,
         ];
         let outcome = self.transact("create_domain", writes).await?;
@@ -92,11 +98,7 @@ impl DomainStore for DynamoStore {
             .send()
             .await
             .map_err(|error| crate::AwsError::dynamodb("Query", error))?;
-        output
-            .items()
-            .first()
-            .map(items::from_data)
-            .transpose()
+        output.items().first().map(items::from_data).transpose()
     }
 
     async fn list_domains(&self, account: &AccountId, page: PageRequest) -> Result<Page<Domain>> {
@@ -176,7 +178,9 @@ impl DomainStore for DynamoStore {
             ];
             let outcome = self.transact("delete_domain", writes).await?;
             if outcome.failed(2) {
-                return Err(Error::Corrupt(format!("account {account} has no domain counter")));
+                return Err(Error::Corrupt(format!(
+                    "account {account} has no domain counter"
+                )));
             }
             if let Transaction::Committed = outcome {
                 return Ok(());

@@ -62,7 +62,10 @@ pub(crate) fn to_json<T: Serialize>(model: &T) -> Result<String> {
 pub(crate) fn from_data<T: DeserializeOwned>(item: &Item) -> Result<T> {
     let json = string(item, DATA)?;
     serde_json::from_str(json).map_err(|error| {
-        Error::Corrupt(format!("item {}: undecodable {DATA}: {error}", describe(item)))
+        Error::Corrupt(format!(
+            "item {}: undecodable {DATA}: {error}",
+            describe(item)
+        ))
     })
 }
 

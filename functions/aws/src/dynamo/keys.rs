@@ -139,7 +139,10 @@ mod tests {
         assert_eq!(early.len(), 15);
         assert_eq!(late.len(), 15);
         assert!(early < late);
-        assert_eq!(padded_millis(datetime!(1960-01-01 0:00 UTC)), "0".repeat(15));
+        assert_eq!(
+            padded_millis(datetime!(1960-01-01 0:00 UTC)),
+            "0".repeat(15)
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub use table::create_table;
 /// Largest page a list returns, whatever the caller asks.
 const MAX_PAGE: u32 = 1000;
 /// Attempts of a transaction cancelled only by concurrent transactions.
-const TRANSACTION_ATTEMPTS: u32 = 6;
+const TRANSACTION_ATTEMPTS: u32 = 10;
 
 /// The store on one DynamoDB table. Cheap to clone (the SDK client is shared).
 #[derive(Debug, Clone)]

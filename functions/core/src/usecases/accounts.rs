@@ -18,10 +18,16 @@ pub struct NewAccount {
 }
 
 /// Creates an account and its first API key; the key's plain text is returned once.
-pub async fn create_account(services: &Services, new: NewAccount) -> Result<(Account, SecretString)> {
+pub async fn create_account(
+    services: &Services,
+    new: NewAccount,
+) -> Result<(Account, SecretString)> {
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(Error::BadRequest { code: "invalid_name", message: "name must be 1 to 200 characters".to_owned() });
+        return Err(Error::BadRequest {
+            code: "invalid_name",
+            message: "name must be 1 to 200 characters".to_owned(),
+        });
     }
     let account = Account {
         id: AccountId::generate(),
@@ -48,15 +54,26 @@ pub struct AccountChanges {
 }
 
 /// Applies operator changes to an account.
-pub async fn update_account(services: &Services, id: &AccountId, changes: AccountChanges) -> Result<Account> {
-    let mut account = services.store.get_account(id).await?.ok_or(Error::NotFound(ItemKind::Account))?;
+pub async fn update_account(
+    services: &Services,
+    id: &AccountId,
+    changes: AccountChanges,
+) -> Result<Account> {
+    let mut account = services
+        .store
+        .get_account(id)
+        .await?
+        .ok_or(Error::NotFound(ItemKind::Account))?;
     if let Some(plan) = changes.plan {
         account.plan = plan;
     }
     if let Some(name) = changes.name {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(Error::BadRequest { code: "invalid_name", message: "name must be 1 to 200 characters".to_owned() });
+            return Err(Error::BadRequest {
+                code: "invalid_name",
+                message: "name must be 1 to 200 characters".to_owned(),
+            });
         }
         account.name = name.to_owned();
     }
@@ -68,8 +85,15 @@ pub async fn update_account(services: &Services, id: &AccountId, changes: Accoun
 
 /// The account a presented API key belongs to; [`Error::Unauthorized`] otherwise.
 pub async fn authenticate(services: &Services, presented_key: Option<&str>) -> Result<AccountId> {
-    let key = presented_key.map(str::trim).filter(|key| !key.is_empty()).ok_or(Error::Unauthorized)?;
-    services.store.account_for_api_key(&ApiKeyHash::of(key)).await?.ok_or(Error::Unauthorized)
+    let key = presented_key
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .ok_or(Error::Unauthorized)?;
+    services
+        .store
+        .account_for_api_key(&ApiKeyHash::of(key))
+        .await?
+        .ok_or(Error::Unauthorized)
 }
 
 /// An account's plan and what it uses of it.
@@ -83,7 +107,14 @@ pub struct Limits {
 
 /// The limits of an authenticated account.
 pub async fn limits(services: &Services, id: &AccountId) -> Result<Limits> {
-    let account = services.store.get_account(id).await?.ok_or(Error::NotFound(ItemKind::Account))?;
+    let account = services
+        .store
+        .get_account(id)
+        .await?
+        .ok_or(Error::NotFound(ItemKind::Account))?;
     let usage = services.store.account_usage(id).await?;
-    Ok(Limits { plan: *services.plans.get(account.plan), usage })
+    Ok(Limits {
+        plan: *services.plans.get(account.plan),
+        usage,
+    })
 }

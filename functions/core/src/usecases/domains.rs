@@ -12,7 +12,9 @@ use serde::Serialize;
 use crate::error::{Error, ItemKind, Result};
 use crate::hostname::Hostname;
 use crate::ids::{AccountId, CertificateId, DomainId};
-use crate::model::{Certificate, CertificateKind, CertificateStatus, Domain, KeyType, ProvisioningStep};
+use crate::model::{
+    Certificate, CertificateKind, CertificateStatus, Domain, KeyType, ProvisioningStep,
+};
 use crate::origin::OriginUrl;
 use crate::ports::{Page, PageRequest};
 use crate::renewal::RenewalPolicy;
@@ -52,7 +54,11 @@ pub struct DnsInstructions {
 pub fn dns_instructions(edge: &EdgeSettings, hostname: &Hostname) -> DnsInstructions {
     if !hostname.is_apex() {
         return DnsInstructions {
-            records: vec![DnsRecord { record_type: "CNAME", name: hostname.to_string(), value: edge.hostname.clone() }],
+            records: vec![DnsRecord {
+                record_type: "CNAME",
+                name: hostname.to_string(),
+                value: edge.hostname.clone(),
+            }],
             note: None,
         };
     }
@@ -76,7 +82,11 @@ pub fn dns_instructions(edge: &EdgeSettings, hostname: &Hostname) -> DnsInstruct
 
 /// The TXT record that proves ownership, when the domain still needs it.
 pub fn ownership_record(domain: &Domain) -> DnsRecord {
-    DnsRecord { record_type: "TXT", name: domain.ownership_record_name(), value: domain.ownership_token.clone() }
+    DnsRecord {
+        record_type: "TXT",
+        name: domain.ownership_record_name(),
+        value: domain.ownership_token.clone(),
+    }
 }
 
 /// Checks an origin URL: its form, and the addresses its host resolves to now. A host that does
@@ -94,15 +104,26 @@ pub async fn check_origin(services: &Services, input: &str) -> Result<OriginUrl>
 fn ownership_token() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
-    let random: String = (0..32).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    let random: String = (0..32)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("edgecert-verify-{random}")
 }
 
 /// Whitelists a hostname for an account, within the plan's domain limit.
-pub async fn create_domain(services: &Services, account_id: &AccountId, hostname: &str, origin_url: &str) -> Result<Domain> {
+pub async fn create_domain(
+    services: &Services,
+    account_id: &AccountId,
+    hostname: &str,
+    origin_url: &str,
+) -> Result<Domain> {
     let hostname = Hostname::parse_domain(hostname)?;
     let origin = check_origin(services, origin_url).await?;
-    let account = services.store.get_account(account_id).await?.ok_or(Error::NotFound(ItemKind::Account))?;
+    let account = services
+        .store
+        .get_account(account_id)
+        .await?
+        .ok_or(Error::NotFound(ItemKind::Account))?;
     let now = services.clock.now();
     let domain = Domain {
         id: DomainId::generate(),
@@ -130,18 +151,39 @@ pub async fn create_domain(services: &Services, account_id: &AccountId, hostname
 }
 
 /// One of the account's domains, or 404.
-pub async fn get_domain(services: &Services, account_id: &AccountId, id: &DomainId) -> Result<Domain> {
-    services.store.get_domain(account_id, id).await?.ok_or(Error::NotFound(ItemKind::Domain))
+pub async fn get_domain(
+    services: &Services,
+    account_id: &AccountId,
+    id: &DomainId,
+) -> Result<Domain> {
+    services
+        .store
+        .get_domain(account_id, id)
+        .await?
+        .ok_or(Error::NotFound(ItemKind::Domain))
 }
 
 /// A page of the account's domains.
-pub async fn list_domains(services: &Services, account_id: &AccountId, cursor: Option<String>, limit: Option<u32>) -> Result<Page<Domain>> {
+pub async fn list_domains(
+    services: &Services,
+    account_id: &AccountId,
+    cursor: Option<String>,
+    limit: Option<u32>,
+) -> Result<Page<Domain>> {
     let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
-    services.store.list_domains(account_id, PageRequest { cursor, limit }).await
+    services
+        .store
+        .list_domains(account_id, PageRequest { cursor, limit })
+        .await
 }
 
 /// Points a domain at another origin.
-pub async fn update_origin(services: &Services, account_id: &AccountId, id: &DomainId, origin_url: &str) -> Result<Domain> {
+pub async fn update_origin(
+    services: &Services,
+    account_id: &AccountId,
+    id: &DomainId,
+    origin_url: &str,
+) -> Result<Domain> {
     let origin = check_origin(services, origin_url).await?;
     modify(services, account_id, id, |domain| {
         domain.origin_url = origin.as_str().to_owned();
@@ -150,11 +192,19 @@ pub async fn update_origin(services: &Services, account_id: &AccountId, id: &Dom
 }
 
 /// Stops serving a domain and deletes its managed certificate with its key.
-pub async fn delete_domain(services: &Services, account_id: &AccountId, id: &DomainId) -> Result<()> {
+pub async fn delete_domain(
+    services: &Services,
+    account_id: &AccountId,
+    id: &DomainId,
+) -> Result<()> {
     let domain = get_domain(services, account_id, id).await?;
     services.store.delete_domain(account_id, id).await?;
     if let Some(certificate_id) = &domain.certificate_id {
-        match services.store.delete_certificate(account_id, certificate_id).await {
+        match services
+            .store
+            .delete_certificate(account_id, certificate_id)
+            .await
+        {
             Ok(()) | Err(Error::NotFound(_)) => {}
             Err(other) => return Err(other),
         }
@@ -165,10 +215,19 @@ pub async fn delete_domain(services: &Services, account_id: &AccountId, id: &Dom
 
 /// Checks the ownership TXT record now. On success the domain is marked verified and moves on
 /// to its DNS step; otherwise [`Error::TxtNotFound`].
-pub async fn verify_ownership(services: &Services, account_id: &AccountId, id: &DomainId) -> Result<Domain> {
+pub async fn verify_ownership(
+    services: &Services,
+    account_id: &AccountId,
+    id: &DomainId,
+) -> Result<Domain> {
     let domain = get_domain(services, account_id, id).await?;
     let record = domain.ownership_record_name();
-    let found = services.resolver.txt(&record).await?.iter().any(|value| value.trim() == domain.ownership_token);
+    let found = services
+        .resolver
+        .txt(&record)
+        .await?
+        .iter()
+        .any(|value| value.trim() == domain.ownership_token);
     if !found {
         return Err(Error::TxtNotFound { record });
     }
@@ -196,13 +255,25 @@ pub struct SslStatus {
 }
 
 /// The domain's SSL status.
-pub async fn ssl_status(services: &Services, account_id: &AccountId, id: &DomainId) -> Result<SslStatus> {
+pub async fn ssl_status(
+    services: &Services,
+    account_id: &AccountId,
+    id: &DomainId,
+) -> Result<SslStatus> {
     let domain = get_domain(services, account_id, id).await?;
     let certificate = match &domain.certificate_id {
-        Some(certificate_id) => services.store.get_certificate(account_id, certificate_id).await?,
+        Some(certificate_id) => {
+            services
+                .store
+                .get_certificate(account_id, certificate_id)
+                .await?
+        }
         None => None,
     };
-    Ok(SslStatus { domain, certificate })
+    Ok(SslStatus {
+        domain,
+        certificate,
+    })
 }
 
 /// Runs the domain's current step now with the backoff reset. Repeating it changes nothing more.
@@ -222,7 +293,10 @@ pub async fn nudge(services: &Services, account_id: &AccountId, id: &DomainId) -
 
 /// Why a domain does not point at the edge yet, or `Ok` when it does: its CNAME is the edge
 /// hostname, or every address it resolves to is one of the edge's.
-pub async fn check_points_at_edge(services: &Services, hostname: &Hostname) -> Result<std::result::Result<(), String>> {
+pub async fn check_points_at_edge(
+    services: &Services,
+    hostname: &Hostname,
+) -> Result<std::result::Result<(), String>> {
     let edge = &services.edge;
     if let Some(target) = services.resolver.cname(hostname.as_str()).await? {
         if target.eq_ignore_ascii_case(&edge.hostname) {
@@ -231,10 +305,15 @@ pub async fn check_points_at_edge(services: &Services, hostname: &Hostname) -> R
     }
     let addresses = services.resolver.ip_addresses(hostname.as_str()).await?;
     if addresses.is_empty() {
-        return Ok(Err(format!("{hostname} has no DNS record yet; create the records in dns_instructions")));
+        return Ok(Err(format!(
+            "{hostname} has no DNS record yet; create the records in dns_instructions"
+        )));
     }
-    let foreign: Vec<String> =
-        addresses.iter().filter(|address| !edge.addresses.contains(address)).map(ToString::to_string).collect();
+    let foreign: Vec<String> = addresses
+        .iter()
+        .filter(|address| !edge.addresses.contains(address))
+        .map(ToString::to_string)
+        .collect();
     if foreign.is_empty() {
         Ok(Ok(()))
     } else {
@@ -253,7 +332,12 @@ pub async fn run_current_step(services: &Services, mut domain: Domain) -> Result
     let policy = RenewalPolicy::default();
     if domain.provisioning_step == ProvisioningStep::WaitingOwnership {
         let record = domain.ownership_record_name();
-        let found = services.resolver.txt(&record).await?.iter().any(|value| value.trim() == domain.ownership_token);
+        let found = services
+            .resolver
+            .txt(&record)
+            .await?
+            .iter()
+            .any(|value| value.trim() == domain.ownership_token);
         if found {
             domain.ownership_verified = true;
             domain.provisioning_step = ProvisioningStep::WaitingDns;
@@ -261,8 +345,12 @@ pub async fn run_current_step(services: &Services, mut domain: Domain) -> Result
             domain.last_error = None;
         } else {
             domain.consecutive_failures += 1;
-            domain.last_error = Some(format!("TXT record {record} with value {} not found yet", domain.ownership_token));
-            domain.next_attempt_at = Some(policy.next_attempt_at(now, domain.consecutive_failures, None, None));
+            domain.last_error = Some(format!(
+                "TXT record {record} with value {} not found yet",
+                domain.ownership_token
+            ));
+            domain.next_attempt_at =
+                Some(policy.next_attempt_at(now, domain.consecutive_failures, None, None));
         }
     }
     if domain.provisioning_step == ProvisioningStep::WaitingDns {
@@ -275,11 +363,15 @@ pub async fn run_current_step(services: &Services, mut domain: Domain) -> Result
             Err(reason) => {
                 domain.consecutive_failures += 1;
                 domain.last_error = Some(reason);
-                domain.next_attempt_at = Some(policy.next_attempt_at(now, domain.consecutive_failures, None, None));
+                domain.next_attempt_at =
+                    Some(policy.next_attempt_at(now, domain.consecutive_failures, None, None));
             }
         }
     }
-    if matches!(domain.provisioning_step, ProvisioningStep::Issuing | ProvisioningStep::Failed) {
+    if matches!(
+        domain.provisioning_step,
+        ProvisioningStep::Issuing | ProvisioningStep::Failed
+    ) {
         let certificate_id = request_managed_certificate(services, &domain).await?;
         domain.certificate_id = Some(certificate_id);
         domain.next_attempt_at = None;
@@ -290,15 +382,24 @@ pub async fn run_current_step(services: &Services, mut domain: Domain) -> Result
 
 /// Makes sure the domain has a managed certificate that the issuer will work on now: creates it
 /// (pending) the first time, and resets the backoff of one that failed or waits for a retry.
-async fn request_managed_certificate(services: &Services, domain: &Domain) -> Result<CertificateId> {
+async fn request_managed_certificate(
+    services: &Services,
+    domain: &Domain,
+) -> Result<CertificateId> {
     let now = services.clock.now();
     let id = CertificateId::managed_for(&domain.id);
-    match services.store.get_certificate(&domain.account_id, &id).await? {
+    match services
+        .store
+        .get_certificate(&domain.account_id, &id)
+        .await?
+    {
         None => {
             let certificate = Certificate {
                 id: id.clone(),
                 account_id: domain.account_id.clone(),
-                kind: CertificateKind::Managed { domain_id: domain.id.clone() },
+                kind: CertificateKind::Managed {
+                    domain_id: domain.id.clone(),
+                },
                 domain: domain.hostname.clone(),
                 sans: vec![],
                 is_wildcard: false,
@@ -321,7 +422,10 @@ async fn request_managed_certificate(services: &Services, domain: &Domain) -> Re
             };
             services.store.create_certificate(&certificate, 0).await?;
         }
-        Some(mut certificate) if certificate.status != CertificateStatus::Issued || certificate.next_attempt_at.is_some() => {
+        Some(mut certificate)
+            if certificate.status != CertificateStatus::Issued
+                || certificate.next_attempt_at.is_some() =>
+        {
             if certificate.status == CertificateStatus::Failed {
                 certificate.status = CertificateStatus::Pending;
             }
@@ -336,7 +440,12 @@ async fn request_managed_certificate(services: &Services, domain: &Domain) -> Re
 }
 
 /// Read-modify-write of one domain, retried when another writer got there first.
-async fn modify(services: &Services, account_id: &AccountId, id: &DomainId, change: impl Fn(&mut Domain)) -> Result<Domain> {
+async fn modify(
+    services: &Services,
+    account_id: &AccountId,
+    id: &DomainId,
+    change: impl Fn(&mut Domain),
+) -> Result<Domain> {
     let mut last_conflict = None;
     for _ in 0..WRITE_ATTEMPTS {
         let mut domain = get_domain(services, account_id, id).await?;
@@ -359,24 +468,39 @@ mod tests {
     fn edge() -> EdgeSettings {
         EdgeSettings {
             hostname: "edge.edgecert.example".to_owned(),
-            addresses: vec![IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10)), IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 10))],
+            addresses: vec![
+                IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10)),
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 10)),
+            ],
         }
     }
 
     #[test]
     fn subdomains_get_a_cname_to_the_edge() {
-        let instructions = dns_instructions(&edge(), &Hostname::parse_domain("shop.customer.com").unwrap());
+        let instructions = dns_instructions(
+            &edge(),
+            &Hostname::parse_domain("shop.customer.com").unwrap(),
+        );
         assert_eq!(
             instructions.records,
-            vec![DnsRecord { record_type: "CNAME", name: "shop.customer.com".into(), value: "edge.edgecert.example".into() }]
+            vec![DnsRecord {
+                record_type: "CNAME",
+                name: "shop.customer.com".into(),
+                value: "edge.edgecert.example".into()
+            }]
         );
         assert_eq!(instructions.note, None);
     }
 
     #[test]
     fn apex_names_get_address_records_and_an_alias_note() {
-        let instructions = dns_instructions(&edge(), &Hostname::parse_domain("customer.co.uk").unwrap());
-        let types: Vec<_> = instructions.records.iter().map(|r| (r.record_type, r.value.as_str())).collect();
+        let instructions =
+            dns_instructions(&edge(), &Hostname::parse_domain("customer.co.uk").unwrap());
+        let types: Vec<_> = instructions
+            .records
+            .iter()
+            .map(|r| (r.record_type, r.value.as_str()))
+            .collect();
         assert_eq!(types, vec![("A", "203.0.113.10"), ("AAAA", "2001:db8::a")]);
         assert!(instructions.note.unwrap().contains("ALIAS/ANAME"));
     }

@@ -1,0 +1,15 @@
+//! One module per endpoint. Each exposes `handle(&ApiState, Request) -> Response`, and answers
+//! expected failures as error responses, never as invocation errors.
+
+pub mod accounts_create;
+pub mod accounts_update;
+pub mod domains_create;
+pub mod domains_delete;
+pub mod domains_dns;
+pub mod domains_get;
+pub mod domains_list;
+pub mod domains_nudge;
+pub mod domains_ssl;
+pub mod domains_update;
+pub mod domains_verify;
+pub mod limits_get;

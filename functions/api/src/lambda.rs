@@ -1,0 +1,116 @@
+//! The shell every API Lambda binary shares: tracing, configuration and AWS clients once per
+//! cold start, then the runtime loop around one handler.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use edgecert_aws::{DynamoStore, SecretsManagerVault};
+use edgecert_core::PlanCatalog;
+use edgecert_core::ports::{DnsResolver, SystemClock};
+use edgecert_core::usecases::Services;
+use edgecert_dns::HickoryResolver;
+use lambda_http::{Body, Request, Response, service_fn};
+
+use crate::config::{ApiConfig, vars};
+use crate::routes::Handler;
+use crate::state::ApiState;
+
+/// JSON logs with structured fields, level from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn required(name: &'static str) -> Result<String, lambda_http::Error> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| format!("configuration: {name}: is required").into())
+}
+
+/// Builds the API state on the AWS adapters (DynamoDB, Secrets Manager, DNS).
+pub async fn aws_state() -> Result<ApiState, lambda_http::Error> {
+    let config = ApiConfig::from_env()?;
+    let table = required(vars::TABLE_NAME)?;
+    let secret_prefix =
+        std::env::var(vars::SECRET_PREFIX).unwrap_or_else(|_| "edgecert/".to_owned());
+    let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let resolver: Arc<dyn DnsResolver> = match config.dns_server {
+        Some(server) => Arc::new(HickoryResolver::with_name_server(server)),
+        None => Arc::new(HickoryResolver::from_system_conf()?),
+    };
+    let services = Services {
+        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table)),
+        vault: Arc::new(SecretsManagerVault::new(
+            aws_sdk_secretsmanager::Client::new(&aws),
+            secret_prefix,
+        )),
+        resolver,
+        clock: Arc::new(SystemClock),
+        plans: PlanCatalog::default(),
+        edge: config.edge,
+        origin_policy: config.origin_policy,
+    };
+    Ok(ApiState {
+        services,
+        admin_key: config.admin_key,
+    })
+}
+
+/// Runs one handler as a Lambda function behind API Gateway.
+pub async fn serve(handler: Handler) -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let state = Arc::new(aws_state().await?);
+    lambda_http::run(service_fn(move |request: Request| {
+        let state = Arc::clone(&state);
+        async move { Ok::<Response<Body>, Infallible>(handler(&state, request).await) }
+    }))
+    .await
+}
+
+/// Runs one route's handler, found by its function name in the route table.
+pub async fn serve_route(function: &str) -> Result<(), lambda_http::Error> {
+    let route = crate::routes::ROUTES
+        .iter()
+        .find(|route| route.function == function)
+        .ok_or_else(|| format!("no route is served by function {function}"))?;
+    serve(route.handler).await
+}
+
+/// Runs the API Gateway Lambda authorizer (simple responses): allows the request with the
+/// caller's identity in the context, or denies it (401).
+pub async fn serve_authorizer() -> Result<(), lambda_runtime::Error> {
+    use aws_lambda_events::apigw::{
+        ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
+    };
+    use lambda_runtime::LambdaEvent;
+
+    init_tracing();
+    let state = Arc::new(aws_state().await?);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
+            let state = Arc::clone(&state);
+            async move {
+                let header = event
+                    .payload
+                    .headers
+                    .get("authorization")
+                    .and_then(|value| value.to_str().ok());
+                let context = crate::auth::authorize(&state, header).await;
+                let mut response =
+                    ApiGatewayV2CustomAuthorizerSimpleResponse::<serde_json::Value>::default();
+                response.is_authorized = context.is_some();
+                response.context = serde_json::to_value(context.unwrap_or_default())?;
+                Ok::<_, lambda_runtime::Error>(response)
+            }
+        },
+    ))
+    .await
+}
