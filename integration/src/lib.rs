@@ -3,8 +3,12 @@
 //! [`services`] starts real Pebble (ACME test CA), pebble-challtestsrv (mock DNS and challenge
 //! responder) and moto (DynamoDB, Secrets Manager, Route 53) processes on 127.0.0.1, for the
 //! end-to-end tests in `tests/`, the adapter test suites and the local runner.
+//! [`Http01Responder`] answers Pebble's HTTP-01 validations from the store, as the edge will.
 
+mod http01_responder;
 pub mod services;
+
+pub use http01_responder::Http01Responder;
 
 pub use services::{
     CaaPolicy, Challtestsrv, ChalltestsrvHttp01, Moto, Pebble, PebbleOptions, ServiceProcess,

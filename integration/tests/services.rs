@@ -259,9 +259,10 @@ fn shared_moto_dies_with_the_test_process() {
     let pid: u32 = stdout
         .lines()
         .map(Result::unwrap)
+        // libtest prints "test <name> ... " on the same line first.
         .find_map(|line| {
-            line.strip_prefix("moto-pid=")
-                .map(|pid| pid.parse().unwrap())
+            line.split_once("moto-pid=")
+                .map(|(_, pid)| pid.trim().parse().unwrap())
         })
         .expect("the child test process did not report a moto pid");
     assert!(process_exists(pid));

@@ -51,6 +51,11 @@ pub async fn authorize(
     }
 }
 
+/// The context of a caller whose key matched nothing: every handler answers it 401.
+pub fn anonymous() -> HashMap<String, Value> {
+    HashMap::from([(context_keys::ROLE.to_owned(), Value::from("anonymous"))])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,8 @@ pub async fn aws_state() -> Result<ApiState, lambda_http::Error> {
         plans: PlanCatalog::default(),
         edge: config.edge,
         origin_policy: config.origin_policy,
+        dns_providers: edgecert_core::ports::DnsProviders::default(),
+        issuance: None,
     };
     Ok(ApiState {
         services,
@@ -84,8 +86,8 @@ pub async fn serve_route(function: &str) -> Result<(), lambda_http::Error> {
     serve(route.handler).await
 }
 
-/// Runs the API Gateway Lambda authorizer (simple responses): allows the request with the
-/// caller's identity in the context, or denies it (401).
+/// Runs the API Gateway Lambda authorizer (simple responses): passes the caller's identity, or
+/// `anonymous`, in the context; handlers refuse anonymous callers with 401.
 pub async fn serve_authorizer() -> Result<(), lambda_runtime::Error> {
     use aws_lambda_events::apigw::{
         ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
@@ -103,11 +105,17 @@ pub async fn serve_authorizer() -> Result<(), lambda_runtime::Error> {
                     .headers
                     .get("authorization")
                     .and_then(|value| value.to_str().ok());
-                let context = crate::auth::authorize(&state, header).await;
+                // A denied simple-response authorizer makes API Gateway answer 403 with its own
+                // body, but the contract is 401 with our error object. So a presented but unknown
+                // key is let through as `anonymous`, and the handler answers 401 itself. (A request
+                // without an Authorization header never gets here: API Gateway answers 401.)
+                let context = crate::auth::authorize(&state, header)
+                    .await
+                    .unwrap_or_else(crate::auth::anonymous);
                 let mut response =
                     ApiGatewayV2CustomAuthorizerSimpleResponse::<serde_json::Value>::default();
-                response.is_authorized = context.is_some();
-                response.context = serde_json::to_value(context.unwrap_or_default())?;
+                response.is_authorized = true;
+                response.context = serde_json::to_value(context)?;
                 Ok::<_, lambda_runtime::Error>(response)
             }
         },

@@ -127,6 +127,15 @@ pub enum Error {
     /// Stored data could not be decoded: a bug or a manual edit.
     #[error("corrupt stored item: {0}")]
     Corrupt(String),
+    /// The ACME CA refused or failed a request, or could not be reached.
+    #[error("ACME CA error: {message}")]
+    Acme {
+        /// The problem type (`urn:ietf:params:acme:error:…`) when the CA answered with one;
+        /// `None` when it could not be reached.
+        problem: Option<String>,
+        /// What went wrong, for the logs (clients see [`Error::public_message`]).
+        message: String,
+    },
 }
 
 /// Result alias used across EdgeCert.
@@ -169,6 +178,10 @@ impl Error {
             Error::TxtNotFound { .. } => 422,
             Error::MaterialTooLarge { .. } | Error::Corrupt(_) => 500,
             Error::Store(_) | Error::Vault(_) | Error::Dns(_) => 503,
+            // The CA asking us to slow down, or not answering, is a temporary unavailability;
+            // any other refusal is a bad answer from the upstream we depend on.
+            Error::Acme { .. } if self.is_retryable() => 503,
+            Error::Acme { .. } => 502,
         }
     }
 
@@ -195,6 +208,7 @@ impl Error {
             Error::MaterialTooLarge { .. } | Error::Corrupt(_) => "internal_error",
             Error::Store(_) | Error::Vault(_) => "service_unavailable",
             Error::Dns(_) => "dns_unavailable",
+            Error::Acme { .. } => "acme_error",
         }
     }
 
@@ -215,20 +229,36 @@ impl Error {
                 "Service temporarily unavailable; retry later".to_owned()
             }
             Error::Dns(_) => "DNS lookup failed; retry later".to_owned(),
+            Error::Acme { .. } => {
+                "The certificate authority could not complete the request; retry later".to_owned()
+            }
             other => capitalize(&other.to_string()),
         }
     }
 
     /// Whether retrying the same operation later can succeed without any change of input.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Error::Store(_)
-                | Error::Vault(_)
-                | Error::Dns(_)
-                | Error::VersionConflict(_)
-                | Error::LeaseHeld { .. }
-        )
+            | Error::Vault(_)
+            | Error::Dns(_)
+            | Error::VersionConflict(_)
+            | Error::LeaseHeld { .. } => true,
+            Error::Acme { problem, .. } => is_transient_acme_problem(problem.as_deref()),
+            _ => false,
+        }
+    }
+}
+
+/// ACME problems that go away by themselves: rate limits, CA-side failures, nonce races, and
+/// no answer at all (`None`).
+fn is_transient_acme_problem(problem: Option<&str>) -> bool {
+    match problem {
+        None => true,
+        Some(problem) => matches!(
+            problem.strip_prefix("urn:ietf:params:acme:error:"),
+            Some("rateLimited" | "serverInternal" | "badNonce")
+        ),
     }
 }
 
@@ -266,6 +296,23 @@ mod tests {
             "Certificate limit reached for plan"
         );
         assert_eq!(Error::CertificateLimitReached.status(), 403);
+    }
+
+    #[test]
+    fn acme_errors_hide_the_ca_text_and_say_whether_to_retry() {
+        let limited = Error::Acme {
+            problem: Some("urn:ietf:params:acme:error:rateLimited".to_owned()),
+            message: "too many certificates for example.com".to_owned(),
+        };
+        assert_eq!((limited.status(), limited.code()), (503, "acme_error"));
+        assert!(limited.is_retryable());
+        assert!(!limited.public_message().contains("example.com"));
+        let refused = Error::Acme {
+            problem: Some("urn:ietf:params:acme:error:rejectedIdentifier".to_owned()),
+            message: "policy forbids".to_owned(),
+        };
+        assert_eq!(refused.status(), 502);
+        assert!(!refused.is_retryable());
     }
 
     #[test]

@@ -4,10 +4,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use edgecert_core::ports::DnsResolver;
+use edgecert_core::ports::{CaaRecord, DnsResolver};
 use edgecert_core::{Error, Result};
 use hickory_resolver::config::{NameServerConfigGroup, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::ProtoErrorKind;
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{ResolveError, TokioResolver};
 
@@ -46,8 +48,20 @@ impl HickoryResolver {
 }
 
 /// No such name, or no record of that type: an empty answer, not a failure.
+///
+/// hickory reports SERVFAIL, REFUSED and similar answers as "no records found" too, with their
+/// response code; those are failures to ask (a CAA lookup that fails must stop issuance, and
+/// a pointing check must not report "no record" when the server is broken).
 fn is_empty_answer(error: &ResolveError) -> bool {
-    error.is_no_records_found() || error.is_nx_domain()
+    match error.proto().map(|proto| proto.kind()) {
+        Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => {
+            matches!(
+                *response_code,
+                ResponseCode::NoError | ResponseCode::NXDomain
+            )
+        }
+        _ => false,
+    }
 }
 
 #[async_trait]
@@ -83,6 +97,26 @@ impl DnsResolver for HickoryResolver {
                 _ => None,
             })),
             Err(error) if is_empty_answer(&error) => Ok(None),
+            Err(error) => Err(Error::dns(error)),
+        }
+    }
+
+    async fn caa(&self, name: &str) -> Result<Vec<CaaRecord>> {
+        match self.resolver.lookup(name, RecordType::CAA).await {
+            Ok(lookup) => Ok(lookup
+                .iter()
+                .filter_map(|record| match record {
+                    RData::CAA(caa) => Some(CaaRecord {
+                        flags: caa.flags(),
+                        tag: caa.tag().as_str().to_ascii_lowercase(),
+                        // The raw value keeps parameters (`; validationmethods=…`) and values
+                        // hickory cannot parse, which the issuer must still see to refuse them.
+                        value: String::from_utf8_lossy(caa.raw_value()).into_owned(),
+                    }),
+                    _ => None,
+                })
+                .collect()),
+            Err(error) if is_empty_answer(&error) => Ok(vec![]),
             Err(error) => Err(Error::dns(error)),
         }
     }

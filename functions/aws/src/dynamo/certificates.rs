@@ -76,6 +76,7 @@ impl DynamoStore {
         id: &CertificateId,
         version: u64,
     ) -> Result<bool> {
+        let _turn = self.write_turn().await;
         let result = self
             .client
             .delete_item()

@@ -2,7 +2,6 @@
 //! emulators have none), checked against the caller's clock on every read.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
 use edgecert_core::model::Http01Challenge;
 use edgecert_core::ports::ChallengeStore;
 use edgecert_core::{Error, Result};
@@ -39,6 +38,7 @@ impl ChallengeStore for DynamoStore {
             0,
         )?;
         item.insert(TTL.to_owned(), n(ttl_seconds(challenge.expires_at)));
+        let _turn = self.write_turn().await;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -72,14 +72,11 @@ impl ChallengeStore for DynamoStore {
         if !plausible(token) {
             return Ok(());
         }
+        let _turn = self.write_turn().await;
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key(super::schema::PK, AttributeValue::S(challenge_pk(token)))
-            .key(
-                super::schema::SK,
-                AttributeValue::S(CHALLENGE_SK.to_owned()),
-            )
+            .set_key(Some(items::key(challenge_pk(token), CHALLENGE_SK)))
             .send()
             .await
             .map_err(|error| AwsError::dynamodb("DeleteItem", error))?;

@@ -18,6 +18,7 @@ use super::schema::{BY_CREATED, BY_HOSTNAME, GSI1PK, LSI1SK, PK, SK, VERSION, en
 use super::{
     DynamoStore, PageQuery, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, decode_page, writes,
 };
+use crate::error::AwsError;
 
 impl DynamoStore {
     /// The domain item and its version, if it exists.
@@ -97,7 +98,7 @@ impl DomainStore for DynamoStore {
             .expression_attribute_values(":host", s(hostname.as_str()))
             .send()
             .await
-            .map_err(|error| crate::AwsError::dynamodb("Query", error))?;
+            .map_err(|error| AwsError::dynamodb("Query", error))?;
         output.items().first().map(items::from_data).transpose()
     }
 

@@ -36,6 +36,7 @@ impl EventLog for DynamoStore {
             TTL.to_owned(),
             n(ttl_seconds(event.at + CertificateEvent::RETENTION)),
         );
+        let _turn = self.write_turn().await;
         self.client
             .put_item()
             .table_name(&self.table)

@@ -47,6 +47,7 @@ impl LeaseStore for DynamoStore {
         now: OffsetDateTime,
     ) -> Result<Lease> {
         let expires_at = now + ttl;
+        let _turn = self.write_turn().await;
         let result = self
             .client
             .update_item()
@@ -98,6 +99,7 @@ impl LeaseStore for DynamoStore {
         now: OffsetDateTime,
     ) -> Result<Lease> {
         let expires_at = now + ttl;
+        let _turn = self.write_turn().await;
         let result = self
             .client
             .update_item()
@@ -135,6 +137,7 @@ impl LeaseStore for DynamoStore {
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        let _turn = self.write_turn().await;
         let result = self
             .client
             .delete_item()

@@ -22,6 +22,7 @@ mod writes;
 mod zones;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -34,6 +35,7 @@ use aws_sdk_dynamodb::types::{
 use edgecert_core::ports::{Page, PageRequest};
 use edgecert_core::{Error, ItemKind, Result};
 use rand::Rng;
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::AwsError;
 use cursor::CursorScope;
@@ -52,6 +54,8 @@ const TRANSACTION_ATTEMPTS: u32 = 10;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Set by [`DynamoStore::with_serialized_writes`]: writes wait for it.
+    write_lock: Option<Arc<Mutex<()>>>,
 }
 
 impl DynamoStore {
@@ -60,6 +64,25 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table_name.into(),
+            write_lock: None,
+        }
+    }
+
+    /// Makes this store (and its clones) send its writes one at a time. Only for emulators:
+    /// moto_server applies a `TransactWriteItems` or a conditional write without isolation
+    /// from concurrent requests (it checks, writes, and on failure restores a snapshot of the
+    /// whole table), so parallel writers could break the invariants DynamoDB itself
+    /// guarantees. Never needed, nor wanted, against DynamoDB.
+    pub fn with_serialized_writes(mut self) -> Self {
+        self.write_lock = Some(Arc::new(Mutex::new(())));
+        self
+    }
+
+    /// Waits for this store's turn to write when writes are serialized.
+    async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.write_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
         }
     }
 
@@ -84,6 +107,7 @@ impl DynamoStore {
 
     /// Puts an item that must not exist yet; `false` when it does.
     async fn put_new(&self, item: Item) -> Result<bool> {
+        let _turn = self.write_turn().await;
         let result = self
             .client
             .put_item()
@@ -112,6 +136,7 @@ impl DynamoStore {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
             }
+            let _turn = self.write_turn().await;
             let result = self
                 .client
                 .transact_write_items()
@@ -192,6 +217,7 @@ impl DynamoStore {
             names.insert("#unchanged".to_owned(), (*name).to_owned());
             values.insert(":unchanged".to_owned(), value.clone());
         }
+        let _turn = self.write_turn().await;
         let result = self
             .client
             .update_item()

@@ -8,7 +8,7 @@ use edgecert_core::Result;
 use super::items::Item;
 use crate::error::AwsError;
 
-/// Expression attribute names and values of one write.
+/// Expression attribute names of one write.
 pub(crate) type Names = HashMap<String, String>;
 /// Expression attribute values of one write.
 pub(crate) type Values = HashMap<String, AttributeValue>;

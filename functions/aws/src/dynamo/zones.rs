@@ -85,6 +85,7 @@ impl ZoneStore for DynamoStore {
     }
 
     async fn delete_zone(&self, account: &AccountId, id: &ZoneId) -> Result<()> {
+        let _turn = self.write_turn().await;
         let result = self
             .client
             .delete_item()

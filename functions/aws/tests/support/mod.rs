@@ -44,12 +44,17 @@ pub async fn clients() -> AwsClients {
 }
 
 /// A store on a new, empty table.
+///
+/// Its writes are serialized: moto applies transactions and conditional writes without
+/// isolation from concurrent requests, so the parallel-writer cases would otherwise test moto's
+/// races rather than this adapter (on DynamoDB the service provides the isolation). The cases
+/// still check every condition and the error each failed one maps to.
 pub async fn fresh_store(clients: &AwsClients) -> DynamoStore {
     let table = unique_name("table");
     create_table(&clients.dynamodb, &table)
         .await
         .expect("creating the table");
-    DynamoStore::new(clients.dynamodb.clone(), table)
+    DynamoStore::new(clients.dynamodb.clone(), table).with_serialized_writes()
 }
 
 /// A vault under a new secret prefix.

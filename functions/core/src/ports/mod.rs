@@ -4,11 +4,15 @@
 
 mod clock;
 mod dns;
+mod dns_provider;
+mod issuance;
 mod store;
 mod vault;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use dns::DnsResolver;
+pub use dns::{CaaRecord, DnsResolver};
+pub use dns_provider::{DnsProvider, DnsProviders};
+pub use issuance::{Issuance, IssueOutcome};
 pub use store::{
     AccountStore, CertificateStore, ChallengeStore, DomainStore, EventLog, LeaseStore, Page,
     PageRequest, Store, ZoneStore,

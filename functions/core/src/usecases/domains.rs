@@ -16,7 +16,7 @@ use crate::model::{
     Certificate, CertificateKind, CertificateStatus, Domain, KeyType, ProvisioningStep,
 };
 use crate::origin::OriginUrl;
-use crate::ports::{Page, PageRequest};
+use crate::ports::{DnsResolver, Page, PageRequest};
 use crate::renewal::RenewalPolicy;
 use crate::usecases::{EdgeSettings, Services};
 
@@ -297,13 +297,22 @@ pub async fn check_points_at_edge(
     services: &Services,
     hostname: &Hostname,
 ) -> Result<std::result::Result<(), String>> {
-    let edge = &services.edge;
-    if let Some(target) = services.resolver.cname(hostname.as_str()).await? {
+    points_at_edge(services.resolver.as_ref(), &services.edge, hostname).await
+}
+
+/// [`check_points_at_edge`] over just the resolver and the edge settings, for callers that do
+/// not hold a whole [`Services`] (the issuer's HTTP-01 pre-flight).
+pub async fn points_at_edge(
+    resolver: &dyn DnsResolver,
+    edge: &EdgeSettings,
+    hostname: &Hostname,
+) -> Result<std::result::Result<(), String>> {
+    if let Some(target) = resolver.cname(hostname.as_str()).await? {
         if target.eq_ignore_ascii_case(&edge.hostname) {
             return Ok(Ok(()));
         }
     }
-    let addresses = services.resolver.ip_addresses(hostname.as_str()).await?;
+    let addresses = resolver.ip_addresses(hostname.as_str()).await?;
     if addresses.is_empty() {
         return Ok(Err(format!(
             "{hostname} has no DNS record yet; create the records in dns_instructions"

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::origin::OriginPolicy;
 use crate::plan::PlanCatalog;
-use crate::ports::{Clock, DnsResolver, Store, Vault};
+use crate::ports::{Clock, DnsProviders, DnsResolver, Issuance, Store, Vault};
 
 pub mod accounts;
 pub mod domains;
@@ -38,4 +38,9 @@ pub struct Services {
     pub edge: EdgeSettings,
     /// Which origin addresses are allowed.
     pub origin_policy: OriginPolicy,
+    /// DNS providers for zones (DNS-01, zone verification).
+    pub dns_providers: DnsProviders,
+    /// The ACME engine, where this process may talk to the CA (`None` in functions that never
+    /// do; revocation there answers 503).
+    pub issuance: Option<Arc<dyn Issuance>>,
 }

@@ -1,0 +1,96 @@
+//! How an [`Issuer`](crate::Issuer) talks to its CA and paces its work.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use edgecert_core::RenewalPolicy;
+
+/// The CA identity Let's Encrypt recognises in CAA `issue` records.
+pub const LETS_ENCRYPT_CAA_IDENTITY: &str = "letsencrypt.org";
+
+/// Configuration of an [`Issuer`](crate::Issuer), read once at start.
+///
+/// `IssuerConfig::new(directory_url)` gives production-minded defaults; tests shorten the
+/// polling delays.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct IssuerConfig {
+    /// The ACME directory, e.g. `https://acme-v02.api.letsencrypt.org/directory`. One ACME
+    /// account is created per directory URL and kept in the vault.
+    pub directory_url: String,
+    /// PEM file of the root that signs the CA's HTTPS listener (Pebble's). `None`: the
+    /// system's trusted roots.
+    pub ca_root_pem: Option<PathBuf>,
+    /// Contact e-mail registered with the ACME account (expiry notices, CA incidents).
+    pub contact_email: Option<String>,
+    /// Identities of the CA in CAA records (`issue "letsencrypt.org"`); a name whose closest
+    /// CAA record set names none of them is refused before any order.
+    pub caa_identities: Vec<String>,
+    /// How long the lease on a name set lasts without renewal; also when an interrupted
+    /// issuance becomes due again.
+    pub lease_ttl: time::Duration,
+    /// How long an HTTP-01 answer stays in the store.
+    pub http01_ttl: time::Duration,
+    /// First delay when polling an authorization, order or certificate; doubles each time.
+    pub poll_initial_delay: Duration,
+    /// Longest wait for the CA to validate or to issue, per poll.
+    pub poll_timeout: Duration,
+    /// Deadline of one HTTP request to the CA.
+    pub request_timeout: Duration,
+    /// Attempts within one run when the CA fails transiently (connection reset, 5xx, a nonce
+    /// rejected more often than instant-acme retries); the run resumes its stored order.
+    pub attempts_per_run: u32,
+    /// Pause before the second attempt of a run; grows linearly.
+    pub attempt_pause: Duration,
+    /// Renewal time and retry backoff.
+    pub renewal_policy: RenewalPolicy,
+}
+
+impl IssuerConfig {
+    /// Defaults for `directory_url`: system roots, no contact, CAA identity `letsencrypt.org`,
+    /// 5-minute leases, 1-hour HTTP-01 answers, polling from 250 ms for up to 90 s.
+    pub fn new(directory_url: impl Into<String>) -> IssuerConfig {
+        IssuerConfig {
+            directory_url: directory_url.into(),
+            ca_root_pem: None,
+            contact_email: None,
+            caa_identities: vec![LETS_ENCRYPT_CAA_IDENTITY.to_owned()],
+            lease_ttl: time::Duration::minutes(5),
+            http01_ttl: time::Duration::hours(1),
+            poll_initial_delay: Duration::from_millis(250),
+            poll_timeout: Duration::from_secs(90),
+            request_timeout: Duration::from_secs(30),
+            attempts_per_run: 3,
+            attempt_pause: Duration::from_millis(500),
+            renewal_policy: RenewalPolicy::default(),
+        }
+    }
+
+    /// Trusts `path` (PEM) for the CA's HTTPS listener instead of the system roots.
+    pub fn with_ca_root_pem(mut self, path: impl Into<PathBuf>) -> IssuerConfig {
+        self.ca_root_pem = Some(path.into());
+        self
+    }
+
+    /// Registers `email` as the ACME account's contact.
+    pub fn with_contact_email(mut self, email: impl Into<String>) -> IssuerConfig {
+        self.contact_email = Some(email.into());
+        self
+    }
+
+    /// Replaces the CA identities accepted in CAA records.
+    pub fn with_caa_identities<I, S>(mut self, identities: I) -> IssuerConfig
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.caa_identities = identities.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the first polling delay (tests against Pebble use a few milliseconds).
+    pub fn with_poll_initial_delay(mut self, delay: Duration) -> IssuerConfig {
+        self.poll_initial_delay = delay;
+        self
+    }
+}

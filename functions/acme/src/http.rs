@@ -1,0 +1,201 @@
+//! The HTTP client instant-acme talks to the CA through.
+//!
+//! [`ca_http_client`] builds it on hyper-rustls with the aws-lc-rs provider passed explicitly
+//! (one crypto provider in the tree, none installed process-wide) and a deadline per request.
+//! [`RetryAfterRecorder`] wraps any client and remembers the `Retry-After` of the CA's error
+//! answers, which instant-acme does not surface, so a failure can be retried no earlier than
+//! the CA asked. The value is kept per issuance run in a task-local slot
+//! ([`with_retry_after_slot`]): concurrent runs share one ACME account (and so one client) and
+//! must not read each other's.
+
+use std::fs;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::str::FromStr as _;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http::header::RETRY_AFTER;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
+
+use crate::error::{AcmeError, Result};
+
+/// The boxed future every [`HttpClient`] returns.
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = std::result::Result<BytesResponse, instant_acme::Error>> + Send>>;
+
+/// An HTTP client for an ACME CA: HTTPS only, HTTP/1.1 and h2, each request bounded by
+/// `request_timeout`. Trusts only `root_pem` (a PEM file, e.g. Pebble's listener CA) when
+/// given, else the system's roots.
+pub fn ca_http_client(
+    root_pem: Option<&Path>,
+    request_timeout: Duration,
+) -> Result<Box<dyn HttpClient>> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = match root_pem {
+        Some(path) => {
+            let pem = fs::read(path).map_err(|error| {
+                AcmeError::Config(format!("reading CA root {}: {error}", path.display()))
+            })?;
+            let mut roots = rustls::RootCertStore::empty();
+            for certificate in CertificateDer::pem_slice_iter(&pem) {
+                let certificate = certificate.map_err(|error| {
+                    AcmeError::Config(format!("parsing CA root {}: {error}", path.display()))
+                })?;
+                roots.add(certificate)?;
+            }
+            if roots.is_empty() {
+                return Err(AcmeError::Config(format!(
+                    "{} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            let tls = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
+        }
+        None => hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider)
+            .map_err(|error| AcmeError::Config(format!("loading the system's roots: {error}")))?,
+    };
+    let connector = builder.https_only().enable_http1().enable_http2().build();
+    let client = HyperClient::builder(TokioExecutor::new()).build(connector);
+    Ok(Box::new(HyperCaClient {
+        client,
+        request_timeout,
+    }))
+}
+
+/// hyper's client as an instant-acme [`HttpClient`], with a deadline on every request.
+struct HyperCaClient {
+    client: HyperClient<HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
+    request_timeout: Duration,
+}
+
+impl HttpClient for HyperCaClient {
+    fn request(&self, request: Request<BodyWrapper<Bytes>>) -> ResponseFuture {
+        let response = self.client.request(request);
+        let deadline = self.request_timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(deadline, response).await {
+                Ok(Ok(response)) => Ok(BytesResponse::from(response)),
+                Ok(Err(error)) => Err(instant_acme::Error::Other(Box::new(error))),
+                Err(_) => Err(instant_acme::Error::Other(
+                    format!("no answer from the CA within {}s", deadline.as_secs()).into(),
+                )),
+            }
+        })
+    }
+}
+
+/// Shares one client between the accounts built from it (instant-acme takes a `Box`).
+pub(crate) struct SharedHttpClient(pub(crate) Arc<dyn HttpClient>);
+
+impl HttpClient for SharedHttpClient {
+    fn request(&self, request: Request<BodyWrapper<Bytes>>) -> ResponseFuture {
+        self.0.request(request)
+    }
+}
+
+tokio::task_local! {
+    /// The `Retry-After` of the last error answer the CA gave the current issuance run.
+    static RETRY_AFTER_SLOT: Arc<Mutex<Option<Duration>>>;
+}
+
+/// Runs `future` with a fresh `Retry-After` slot that [`RetryAfterRecorder`] fills.
+pub(crate) async fn with_retry_after_slot<F: Future>(future: F) -> F::Output {
+    RETRY_AFTER_SLOT
+        .scope(Arc::new(Mutex::new(None)), future)
+        .await
+}
+
+/// Takes the `Retry-After` recorded in the current slot, if any.
+pub(crate) fn take_retry_after() -> Option<Duration> {
+    RETRY_AFTER_SLOT
+        .try_with(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).take())
+        .ok()
+        .flatten()
+}
+
+/// Wraps a CA client and records the `Retry-After` of error answers (4xx/5xx) in the current
+/// run's slot.
+pub(crate) struct RetryAfterRecorder {
+    pub(crate) inner: Box<dyn HttpClient>,
+}
+
+impl HttpClient for RetryAfterRecorder {
+    fn request(&self, request: Request<BodyWrapper<Bytes>>) -> ResponseFuture {
+        // Read the slot now: this runs inside the caller's task, where the task-local is set.
+        let slot = RETRY_AFTER_SLOT.try_with(Arc::clone).ok();
+        let response = self.inner.request(request);
+        Box::pin(async move {
+            let response = response.await?;
+            let status = response.parts.status;
+            if status.is_client_error() || status.is_server_error() {
+                let delay = response
+                    .parts
+                    .headers
+                    .get(RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| parse_retry_after(value, time::OffsetDateTime::now_utc()));
+                if let (Some(slot), Some(delay)) = (slot, delay) {
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(delay);
+                }
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// A `Retry-After` value (RFC 9110: delay-seconds or an HTTP-date) as a delay from `now`.
+fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = u64::from_str(value) {
+        return Some(Duration::from_secs(seconds));
+    }
+    // IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) is RFC 2822 with the obsolete `GMT` zone.
+    let at =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    let delay = at - now;
+    Some(if delay.is_positive() {
+        Duration::try_from(delay).unwrap_or_default()
+    } else {
+        Duration::ZERO
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = datetime!(2026-06-01 12:00 UTC);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 01 Jun 2026 12:05:00 GMT", now),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 01 Jun 2026 11:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

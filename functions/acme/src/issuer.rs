@@ -1,0 +1,930 @@
+//! [`Issuer`]: the issue use case over ACME, and revocation.
+//!
+//! One run of [`Issuance::issue`]:
+//! 1. reads the certificate and returns at once when nothing is due;
+//! 2. takes the lease on its sorted name set (held elsewhere: `InProgress`), then reads the
+//!    certificate again, because the previous holder may just have issued it;
+//! 3. runs pre-flight (a refusal is recorded and never reaches the CA);
+//! 4. attempts the order: resume the stored order or place a new one (its URL stored at once,
+//!    so a crash resumes it), solve the challenges, take the pending key from the vault or
+//!    generate and store one *before* finalizing, finalize, download, store chain and key as a
+//!    new vault version, and only then flip the certificate to `issued`;
+//! 5. retries the attempt within the run when the CA failed transiently (the stored order is
+//!    resumed), otherwise records the failure with its backoff and the CA's `Retry-After`.
+//!
+//! Every durable step appends a certificate event. A crash at any point leaves the certificate
+//! due again once the lease has expired, with everything it needs to resume.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use edgecert_core::model::{
+    Certificate, CertificateEvent, CertificateKind, CertificateStatus, Domain, EventLevel, Lease,
+    ProvisioningStep, SecretString,
+};
+use edgecert_core::ports::{CertificateMaterial, Issuance, IssueOutcome, MaterialVersion};
+use edgecert_core::usecases::Services;
+use edgecert_core::{AccountId, CertificateId, Error, ItemKind};
+use instant_acme::{
+    Account, HttpClient, Identifier, NewOrder, Order, OrderStatus, RetryPolicy, RevocationRequest,
+};
+use rand::RngCore as _;
+use rcgen::KeyPair;
+use rustls::pki_types::CertificateDer;
+use time::OffsetDateTime;
+use tracing::Instrument as _;
+
+use crate::account::AccountSlot;
+use crate::config::IssuerConfig;
+use crate::error::{AcmeError, Result};
+use crate::failure::{Failure, Stop};
+use crate::http::{self, RetryAfterRecorder};
+use crate::keys;
+use crate::preflight::{self, Refusal, Validation};
+use crate::steps::{Step, StepHook};
+
+/// How many times a read-modify-write is retried when another writer got there first.
+const WRITE_ATTEMPTS: usize = 3;
+
+/// Obtains, renews and revokes certificates over ACME; implements
+/// [`Issuance`](edgecert_core::ports::Issuance).
+///
+/// Build it once per process and share it (`Arc<dyn Issuance>`): it holds the ACME account,
+/// loaded from the vault or registered on first use.
+pub struct Issuer {
+    pub(crate) services: Services,
+    pub(crate) config: IssuerConfig,
+    account: AccountSlot,
+    hook: Option<Arc<dyn StepHook>>,
+}
+
+impl Issuer {
+    /// An issuer over `services` (store, vault, resolver, clock, plans, edge settings, DNS
+    /// providers) talking to `config.directory_url` with the default CA client
+    /// ([`ca_http_client`](crate::ca_http_client)).
+    ///
+    /// `services.issuance` is not used. Fails when the CA root file cannot be read.
+    pub fn new(services: Services, config: IssuerConfig) -> Result<Issuer> {
+        let http = http::ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout)?;
+        Ok(Issuer::with_http_client(services, config, http))
+    }
+
+    /// An issuer talking to the CA through `http` (a fault layer in tests, or a client with
+    /// other TLS settings); `config.ca_root_pem` and `config.request_timeout` are then up to
+    /// that client.
+    pub fn with_http_client(
+        services: Services,
+        config: IssuerConfig,
+        http: Box<dyn HttpClient>,
+    ) -> Issuer {
+        let http: Arc<dyn HttpClient> = Arc::new(RetryAfterRecorder { inner: http });
+        let account = AccountSlot::new(
+            config.directory_url.clone(),
+            config.contact_email.clone(),
+            http,
+        );
+        Issuer {
+            services,
+            config,
+            account,
+            hook: None,
+        }
+    }
+
+    /// Calls `hook` after each [`Step`] of every run (crash-safety tests).
+    pub fn with_step_hook(mut self, hook: Arc<dyn StepHook>) -> Issuer {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &IssuerConfig {
+        &self.config
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.services.clock.now()
+    }
+
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new()
+            .initial_delay(self.config.poll_initial_delay)
+            .backoff(2.0)
+            .timeout(self.config.poll_timeout)
+    }
+
+    pub(crate) fn step(&self, step: Step, certificate: &CertificateId) {
+        tracing::debug!(step = step.as_str(), "issuance step done");
+        if let Some(hook) = &self.hook {
+            hook.after(step, certificate);
+        }
+    }
+
+    /// Appends an event; the log is best-effort and never stops a run.
+    pub(crate) async fn event(
+        &self,
+        certificate: &CertificateId,
+        step: &str,
+        level: EventLevel,
+        message: impl Into<String>,
+        acme_problem: Option<String>,
+    ) {
+        let event = CertificateEvent {
+            certificate_id: certificate.clone(),
+            at: self.now(),
+            step: step.to_owned(),
+            level,
+            message: message.into(),
+            acme_problem,
+        };
+        if let Err(error) = self.services.store.append_event(&event).await {
+            tracing::warn!(%error, step, "could not append a certificate event");
+        }
+    }
+
+    /// Extends the lease; `LeaseLost` when another owner took it over meanwhile.
+    pub(crate) async fn keep_lease(&self, lease: &mut Lease) -> Result<(), Stop> {
+        match self
+            .services
+            .store
+            .renew_lease(lease, self.config.lease_ttl, self.now())
+            .await
+        {
+            Ok(renewed) => {
+                *lease = renewed;
+                Ok(())
+            }
+            Err(Error::LeaseHeld { .. }) => Err(Stop::LeaseLost),
+            // Still ours until it expires; the next renewal may succeed.
+            Err(error) => {
+                tracing::warn!(%error, "could not renew the issuance lease");
+                Ok(())
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        account: &AccountId,
+        id: &CertificateId,
+    ) -> edgecert_core::Result<Option<Certificate>> {
+        self.services.store.get_certificate(account, id).await
+    }
+
+    /// Version-checked read-modify-write: applies `change` to `current` and stores it, and on a
+    /// conflict applies it again to a fresh read. `Ok(None)` when the certificate is gone.
+    async fn modify(
+        &self,
+        mut current: Certificate,
+        change: impl Fn(&mut Certificate),
+    ) -> edgecert_core::Result<Option<Certificate>> {
+        for _ in 0..WRITE_ATTEMPTS {
+            change(&mut current);
+            current.updated_at = self.now();
+            match self.services.store.update_certificate(&current).await {
+                Ok(stored) => return Ok(Some(stored)),
+                Err(Error::VersionConflict(_)) => {
+                    match self.read(&current.account_id, &current.id).await? {
+                        Some(fresh) => current = fresh,
+                        None => return Ok(None),
+                    }
+                }
+                Err(Error::NotFound(_)) => return Ok(None),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(Error::VersionConflict(ItemKind::Certificate))
+    }
+
+    /// [`Issuer::modify`] inside a run: a gone certificate ends the run, a failed write is a
+    /// failure of `step`.
+    pub(crate) async fn save(
+        &self,
+        step: &'static str,
+        current: Certificate,
+        change: impl Fn(&mut Certificate),
+    ) -> Result<Certificate, Stop> {
+        match self.modify(current, change).await {
+            Ok(Some(stored)) => Ok(stored),
+            Ok(None) => Err(Stop::Gone),
+            Err(error) => Err(Failure::from_core(step, "Saving the certificate", &error).into()),
+        }
+    }
+
+    /// Everything after the lease: pre-flight, then attempts.
+    async fn run(
+        &self,
+        lease: &mut Lease,
+        account: &AccountId,
+        id: &CertificateId,
+    ) -> edgecert_core::Result<IssueOutcome> {
+        let Some(certificate) = self.read(account, id).await? else {
+            return Ok(IssueOutcome::Skipped);
+        };
+        if !is_due(&certificate, self.now()) {
+            // The previous lease holder finished while we were waiting for the lease.
+            return Ok(match certificate.status {
+                CertificateStatus::Issued => IssueOutcome::Issued(certificate),
+                _ => IssueOutcome::Skipped,
+            });
+        }
+        let validation =
+            match preflight::check(&self.services, &self.config.caa_identities, &certificate).await
+            {
+                Ok(validation) => validation,
+                Err(Refusal::Skip(reason)) => {
+                    tracing::info!(reason, "issuance skipped");
+                    return Ok(IssueOutcome::Skipped);
+                }
+                Err(Refusal::Fail(failure)) => {
+                    return self.record_failure(certificate, failure).await;
+                }
+            };
+        let how = match &validation {
+            Validation::Http01 => "HTTP-01 through the edge".to_owned(),
+            Validation::Dns01 { zone, .. } => format!("DNS-01 in zone {}", zone.name),
+        };
+        self.event(
+            id,
+            "preflight",
+            EventLevel::Info,
+            format!(
+                "Pre-flight checks passed for {}; validating by {how}",
+                names_text(&certificate)
+            ),
+            None,
+        )
+        .await;
+        let mut attempt = 1;
+        loop {
+            let Some(certificate) = self.read(account, id).await? else {
+                return Ok(IssueOutcome::Skipped);
+            };
+            match self.attempt(certificate, &validation, lease).await {
+                Ok(issued) => return Ok(IssueOutcome::Issued(issued)),
+                Err(Stop::Gone) => return Ok(IssueOutcome::Skipped),
+                Err(Stop::LeaseLost) => return Ok(IssueOutcome::InProgress),
+                Err(Stop::Failed(failure))
+                    if failure.transient && attempt < self.config.attempts_per_run =>
+                {
+                    self.event(
+                        id,
+                        failure.step,
+                        EventLevel::Warning,
+                        format!("{}; retrying", failure.message),
+                        failure.problem.clone(),
+                    )
+                    .await;
+                    tokio::time::sleep(self.config.attempt_pause * attempt).await;
+                    attempt += 1;
+                }
+                Err(Stop::Failed(failure)) => {
+                    let Some(latest) = self.read(account, id).await? else {
+                        return Ok(IssueOutcome::Skipped);
+                    };
+                    return self.record_failure(latest, failure).await;
+                }
+            }
+        }
+    }
+
+    /// One attempt at the order, from opening it to the certificate flipped to `issued`.
+    async fn attempt(
+        &self,
+        certificate: Certificate,
+        validation: &Validation,
+        lease: &mut Lease,
+    ) -> Result<Certificate, Stop> {
+        let account = self
+            .account
+            .get(self.services.vault.as_ref())
+            .await
+            .map_err(Failure::from_account)?;
+        let (mut order, certificate) = self.open_order(account, certificate).await?;
+        self.step(Step::OrderCreated, &certificate.id);
+
+        let mut withdrawn = BTreeSet::new();
+        let validated = if order.state().status == OrderStatus::Pending {
+            self.validate(&mut order, &certificate, validation, lease, &mut withdrawn)
+                .await
+        } else {
+            Ok(())
+        };
+        // Answers left by an interrupted run (or for reused authorizations) go too.
+        self.sweep(&mut order, &certificate, validation, &withdrawn)
+            .await;
+        validated?;
+        self.keep_lease(lease).await?;
+
+        let (key, certificate) = self.order_key(&mut order, certificate).await?;
+        self.step(Step::KeyStored, &certificate.id);
+
+        if order.state().status == OrderStatus::Ready {
+            let csr = keys::csr(certificate.names(), &key)
+                .map_err(|error| Failure::from_local("finalize", "Building the CSR", &error))?;
+            order
+                .finalize_csr(&csr)
+                .await
+                .map_err(|error| Failure::from_acme("finalize", "Finalizing the order", error))?;
+            self.event(
+                &certificate.id,
+                "finalize",
+                EventLevel::Info,
+                "Sent the certificate signing request; the certificate authority is issuing",
+                None,
+            )
+            .await;
+        }
+        self.step(Step::Finalized, &certificate.id);
+
+        let chain = order
+            .poll_certificate(&self.retry_policy())
+            .await
+            .map_err(|error| {
+                Failure::from_acme("download", "Downloading the certificate", error)
+            })?;
+        let leaf = keys::leaf(&chain).map_err(|error| {
+            Failure::from_local("download", "Reading the certificate", &error).with_dead_order()
+        })?;
+        if !leaf.matches(&key) {
+            return Err(Failure::new(
+                "download",
+                "The certificate from the certificate authority does not match the stored key; \
+                 a new order will be placed",
+            )
+            .with_dead_order()
+            .into());
+        }
+        self.keep_lease(lease).await?;
+        self.store_issued(certificate, chain, &key, &leaf).await
+    }
+
+    /// Resumes the stored order when it can still complete, else places a new one and stores
+    /// its URL at once. Marks the certificate in flight until the lease would have expired, so
+    /// a crashed run is picked up again by the due index.
+    async fn open_order(
+        &self,
+        account: &Account,
+        certificate: Certificate,
+    ) -> Result<(Order, Certificate), Stop> {
+        let mut resumed = None;
+        if let Some(url) = &certificate.order_url {
+            match account.order(url.clone()).await {
+                Ok(mut order) => {
+                    if order.state().status != OrderStatus::Invalid {
+                        resumed = Some(order);
+                    } else {
+                        self.event(
+                            &certificate.id,
+                            "order",
+                            EventLevel::Warning,
+                            "The stored order is invalid; placing a new one",
+                            None,
+                        )
+                        .await;
+                    }
+                }
+                // An order the CA no longer knows (expired, or another account's).
+                Err(instant_acme::Error::Api(problem)) => {
+                    self.event(
+                        &certificate.id,
+                        "order",
+                        EventLevel::Warning,
+                        format!(
+                            "The stored order cannot be resumed ({}); placing a new one",
+                            problem.detail.as_deref().unwrap_or("no detail given")
+                        ),
+                        problem.r#type.clone(),
+                    )
+                    .await;
+                }
+                Err(error) => {
+                    return Err(Failure::from_acme("order", "Resuming the order", error).into());
+                }
+            }
+        }
+        let created = resumed.is_none();
+        let mut order = match resumed {
+            Some(order) => order,
+            None => {
+                let identifiers: Vec<Identifier> = certificate
+                    .names()
+                    .map(|name| Identifier::Dns(name.to_string()))
+                    .collect();
+                account
+                    .new_order(&NewOrder::new(&identifiers))
+                    .await
+                    .map_err(|error| Failure::from_acme("order", "Creating the order", error))?
+            }
+        };
+        let url = order.url().to_owned();
+        let in_flight_until = self.now() + self.config.lease_ttl;
+        let certificate = self
+            .save("order", certificate, |stored| {
+                stored.order_url = Some(url.clone());
+                // A renewal keeps serving its current material meanwhile.
+                if matches!(
+                    stored.status,
+                    CertificateStatus::Pending | CertificateStatus::Failed
+                ) {
+                    stored.status = CertificateStatus::Validating;
+                }
+                stored.next_attempt_at = Some(in_flight_until);
+            })
+            .await?;
+        let message = if created {
+            format!("Placed an ACME order for {}", names_text(&certificate))
+        } else {
+            format!(
+                "Resumed the stored ACME order ({})",
+                order_status_text(order.state().status)
+            )
+        };
+        self.event(&certificate.id, "order", EventLevel::Info, message, None)
+            .await;
+        Ok((order, certificate))
+    }
+
+    /// The key of the order: the pending one from the vault, or a new one stored (and recorded
+    /// on the certificate) before it is ever sent to the CA.
+    async fn order_key(
+        &self,
+        order: &mut Order,
+        certificate: Certificate,
+    ) -> Result<(KeyPair, Certificate), Stop> {
+        if let Some(version) = certificate.pending_material_version.clone() {
+            match self
+                .services
+                .vault
+                .get_material(&certificate.id, &MaterialVersion(version))
+                .await
+            {
+                Ok(material) => {
+                    let key = keys::parse(material.private_key_pem.expose()).map_err(|error| {
+                        Failure::from_local("key", "Reading the pending key", &error)
+                    })?;
+                    return Ok((key, certificate));
+                }
+                Err(Error::NotFound(_)) => {
+                    self.event(
+                        &certificate.id,
+                        "key",
+                        EventLevel::Warning,
+                        "The pending key is no longer in the vault",
+                        None,
+                    )
+                    .await;
+                }
+                Err(error) => {
+                    return Err(Failure::from_core("key", "Reading the pending key", &error).into());
+                }
+            }
+        }
+        if order.state().status != OrderStatus::Ready {
+            return Err(Failure::new(
+                "key",
+                "The order was finalized with a key that is no longer stored; \
+                 a new order will be placed",
+            )
+            .with_dead_order()
+            .into());
+        }
+        let key = keys::generate(certificate.key_type)
+            .map_err(|error| Failure::from_local("key", "Generating the key", &error))?;
+        let material = CertificateMaterial {
+            chain_pem: None,
+            private_key_pem: SecretString::new(key.serialize_pem()),
+        };
+        let version = self
+            .services
+            .vault
+            .put_material(&certificate.id, &material)
+            .await
+            .map_err(|error| Failure::from_core("key", "Storing the new key", &error))?;
+        let certificate = self
+            .save("key", certificate, |stored| {
+                stored.pending_material_version = Some(version.0.clone());
+            })
+            .await?;
+        self.event(
+            &certificate.id,
+            "key",
+            EventLevel::Info,
+            format!(
+                "Generated a new {} key and stored it",
+                keys::describe(certificate.key_type)
+            ),
+            None,
+        )
+        .await;
+        Ok((key, certificate))
+    }
+
+    /// Stores chain and key as a new vault version, then flips the certificate to `issued`.
+    async fn store_issued(
+        &self,
+        certificate: Certificate,
+        chain: String,
+        key: &KeyPair,
+        leaf: &keys::Leaf,
+    ) -> Result<Certificate, Stop> {
+        let material = CertificateMaterial {
+            chain_pem: Some(chain),
+            private_key_pem: SecretString::new(key.serialize_pem()),
+        };
+        let version = self
+            .services
+            .vault
+            .put_material(&certificate.id, &material)
+            .await
+            .map_err(|error| Failure::from_core("stored", "Storing the certificate", &error))?;
+        self.event(
+            &certificate.id,
+            "stored",
+            EventLevel::Info,
+            "Stored the certificate chain and key",
+            None,
+        )
+        .await;
+        let now = self.now();
+        let renew_at =
+            self.config
+                .renewal_policy
+                .next_renewal_at(leaf.not_before, leaf.not_after, None, 0.0);
+        let issued = self
+            .save("stored", certificate, |stored| {
+                stored.status = CertificateStatus::Issued;
+                stored.material_version = Some(version.0.clone());
+                stored.issued_at = Some(now);
+                stored.not_before = Some(leaf.not_before);
+                stored.expires_at = Some(leaf.not_after);
+                stored.next_renewal_at = Some(renew_at);
+                stored.next_attempt_at = None;
+                stored.order_url = None;
+                stored.pending_material_version = None;
+                stored.last_error = None;
+                stored.consecutive_failures = 0;
+            })
+            .await?;
+        self.update_domain(&issued, |domain| {
+            domain.provisioning_step = ProvisioningStep::Active;
+            domain.last_error = None;
+            domain.next_attempt_at = None;
+            domain.consecutive_failures = 0;
+            domain.certificate_id = Some(issued.id.clone());
+        })
+        .await;
+        self.event(
+            &issued.id,
+            "issued",
+            EventLevel::Info,
+            format!(
+                "Issued for {}, valid until {}; renewal due {}",
+                names_text(&issued),
+                rfc3339(leaf.not_after),
+                rfc3339(renew_at)
+            ),
+            None,
+        )
+        .await;
+        tracing::info!(expires_at = %rfc3339(leaf.not_after), "certificate issued");
+        Ok(issued)
+    }
+
+    /// Records a failed run: reason, backoff (never before the CA's `Retry-After`), and status
+    /// `failed` unless valid material is still being served (a failed renewal stays `issued`).
+    async fn record_failure(
+        &self,
+        certificate: Certificate,
+        failure: Failure,
+    ) -> edgecert_core::Result<IssueOutcome> {
+        let now = self.now();
+        let retry_at = failure
+            .retry_after
+            .and_then(|delay| time::Duration::try_from(delay).ok())
+            .map(|delay| now + delay);
+        let policy = &self.config.renewal_policy;
+        let Some(stored) = self
+            .modify(certificate, |stored| {
+                stored.consecutive_failures = stored.consecutive_failures.saturating_add(1);
+                stored.last_error = Some(failure.message.clone());
+                stored.next_attempt_at = Some(policy.next_attempt_at(
+                    now,
+                    stored.consecutive_failures,
+                    stored.expires_at,
+                    retry_at,
+                ));
+                stored.status = if serves_material(stored, now) {
+                    CertificateStatus::Issued
+                } else {
+                    CertificateStatus::Failed
+                };
+                if failure.order_dead {
+                    stored.order_url = None;
+                }
+            })
+            .await?
+        else {
+            return Ok(IssueOutcome::Skipped);
+        };
+        tracing::warn!(
+            step = failure.step,
+            problem = failure.problem.as_deref().unwrap_or(""),
+            failures = stored.consecutive_failures,
+            next_attempt_at = %stored.next_attempt_at.map(rfc3339).unwrap_or_default(),
+            "issuance failed"
+        );
+        let next = stored
+            .next_attempt_at
+            .map(|at| format!("; next attempt at {}", rfc3339(at)))
+            .unwrap_or_default();
+        self.event(
+            &stored.id,
+            failure.step,
+            EventLevel::Error,
+            format!("{}{next}", failure.message),
+            failure.problem.clone(),
+        )
+        .await;
+        if stored.status == CertificateStatus::Failed {
+            let (reason, at, count) = (
+                stored.last_error.clone(),
+                stored.next_attempt_at,
+                stored.consecutive_failures,
+            );
+            self.update_domain(&stored, |domain| {
+                // An active domain keeps serving; only a domain waiting for its first
+                // certificate shows the failure.
+                if domain.provisioning_step != ProvisioningStep::Active {
+                    domain.provisioning_step = ProvisioningStep::Failed;
+                    domain.last_error = reason.clone();
+                    domain.next_attempt_at = at;
+                    domain.consecutive_failures = count;
+                }
+            })
+            .await;
+        }
+        Ok(IssueOutcome::Failed(stored))
+    }
+
+    /// Best-effort update of a managed certificate's domain: the certificate is the source of
+    /// truth, and the domain's view is refreshed by the next run anyway.
+    async fn update_domain(&self, certificate: &Certificate, change: impl Fn(&mut Domain)) {
+        let CertificateKind::Managed { domain_id } = &certificate.kind else {
+            return;
+        };
+        for _ in 0..WRITE_ATTEMPTS {
+            let mut domain = match self
+                .services
+                .store
+                .get_domain(&certificate.account_id, domain_id)
+                .await
+            {
+                Ok(Some(domain)) => domain,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "could not read the certificate's domain");
+                    return;
+                }
+            };
+            change(&mut domain);
+            domain.updated_at = self.now();
+            match self.services.store.update_domain(&domain).await {
+                Ok(_) | Err(Error::NotFound(_)) => return,
+                Err(Error::VersionConflict(_)) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "could not update the certificate's domain");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Issuance for Issuer {
+    async fn issue(
+        &self,
+        account: &AccountId,
+        certificate: &CertificateId,
+    ) -> edgecert_core::Result<IssueOutcome> {
+        let span = tracing::info_span!("issue", certificate = %certificate);
+        async {
+            let now = self.now();
+            let Some(stored) = self.read(account, certificate).await? else {
+                return Ok(IssueOutcome::Skipped);
+            };
+            if !is_due(&stored, now) {
+                return Ok(IssueOutcome::Skipped);
+            }
+            let name = lease_name(&stored);
+            let mut lease = match self
+                .services
+                .store
+                .acquire_lease(&name, &lease_owner(), self.config.lease_ttl, now)
+                .await
+            {
+                Ok(lease) => lease,
+                Err(Error::LeaseHeld { .. }) => return Ok(IssueOutcome::InProgress),
+                Err(error) => return Err(error),
+            };
+            let outcome =
+                http::with_retry_after_slot(self.run(&mut lease, account, certificate)).await;
+            if let Err(error) = self.services.store.release_lease(&lease).await {
+                tracing::warn!(%error, "could not release the issuance lease; it will expire");
+            }
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn revoke(&self, certificate: &Certificate) -> edgecert_core::Result<()> {
+        let version = certificate
+            .material_version
+            .clone()
+            .ok_or(Error::NotIssued)?;
+        let material = self
+            .services
+            .vault
+            .get_material(&certificate.id, &MaterialVersion(version))
+            .await?;
+        let chain = material.chain_pem.ok_or(Error::NotIssued)?;
+        let leaf = keys::leaf(&chain)?;
+        let account = self
+            .account
+            .get(self.services.vault.as_ref())
+            .await
+            .map_err(|failure| match failure {
+                crate::account::AccountFailure::Vault(error) => error,
+                crate::account::AccountFailure::Acme(error) => Error::from(error),
+            })?;
+        let der = CertificateDer::from(leaf.der);
+        let revoked = http::with_retry_after_slot(account.revoke(&RevocationRequest {
+            certificate: &der,
+            reason: None,
+        }))
+        .await;
+        match revoked {
+            Ok(()) => {}
+            // Revoking twice is not an error for the caller: the outcome is what was asked.
+            Err(instant_acme::Error::Api(problem))
+                if problem.r#type.as_deref()
+                    == Some("urn:ietf:params:acme:error:alreadyRevoked") => {}
+            Err(error) => return Err(AcmeError::from(error).into()),
+        }
+        self.event(
+            &certificate.id,
+            "revoke",
+            EventLevel::Info,
+            "Revoked at the certificate authority",
+            None,
+        )
+        .await;
+        Ok(())
+    }
+}
+
+/// Whether a run has work to do now. In-flight certificates (`validating`) always do: the
+/// lease decides whether someone else is on them.
+fn is_due(certificate: &Certificate, now: OffsetDateTime) -> bool {
+    match certificate.status {
+        CertificateStatus::Expired | CertificateStatus::Revoked => false,
+        CertificateStatus::Validating => true,
+        CertificateStatus::Pending | CertificateStatus::Failed => {
+            certificate.next_attempt_at.is_none_or(|at| at <= now)
+        }
+        CertificateStatus::Issued => {
+            certificate.renews_automatically() && certificate.due_at().is_some_and(|at| at <= now)
+        }
+    }
+}
+
+/// Whether the certificate has material that is still valid to serve.
+fn serves_material(certificate: &Certificate, now: OffsetDateTime) -> bool {
+    certificate.material_version.is_some() && certificate.expires_at.is_some_and(|at| at > now)
+}
+
+/// The lease name of a certificate's name set: sorted, so the same names always share it.
+fn lease_name(certificate: &Certificate) -> String {
+    let names: BTreeSet<&str> = certificate.names().map(|name| name.as_str()).collect();
+    format!("issue:{}", names.into_iter().collect::<Vec<_>>().join(","))
+}
+
+/// A random lease owner token.
+fn lease_owner() -> String {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+pub(crate) fn names_text(certificate: &Certificate) -> String {
+    certificate
+        .names()
+        .map(|name| name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn order_status_text(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::Pending => "pending",
+        OrderStatus::Ready => "ready",
+        OrderStatus::Processing => "processing",
+        OrderStatus::Valid => "valid",
+        OrderStatus::Invalid => "invalid",
+    }
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use edgecert_core::Hostname;
+    use edgecert_core::ids::ZoneId;
+    use edgecert_core::model::KeyType;
+    use time::macros::datetime;
+
+    use super::*;
+
+    const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+    fn certificate(status: CertificateStatus) -> Certificate {
+        Certificate {
+            id: CertificateId::generate(),
+            account_id: AccountId::generate(),
+            kind: CertificateKind::Downloadable {
+                zone_id: ZoneId::generate(),
+            },
+            domain: Hostname::parse_certificate_name("www.example.com").unwrap(),
+            sans: vec![
+                Hostname::parse_certificate_name("example.com").unwrap(),
+                Hostname::parse_certificate_name("*.example.com").unwrap(),
+            ],
+            is_wildcard: false,
+            key_type: KeyType::EcdsaP256,
+            auto_renew: true,
+            status,
+            issued_at: None,
+            not_before: None,
+            expires_at: None,
+            next_renewal_at: None,
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            last_error: None,
+            order_url: None,
+            material_version: None,
+            pending_material_version: None,
+            created_at: NOW,
+            updated_at: NOW,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn lease_names_do_not_depend_on_name_order() {
+        let first = certificate(CertificateStatus::Pending);
+        let mut second = first.clone();
+        second.domain = first.sans[1].clone();
+        second.sans = vec![first.sans[0].clone(), first.domain.clone()];
+        assert_eq!(lease_name(&first), lease_name(&second));
+        assert_eq!(
+            lease_name(&first),
+            "issue:*.example.com,example.com,www.example.com"
+        );
+    }
+
+    #[test]
+    fn due_follows_status_backoff_and_renewal_time() {
+        let pending = certificate(CertificateStatus::Pending);
+        assert!(is_due(&pending, NOW));
+        let mut backing_off = certificate(CertificateStatus::Failed);
+        backing_off.next_attempt_at = Some(NOW + time::Duration::minutes(2));
+        assert!(!is_due(&backing_off, NOW));
+        assert!(is_due(&backing_off, NOW + time::Duration::minutes(2)));
+        let mut issued = certificate(CertificateStatus::Issued);
+        issued.material_version = Some("v1".to_owned());
+        issued.expires_at = Some(NOW + time::Duration::days(60));
+        issued.next_renewal_at = Some(NOW + time::Duration::days(30));
+        assert!(!is_due(&issued, NOW));
+        assert!(is_due(&issued, NOW + time::Duration::days(30)));
+        issued.auto_renew = false;
+        assert!(!is_due(&issued, NOW + time::Duration::days(30)));
+        assert!(is_due(&certificate(CertificateStatus::Validating), NOW));
+        assert!(!is_due(&certificate(CertificateStatus::Revoked), NOW));
+    }
+
+    #[test]
+    fn only_unexpired_material_keeps_a_certificate_served() {
+        let mut renewing = certificate(CertificateStatus::Validating);
+        assert!(!serves_material(&renewing, NOW));
+        renewing.material_version = Some("v1".to_owned());
+        renewing.expires_at = Some(NOW + time::Duration::days(1));
+        assert!(serves_material(&renewing, NOW));
+        assert!(!serves_material(&renewing, NOW + time::Duration::days(2)));
+    }
+}

@@ -1,0 +1,148 @@
+//! Pre-flight checks: everything that can refuse an issuance without asking the CA.
+//!
+//! Hostname rules and the plan first (cheap, and what the customer can fix in the API), then
+//! ownership: for a managed certificate its domain must point at the edge (HTTP-01 lands
+//! there); for a downloadable one the zone must exist, belong to the account, be verified and
+//! hold every name (DNS-01 writes there). CAA last, as it costs a few DNS queries per name.
+
+use std::sync::Arc;
+
+use edgecert_core::hostname::HostnameRules;
+use edgecert_core::model::{Certificate, CertificateKind, CertificateStatus, Zone};
+use edgecert_core::ports::DnsProvider;
+use edgecert_core::usecases::Services;
+use edgecert_core::usecases::domains::points_at_edge;
+
+use crate::caa;
+use crate::failure::Failure;
+
+/// How the names will be validated, with what that needs.
+pub(crate) enum Validation {
+    /// HTTP-01 through the store, answered by every terminator.
+    Http01,
+    /// DNS-01 TXT records through the zone's provider.
+    Dns01 {
+        /// The zone holding every name.
+        zone: Zone,
+        /// Its provider.
+        provider: Arc<dyn DnsProvider>,
+    },
+}
+
+/// Why pre-flight did not clear the run.
+pub(crate) enum Refusal {
+    /// Nothing to do, and nothing to record (the item is gone, or auto-renew lapsed with the
+    /// plan).
+    Skip(&'static str),
+    /// Record this failure.
+    Fail(Failure),
+}
+
+impl From<Failure> for Refusal {
+    fn from(failure: Failure) -> Refusal {
+        Refusal::Fail(failure)
+    }
+}
+
+const STEP: &str = "preflight";
+
+/// Runs every check for `certificate`.
+pub(crate) async fn check(
+    services: &Services,
+    caa_identities: &[String],
+    certificate: &Certificate,
+) -> Result<Validation, Refusal> {
+    let account = services
+        .store
+        .get_account(&certificate.account_id)
+        .await
+        .map_err(|error| Failure::from_core(STEP, "Reading the account", &error))?
+        .ok_or(Refusal::Skip("account deleted"))?;
+    let plan = services.plans.get(account.plan);
+    let rules = match certificate.kind {
+        CertificateKind::Managed { .. } => HostnameRules::DOMAIN,
+        CertificateKind::Downloadable { .. } => HostnameRules::CERTIFICATE,
+    };
+    for name in certificate.names() {
+        // Names were checked when stored, but the rules (public suffixes) move on.
+        if let Err(error) = rules.parse(name.as_str()) {
+            return Err(Failure::new(STEP, format!("{name}: {}", error.public_message())).into());
+        }
+    }
+    let validation = match &certificate.kind {
+        CertificateKind::Managed { domain_id } => {
+            // A managed certificate whose domain is gone is about to be deleted with it.
+            services
+                .store
+                .get_domain(&certificate.account_id, domain_id)
+                .await
+                .map_err(|error| Failure::from_core(STEP, "Reading the domain", &error))?
+                .ok_or(Refusal::Skip("domain deleted"))?;
+            for name in certificate.names() {
+                match points_at_edge(services.resolver.as_ref(), &services.edge, name).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(reason)) => return Err(Failure::new(STEP, reason).into()),
+                    Err(error) => {
+                        let doing = format!("Checking that {name} points at the edge");
+                        return Err(Failure::from_core(STEP, &doing, &error).into());
+                    }
+                }
+            }
+            Validation::Http01
+        }
+        CertificateKind::Downloadable { zone_id } => {
+            let renewal = certificate.status == CertificateStatus::Issued;
+            if renewal && certificate.auto_renew && !plan.auto_renew_enabled {
+                return Err(Refusal::Skip("plan no longer includes auto-renewal"));
+            }
+            plan.check_certificates_allowed()
+                .map_err(|error| Failure::new(STEP, error.public_message()))?;
+            if certificate.names().any(|name| name.is_wildcard()) {
+                plan.check_wildcard_allowed()
+                    .map_err(|error| Failure::new(STEP, error.public_message()))?;
+            }
+            let zone = services
+                .store
+                .get_zone(&certificate.account_id, zone_id)
+                .await
+                .map_err(|error| Failure::from_core(STEP, "Reading the zone", &error))?
+                .ok_or_else(|| Failure::new(STEP, "Zone not found or no permission"))?;
+            if !zone.verified {
+                return Err(Failure::new(
+                    STEP,
+                    format!(
+                        "Zone {} is not verified yet; verify it before issuing",
+                        zone.name
+                    ),
+                )
+                .into());
+            }
+            if let Some(outside) = certificate.names().find(|name| !name.is_under(&zone.name)) {
+                return Err(Failure::new(
+                    STEP,
+                    format!(
+                        "Domain not under zone: {outside} is not under {}",
+                        zone.name
+                    ),
+                )
+                .into());
+            }
+            let provider = services
+                .dns_providers
+                .for_zone(&zone)
+                .map_err(|error| Failure::new(STEP, error.public_message()))?;
+            Validation::Dns01 { zone, provider }
+        }
+    };
+    for name in certificate.names() {
+        match caa::check(services.resolver.as_ref(), name, caa_identities).await {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(Failure::new(STEP, reason).into()),
+            Err(error) => {
+                let doing = format!("Reading the CAA records of {name}");
+                return Err(Failure::from_core(STEP, &doing, &error).into());
+            }
+        }
+    }
+    Ok(validation)
+}

@@ -1,0 +1,443 @@
+//! Fakes for tests of issuance, here and in other crates. None of them belongs in production.
+//!
+//! - [`CaFaults`] builds a [`FaultyCaClient`]: an HTTP client around the real one that injects
+//!   `429` with `Retry-After`, `503` and connection resets, and counts what it saw (newOrder
+//!   and newAccount requests, error answers by problem type).
+//! - [`FailingVault`] fails `put_material` on demand.
+//! - [`SkippingDnsProvider`] accepts TXT writes and writes nothing (a challenge that must
+//!   fail).
+//! - [`CrashAfter`] stops a run dead after a named [`Step`], as a crash would.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use edgecert_core::model::{SecretString, Zone};
+use edgecert_core::ports::{CertificateMaterial, DnsProvider, MaterialVersion, Vault};
+use edgecert_core::{CertificateId, Error, Result};
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{Method, Request, StatusCode};
+use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
+
+use crate::steps::{Step, StepHook};
+
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = std::result::Result<BytesResponse, instant_acme::Error>> + Send>>;
+
+/// Which requests a fault applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// POST to the directory's `newOrder`.
+    NewOrder,
+    /// POST to the directory's `newAccount`.
+    NewAccount,
+    /// POST to an order's finalize URL.
+    Finalize,
+    /// Any POST.
+    AnyPost,
+}
+
+/// What to do instead of (or after) the real exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer `429` with a `rateLimited` problem and `Retry-After: <seconds>`, without sending.
+    RateLimited {
+        /// The `Retry-After` delay.
+        retry_after: Duration,
+    },
+    /// Answer `503` with a `serverInternal` problem and no `Retry-After`, without sending.
+    ServiceUnavailable,
+    /// Send the request, then lose the answer as a reset connection would: the CA acted on it.
+    ConnectionReset,
+}
+
+#[derive(Debug)]
+struct Rule {
+    endpoint: Endpoint,
+    fault: Fault,
+    remaining: usize,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    rules: Vec<Rule>,
+    new_order_url: Option<String>,
+    new_account_url: Option<String>,
+    new_order_requests: usize,
+    new_orders: usize,
+    new_accounts: usize,
+    requests: usize,
+    problems: HashMap<String, usize>,
+}
+
+/// Shared control and counters of every [`FaultyCaClient`] made from it; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct CaFaults {
+    state: Arc<Mutex<FaultState>>,
+}
+
+impl CaFaults {
+    /// No faults yet, counters at zero.
+    pub fn new() -> CaFaults {
+        CaFaults::default()
+    }
+
+    /// Wraps `inner` (e.g. [`ca_http_client`](crate::ca_http_client)) in a client that obeys
+    /// and reports to these faults.
+    pub fn client(&self, inner: Box<dyn HttpClient>) -> Box<dyn HttpClient> {
+        Box::new(FaultyCaClient {
+            inner,
+            faults: self.clone(),
+        })
+    }
+
+    /// Applies `fault` to the next `times` requests to `endpoint`.
+    pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: usize) {
+        self.lock().rules.push(Rule {
+            endpoint,
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Orders the CA created: newOrder requests it answered with success, including one
+    /// whose answer a [`Fault::ConnectionReset`] then lost. A request refused with `badNonce`
+    /// and signed again by instant-acme creates one order, and counts once.
+    pub fn new_orders(&self) -> usize {
+        self.lock().new_orders
+    }
+
+    /// Every newOrder request, including refused, retried and injected ones.
+    pub fn new_order_requests(&self) -> usize {
+        self.lock().new_order_requests
+    }
+
+    /// Accounts the CA registered (newAccount requests answered with success).
+    pub fn new_accounts(&self) -> usize {
+        self.lock().new_accounts
+    }
+
+    /// Every request seen.
+    pub fn requests(&self) -> usize {
+        self.lock().requests
+    }
+
+    /// Error answers from the CA (not injected ones) with problem type
+    /// `urn:ietf:params:acme:error:<short_type>`, e.g. `badNonce`.
+    pub fn problems(&self, short_type: &str) -> usize {
+        self.lock()
+            .problems
+            .get(short_type)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaultState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts `request`, says what it is, and takes the fault that applies to it, if any.
+    fn classify(&self, method: &Method, uri: &str) -> (Creates, Option<Fault>) {
+        let mut state = self.lock();
+        state.requests += 1;
+        let post = method == Method::POST;
+        let creates = if post && state.new_order_url.as_deref() == Some(uri) {
+            state.new_order_requests += 1;
+            Creates::Order
+        } else if post && state.new_account_url.as_deref() == Some(uri) {
+            Creates::Account
+        } else {
+            Creates::Nothing
+        };
+        let matches = |endpoint: &Endpoint| match endpoint {
+            Endpoint::NewOrder => creates == Creates::Order,
+            Endpoint::NewAccount => creates == Creates::Account,
+            Endpoint::Finalize => post && uri.contains("finalize"),
+            Endpoint::AnyPost => post,
+        };
+        let fault = state
+            .rules
+            .iter_mut()
+            .find(|rule| rule.remaining > 0 && matches(&rule.endpoint))
+            .map(|rule| {
+                rule.remaining -= 1;
+                rule.fault.clone()
+            });
+        (creates, fault)
+    }
+
+    /// Counts what the CA created.
+    fn created(&self, creates: Creates, status: StatusCode) {
+        if !status.is_success() {
+            return;
+        }
+        let mut state = self.lock();
+        match creates {
+            Creates::Order => state.new_orders += 1,
+            Creates::Account => state.new_accounts += 1,
+            Creates::Nothing => {}
+        }
+    }
+
+    /// Learns endpoint URLs from a directory, and counts problem types of error answers.
+    fn observe(&self, status: StatusCode, body: &[u8]) {
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        let mut state = self.lock();
+        if status.is_success() {
+            if let Some(url) = json.get("newOrder").and_then(|url| url.as_str()) {
+                state.new_order_url = Some(url.to_owned());
+            }
+            if let Some(url) = json.get("newAccount").and_then(|url| url.as_str()) {
+                state.new_account_url = Some(url.to_owned());
+            }
+        } else if let Some(kind) = json.get("type").and_then(|kind| kind.as_str()) {
+            let short = kind.trim_start_matches("urn:ietf:params:acme:error:");
+            *state.problems.entry(short.to_owned()).or_default() += 1;
+        }
+    }
+}
+
+/// What a request asks the CA to create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Creates {
+    Order,
+    Account,
+    Nothing,
+}
+
+/// An HTTP client that injects the faults of its [`CaFaults`] and counts requests.
+pub struct FaultyCaClient {
+    inner: Box<dyn HttpClient>,
+    faults: CaFaults,
+}
+
+impl HttpClient for FaultyCaClient {
+    fn request(&self, request: Request<BodyWrapper<Bytes>>) -> ResponseFuture {
+        let (creates, fault) = self
+            .faults
+            .classify(request.method(), &request.uri().to_string());
+        let observes = request.method() == Method::GET;
+        let faults = self.faults.clone();
+        match fault {
+            Some(Fault::RateLimited { retry_after }) => Box::pin(async move {
+                Ok(problem_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rateLimited",
+                    "injected rate limit",
+                    Some(retry_after),
+                ))
+            }),
+            Some(Fault::ServiceUnavailable) => Box::pin(async move {
+                Ok(problem_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "serverInternal",
+                    "injected unavailability",
+                    None,
+                ))
+            }),
+            Some(Fault::ConnectionReset) => {
+                let response = self.inner.request(request);
+                Box::pin(async move {
+                    // The CA processes the request; only its answer is lost.
+                    if let Ok(response) = response.await {
+                        faults.created(creates, response.parts.status);
+                    }
+                    Err(instant_acme::Error::Other(Box::new(std::io::Error::from(
+                        std::io::ErrorKind::ConnectionReset,
+                    ))))
+                })
+            }
+            None => {
+                let response = self.inner.request(request);
+                Box::pin(async move {
+                    let mut response = response.await?;
+                    let status = response.parts.status;
+                    faults.created(creates, status);
+                    if !(observes || status.is_client_error() || status.is_server_error()) {
+                        return Ok(response);
+                    }
+                    // Read the body to look at it, then hand instant-acme a copy.
+                    let body = response
+                        .body
+                        .into_bytes()
+                        .await
+                        .map_err(instant_acme::Error::Other)?;
+                    faults.observe(status, &body);
+                    Ok(BytesResponse {
+                        parts: response.parts,
+                        body: Box::new(body),
+                    })
+                })
+            }
+        }
+    }
+}
+
+fn problem_response(
+    status: StatusCode,
+    short_type: &str,
+    detail: &str,
+    retry_after: Option<Duration>,
+) -> BytesResponse {
+    let body = serde_json::json!({
+        "type": format!("urn:ietf:params:acme:error:{short_type}"),
+        "detail": detail,
+        "status": status.as_u16(),
+    })
+    .to_string();
+    let mut builder = http::Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/problem+json");
+    if let Some(delay) = retry_after {
+        builder = builder.header(RETRY_AFTER, delay.as_secs().to_string());
+    }
+    let (parts, ()) = match builder.body(()) {
+        Ok(response) => response.into_parts(),
+        // The parts above are all valid; fall back to a bare status if that ever changes.
+        Err(_) => {
+            let mut response = http::Response::new(());
+            *response.status_mut() = status;
+            response.into_parts()
+        }
+    };
+    BytesResponse {
+        parts,
+        body: Box::new(Bytes::from(body)),
+    }
+}
+
+/// A vault that fails `put_material` when told to, and otherwise forwards to `inner`.
+pub struct FailingVault {
+    inner: Arc<dyn Vault>,
+    key_writes_to_fail: AtomicUsize,
+    chain_writes_to_fail: AtomicUsize,
+}
+
+impl FailingVault {
+    /// Forwards everything to `inner` until told to fail.
+    pub fn new(inner: Arc<dyn Vault>) -> FailingVault {
+        FailingVault {
+            inner,
+            key_writes_to_fail: AtomicUsize::new(0),
+            chain_writes_to_fail: AtomicUsize::new(0),
+        }
+    }
+
+    /// Fails the next `times` writes of a key alone (an order's pending key).
+    pub fn fail_key_writes(&self, times: usize) {
+        self.key_writes_to_fail.store(times, Ordering::SeqCst);
+    }
+
+    /// Fails the next `times` writes of an issued chain with its key.
+    pub fn fail_chain_writes(&self, times: usize) {
+        self.chain_writes_to_fail.store(times, Ordering::SeqCst);
+    }
+}
+
+/// Takes one from `counter` if it is above zero.
+fn take_one(counter: &AtomicUsize) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok()
+}
+
+#[async_trait]
+impl Vault for FailingVault {
+    async fn put_material(
+        &self,
+        certificate: &CertificateId,
+        material: &CertificateMaterial,
+    ) -> Result<MaterialVersion> {
+        let counter = match material.chain_pem {
+            Some(_) => &self.chain_writes_to_fail,
+            None => &self.key_writes_to_fail,
+        };
+        if take_one(counter) {
+            return Err(Error::vault(std::io::Error::other(
+                "injected vault write failure",
+            )));
+        }
+        self.inner.put_material(certificate, material).await
+    }
+
+    async fn get_material(
+        &self,
+        certificate: &CertificateId,
+        version: &MaterialVersion,
+    ) -> Result<CertificateMaterial> {
+        self.inner.get_material(certificate, version).await
+    }
+
+    async fn delete_material(&self, certificate: &CertificateId) -> Result<()> {
+        self.inner.delete_material(certificate).await
+    }
+
+    async fn put_acme_account(
+        &self,
+        directory_url: &str,
+        credentials: &SecretString,
+    ) -> Result<()> {
+        self.inner
+            .put_acme_account(directory_url, credentials)
+            .await
+    }
+
+    async fn get_acme_account(&self, directory_url: &str) -> Result<Option<SecretString>> {
+        self.inner.get_acme_account(directory_url).await
+    }
+}
+
+/// A DNS provider that accepts every write and writes nothing, so DNS-01 validation fails.
+#[derive(Debug, Default)]
+pub struct SkippingDnsProvider {
+    skipped: AtomicUsize,
+}
+
+impl SkippingDnsProvider {
+    /// A provider that has skipped nothing yet.
+    pub fn new() -> SkippingDnsProvider {
+        SkippingDnsProvider::default()
+    }
+
+    /// How many `set_txt` calls it ignored.
+    pub fn skipped_writes(&self) -> usize {
+        self.skipped.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl DnsProvider for SkippingDnsProvider {
+    async fn set_txt(&self, _zone: &Zone, _name: &str, _value: &str) -> Result<()> {
+        self.skipped.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn clear_txt(&self, _zone: &Zone, _name: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A [`StepHook`] that panics right after `step`, as a crash would: nothing after it runs (no
+/// cleanup, no failure recorded, the lease left to expire). Run the issuance in a spawned task
+/// and expect the panic from its `JoinHandle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashAfter(pub Step);
+
+impl StepHook for CrashAfter {
+    fn after(&self, step: Step, certificate: &CertificateId) {
+        if step == self.0 {
+            panic!("simulated crash after step {step} of {certificate}");
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! The route table (`src/routes.rs`) is the single source of the API's routes. These tests hold
+//! the other places that name routes to it:
+//!
+//! - `template.yaml` (SAM) deploys exactly the table's method + path pairs, each on the Lambda
+//!   built from the binary the table names, plus the authorizer wired as the API's default;
+//! - every route's function is a binary `src/bin/<function>.rs` that serves that route;
+//! - `openapi.yaml` documents exactly the table's method + path pairs, `operationId` = function.
+//!
+//! CloudFormation short forms (`!Ref`, `!GetAtt`, `!Sub`) arrive from serde_yaml 0.9 as tagged
+//! values; the helpers below look through them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use edgecert_api::ROUTES;
+use serde_yaml::Value;
+
+/// Method, path and function (Lambda binary / operationId) of one route.
+type RouteKey = (String, String, String);
+
+/// The authorizer's binary (`src/bin/authorizer.rs`).
+const AUTHORIZER_BINARY: &str = "authorizer";
+
+/// The methods an OpenAPI path item may hold operations for.
+const OPENAPI_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn workspace_root() -> PathBuf {
+    crate_dir().join("..").join("..")
+}
+
+fn read_yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    serde_yaml::from_str(&text)
+        .unwrap_or_else(|error| panic!("{} is not valid YAML: {error}", path.display()))
+}
+
+/// The value under a CloudFormation short-form tag (`!Ref X` -> `X`), or the value itself.
+fn untagged(value: &Value) -> &Value {
+    match value {
+        Value::Tagged(tagged) => untagged(&tagged.value),
+        other => other,
+    }
+}
+
+/// The value at `path` of nested mappings, looking through tags on the way; the value found is
+/// returned as written (still tagged), so references can be read from it.
+fn lookup<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter()
+        .try_fold(value, |current, key| untagged(current).get(*key))
+}
+
+/// The string at `path`, tags stripped.
+fn string_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    lookup(value, path).map(untagged).and_then(Value::as_str)
+}
+
+/// The logical id a `!Ref X`, `!GetAtt X.Attr`, `{Ref: X}` or `{"Fn::GetAtt": [X, Attr]}` points at.
+fn referenced_resource(value: &Value) -> Option<String> {
+    let first_part = |target: &Value| -> Option<String> {
+        match target {
+            Value::String(text) => text.split('.').next().map(str::to_owned),
+            Value::Sequence(parts) => parts.first().and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        }
+    };
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            match tag.trim_start_matches('!') {
+                "Ref" | "GetAtt" => first_part(&tagged.value),
+                _ => None,
+            }
+        }
+        Value::Mapping(_) => value
+            .get("Ref")
+            .or_else(|| value.get("Fn::GetAtt"))
+            .and_then(first_part),
+        _ => None,
+    }
+}
+
+/// The template's resources of `resource_type`, by logical id.
+fn resources_of_type<'a>(template: &'a Value, resource_type: &str) -> BTreeMap<String, &'a Value> {
+    let resources = lookup(template, &["Resources"])
+        .and_then(Value::as_mapping)
+        .expect("template.yaml has no Resources mapping");
+    resources
+        .iter()
+        .filter(|(_, resource)| string_at(resource, &["Type"]) == Some(resource_type))
+        .filter_map(|(id, resource)| Some((id.as_str()?.to_owned(), resource)))
+        .collect()
+}
+
+fn expected_routes() -> BTreeSet<RouteKey> {
+    ROUTES
+        .iter()
+        .map(|route| {
+            (
+                route.method.to_owned(),
+                route.path.to_owned(),
+                route.function.to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn describe(routes: &BTreeSet<&RouteKey>) -> String {
+    routes
+        .iter()
+        .fold(String::new(), |mut text, (method, path, function)| {
+            let _ = write!(text, "\n      {method} {path} -> {function}");
+            text
+        })
+}
+
+/// What `actual` (read from `source`) lacks and has beyond the route table, as problem lines.
+fn route_table_differences(source: &str, actual: &BTreeSet<RouteKey>) -> Vec<String> {
+    let expected = expected_routes();
+    let missing: BTreeSet<&RouteKey> = expected.difference(actual).collect();
+    let extra: BTreeSet<&RouteKey> = actual.difference(&expected).collect();
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "routes of ROUTES (src/routes.rs) missing from {source} (method path -> function):{}",
+            describe(&missing)
+        ));
+    }
+    if !extra.is_empty() {
+        problems.push(format!(
+            "routes in {source} that ROUTES (src/routes.rs) does not have:{}",
+            describe(&extra)
+        ));
+    }
+    problems
+}
+
+/// Fails with every problem found in `source`, one per line.
+fn assert_no_problems(source: &str, problems: &[String]) {
+    assert!(
+        problems.is_empty(),
+        "{source} is out of step with the route table:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+/// One `AWS::Serverless::Function` of the template, as far as these tests care.
+struct TemplateFunction {
+    logical_id: String,
+    binary: Option<String>,
+    build_method: Option<String>,
+    code_uri: Option<String>,
+    /// (method, path, ApiId reference) of each `HttpApi` event.
+    http_events: Vec<(String, String, Option<String>)>,
+}
+
+fn template_functions(template: &Value) -> Vec<TemplateFunction> {
+    let global_code_uri = string_at(template, &["Globals", "Function", "CodeUri"]);
+    resources_of_type(template, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(logical_id, resource)| {
+            let events = lookup(resource, &["Properties", "Events"])
+                .map(untagged)
+                .and_then(Value::as_mapping);
+            let http_events = events
+                .into_iter()
+                .flat_map(|events| events.values())
+                .filter(|event| string_at(event, &["Type"]) == Some("HttpApi"))
+                .map(|event| {
+                    (
+                        string_at(event, &["Properties", "Method"])
+                            .unwrap_or("<no Method>")
+                            .to_owned(),
+                        string_at(event, &["Properties", "Path"])
+                            .unwrap_or("<no Path>")
+                            .to_owned(),
+                        lookup(event, &["Properties", "ApiId"]).and_then(referenced_resource),
+                    )
+                })
+                .collect();
+            TemplateFunction {
+                binary: string_at(resource, &["Metadata", "BuildProperties", "Binary"])
+                    .map(str::to_owned),
+                build_method: string_at(resource, &["Metadata", "BuildMethod"]).map(str::to_owned),
+                code_uri: string_at(resource, &["Properties", "CodeUri"])
+                    .or(global_code_uri)
+                    .map(str::to_owned),
+                logical_id,
+                http_events,
+            }
+        })
+        .collect()
+}
+
+/// Whether a `CodeUri` (relative to the template) is this crate's directory.
+fn is_this_crate(code_uri: &str) -> bool {
+    let resolve = |path: PathBuf| path.canonicalize().ok();
+    resolve(workspace_root().join(code_uri)).is_some_and(|dir| Some(dir) == resolve(crate_dir()))
+}
+
+#[test]
+fn template_deploys_exactly_the_route_table() {
+    let template = read_yaml(&workspace_root().join("template.yaml"));
+    let apis = resources_of_type(&template, "AWS::Serverless::HttpApi");
+    let functions: Vec<TemplateFunction> = template_functions(&template)
+        .into_iter()
+        .filter(|function| function.code_uri.as_deref().is_some_and(is_this_crate))
+        .collect();
+    assert!(
+        !functions.is_empty(),
+        "template.yaml has no AWS::Serverless::Function with CodeUri pointing at functions/api"
+    );
+
+    let mut problems = Vec::new();
+    let mut deployed = BTreeSet::new();
+    let mut binaries = BTreeMap::<String, Vec<String>>::new();
+    for function in &functions {
+        let id = &function.logical_id;
+        if function.build_method.as_deref() != Some("rust-cargolambda") {
+            problems.push(format!(
+                "{id}: Metadata.BuildMethod is {:?}, expected rust-cargolambda",
+                function.build_method
+            ));
+        }
+        let Some(binary) = &function.binary else {
+            problems.push(format!("{id}: no Metadata.BuildProperties.Binary"));
+            continue;
+        };
+        binaries.entry(binary.clone()).or_default().push(id.clone());
+        for (method, path, api) in &function.http_events {
+            if !api.as_ref().is_some_and(|api| apis.contains_key(api)) {
+                problems.push(format!("{id}: the {method} {path} event's ApiId ({api:?}) is not a Ref to an AWS::Serverless::HttpApi"));
+            }
+            deployed.insert((method.clone(), path.clone(), binary.clone()));
+        }
+    }
+    for (binary, ids) in &binaries {
+        if ids.len() > 1 {
+            problems.push(format!(
+                "binary {binary} is deployed by several functions: {}",
+                ids.join(", ")
+            ));
+        }
+    }
+    let known: BTreeSet<&str> = ROUTES
+        .iter()
+        .map(|route| route.function)
+        .chain([AUTHORIZER_BINARY])
+        .collect();
+    for binary in binaries
+        .keys()
+        .filter(|binary| !known.contains(binary.as_str()))
+    {
+        problems.push(format!(
+            "binary {binary} is neither a route's function nor the authorizer"
+        ));
+    }
+    problems.extend(route_table_differences("template.yaml", &deployed));
+    assert_no_problems("template.yaml", &problems);
+}
+
+#[test]
+fn template_wires_the_authorizer_as_the_default() {
+    let template = read_yaml(&workspace_root().join("template.yaml"));
+    let functions = template_functions(&template);
+    let authorizers: Vec<&TemplateFunction> = functions
+        .iter()
+        .filter(|function| function.binary.as_deref() == Some(AUTHORIZER_BINARY))
+        .collect();
+    let [authorizer] = authorizers.as_slice() else {
+        panic!(
+            "template.yaml needs exactly one function with Binary {AUTHORIZER_BINARY}, found {}",
+            authorizers.len()
+        );
+    };
+    assert!(
+        authorizer.http_events.is_empty(),
+        "{} (the authorizer) must not serve routes itself: {:?}",
+        authorizer.logical_id,
+        authorizer.http_events
+    );
+    assert!(
+        authorizer.code_uri.as_deref().is_some_and(is_this_crate),
+        "{}: CodeUri {:?} is not functions/api",
+        authorizer.logical_id,
+        authorizer.code_uri
+    );
+
+    let apis = resources_of_type(&template, "AWS::Serverless::HttpApi");
+    assert!(
+        !apis.is_empty(),
+        "template.yaml has no AWS::Serverless::HttpApi"
+    );
+    for (api_id, api) in apis {
+        let default =
+            string_at(api, &["Properties", "Auth", "DefaultAuthorizer"]).unwrap_or_else(|| {
+                panic!("{api_id}: no Auth.DefaultAuthorizer, so routes would be open")
+            });
+        let config =
+            lookup(api, &["Properties", "Auth", "Authorizers", default]).unwrap_or_else(|| {
+                panic!("{api_id}: DefaultAuthorizer {default} is not among Auth.Authorizers")
+            });
+        let target = lookup(config, &["FunctionArn"]).and_then(referenced_resource);
+        assert_eq!(
+            target.as_deref(),
+            Some(authorizer.logical_id.as_str()),
+            "{api_id}: {default}.FunctionArn must be the authorizer function's Arn"
+        );
+        assert_eq!(
+            string_at(config, &["AuthorizerPayloadFormatVersion"]),
+            Some("2.0"),
+            "{api_id}: {default} payload format"
+        );
+        assert_eq!(
+            lookup(config, &["EnableSimpleResponses"])
+                .map(untagged)
+                .and_then(Value::as_bool),
+            Some(true),
+            "{api_id}: {default} must use simple responses (src/lambda.rs answers isAuthorized + context)"
+        );
+        let headers: Vec<&str> = lookup(config, &["Identity", "Headers"])
+            .map(untagged)
+            .and_then(Value::as_sequence)
+            .map(|headers| headers.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert!(
+            headers
+                .iter()
+                .any(|header| header.eq_ignore_ascii_case("authorization")),
+            "{api_id}: {default}'s identity source must be the Authorization header, got {headers:?}"
+        );
+    }
+}
+
+#[test]
+fn every_route_function_is_a_binary_serving_that_route() {
+    let bin_dir = crate_dir().join("src").join("bin");
+    let mut problems = Vec::new();
+    for route in ROUTES {
+        let path = bin_dir.join(format!("{}.rs", route.function));
+        match std::fs::read_to_string(&path) {
+            Err(_) => problems.push(format!("{} {}: no binary src/bin/{}.rs", route.method, route.path, route.function)),
+            Ok(source) if !source.contains(&format!("serve_route(\"{}\")", route.function)) => problems.push(format!(
+                "src/bin/{}.rs does not call serve_route(\"{}\"), so its Lambda would not serve {} {}",
+                route.function, route.function, route.method, route.path
+            )),
+            Ok(_) => {}
+        }
+    }
+    let known: BTreeSet<&str> = ROUTES
+        .iter()
+        .map(|route| route.function)
+        .chain([AUTHORIZER_BINARY])
+        .collect();
+    let entries = std::fs::read_dir(&bin_dir)
+        .unwrap_or_else(|error| panic!("cannot list {}: {error}", bin_dir.display()));
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stem = name.strip_suffix(".rs");
+        if stem.is_some_and(|stem| !known.contains(stem)) {
+            problems.push(format!(
+                "src/bin/{name} is neither a route's function nor the authorizer"
+            ));
+        }
+    }
+    assert_no_problems("src/bin", &problems);
+}
+
+#[test]
+fn openapi_documents_exactly_the_route_table() {
+    let document = read_yaml(&crate_dir().join("openapi.yaml"));
+    assert!(
+        string_at(&document, &["openapi"]).is_some_and(|version| version.starts_with("3.1")),
+        "openapi.yaml must be an OpenAPI 3.1 document"
+    );
+    let paths = lookup(&document, &["paths"])
+        .and_then(Value::as_mapping)
+        .expect("openapi.yaml has no paths mapping");
+    let mut documented = BTreeSet::new();
+    let mut problems = Vec::new();
+    for (path, item) in paths {
+        let path = path.as_str().unwrap_or("<non-string path>");
+        for method in OPENAPI_METHODS {
+            let Some(operation) = item.get(method) else {
+                continue;
+            };
+            let method = method.to_ascii_uppercase();
+            match string_at(operation, &["operationId"]) {
+                Some(operation_id) => {
+                    documented.insert((method, path.to_owned(), operation_id.to_owned()));
+                }
+                None => problems.push(format!("{method} {path} has no operationId")),
+            }
+        }
+    }
+    problems.extend(route_table_differences("openapi.yaml", &documented));
+    assert_no_problems("openapi.yaml", &problems);
+}

@@ -1,0 +1,33 @@
+//! The issuance port: the ACME engine as seen by the API, the workers and the edge.
+//! Implemented by `edgecert-acme`; one code path for API requests, first TLS requests and
+//! renewals.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::ids::{AccountId, CertificateId};
+use crate::model::Certificate;
+
+/// How one run of the issue use case ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueOutcome {
+    /// The certificate is issued (or already was, with nothing due): the stored item.
+    Issued(Certificate),
+    /// The attempt failed; the stored item carries `last_error` and `next_attempt_at`.
+    Failed(Certificate),
+    /// Another owner holds the lease on these names and is working on them.
+    InProgress,
+    /// Nothing to do now (not due, deleted, revoked, or the renewal is not allowed).
+    Skipped,
+}
+
+/// Obtains and revokes certificates.
+#[async_trait]
+pub trait Issuance: Send + Sync {
+    /// Runs, or resumes after a crash, the issuance of a stored certificate until it is issued
+    /// or has failed. Safe to call concurrently and repeatedly: the lease lets one caller work.
+    async fn issue(&self, account: &AccountId, certificate: &CertificateId)
+    -> Result<IssueOutcome>;
+    /// Revokes the certificate's served material at the CA.
+    async fn revoke(&self, certificate: &Certificate) -> Result<()>;
+}

@@ -1,0 +1,192 @@
+//! Starting the local stack: storage, Pebble + challtestsrv, the API; and writing down where
+//! everything is (`<data dir>/stack.json`) for people and tests.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use edgecert_api::ApiState;
+use edgecert_core::model::{ApiKey, ApiKeyHash};
+use edgecert_core::origin::OriginPolicy;
+use edgecert_core::ports::{DnsProviders, Store, SystemClock, Vault};
+use edgecert_core::usecases::{EdgeSettings, Services};
+use edgecert_core::PlanCatalog;
+use edgecert_dns::HickoryResolver;
+use edgecert_integration::services::{Pebble, PebbleOptions};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How to run the local stack.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Where the SQLite file, the admin key and `stack.json` live.
+    pub data_dir: PathBuf,
+    /// API listen address.
+    pub api_addr: SocketAddr,
+    /// DynamoDB + Secrets Manager endpoint (e.g. moto); `None` for the embedded SQLite store.
+    pub aws_endpoint: Option<String>,
+    /// DynamoDB table name (created if missing) when on AWS adapters.
+    pub table_name: String,
+    /// Secret name prefix when on AWS adapters.
+    pub secret_prefix: String,
+    /// CNAME target shown in DNS instructions.
+    pub edge_hostname: String,
+    /// Edge addresses shown for apex names (and what "points at the edge" means).
+    pub edge_addresses: Vec<IpAddr>,
+    /// Port Pebble validates HTTP-01 on (the edge's HTTP port).
+    pub http01_port: Option<u16>,
+}
+
+impl LocalOptions {
+    /// Defaults: `.edgecert/`, API on 127.0.0.1:8080, SQLite, edge at 127.0.0.1.
+    pub fn new(data_dir: PathBuf) -> Self {
+        LocalOptions {
+            data_dir,
+            api_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            aws_endpoint: None,
+            table_name: "edgecert".to_owned(),
+            secret_prefix: "edgecert/".to_owned(),
+            edge_hostname: "edge.edgecert.localhost".to_owned(),
+            edge_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            http01_port: None,
+        }
+    }
+}
+
+/// Where everything is; written to `<data dir>/stack.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackInfo {
+    /// Base URL of the API.
+    pub api_url: String,
+    /// File holding the operator's admin key (0600).
+    pub admin_key_file: PathBuf,
+    /// `sqlite:<path>` or `aws:<endpoint>`.
+    pub storage: String,
+    /// Pebble's ACME directory.
+    pub acme_directory: String,
+    /// Pebble's issuing root (PEM) — trust it to verify certificates from this stack.
+    pub pebble_root_file: PathBuf,
+    /// challtestsrv's management API (set TXT/A records here to play the customer's DNS).
+    pub challtestsrv_management_url: String,
+    /// challtestsrv's DNS server, which EdgeCert resolves through.
+    pub dns_server: SocketAddr,
+    /// Port Pebble validates HTTP-01 on.
+    pub http01_port: u16,
+}
+
+/// The running stack; dropping it stops every child process.
+pub struct LocalStack {
+    /// Where everything is.
+    pub info: StackInfo,
+    /// The admin key (shown to the operator).
+    pub admin_key: String,
+    shutdown: watch::Sender<bool>,
+    api: JoinHandle<()>,
+    _pebble: Pebble,
+}
+
+impl LocalStack {
+    /// Starts Pebble + challtestsrv, opens the store, and serves the API.
+    pub async fn start(options: LocalOptions) -> anyhow::Result<LocalStack> {
+        create_private_dir(&options.data_dir)?;
+        let pebble = Pebble::start(PebbleOptions { http_port: options.http01_port, ..PebbleOptions::default() })
+            .await
+            .context("starting Pebble and pebble-challtestsrv")?;
+        let pebble_root_file = options.data_dir.join("pebble-root.pem");
+        std::fs::write(&pebble_root_file, pebble.issuing_root_pem().await?).context("writing Pebble's root")?;
+
+        let (store, vault, storage) = open_storage(&options).await?;
+        let dns_server = pebble.challtestsrv().dns_server_addr();
+        let (admin_key, admin_hash) = admin_key(&options.data_dir)?;
+        let services = Services {
+            store,
+            vault,
+            resolver: Arc::new(HickoryResolver::with_name_server(dns_server)),
+            clock: Arc::new(SystemClock),
+            plans: PlanCatalog::default(),
+            edge: EdgeSettings { hostname: options.edge_hostname.clone(), addresses: options.edge_addresses.clone() },
+            // The local stack proxies to origins on this machine.
+            origin_policy: OriginPolicy { allow_loopback: true, allow_private: false },
+            dns_providers: DnsProviders::default(),
+            issuance: None,
+        };
+        let state = Arc::new(ApiState { services, admin_key: Some(admin_hash) });
+
+        let listener = TcpListener::bind(options.api_addr)
+            .await
+            .with_context(|| format!("binding the API to {}", options.api_addr))?;
+        let api_addr = listener.local_addr()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let api = tokio::spawn(crate::api_server::serve(listener, state, shutdown_rx));
+
+        let info = StackInfo {
+            api_url: format!("http://{api_addr}"),
+            admin_key_file: options.data_dir.join("admin-key"),
+            storage,
+            acme_directory: pebble.directory_url(),
+            pebble_root_file,
+            challtestsrv_management_url: pebble.challtestsrv().management_url().to_owned(),
+            dns_server,
+            http01_port: pebble.http_port(),
+        };
+        std::fs::write(options.data_dir.join("stack.json"), serde_json::to_vec_pretty(&info)?)?;
+        Ok(LocalStack { info, admin_key, shutdown, api, _pebble: pebble })
+    }
+
+    /// Stops the API (Pebble and challtestsrv stop when the stack is dropped).
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.api.await;
+    }
+}
+
+async fn open_storage(options: &LocalOptions) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Vault>, String)> {
+    match &options.aws_endpoint {
+        None => {
+            let path = options.data_dir.join("edgecert.db");
+            let database = edgecert_embedded::Database::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            Ok((Arc::new(database.store()), Arc::new(database.vault()), format!("sqlite:{}", path.display())))
+        }
+        Some(endpoint) => {
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint).load().await;
+            let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+            edgecert_aws::create_table(&dynamodb, &options.table_name)
+                .await
+                .with_context(|| format!("creating table {} at {endpoint}", options.table_name))?;
+            let secrets = aws_sdk_secretsmanager::Client::new(&config);
+            Ok((
+                Arc::new(edgecert_aws::DynamoStore::new(dynamodb, options.table_name.clone())),
+                Arc::new(edgecert_aws::SecretsManagerVault::new(secrets, options.secret_prefix.clone())),
+                format!("aws:{endpoint} (table {})", options.table_name),
+            ))
+        }
+    }
+}
+
+fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    Ok(())
+}
+
+/// The operator's admin key: generated on first start and kept in `<data dir>/admin-key` (0600)
+/// so restarts keep it.
+fn admin_key(data_dir: &Path) -> anyhow::Result<(String, ApiKeyHash)> {
+    let path = data_dir.join("admin-key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let key = existing.trim().to_owned();
+        if !key.is_empty() {
+            let hash = ApiKeyHash::of(&key);
+            return Ok((key, hash));
+        }
+    }
+    let key = ApiKey::generate();
+    let mut file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&path)?;
+    std::io::Write::write_all(&mut file, key.plaintext.expose().as_bytes())?;
+    Ok((key.plaintext.expose().to_owned(), key.hash))
+}
