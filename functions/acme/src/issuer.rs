@@ -25,17 +25,18 @@ use edgecert_core::model::{
 };
 use edgecert_core::ports::{CertificateMaterial, Issuance, IssueOutcome, MaterialVersion};
 use edgecert_core::usecases::Services;
-use edgecert_core::{AccountId, CertificateId, Error, ItemKind};
+use edgecert_core::{AccountId, CertificateId, Error, ItemKind, RenewalSuggestion};
 use instant_acme::{
     Account, HttpClient, Identifier, NewOrder, Order, OrderStatus, RetryPolicy, RevocationRequest,
 };
-use rand::RngCore as _;
+use rand::{Rng as _, RngCore as _};
 use rcgen::KeyPair;
 use rustls::pki_types::CertificateDer;
 use time::OffsetDateTime;
 use tracing::Instrument as _;
 
 use crate::account::AccountSlot;
+use crate::ari;
 use crate::config::IssuerConfig;
 use crate::error::{AcmeError, Result};
 use crate::failure::{Failure, Stop};
@@ -357,7 +358,8 @@ impl Issuer {
             .into());
         }
         self.keep_lease(lease).await?;
-        self.store_issued(certificate, chain, &key, &leaf).await
+        self.store_issued(account, certificate, chain, &key, &leaf)
+            .await
     }
 
     /// Resumes the stored order when it can still complete, else places a new one and stores
@@ -521,9 +523,12 @@ impl Issuer {
         Ok((key, certificate))
     }
 
-    /// Stores chain and key as a new vault version, then flips the certificate to `issued`.
+    /// Stores chain and key as a new vault version, then flips the certificate to `issued`,
+    /// due for renewal at a random point of the CA's ARI window when it offers one, else at
+    /// two thirds of the lifetime.
     async fn store_issued(
         &self,
+        account: &Account,
         certificate: Certificate,
         chain: String,
         key: &KeyPair,
@@ -548,10 +553,26 @@ impl Issuer {
         )
         .await;
         let now = self.now();
-        let renew_at =
-            self.config
-                .renewal_policy
-                .next_renewal_at(leaf.not_before, leaf.not_after, None, 0.0);
+        // A window already open for a certificate just issued (or outside its life) is a CA
+        // mistake: renewing at once would loop, so the policy's own schedule applies instead.
+        let window = ari::suggestion(account, &leaf.der)
+            .await
+            .map(|suggestion| suggestion.window)
+            .filter(|window| {
+                window.start > now && window.end >= window.start && window.start < leaf.not_after
+            });
+        let position = rand::thread_rng().r#gen::<f64>();
+        let renew_at = self.config.renewal_policy.next_renewal_at(
+            leaf.not_before,
+            leaf.not_after,
+            window,
+            position,
+        );
+        let schedule = if window.is_some() {
+            "inside the certificate authority's renewal window"
+        } else {
+            "at two thirds of its lifetime"
+        };
         let issued = self
             .save("stored", certificate, |stored| {
                 stored.status = CertificateStatus::Issued;
@@ -580,7 +601,7 @@ impl Issuer {
             "issued",
             EventLevel::Info,
             format!(
-                "Issued for {}, valid until {}; renewal due {}",
+                "Issued for {}, valid until {}; renewal due {} ({schedule})",
                 names_text(&issued),
                 rfc3339(leaf.not_after),
                 rfc3339(renew_at)
@@ -783,6 +804,40 @@ impl Issuance for Issuer {
         )
         .await;
         Ok(())
+    }
+
+    async fn renewal_window(
+        &self,
+        certificate: &Certificate,
+    ) -> edgecert_core::Result<Option<RenewalSuggestion>> {
+        let Some(version) = certificate.material_version.clone() else {
+            return Ok(None);
+        };
+        let account = match self.account.get(self.services.vault.as_ref()).await {
+            Ok(account) => account,
+            Err(crate::account::AccountFailure::Vault(error)) => return Err(error),
+            // The renewal itself will meet (and record) the same CA failure.
+            Err(crate::account::AccountFailure::Acme(error)) => {
+                tracing::warn!(%error, "no ACME account to ask for the renewal window");
+                return Ok(None);
+            }
+        };
+        let material = self
+            .services
+            .vault
+            .get_material(&certificate.id, &MaterialVersion(version))
+            .await?;
+        let Some(chain) = material.chain_pem else {
+            return Ok(None);
+        };
+        let leaf = match keys::leaf(&chain) {
+            Ok(leaf) => leaf,
+            Err(error) => {
+                tracing::warn!(%error, certificate = %certificate.id, "unreadable served chain");
+                return Ok(None);
+            }
+        };
+        Ok(ari::suggestion(account, &leaf.der).await)
     }
 }
 

@@ -22,6 +22,7 @@
 //! writes nothing, a crash hook) for tests of this crate and of others.
 
 mod account;
+mod ari;
 mod caa;
 mod challenges;
 mod config;

@@ -7,6 +7,9 @@
 //! - [`SkippingDnsProvider`] accepts TXT writes and writes nothing (a challenge that must
 //!   fail).
 //! - [`CrashAfter`] stops a run dead after a named [`Step`], as a crash would.
+//!
+//! [`CaFaults::serve_renewal_info`] also turns the CA into one that offers ARI (Pebble 2.4 does
+//! not): the directory gains a `renewalInfo` URL that the fault layer answers itself.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,7 +22,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use edgecert_core::model::{SecretString, Zone};
 use edgecert_core::ports::{CertificateMaterial, DnsProvider, MaterialVersion, Vault};
-use edgecert_core::{CertificateId, Error, Result};
+use edgecert_core::{CertificateId, Error, RenewalWindow, Result};
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, StatusCode};
 use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
@@ -28,6 +31,10 @@ use crate::steps::{Step, StepHook};
 
 type ResponseFuture =
     Pin<Box<dyn Future<Output = std::result::Result<BytesResponse, instant_acme::Error>> + Send>>;
+
+/// The `renewalInfo` URL the fault layer puts in the directory and answers itself; `.invalid`
+/// so that nothing ever reaches a real host with it.
+pub const RENEWAL_INFO_STUB_URL: &str = "https://ari.edgecert.invalid/renewal-info";
 
 /// Which requests a fault applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +82,8 @@ struct FaultState {
     new_accounts: usize,
     requests: usize,
     problems: HashMap<String, usize>,
+    renewal_info: Option<(RenewalWindow, Duration)>,
+    renewal_info_requests: Vec<String>,
 }
 
 /// Shared control and counters of every [`FaultyCaClient`] made from it; cheap to clone.
@@ -127,6 +136,62 @@ impl CaFaults {
     /// Every request seen.
     pub fn requests(&self) -> usize {
         self.lock().requests
+    }
+
+    /// Makes the CA offer ARI: directories read from now on list
+    /// [`RENEWAL_INFO_STUB_URL`] as `renewalInfo`, and every request for it is answered with
+    /// `window` and `Retry-After: retry_after` without reaching the CA. Call it before the
+    /// issuer's first request: an issuer reads the directory once, with its ACME account.
+    /// Calling it again changes the window served.
+    pub fn serve_renewal_info(&self, window: RenewalWindow, retry_after: Duration) {
+        self.lock().renewal_info = Some((window, retry_after));
+    }
+
+    /// The certificate identifiers (`AKI.serial`) asked for at the `renewalInfo` stub, in
+    /// order.
+    pub fn renewal_info_requests(&self) -> Vec<String> {
+        self.lock().renewal_info_requests.clone()
+    }
+
+    /// The stub's answer to `uri`, when ARI is served and `uri` is the stub's.
+    fn renewal_info_answer(&self, method: &Method, uri: &str) -> Option<BytesResponse> {
+        let id = uri.strip_prefix(RENEWAL_INFO_STUB_URL)?.strip_prefix('/')?;
+        if method != Method::GET {
+            return None;
+        }
+        let mut state = self.lock();
+        let (window, retry_after) = state.renewal_info?;
+        state.renewal_info_requests.push(id.to_owned());
+        let format = |at: time::OffsetDateTime| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let body = serde_json::json!({
+            "suggestedWindow": {"start": format(window.start), "end": format(window.end)},
+        })
+        .to_string();
+        Some(response(
+            StatusCode::OK,
+            "application/json",
+            Some(retry_after),
+            body,
+        ))
+    }
+
+    /// The directory with [`RENEWAL_INFO_STUB_URL`] added, when ARI is served and `body` is a
+    /// directory.
+    fn with_renewal_info(&self, body: &[u8]) -> Option<Bytes> {
+        self.lock().renewal_info?;
+        let mut directory = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+        let fields = directory.as_object_mut()?;
+        if !fields.contains_key("newOrder") {
+            return None;
+        }
+        fields.insert(
+            "renewalInfo".to_owned(),
+            serde_json::Value::String(RENEWAL_INFO_STUB_URL.to_owned()),
+        );
+        Some(Bytes::from(directory.to_string()))
     }
 
     /// Error answers from the CA (not injected ones) with problem type
@@ -222,6 +287,12 @@ pub struct FaultyCaClient {
 
 impl HttpClient for FaultyCaClient {
     fn request(&self, request: Request<BodyWrapper<Bytes>>) -> ResponseFuture {
+        if let Some(answer) = self
+            .faults
+            .renewal_info_answer(request.method(), &request.uri().to_string())
+        {
+            return Box::pin(async move { Ok(answer) });
+        }
         let (creates, fault) = self
             .faults
             .classify(request.method(), &request.uri().to_string());
@@ -272,8 +343,16 @@ impl HttpClient for FaultyCaClient {
                         .await
                         .map_err(instant_acme::Error::Other)?;
                     faults.observe(status, &body);
+                    let body = if status.is_success() && observes {
+                        faults.with_renewal_info(&body).unwrap_or(body)
+                    } else {
+                        body
+                    };
+                    let mut parts = response.parts;
+                    // The body may have grown: let the client read it whole.
+                    parts.headers.remove(http::header::CONTENT_LENGTH);
                     Ok(BytesResponse {
-                        parts: response.parts,
+                        parts,
                         body: Box::new(body),
                     })
                 })
@@ -294,9 +373,18 @@ fn problem_response(
         "status": status.as_u16(),
     })
     .to_string();
+    response(status, "application/problem+json", retry_after, body)
+}
+
+fn response(
+    status: StatusCode,
+    content_type: &str,
+    retry_after: Option<Duration>,
+    body: String,
+) -> BytesResponse {
     let mut builder = http::Response::builder()
         .status(status)
-        .header(CONTENT_TYPE, "application/problem+json");
+        .header(CONTENT_TYPE, content_type);
     if let Some(delay) = retry_after {
         builder = builder.header(RETRY_AFTER, delay.as_secs().to_string());
     }

@@ -2,6 +2,7 @@
 //! appears in template.yaml and in the local runner's defaults, and nowhere else.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use edgecert_core::model::ApiKeyHash;
 use edgecert_core::origin::OriginPolicy;
@@ -35,6 +36,27 @@ pub mod vars {
     pub const TABLE_NAME: &str = "EDGECERT_TABLE_NAME";
     /// Prefix of Secrets Manager secret names.
     pub const SECRET_PREFIX: &str = "EDGECERT_SECRET_PREFIX";
+    /// ACME directory URL; set only for functions that talk to the CA (revocation).
+    pub const ACME_DIRECTORY: &str = "EDGECERT_ACME_DIRECTORY";
+    /// PEM file of the root of the CA's HTTPS listener (Pebble locally); unset: system roots.
+    pub const ACME_CA_ROOT: &str = "EDGECERT_ACME_CA_ROOT";
+    /// Contact e-mail of the ACME account.
+    pub const ACME_CONTACT: &str = "EDGECERT_ACME_CONTACT";
+    /// Comma-separated CA identities accepted in CAA records (default `letsencrypt.org`).
+    pub const CAA_IDENTITIES: &str = "EDGECERT_CAA_IDENTITIES";
+}
+
+/// How to reach the ACME CA, for the functions that need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSettings {
+    /// The ACME directory URL (https).
+    pub directory_url: String,
+    /// Root of the CA's HTTPS listener, if not a system root.
+    pub ca_root_pem: Option<PathBuf>,
+    /// Contact e-mail of the ACME account.
+    pub contact_email: Option<String>,
+    /// CA identities accepted in CAA records; empty keeps the issuer's default.
+    pub caa_identities: Vec<String>,
 }
 
 /// What the API needs to know about its deployment.
@@ -48,6 +70,8 @@ pub struct ApiConfig {
     pub origin_policy: OriginPolicy,
     /// The DNS server to ask, if not the system's.
     pub dns_server: Option<SocketAddr>,
+    /// The ACME CA, when this function talks to it.
+    pub acme: Option<AcmeSettings>,
 }
 
 impl ApiConfig {
@@ -112,6 +136,37 @@ impl ApiConfig {
                 problem: format!("'{text}' is not host:port"),
             })?),
         };
+        let acme = match get(vars::ACME_DIRECTORY) {
+            None => None,
+            Some(url) if url.starts_with("https://") => Some(AcmeSettings {
+                directory_url: url,
+                ca_root_pem: get(vars::ACME_CA_ROOT).map(PathBuf::from),
+                contact_email: match get(vars::ACME_CONTACT) {
+                    Some(email) if !email.contains('@') || email.contains(char::is_whitespace) => {
+                        return Err(ConfigError {
+                            variable: vars::ACME_CONTACT,
+                            problem: format!("'{email}' is not an e-mail address"),
+                        });
+                    }
+                    email => email,
+                },
+                caa_identities: get(vars::CAA_IDENTITIES)
+                    .map(|list| {
+                        list.split(',')
+                            .map(str::trim)
+                            .filter(|identity| !identity.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: vars::ACME_DIRECTORY,
+                    problem: format!("'{other}' is not an https:// URL"),
+                });
+            }
+        };
         Ok(ApiConfig {
             edge: EdgeSettings {
                 hostname,
@@ -120,6 +175,7 @@ impl ApiConfig {
             admin_key,
             origin_policy,
             dns_server,
+            acme,
         })
     }
 }
@@ -169,5 +225,43 @@ mod tests {
         assert!(config.origin_policy.allow_loopback && !config.origin_policy.allow_private);
         assert_eq!(config.dns_server, Some("127.0.0.1:8053".parse().unwrap()));
         assert_eq!(config.admin_key, None);
+        assert_eq!(config.acme, None);
+    }
+
+    #[test]
+    fn acme_settings_are_read_when_a_directory_is_given() {
+        let acme = config(&[
+            (vars::EDGE_HOSTNAME, "edge.example"),
+            (
+                vars::ACME_DIRECTORY,
+                "https://acme-staging-v02.api.letsencrypt.org/directory",
+            ),
+            (vars::ACME_CONTACT, "ops@example.com"),
+            (
+                vars::CAA_IDENTITIES,
+                "letsencrypt.org, pebble.letsencrypt.org,",
+            ),
+        ])
+        .unwrap()
+        .acme
+        .unwrap();
+        assert_eq!(acme.contact_email.as_deref(), Some("ops@example.com"));
+        assert_eq!(
+            acme.caa_identities,
+            ["letsencrypt.org", "pebble.letsencrypt.org"]
+        );
+        assert_eq!(acme.ca_root_pem, None);
+        for (variable, value) in [
+            (vars::ACME_DIRECTORY, "http://acme.example/directory"),
+            (vars::ACME_CONTACT, "not an address"),
+        ] {
+            let mut pairs = vec![
+                (vars::EDGE_HOSTNAME, "edge.example"),
+                (vars::ACME_DIRECTORY, "https://acme.example/directory"),
+            ];
+            pairs.retain(|(name, _)| *name != variable);
+            pairs.push((variable, value));
+            assert_eq!(config(&pairs).unwrap_err().variable, variable);
+        }
     }
 }

@@ -3,16 +3,18 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use edgecert_aws::{DynamoStore, SecretsManagerVault};
+use edgecert_acme::{Issuer, IssuerConfig};
+use edgecert_aws::{DynamoStore, Route53DnsProvider, SecretsManagerVault};
 use edgecert_core::PlanCatalog;
-use edgecert_core::ports::{DnsResolver, SystemClock};
+use edgecert_core::ports::{DnsProviders, DnsResolver, SystemClock};
 use edgecert_core::usecases::Services;
 use edgecert_dns::HickoryResolver;
 use lambda_http::{Body, Request, Response, service_fn};
 
-use crate::config::{ApiConfig, vars};
+use crate::config::{AcmeSettings, ApiConfig, vars};
 use crate::routes::Handler;
 use crate::state::ApiState;
 
@@ -35,7 +37,24 @@ fn required(name: &'static str) -> Result<String, lambda_http::Error> {
         .ok_or_else(|| format!("configuration: {name}: is required").into())
 }
 
-/// Builds the API state on the AWS adapters (DynamoDB, Secrets Manager, DNS).
+/// The issuer's configuration from the function's ACME settings.
+pub fn issuer_config(acme: &AcmeSettings) -> IssuerConfig {
+    let mut config = IssuerConfig::new(acme.directory_url.clone());
+    if let Some(root) = &acme.ca_root_pem {
+        config = config.with_ca_root_pem(root.clone());
+    }
+    if let Some(email) = &acme.contact_email {
+        config = config.with_contact_email(email.clone());
+    }
+    if !acme.caa_identities.is_empty() {
+        config = config.with_caa_identities(acme.caa_identities.iter().cloned());
+    }
+    config
+}
+
+/// Builds the API state on the AWS adapters (DynamoDB, Secrets Manager, Route 53, DNS), with
+/// an ACME issuer when the function's configuration names a CA (`EDGECERT_ACME_DIRECTORY`, set
+/// in template.yaml only for the functions that need one).
 pub async fn aws_state() -> Result<ApiState, lambda_http::Error> {
     let config = ApiConfig::from_env()?;
     let table = required(vars::TABLE_NAME)?;
@@ -46,7 +65,12 @@ pub async fn aws_state() -> Result<ApiState, lambda_http::Error> {
         Some(server) => Arc::new(HickoryResolver::with_name_server(server)),
         None => Arc::new(HickoryResolver::from_system_conf()?),
     };
-    let services = Services {
+    // API Gateway gives an integration 30 s: zone verification waits for Route 53's INSYNC
+    // well within that, and answers 422 rather than time out when it takes longer.
+    let route53 = Route53DnsProvider::from_sdk_config(&aws)
+        .with_propagation_wait(Duration::from_secs(1), Duration::from_secs(20));
+    let dns_providers = DnsProviders::default().with("route53", Arc::new(route53));
+    let mut services = Services {
         store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table)),
         vault: Arc::new(SecretsManagerVault::new(
             aws_sdk_secretsmanager::Client::new(&aws),
@@ -57,9 +81,15 @@ pub async fn aws_state() -> Result<ApiState, lambda_http::Error> {
         plans: PlanCatalog::default(),
         edge: config.edge,
         origin_policy: config.origin_policy,
-        dns_providers: edgecert_core::ports::DnsProviders::default(),
+        dns_providers,
         issuance: None,
     };
+    // The issuer works on the same services (store, vault, DNS providers); it is built from
+    // them first and only then made their `issuance`.
+    if let Some(acme) = &config.acme {
+        let issuer = Issuer::new(services.clone(), issuer_config(acme))?;
+        services.issuance = Some(Arc::new(issuer));
+    }
     Ok(ApiState {
         services,
         admin_key: config.admin_key,

@@ -89,6 +89,43 @@ pub fn query(request: &Request, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The `limit` query parameter: absent, or a number from 1 to `max`; anything else is a 400.
+pub fn limit(request: &Request, max: u32) -> Result<Option<u32>> {
+    match query(request, "limit") {
+        None => Ok(None),
+        Some(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=max).contains(limit))
+            .map(Some)
+            .ok_or_else(|| {
+                bad_request(
+                    "invalid_limit",
+                    format!("limit must be a number from 1 to {max}"),
+                )
+            }),
+    }
+}
+
+/// The `cursor` query parameter, when not empty.
+pub fn cursor(request: &Request) -> Option<String> {
+    query(request, "cursor").filter(|cursor| !cursor.is_empty())
+}
+
+/// A boolean query parameter: absent is `false`; `true`/`1` and `false`/`0` are read; anything
+/// else is a 400.
+pub fn flag(request: &Request, name: &str) -> Result<bool> {
+    match query(request, name).as_deref().map(str::trim) {
+        None | Some("" | "false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(_) => Err(bad_request(
+            "invalid_parameter",
+            format!("{name} must be true or false"),
+        )),
+    }
+}
+
 /// Who the authorizer says is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {

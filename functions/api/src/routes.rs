@@ -123,6 +123,71 @@ pub const ROUTES: &[Route] = &[
         Account,
         domains_nudge
     ),
+    route!("POST", "/v1/zones", "zones-create", Account, zones_create),
+    route!("GET", "/v1/zones", "zones-list", Account, zones_list),
+    route!(
+        "DELETE",
+        "/v1/zones/{id}",
+        "zones-delete",
+        Account,
+        zones_delete
+    ),
+    route!(
+        "POST",
+        "/v1/certificates",
+        "certificates-create",
+        Account,
+        certificates_create
+    ),
+    route!(
+        "GET",
+        "/v1/certificates",
+        "certificates-list",
+        Account,
+        certificates_list
+    ),
+    route!(
+        "GET",
+        "/v1/certificates/{id}",
+        "certificates-get",
+        Account,
+        certificates_get
+    ),
+    route!(
+        "GET",
+        "/v1/certificates/{id}/download",
+        "certificates-download",
+        Account,
+        certificates_download
+    ),
+    route!(
+        "POST",
+        "/v1/certificates/{id}/renew",
+        "certificates-renew",
+        Account,
+        certificates_renew
+    ),
+    route!(
+        "PATCH",
+        "/v1/certificates/{id}",
+        "certificates-update",
+        Account,
+        certificates_update
+    ),
+    route!(
+        "DELETE",
+        "/v1/certificates/{id}",
+        "certificates-delete",
+        Account,
+        certificates_delete
+    ),
+    route!(
+        "GET",
+        "/v1/certificates/{id}/logs",
+        "certificates-logs",
+        Account,
+        certificates_logs
+    ),
 ];
 
 /// Finds the route for a method and a concrete path, with the path's parameters.

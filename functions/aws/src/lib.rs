@@ -1,5 +1,6 @@
-//! EdgeCert's AWS adapters: the store ports on one DynamoDB table ([`DynamoStore`]) and the
-//! vault on Secrets Manager ([`SecretsManagerVault`]).
+//! EdgeCert's AWS adapters: the store ports on one DynamoDB table ([`DynamoStore`]), the
+//! vault on Secrets Manager ([`SecretsManagerVault`]) and the DNS provider on Route 53
+//! ([`Route53DnsProvider`]).
 //!
 //! Build the SDK clients once per process with [`AwsClients`], then hand the adapters to the
 //! core as `Arc<dyn Store>` / `Arc<dyn Vault>`:
@@ -19,9 +20,11 @@
 mod config;
 mod dynamo;
 mod error;
+mod route53;
 mod secrets;
 
 pub use config::AwsClients;
 pub use dynamo::{DynamoStore, create_table, schema};
 pub use error::{AwsError, Result};
+pub use route53::Route53DnsProvider;
 pub use secrets::SecretsManagerVault;

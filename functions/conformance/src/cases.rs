@@ -7,8 +7,8 @@ use edgecert_core::ItemKind;
 use edgecert_core::PlanName;
 use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use edgecert_core::model::{
-    ApiKey, ApiKeyHash, CertificateEvent, CertificateStatus, EventLevel, Http01Challenge,
-    ProvisioningStep, SecretString,
+    ApiKey, ApiKeyHash, BucketLimits, CertificateEvent, CertificateStatus, EventLevel,
+    Http01Challenge, ProvisioningStep, SecretString,
 };
 use edgecert_core::ports::{CertificateMaterial, MAX_MATERIAL_BYTES, MaterialVersion, PageRequest};
 use time::Duration;
@@ -780,6 +780,149 @@ pub async fn due_query_pages_and_follows_updates(adapters: &Adapters) {
     assert!(page.items.iter().all(|c| c.id != ids[2].id));
 }
 
+/// Every id of a change feed, following cursors with pages of `limit`.
+async fn feed_ids<T, F, Fut>(limit: u32, read: F, id: impl Fn(&T) -> String) -> Vec<String>
+where
+    F: Fn(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = edgecert_core::Result<edgecert_core::ports::Page<T>>>,
+{
+    let mut ids = Vec::new();
+    let mut request = PageRequest::first(limit);
+    for _ in 0..50 {
+        let page = read(request.clone()).await.unwrap();
+        ids.extend(page.items.iter().map(&id));
+        match page.next_cursor {
+            Some(cursor) => {
+                request = PageRequest {
+                    cursor: Some(cursor),
+                    limit,
+                }
+            }
+            None => return ids,
+        }
+    }
+    panic!("the change feed did not end after 50 pages");
+}
+
+/// The change feeds return domains and certificates of every account changed at or after a
+/// time, oldest change first, across pages; an update moves an item to the end, and deleted
+/// items are gone.
+pub async fn change_feeds_follow_updates_in_order(adapters: &Adapters) {
+    let first_account = new_account(adapters, PlanName::Elite).await;
+    let second_account = new_account(adapters, PlanName::Elite).await;
+    let store = &adapters.store;
+    let mut domains = Vec::new();
+    let mut certificates = Vec::new();
+    for n in 0..3i64 {
+        let account = if n == 1 {
+            &second_account
+        } else {
+            &first_account
+        };
+        let at = NOW - Duration::minutes(30 - 10 * n);
+        let hostname = fixtures::unique_hostname(&format!("feed{n}"));
+        let mut domain = fixtures::domain(account, &hostname);
+        domain.updated_at = at;
+        store.create_domain(&domain, 100).await.unwrap();
+        domains.push(domain);
+        let mut certificate = if n == 2 {
+            fixtures::downloadable(account, &hostname)
+        } else {
+            fixtures::managed(account, &hostname)
+        };
+        certificate.updated_at = at;
+        store.create_certificate(&certificate, 100).await.unwrap();
+        certificates.push(certificate);
+    }
+    let domain_ids = |picked: &[usize]| -> Vec<String> {
+        picked
+            .iter()
+            .map(|n| domains[*n].id.to_string())
+            .collect()
+    };
+    let certificate_ids = |picked: &[usize]| -> Vec<String> {
+        picked
+            .iter()
+            .map(|n| certificates[*n].id.to_string())
+            .collect()
+    };
+    let changed_domains = |since: time::OffsetDateTime, limit: u32| {
+        feed_ids(
+            limit,
+            move |page| store.domains_changed_since(since, page),
+            |domain: &edgecert_core::model::Domain| domain.id.to_string(),
+        )
+    };
+    let changed_certificates = |since: time::OffsetDateTime, limit: u32| {
+        feed_ids(
+            limit,
+            move |page| store.certificates_changed_since(since, page),
+            |certificate: &edgecert_core::model::Certificate| certificate.id.to_string(),
+        )
+    };
+
+    assert_eq!(
+        changed_domains(NOW - Duration::hours(1), 1).await,
+        domain_ids(&[0, 1, 2])
+    );
+    assert_eq!(
+        changed_domains(NOW - Duration::minutes(20), 100).await,
+        domain_ids(&[1, 2]),
+        "a change exactly at `since` is included, earlier ones are not"
+    );
+    assert_eq!(
+        changed_certificates(NOW - Duration::hours(1), 2).await,
+        certificate_ids(&[0, 1, 2])
+    );
+    assert_eq!(
+        changed_certificates(NOW - Duration::minutes(15), 100).await,
+        certificate_ids(&[2])
+    );
+    assert!(changed_domains(NOW, 100).await.is_empty());
+
+    // Updates move items to the end of the feed.
+    let mut moved = domains[0].clone();
+    moved.updated_at = NOW;
+    moved.origin_url = "https://moved.example.net".to_owned();
+    store.update_domain(&moved).await.unwrap();
+    let mut issued = certificates[0].clone();
+    issued.updated_at = NOW;
+    issued.status = CertificateStatus::Issued;
+    store.update_certificate(&issued).await.unwrap();
+    assert_eq!(
+        changed_domains(NOW - Duration::minutes(25), 1).await,
+        domain_ids(&[1, 2, 0])
+    );
+    assert_eq!(
+        changed_certificates(NOW - Duration::minutes(25), 1).await,
+        certificate_ids(&[1, 2, 0])
+    );
+    let page = store
+        .domains_changed_since(NOW, PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].origin_url, "https://moved.example.net");
+
+    // Deleted items leave the feed.
+    store
+        .delete_domain(&second_account, &domains[1].id)
+        .await
+        .unwrap();
+    store
+        .delete_certificate(&second_account, &certificates[1].id)
+        .await
+        .unwrap();
+    assert_eq!(
+        changed_domains(NOW - Duration::hours(1), 100).await,
+        domain_ids(&[2, 0])
+    );
+    assert_eq!(
+        changed_certificates(NOW - Duration::hours(1), 100).await,
+        certificate_ids(&[2, 0])
+    );
+}
+
 /// Events list newest first, only the certificate's own, up to the limit.
 pub async fn events_are_listed_newest_first_per_certificate(adapters: &Adapters) {
     let certificate = CertificateId::generate();
@@ -1172,4 +1315,53 @@ pub async fn vault_keeps_acme_account_credentials(adapters: &Adapters) {
             .unwrap(),
         None
     );
+}
+
+/// A token bucket starts full, grants at most what it holds, refills at its rate by the
+/// caller's clock, and keeps buckets apart by name.
+pub async fn token_bucket_grants_its_capacity_then_refills(adapters: &Adapters) {
+    let store = &adapters.store;
+    let limits = BucketLimits::per_period(50, Duration::hours(1));
+    let take = |name: &'static str, wanted: u32, at| async move {
+        store.take_tokens(name, wanted, &limits, at).await.unwrap()
+    };
+    assert_eq!(take("orders:a", 30, NOW).await, 30);
+    assert_eq!(take("orders:a", 30, NOW).await, 20);
+    assert_eq!(take("orders:a", 1, NOW).await, 0);
+    // Another bucket is untouched.
+    assert_eq!(take("orders:b", 5, NOW).await, 5);
+    // One token every 72 s: after 10 minutes, 8 tokens (8.33 earned).
+    assert_eq!(take("orders:a", 50, NOW + Duration::minutes(10)).await, 8);
+    // The fraction is kept: 48 s later the 9th token is whole.
+    assert_eq!(take("orders:a", 50, NOW + Duration::seconds(647)).await, 0);
+    assert_eq!(take("orders:a", 50, NOW + Duration::seconds(648)).await, 1);
+    // A caller whose clock is behind gets no refill.
+    assert_eq!(take("orders:a", 50, NOW).await, 0);
+    // After a long pause the bucket is full again, never fuller.
+    assert_eq!(take("orders:a", 500, NOW + Duration::days(1)).await, 50);
+}
+
+/// Parallel takers on one bucket share exactly its tokens: none is granted twice.
+pub async fn token_bucket_is_exact_under_parallel_takers(adapters: &Adapters) {
+    let limits = BucketLimits::per_period(25, Duration::hours(3));
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let store = adapters.store.clone();
+            tokio::spawn(async move {
+                let mut granted = 0;
+                for _ in 0..4 {
+                    granted += store
+                        .take_tokens("orders:parallel", 1, &limits, NOW)
+                        .await
+                        .unwrap();
+                }
+                granted
+            })
+        })
+        .collect();
+    let mut granted = 0;
+    for task in tasks {
+        granted += task.await.unwrap();
+    }
+    assert_eq!(granted, 25, "12 takers x 4 on a bucket of 25");
 }

@@ -50,6 +50,7 @@ macro_rules! conformance_suite {
                 certificate_update_is_version_checked,
                 due_query_returns_only_due_certificates_in_order,
                 due_query_pages_and_follows_updates,
+                change_feeds_follow_updates_in_order,
                 events_are_listed_newest_first_per_certificate,
                 http01_answers_round_trip_and_expire,
                 lease_is_exclusive_under_parallel_acquires,
@@ -58,6 +59,8 @@ macro_rules! conformance_suite {
                 vault_round_trip_keeps_every_version,
                 vault_keeps_previous_version_when_a_write_fails,
                 vault_keeps_acme_account_credentials,
+                token_bucket_grants_its_capacity_then_refills,
+                token_bucket_is_exact_under_parallel_takers,
             );
         }
     };

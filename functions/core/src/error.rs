@@ -98,6 +98,19 @@ pub enum Error {
     /// The certificate has no issued material to download yet.
     #[error("certificate is not issued yet")]
     NotIssued,
+    /// A zone could not be verified: the TXT record written through its DNS provider was not
+    /// read back from DNS. `reason` is built by EdgeCert and safe to show.
+    #[error("zone verification failed: {reason}")]
+    ZoneVerificationFailed {
+        /// The verification record's name.
+        record: String,
+        /// What went wrong, for the client.
+        reason: String,
+    },
+    /// This process has no ACME engine (`Services::issuance` is `None`), so it cannot do what
+    /// needs the CA (revocation): a deployment fault, not the client's.
+    #[error("certificate authority operations are not available in this function")]
+    IssuanceUnavailable,
     /// An optimistic version check failed: someone else changed the item first.
     #[error("{0} was changed concurrently")]
     VersionConflict(ItemKind),
@@ -175,9 +188,9 @@ impl Error {
             | Error::VersionConflict(_)
             | Error::LeaseHeld { .. } => 409,
             Error::PayloadTooLarge { .. } => 413,
-            Error::TxtNotFound { .. } => 422,
+            Error::TxtNotFound { .. } | Error::ZoneVerificationFailed { .. } => 422,
             Error::MaterialTooLarge { .. } | Error::Corrupt(_) => 500,
-            Error::Store(_) | Error::Vault(_) | Error::Dns(_) => 503,
+            Error::Store(_) | Error::Vault(_) | Error::Dns(_) | Error::IssuanceUnavailable => 503,
             // The CA asking us to slow down, or not answering, is a temporary unavailability;
             // any other refusal is a bad answer from the upstream we depend on.
             Error::Acme { .. } if self.is_retryable() => 503,
@@ -203,6 +216,8 @@ impl Error {
             Error::DomainNotUnderZone => "domain_not_under_zone",
             Error::TxtNotFound { .. } => "txt_not_found",
             Error::NotIssued => "not_issued",
+            Error::ZoneVerificationFailed { .. } => "zone_verification_failed",
+            Error::IssuanceUnavailable => "issuance_unavailable",
             Error::VersionConflict(_) => "conflict",
             Error::LeaseHeld { .. } => "in_progress",
             Error::MaterialTooLarge { .. } | Error::Corrupt(_) => "internal_error",
@@ -229,6 +244,9 @@ impl Error {
                 "Service temporarily unavailable; retry later".to_owned()
             }
             Error::Dns(_) => "DNS lookup failed; retry later".to_owned(),
+            Error::IssuanceUnavailable => {
+                "Certificate authority operations are not available; retry later".to_owned()
+            }
             Error::Acme { .. } => {
                 "The certificate authority could not complete the request; retry later".to_owned()
             }
@@ -313,6 +331,27 @@ mod tests {
         };
         assert_eq!(refused.status(), 502);
         assert!(!refused.is_retryable());
+    }
+
+    #[test]
+    fn zone_and_issuance_errors_have_their_status_and_code() {
+        let failed = Error::ZoneVerificationFailed {
+            record: "_edgecert-zone-verify.example.com".to_owned(),
+            reason: "the record was not found in DNS".to_owned(),
+        };
+        assert_eq!(
+            (failed.status(), failed.code()),
+            (422, "zone_verification_failed")
+        );
+        assert_eq!(
+            failed.public_message(),
+            "Zone verification failed: the record was not found in DNS"
+        );
+        let unavailable = Error::IssuanceUnavailable;
+        assert_eq!(
+            (unavailable.status(), unavailable.code()),
+            (503, "issuance_unavailable")
+        );
     }
 
     #[test]

@@ -15,4 +15,4 @@ pub use error::{Error, ItemKind, Result};
 pub use hostname::{Hostname, HostnameRules};
 pub use ids::{AccountId, CertificateId, DomainId, ZoneId};
 pub use plan::{Plan, PlanCatalog, PlanName};
-pub use renewal::{RenewalPolicy, RenewalWindow};
+pub use renewal::{RenewalPolicy, RenewalSuggestion, RenewalWindow};

@@ -139,7 +139,8 @@ impl OriginUrl {
             Some(Host::Ipv4(v4)) => check(policy, IpAddr::V4(v4))?,
             Some(Host::Ipv6(v6)) => check(policy, IpAddr::V6(v6))?,
             Some(Host::Domain(name)) => {
-                let lower = name.to_ascii_lowercase();
+                // `localhost.` is the same name as `localhost`.
+                let lower = name.trim_end_matches('.').to_ascii_lowercase();
                 if (lower == "localhost" || lower.ends_with(".localhost")) && !policy.allow_loopback
                 {
                     return Err(invalid("origin_url names a loopback host"));
@@ -220,6 +221,7 @@ mod tests {
             "http://[::]/",
             "http://[fe80::1]/",
             "http://localhost:3000/",
+            "http://localhost.:3000/",
             "http://app.localhost/",
             "ftp://origin.example.com/",
             "origin.example.com",

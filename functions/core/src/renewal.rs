@@ -23,6 +23,15 @@ pub struct RenewalWindow {
     pub end: OffsetDateTime,
 }
 
+/// What the CA's ARI `renewalInfo` resource said about one certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenewalSuggestion {
+    /// The suggested window.
+    pub window: RenewalWindow,
+    /// How long the CA asked clients to wait before asking again (its `Retry-After`).
+    pub retry_after: Duration,
+}
+
 /// The renewal and retry rules; the defaults are DESIGN.md's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenewalPolicy {
@@ -64,6 +73,26 @@ impl RenewalPolicy {
         }
         let lifetime = not_after - not_before;
         not_before + lifetime * 2 / 3
+    }
+
+    /// What to do with a certificate whose renewal time came, given the CA's window read again
+    /// at `now`: `None` when the window is open (renew now), else when to look again.
+    ///
+    /// That is a random point of the window (`position` in `[0, 1)`), never before the CA's
+    /// `Retry-After` (so its `renewalInfo` is not asked again sooner), except that the end of
+    /// the window wins: letting the window pass risks serving an expired certificate.
+    pub fn reschedule_within_window(
+        &self,
+        now: OffsetDateTime,
+        suggestion: &RenewalSuggestion,
+        position: f64,
+    ) -> Option<OffsetDateTime> {
+        let window = suggestion.window;
+        if window.start <= now || window.end < window.start {
+            return None;
+        }
+        let point = self.next_renewal_at(window.start, window.end, Some(window), position);
+        Some(point.max(now + suggestion.retry_after).min(window.end))
     }
 
     /// When to try again after `consecutive_failures` failures in a row (1 for the first).
@@ -149,6 +178,46 @@ mod tests {
         );
         let late = policy.next_renewal_at(start, end, Some(window), 0.999);
         assert!(late > window.start && late <= window.end);
+    }
+
+    #[test]
+    fn an_open_window_renews_now_and_a_later_one_waits_for_retry_after() {
+        let policy = RenewalPolicy::default();
+        let now = datetime!(2026-06-01 00:00 UTC);
+        let open = RenewalSuggestion {
+            window: RenewalWindow {
+                start: now - Duration::hours(1),
+                end: now + Duration::days(1),
+            },
+            retry_after: Duration::hours(6),
+        };
+        assert_eq!(policy.reschedule_within_window(now, &open, 0.5), None);
+        // GIVEN a window that moved later, and a CA asking not to be asked again for 5.5 days
+        let later = RenewalSuggestion {
+            window: RenewalWindow {
+                start: now + Duration::days(5),
+                end: now + Duration::days(6),
+            },
+            retry_after: Duration::hours(132),
+        };
+        // WHEN the renewer reschedules THEN it waits for both the window and the Retry-After
+        assert_eq!(
+            policy.reschedule_within_window(now, &later, 0.0),
+            Some(now + Duration::hours(132))
+        );
+        assert_eq!(
+            policy.reschedule_within_window(now, &later, 0.75),
+            Some(now + Duration::hours(138))
+        );
+        // A Retry-After past the window's end gives way to the window.
+        let patient = RenewalSuggestion {
+            retry_after: Duration::days(30),
+            ..later
+        };
+        assert_eq!(
+            policy.reschedule_within_window(now, &patient, 0.1),
+            Some(later.window.end)
+        );
     }
 
     #[test]

@@ -113,6 +113,28 @@ const MIGRATIONS: &[&str] = &[
         credentials TEXT NOT NULL
     ) STRICT;
     ",
+    // 3: change feeds for the edge: domains and certificates by `updated_at` (Unix
+    // nanoseconds, like every other time column). Rows written before this step get theirs
+    // from the stored model (millisecond precision is enough to order a feed).
+    "
+    ALTER TABLE domains ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE domains SET updated_at =
+        CAST(unixepoch(json_extract(data, '$.updated_at'), 'subsec') * 1000000000 AS INTEGER);
+    CREATE INDEX domains_by_update ON domains (updated_at, id);
+    ALTER TABLE certificates ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE certificates SET updated_at =
+        CAST(unixepoch(json_extract(data, '$.updated_at'), 'subsec') * 1000000000 AS INTEGER);
+    CREATE INDEX certificates_by_update ON certificates (updated_at, id);
+    ",
+    // 4: token buckets (the CA-wide order budget): the level in thousandths of a token, the
+    // time in Unix nanoseconds.
+    "
+    CREATE TABLE token_buckets (
+        name TEXT PRIMARY KEY NOT NULL,
+        level_milli INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    ",
 ];
 
 /// The connection shared by the store and the vault of one [`Database`].

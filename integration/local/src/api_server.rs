@@ -17,7 +17,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Serves the API on `listener` until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, state: Arc<ApiState>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ApiState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -35,14 +39,21 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>, mut shutdown: wa
                 let state = Arc::clone(&state);
                 async move { Ok::<_, std::convert::Infallible>(handle(&state, request, peer).await) }
             });
-            if let Err(error) = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await {
+            if let Err(error) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(failure = %error, "connection ended with an error");
             }
         });
     }
 }
 
-async fn handle(state: &ApiState, request: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Full<Bytes>> {
+async fn handle(
+    state: &ApiState,
+    request: hyper::Request<Incoming>,
+    peer: SocketAddr,
+) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     if parts.uri.path() == "/healthz" {
         return hyper::Response::new(Full::new(Bytes::from_static(b"ok\n")));

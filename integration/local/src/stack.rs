@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use edgecert_api::ApiState;
+use edgecert_core::PlanCatalog;
 use edgecert_core::model::{ApiKey, ApiKeyHash};
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{DnsProviders, Store, SystemClock, Vault};
 use edgecert_core::usecases::{EdgeSettings, Services};
-use edgecert_core::PlanCatalog;
 use edgecert_dns::HickoryResolver;
 use edgecert_integration::services::{Pebble, PebbleOptions};
 use serde::Serialize;
@@ -93,11 +93,15 @@ impl LocalStack {
     /// Starts Pebble + challtestsrv, opens the store, and serves the API.
     pub async fn start(options: LocalOptions) -> anyhow::Result<LocalStack> {
         create_private_dir(&options.data_dir)?;
-        let pebble = Pebble::start(PebbleOptions { http_port: options.http01_port, ..PebbleOptions::default() })
-            .await
-            .context("starting Pebble and pebble-challtestsrv")?;
+        let pebble = Pebble::start(PebbleOptions {
+            http_port: options.http01_port,
+            ..PebbleOptions::default()
+        })
+        .await
+        .context("starting Pebble and pebble-challtestsrv")?;
         let pebble_root_file = options.data_dir.join("pebble-root.pem");
-        std::fs::write(&pebble_root_file, pebble.issuing_root_pem().await?).context("writing Pebble's root")?;
+        std::fs::write(&pebble_root_file, pebble.issuing_root_pem().await?)
+            .context("writing Pebble's root")?;
 
         let (store, vault, storage) = open_storage(&options).await?;
         let dns_server = pebble.challtestsrv().dns_server_addr();
@@ -108,13 +112,22 @@ impl LocalStack {
             resolver: Arc::new(HickoryResolver::with_name_server(dns_server)),
             clock: Arc::new(SystemClock),
             plans: PlanCatalog::default(),
-            edge: EdgeSettings { hostname: options.edge_hostname.clone(), addresses: options.edge_addresses.clone() },
+            edge: EdgeSettings {
+                hostname: options.edge_hostname.clone(),
+                addresses: options.edge_addresses.clone(),
+            },
             // The local stack proxies to origins on this machine.
-            origin_policy: OriginPolicy { allow_loopback: true, allow_private: false },
+            origin_policy: OriginPolicy {
+                allow_loopback: true,
+                allow_private: false,
+            },
             dns_providers: DnsProviders::default(),
             issuance: None,
         };
-        let state = Arc::new(ApiState { services, admin_key: Some(admin_hash) });
+        let state = Arc::new(ApiState {
+            services,
+            admin_key: Some(admin_hash),
+        });
 
         let listener = TcpListener::bind(options.api_addr)
             .await
@@ -133,8 +146,17 @@ impl LocalStack {
             dns_server,
             http01_port: pebble.http_port(),
         };
-        std::fs::write(options.data_dir.join("stack.json"), serde_json::to_vec_pretty(&info)?)?;
-        Ok(LocalStack { info, admin_key, shutdown, api, _pebble: pebble })
+        std::fs::write(
+            options.data_dir.join("stack.json"),
+            serde_json::to_vec_pretty(&info)?,
+        )?;
+        Ok(LocalStack {
+            info,
+            admin_key,
+            shutdown,
+            api,
+            _pebble: pebble,
+        })
     }
 
     /// Stops the API (Pebble and challtestsrv stop when the stack is dropped).
@@ -144,23 +166,39 @@ impl LocalStack {
     }
 }
 
-async fn open_storage(options: &LocalOptions) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Vault>, String)> {
+async fn open_storage(
+    options: &LocalOptions,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Vault>, String)> {
     match &options.aws_endpoint {
         None => {
             let path = options.data_dir.join("edgecert.db");
-            let database = edgecert_embedded::Database::open(&path).with_context(|| format!("opening {}", path.display()))?;
-            Ok((Arc::new(database.store()), Arc::new(database.vault()), format!("sqlite:{}", path.display())))
+            let database = edgecert_embedded::Database::open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            Ok((
+                Arc::new(database.store()),
+                Arc::new(database.vault()),
+                format!("sqlite:{}", path.display()),
+            ))
         }
         Some(endpoint) => {
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint).load().await;
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .load()
+                .await;
             let dynamodb = aws_sdk_dynamodb::Client::new(&config);
             edgecert_aws::create_table(&dynamodb, &options.table_name)
                 .await
                 .with_context(|| format!("creating table {} at {endpoint}", options.table_name))?;
             let secrets = aws_sdk_secretsmanager::Client::new(&config);
             Ok((
-                Arc::new(edgecert_aws::DynamoStore::new(dynamodb, options.table_name.clone())),
-                Arc::new(edgecert_aws::SecretsManagerVault::new(secrets, options.secret_prefix.clone())),
+                Arc::new(edgecert_aws::DynamoStore::new(
+                    dynamodb,
+                    options.table_name.clone(),
+                )),
+                Arc::new(edgecert_aws::SecretsManagerVault::new(
+                    secrets,
+                    options.secret_prefix.clone(),
+                )),
                 format!("aws:{endpoint} (table {})", options.table_name),
             ))
         }
@@ -186,7 +224,12 @@ fn admin_key(data_dir: &Path) -> anyhow::Result<(String, ApiKeyHash)> {
         }
     }
     let key = ApiKey::generate();
-    let mut file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)?;
     std::io::Write::write_all(&mut file, key.plaintext.expose().as_bytes())?;
     Ok((key.plaintext.expose().to_owned(), key.hash))
 }

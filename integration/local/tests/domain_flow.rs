@@ -2,6 +2,8 @@
 //! instructions, TXT ownership verification against challtestsrv, nudge, delete — once on the
 //! embedded SQLite store and once on DynamoDB + Secrets Manager in moto.
 
+#![allow(clippy::unwrap_used)] // a failed expectation in a helper is a failed test
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,7 +25,12 @@ impl Runner {
         let data_dir = tempfile::tempdir().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_edgecert-local"));
         command
-            .args(["--data-dir", data_dir.path().to_str().unwrap(), "--api-addr", "127.0.0.1:0"])
+            .args([
+                "--data-dir",
+                data_dir.path().to_str().unwrap(),
+                "--api-addr",
+                "127.0.0.1:0",
+            ])
             .args(extra_args)
             .envs(env.iter().cloned())
             .env("RUST_LOG", "warn")
@@ -38,9 +45,15 @@ impl Runner {
             _data_dir: data_dir,
         };
         let stack = wait_for_stack(runner._data_dir.path()).await;
-        runner.admin_key = std::fs::read_to_string(stack["admin_key_file"].as_str().unwrap()).unwrap().trim().to_owned();
+        runner.admin_key = std::fs::read_to_string(stack["admin_key_file"].as_str().unwrap())
+            .unwrap()
+            .trim()
+            .to_owned();
         runner.api_url = stack["api_url"].as_str().unwrap().to_owned();
-        runner.challtestsrv = stack["challtestsrv_management_url"].as_str().unwrap().to_owned();
+        runner.challtestsrv = stack["challtestsrv_management_url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         runner
     }
 
@@ -54,7 +67,14 @@ impl Runner {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap()
+            },
+        )
     }
 
     async fn challtestsrv(&self, endpoint: &str, body: Value) {
@@ -64,13 +84,19 @@ impl Runner {
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "challtestsrv {endpoint}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "challtestsrv {endpoint}: {}",
+            response.status()
+        );
     }
 }
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -94,7 +120,12 @@ async fn wait_for_stack(data_dir: &Path) -> Value {
         if let Ok(text) = std::fs::read_to_string(&path) {
             if let Ok(stack) = serde_json::from_str::<Value>(&text) {
                 let health = format!("{}/healthz", stack["api_url"].as_str().unwrap_or_default());
-                if client().get(&health).send().await.is_ok_and(|r| r.status().is_success()) {
+                if client()
+                    .get(&health)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
                     return stack;
                 }
             }
@@ -107,7 +138,10 @@ async fn wait_for_stack(data_dir: &Path) -> Value {
 async fn domain_flow(runner: &Runner) {
     // Without a key, or with a wrong one: 401.
     let (status, body) = runner.call("GET", "/v1/limits", "eck_wrong", None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
 
     // The operator creates an account that must prove domain ownership.
     let (status, account) = runner
@@ -123,7 +157,14 @@ async fn domain_flow(runner: &Runner) {
 
     let (status, limits) = runner.call("GET", "/v1/limits", &key, None).await;
     assert_eq!(status, 200);
-    assert_eq!((limits["plan"].as_str(), limits["max_domains"].as_u64(), limits["domain_count"].as_u64()), (Some("pro"), Some(25), Some(0)));
+    assert_eq!(
+        (
+            limits["plan"].as_str(),
+            limits["max_domains"].as_u64(),
+            limits["domain_count"].as_u64()
+        ),
+        (Some("pro"), Some(25), Some(0))
+    );
 
     // Whitelist a customer domain.
     let (status, domain) = runner
@@ -137,55 +178,104 @@ async fn domain_flow(runner: &Runner) {
     assert_eq!(txt["type"], "TXT");
 
     // DNS instructions: a CNAME to the edge.
-    let (status, dns) = runner.call("GET", &format!("/v1/domains/{id}/dns"), &key, None).await;
+    let (status, dns) = runner
+        .call("GET", &format!("/v1/domains/{id}/dns"), &key, None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(dns["dns_instructions"]["records"][0]["type"], "CNAME");
-    assert_eq!(dns["dns_instructions"]["records"][0]["value"], "edge.edgecert.localhost");
+    assert_eq!(
+        dns["dns_instructions"]["records"][0]["value"],
+        "edge.edgecert.localhost"
+    );
 
     // Not there yet: 422.
-    let (status, body) = runner.call("POST", &format!("/v1/domains/{id}/verify"), &key, None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("txt_not_found")));
+    let (status, body) = runner
+        .call("POST", &format!("/v1/domains/{id}/verify"), &key, None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("txt_not_found"))
+    );
 
     // The customer creates the TXT record; verify succeeds and the domain moves on.
     let record = format!("{}.", txt["name"].as_str().unwrap());
-    runner.challtestsrv("/set-txt", json!({"host": record, "value": txt["value"]})).await;
-    let (status, verified) = runner.call("POST", &format!("/v1/domains/{id}/verify"), &key, None).await;
+    runner
+        .challtestsrv("/set-txt", json!({"host": record, "value": txt["value"]}))
+        .await;
+    let (status, verified) = runner
+        .call("POST", &format!("/v1/domains/{id}/verify"), &key, None)
+        .await;
     assert_eq!(status, 200, "{verified}");
     assert_eq!(verified["ownership_verified"], true);
     assert_eq!(verified["provisioning_step"], "waiting_dns");
 
     // The record is removed: verify now fails again.
-    runner.challtestsrv("/clear-txt", json!({"host": record})).await;
-    let (status, body) = runner.call("POST", &format!("/v1/domains/{id}/verify"), &key, None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("txt_not_found")));
+    runner
+        .challtestsrv("/clear-txt", json!({"host": record}))
+        .await;
+    let (status, body) = runner
+        .call("POST", &format!("/v1/domains/{id}/verify"), &key, None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("txt_not_found"))
+    );
 
     // The name points elsewhere: nudge records why, twice the same (idempotent).
-    runner.challtestsrv("/add-a", json!({"host": "status.customer-flow.com.", "addresses": ["203.0.113.9"]})).await;
-    let (status, first) = runner.call("POST", &format!("/v1/domains/{id}/ssl/nudge"), &key, None).await;
+    runner
+        .challtestsrv(
+            "/add-a",
+            json!({"host": "status.customer-flow.com.", "addresses": ["203.0.113.9"]}),
+        )
+        .await;
+    let (status, first) = runner
+        .call("POST", &format!("/v1/domains/{id}/ssl/nudge"), &key, None)
+        .await;
     assert_eq!(status, 200, "{first}");
-    let (status, second) = runner.call("POST", &format!("/v1/domains/{id}/ssl/nudge"), &key, None).await;
+    let (status, second) = runner
+        .call("POST", &format!("/v1/domains/{id}/ssl/nudge"), &key, None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(first["provisioning_step"], "waiting_dns");
     assert_eq!(second["provisioning_step"], first["provisioning_step"]);
     assert_eq!(second["error"], first["error"]);
-    assert!(first["error"].as_str().unwrap().contains("203.0.113.9"), "{first}");
+    assert!(
+        first["error"].as_str().unwrap().contains("203.0.113.9"),
+        "{first}"
+    );
     assert!(second["next_attempt_at"].is_string());
 
     // Another account sees nothing of it.
-    let (_, other) = runner.call("POST", "/v1/accounts", &runner.admin_key, Some(json!({"name": "Other", "plan": "plus"}))).await;
+    let (_, other) = runner
+        .call(
+            "POST",
+            "/v1/accounts",
+            &runner.admin_key,
+            Some(json!({"name": "Other", "plan": "plus"})),
+        )
+        .await;
     let other_key = other["api_key"].as_str().unwrap();
-    let (status, body) = runner.call("GET", &format!("/v1/domains/{id}"), other_key, None).await;
+    let (status, body) = runner
+        .call("GET", &format!("/v1/domains/{id}"), other_key, None)
+        .await;
     assert_eq!(status, 404);
     assert!(!body.to_string().contains("customer-flow"));
     let (status, body) = runner
         .call("POST", "/v1/domains", other_key, Some(json!({"hostname": "status.customer-flow.com", "origin_url": "http://127.0.0.1:3000"})))
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("domain_exists")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("domain_exists"))
+    );
 
     // Delete: gone, and the hostname is free again.
-    let (status, _) = runner.call("DELETE", &format!("/v1/domains/{id}"), &key, None).await;
+    let (status, _) = runner
+        .call("DELETE", &format!("/v1/domains/{id}"), &key, None)
+        .await;
     assert_eq!(status, 204);
-    let (status, _) = runner.call("GET", &format!("/v1/domains/{id}"), &key, None).await;
+    let (status, _) = runner
+        .call("GET", &format!("/v1/domains/{id}"), &key, None)
+        .await;
     assert_eq!(status, 404);
     let (status, _) = runner.call("GET", "/v1/limits", &key, None).await;
     assert_eq!(status, 200);
@@ -205,6 +295,15 @@ async fn domain_flow_on_sqlite() {
 async fn domain_flow_on_dynamodb_and_secrets_manager() {
     let moto = Moto::shared().await.expect("moto_server");
     let table = format!("edgecert-flow-{}", std::process::id());
-    let runner = Runner::start(&["--aws-endpoint", &moto.endpoint_url(), "--table-name", &table], &moto.aws_env()).await;
+    let runner = Runner::start(
+        &[
+            "--aws-endpoint",
+            &moto.endpoint_url(),
+            "--table-name",
+            &table,
+        ],
+        &moto.aws_env(),
+    )
+    .await;
     domain_flow(&runner).await;
 }

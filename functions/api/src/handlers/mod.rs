@@ -3,6 +3,14 @@
 
 pub mod accounts_create;
 pub mod accounts_update;
+pub mod certificates_create;
+pub mod certificates_delete;
+pub mod certificates_download;
+pub mod certificates_get;
+pub mod certificates_list;
+pub mod certificates_logs;
+pub mod certificates_renew;
+pub mod certificates_update;
 pub mod domains_create;
 pub mod domains_delete;
 pub mod domains_dns;
@@ -13,3 +21,6 @@ pub mod domains_ssl;
 pub mod domains_update;
 pub mod domains_verify;
 pub mod limits_get;
+pub mod zones_create;
+pub mod zones_delete;
+pub mod zones_list;

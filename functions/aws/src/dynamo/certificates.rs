@@ -1,6 +1,7 @@
 //! Certificates: an item in the account's partition, sparse in the due index while the
-//! scheduler has something to do with it; downloadable ones also claim their primary name and
-//! a place in the account's certificate counter.
+//! scheduler has something to do with it, and in the change feed at its `updated_at`;
+//! downloadable ones also claim their primary name and a place in the account's certificate
+//! counter.
 
 use std::collections::HashMap;
 
@@ -16,13 +17,15 @@ use super::cursor::CursorScope;
 use super::items::{self, Item, keyed, model_item, n, s};
 use super::keys::{
     ACCOUNT_SK, CERT_NAME_SK, CERTIFICATE_PREFIX, account_pk, certificate_name_pk, certificate_sk,
-    created_key, due_bound, due_key,
+    created_key, due_bound, due_key, updated_key,
 };
 use super::schema::{
-    BY_CREATED, BY_DUE, DUE_PARTITION, GSI2PK, GSI2SK, LSI1SK, PK, SK, STATUS, VERSION, entity,
+    BY_CREATED, BY_DUE, CHANGED_CERTIFICATES, DUE_PARTITION, GSI2PK, GSI2SK, GSI3PK, GSI3SK,
+    LSI1SK, PK, SK, STATUS, VERSION, entity,
 };
 use super::{
-    DynamoStore, PageQuery, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, decode_page, writes,
+    DynamoStore, PageQuery, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, changes_query,
+    decode_page, writes,
 };
 use crate::error::AwsError;
 
@@ -56,6 +59,11 @@ fn certificate_item(certificate: &Certificate) -> Result<Item> {
         item.insert(GSI2PK.to_owned(), s(DUE_PARTITION));
         item.insert(GSI2SK.to_owned(), s(due_key(due_at, &certificate.id)));
     }
+    item.insert(GSI3PK.to_owned(), s(CHANGED_CERTIFICATES));
+    item.insert(
+        GSI3SK.to_owned(),
+        s(updated_key(certificate.updated_at, certificate.id.as_str())),
+    );
     Ok(item)
 }
 
@@ -232,7 +240,11 @@ impl CertificateStore for DynamoStore {
             version: certificate.version + 1,
             ..certificate.clone()
         };
-        let mut set = vec![(STATUS, s(next.status.as_str()))];
+        let mut set = vec![
+            (STATUS, s(next.status.as_str())),
+            (GSI3PK, s(CHANGED_CERTIFICATES)),
+            (GSI3SK, s(updated_key(next.updated_at, next.id.as_str()))),
+        ];
         let mut remove = vec![];
         match next.due_at() {
             Some(due_at) => {
@@ -308,5 +320,14 @@ impl CertificateStore for DynamoStore {
         page.items
             .retain(|certificate| certificate.due_at().is_some_and(|due_at| due_at <= now));
         Ok(page)
+    }
+
+    async fn certificates_changed_since(
+        &self,
+        since: OffsetDateTime,
+        page: PageRequest,
+    ) -> Result<Page<Certificate>> {
+        let query = changes_query(CHANGED_CERTIFICATES, CERTIFICATE_PREFIX, since);
+        decode_page(self.query_page(query, page).await?)
     }
 }

@@ -1,5 +1,6 @@
-//! Whitelisted domains: a domain item in its account's partition, a global claim on its
-//! hostname, and the account's domain counter, always written together.
+//! Whitelisted domains: a domain item in its account's partition (also in the change feed at
+//! its `updated_at`), a global claim on its hostname, and the account's domain counter, always
+//! written together.
 
 use std::collections::HashMap;
 
@@ -7,16 +8,21 @@ use async_trait::async_trait;
 use edgecert_core::model::Domain;
 use edgecert_core::ports::{DomainStore, Page, PageRequest};
 use edgecert_core::{AccountId, DomainId, Error, Hostname, ItemKind, Result};
+use time::OffsetDateTime;
 
 use super::accounts::DOMAIN_COUNT;
 use super::cursor::CursorScope;
 use super::items::{self, Item, keyed, model_item, n, s};
 use super::keys::{
-    ACCOUNT_SK, DOMAIN_PREFIX, HOST_SK, account_pk, created_key, domain_sk, host_pk,
+    ACCOUNT_SK, DOMAIN_PREFIX, HOST_SK, account_pk, created_key, domain_sk, host_pk, updated_key,
 };
-use super::schema::{BY_CREATED, BY_HOSTNAME, GSI1PK, LSI1SK, PK, SK, VERSION, entity};
+use super::schema::{
+    BY_CREATED, BY_HOSTNAME, CHANGED_DOMAINS, GSI1PK, GSI3PK, GSI3SK, LSI1SK, PK, SK, VERSION,
+    entity,
+};
 use super::{
-    DynamoStore, PageQuery, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, decode_page, writes,
+    DynamoStore, PageQuery, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, changes_query,
+    decode_page, writes,
 };
 use crate::error::AwsError;
 
@@ -47,6 +53,11 @@ impl DomainStore for DynamoStore {
             )),
         );
         domain_item.insert(GSI1PK.to_owned(), s(domain.hostname.as_str()));
+        domain_item.insert(GSI3PK.to_owned(), s(CHANGED_DOMAINS));
+        domain_item.insert(
+            GSI3SK.to_owned(),
+            s(updated_key(domain.updated_at, domain.id.as_str())),
+        );
         let mut host_item = keyed(host_pk(domain.hostname.as_str()), HOST_SK, entity::HOSTNAME);
         host_item.insert("account_id".to_owned(), s(domain.account_id.as_str()));
         host_item.insert("domain_id".to_owned(), s(domain.id.as_str()));
@@ -135,7 +146,10 @@ impl DomainStore for DynamoStore {
             key: items::key(account_pk(&domain.account_id), domain_sk(&domain.id)),
             expected_version: domain.version,
             data: items::to_json(&next)?,
-            set: vec![],
+            set: vec![
+                (GSI3PK, s(CHANGED_DOMAINS)),
+                (GSI3SK, s(updated_key(next.updated_at, next.id.as_str()))),
+            ],
             remove: vec![],
             // The hostname is claimed by a separate item: changing it would orphan the claim.
             unchanged: Some((GSI1PK, s(domain.hostname.as_str()))),
@@ -188,5 +202,14 @@ impl DomainStore for DynamoStore {
             }
         }
         Err(Error::VersionConflict(ItemKind::Domain))
+    }
+
+    async fn domains_changed_since(
+        &self,
+        since: OffsetDateTime,
+        page: PageRequest,
+    ) -> Result<Page<Domain>> {
+        let query = changes_query(CHANGED_DOMAINS, DOMAIN_PREFIX, since);
+        decode_page(self.query_page(query, page).await?)
     }
 }

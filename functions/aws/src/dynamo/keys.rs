@@ -90,6 +90,14 @@ pub(crate) fn lease_pk(name: &str) -> String {
     format!("LEASE#{}", bounded_key_part(name))
 }
 
+/// Sort key of a token bucket item.
+pub(crate) const TOKEN_BUCKET_SK: &str = "BUCKET";
+
+/// `BUCKET#{name}`.
+pub(crate) fn token_bucket_pk(name: &str) -> String {
+    format!("BUCKET#{}", bounded_key_part(name))
+}
+
 /// `{created ms}#{id}` under a kind prefix: the `LSI1SK` of listable items.
 pub(crate) fn created_key(prefix: &str, created_at: OffsetDateTime, id: &str) -> String {
     format!("{prefix}{}#{id}", padded_millis(created_at))
@@ -98,6 +106,17 @@ pub(crate) fn created_key(prefix: &str, created_at: OffsetDateTime, id: &str) ->
 /// `{due ms}#{certificate}`: the `GSI2SK` of a due certificate.
 pub(crate) fn due_key(due_at: OffsetDateTime, id: &CertificateId) -> String {
     format!("{}#{id}", padded_millis(due_at))
+}
+
+/// `{updated ms}#{id}`: the `GSI3SK` of a domain or certificate in the change feed.
+pub(crate) fn updated_key(updated_at: OffsetDateTime, id: &str) -> String {
+    format!("{}#{id}", padded_millis(updated_at))
+}
+
+/// The least `GSI3SK` of an item changed in the millisecond of `since` or later: `#` sorts
+/// before every character of an id.
+pub(crate) fn updated_bound(since: OffsetDateTime) -> String {
+    format!("{}#", padded_millis(since))
 }
 
 /// The greatest `GSI2SK` of a certificate due in the millisecond of `now`: `~` sorts after

@@ -18,6 +18,7 @@ mod keys;
 mod leases;
 pub mod schema;
 mod table;
+mod token_buckets;
 mod writes;
 mod zones;
 
@@ -355,6 +356,35 @@ struct PageQuery {
     consistent: bool,
     /// What a cursor of this list holds.
     scope: CursorScope,
+}
+
+/// One page of a change feed: the `partition` of [`schema::BY_UPDATED`] from `since`'s
+/// millisecond on, oldest change first. `prefix` is the `SK` prefix of the listed kind, which
+/// a cursor must keep.
+fn changes_query(
+    partition: &'static str,
+    prefix: &'static str,
+    since: time::OffsetDateTime,
+) -> PageQuery {
+    PageQuery {
+        index: Some(schema::BY_UPDATED),
+        key_condition: "#changed = :changed AND #at >= :from",
+        names: HashMap::from([
+            ("#changed".to_owned(), schema::GSI3PK.to_owned()),
+            ("#at".to_owned(), schema::GSI3SK.to_owned()),
+        ]),
+        values: HashMap::from([
+            (":changed".to_owned(), s(partition)),
+            (":from".to_owned(), s(keys::updated_bound(since))),
+        ]),
+        // Global indexes are eventually consistent only.
+        consistent: false,
+        scope: CursorScope {
+            key_attributes: &[schema::PK, schema::SK, schema::GSI3PK, schema::GSI3SK],
+            fixed: vec![(schema::GSI3PK, partition.to_owned())],
+            prefixed: vec![(schema::SK, prefix)],
+        },
+    }
 }
 
 /// Exponential backoff with jitter: 12-25 ms, 25-50 ms, 50-100 ms...

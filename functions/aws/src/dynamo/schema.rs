@@ -9,16 +9,18 @@
 //! |---|---|---|---|
 //! | `account` | `ACCT#{account}` | `ACCOUNT` | `domain_count`, `certificate_count` (limit counters) |
 //! | `api_key` | `APIKEY#{sha256 hex}` | `APIKEY` | `account_id` |
-//! | `domain` | `ACCT#{account}` | `DOM#{id}` | `LSI1SK` = `DOM#{created}#{id}`, `GSI1PK` = hostname |
+//! | `domain` | `ACCT#{account}` | `DOM#{id}` | `LSI1SK` = `DOM#{created}#{id}`, `GSI1PK` = hostname, `GSI3PK` = `CHANGED#DOM` and `GSI3SK` = `{updated}#{id}` |
 //! | `hostname` | `HOST#{hostname}` | `HOST` | `account_id`, `domain_id` (global uniqueness) |
 //! | `zone` | `ACCT#{account}` | `ZONE#{id}` | `LSI1SK` = `ZONE#{created}#{id}` |
-//! | `certificate` | `ACCT#{account}` | `CERT#{id}` | `LSI1SK` = `CERT#{created}#{id}`, `primary_name`, `status`, `GSI2PK` = `DUE` and `GSI2SK` = `{due}#{id}` while [`due_at`](edgecert_core::model::Certificate::due_at) is set |
+//! | `certificate` | `ACCT#{account}` | `CERT#{id}` | `LSI1SK` = `CERT#{created}#{id}`, `primary_name`, `status`, `GSI2PK` = `DUE` and `GSI2SK` = `{due}#{id}` while [`due_at`](edgecert_core::model::Certificate::due_at) is set, `GSI3PK` = `CHANGED#CERT` and `GSI3SK` = `{updated}#{id}` |
 //! | `certificate_name` | `CERTNAME#{account}#{primary name}` | `CERTNAME` | `certificate_id` (per-account uniqueness of downloadable certificates) |
 //! | `event` | `EVENTS#{certificate}` | `EVT#{at}#{sequence}#{random}` | `ttl` (at + 30 days) |
 //! | `http01` | `CHAL#{token}` | `CHAL` | `ttl` (expiry) |
 //! | `lease` | `LEASE#{name}` | `LEASE` | `owner`, `expires_at` (unix ns), `version`, `ttl`; no `data` |
+//! | `token_bucket` | `BUCKET#{name}` | `BUCKET` | `name`, `level_milli` (thousandths of a token), `updated_at` (unix ns), `version`; no `data` |
 //!
-//! Times inside keys are unix milliseconds zero-padded to 15 digits (`{created}`, `{due}`) or
+//! Times inside keys are unix milliseconds zero-padded to 15 digits (`{created}`, `{due}`,
+//! `{updated}`) or
 //! unix nanoseconds padded to 20 (`{at}`), so string order is time order.
 //!
 //! Indexes (all projecting every attribute):
@@ -27,6 +29,9 @@
 //!   `GetItem` on `PK` + `SK`.
 //! - [`BY_HOSTNAME`] (global, sparse): `GSI1PK`; the edge's lookup of a domain by hostname.
 //! - [`BY_DUE`] (global, sparse): `GSI2PK` + `GSI2SK`; the renewer's query for due certificates.
+//! - [`BY_UPDATED`] (global, sparse: domains and certificates only): `GSI3PK` + `GSI3SK`; the
+//!   edge's change feeds, one partition per kind, so a terminator reads only what changed
+//!   since its last look.
 //!
 //! The table streams `NEW_AND_OLD_IMAGES` (the issuer reads certificate items: filter on
 //! `entity` = `certificate` and `status`) and expires `event`, `http01` and `lease` items
@@ -44,6 +49,11 @@ pub const GSI1PK: &str = "GSI1PK";
 pub const GSI2PK: &str = "GSI2PK";
 /// Sort key of the [`BY_DUE`] global index: padded due time, `#`, certificate id.
 pub const GSI2SK: &str = "GSI2SK";
+/// Partition key of the [`BY_UPDATED`] global index: [`CHANGED_DOMAINS`] or
+/// [`CHANGED_CERTIFICATES`].
+pub const GSI3PK: &str = "GSI3PK";
+/// Sort key of the [`BY_UPDATED`] global index: padded `updated_at`, `#`, item id.
+pub const GSI3SK: &str = "GSI3SK";
 /// The model as JSON.
 pub const DATA: &str = "data";
 /// Optimistic-concurrency version (number).
@@ -63,6 +73,12 @@ pub const BY_HOSTNAME: &str = "by_hostname";
 pub const BY_DUE: &str = "by_due";
 /// The one partition of [`BY_DUE`].
 pub const DUE_PARTITION: &str = "DUE";
+/// Global index of domains and certificates by change time (the edge's change feeds).
+pub const BY_UPDATED: &str = "by_updated";
+/// The [`BY_UPDATED`] partition of domains.
+pub const CHANGED_DOMAINS: &str = "CHANGED#DOM";
+/// The [`BY_UPDATED`] partition of certificates.
+pub const CHANGED_CERTIFICATES: &str = "CHANGED#CERT";
 
 /// `entity` values.
 pub mod entity {
@@ -86,4 +102,6 @@ pub mod entity {
     pub const HTTP01: &str = "http01";
     /// A lease.
     pub const LEASE: &str = "lease";
+    /// A token bucket (the CA-wide order budget).
+    pub const TOKEN_BUCKET: &str = "token_bucket";
 }

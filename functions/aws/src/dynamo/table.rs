@@ -11,7 +11,10 @@ use aws_sdk_dynamodb::types::{
     StreamViewType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
-use super::schema::{BY_CREATED, BY_DUE, BY_HOSTNAME, GSI1PK, GSI2PK, GSI2SK, LSI1SK, PK, SK, TTL};
+use super::schema::{
+    BY_CREATED, BY_DUE, BY_HOSTNAME, BY_UPDATED, GSI1PK, GSI2PK, GSI2SK, GSI3PK, GSI3SK, LSI1SK,
+    PK, SK, TTL,
+};
 use crate::error::{AwsError, Result};
 
 /// How long to wait for a new table to become `ACTIVE`.
@@ -20,8 +23,8 @@ const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Creates the EdgeCert table `name` with the layout of [`schema`](super::schema) — on-demand
-/// billing, the local index `by_created`, the global indexes `by_hostname` and `by_due` (all
-/// projecting every attribute), a `NEW_AND_OLD_IMAGES` stream and TTL on `ttl` — and waits
+/// billing, the local index `by_created`, the global indexes `by_hostname`, `by_due` and
+/// `by_updated` (all projecting every attribute), a `NEW_AND_OLD_IMAGES` stream and TTL on `ttl` — and waits
 /// until it is `ACTIVE`. Calling it again on an existing table only waits (idempotent).
 pub async fn create_table(client: &Client, name: &str) -> Result<()> {
     let result = client
@@ -29,7 +32,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<()> {
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .set_attribute_definitions(Some(
-            [PK, SK, LSI1SK, GSI1PK, GSI2PK, GSI2SK]
+            [PK, SK, LSI1SK, GSI1PK, GSI2PK, GSI2SK, GSI3PK, GSI3SK]
                 .into_iter()
                 .map(string_attribute)
                 .collect::<Result<_>>()?,
@@ -58,6 +61,14 @@ pub async fn create_table(client: &Client, name: &str) -> Result<()> {
                 .projection(project_all())
                 .build()
                 .map_err(AwsError::build("the by_due index"))?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(BY_UPDATED)
+                .set_key_schema(Some(key_schema(GSI3PK, Some(GSI3SK))?))
+                .projection(project_all())
+                .build()
+                .map_err(AwsError::build("the by_updated index"))?,
         )
         .stream_specification(
             StreamSpecification::builder()

@@ -7,6 +7,7 @@ mod domain;
 mod event;
 mod lease;
 mod secret;
+mod token_bucket;
 mod zone;
 
 pub use account::{Account, AccountUsage, ApiKey, ApiKeyHash};
@@ -16,4 +17,5 @@ pub use domain::{Domain, ProvisioningStep};
 pub use event::{CertificateEvent, EventLevel};
 pub use lease::Lease;
 pub use secret::SecretString;
+pub use token_bucket::{BucketLimits, Taken, TokenBucket};
 pub use zone::Zone;

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::ids::{AccountId, CertificateId};
 use crate::model::Certificate;
+use crate::renewal::RenewalSuggestion;
 
 /// How one run of the issue use case ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,4 +31,11 @@ pub trait Issuance: Send + Sync {
     -> Result<IssueOutcome>;
     /// Revokes the certificate's served material at the CA.
     async fn revoke(&self, certificate: &Certificate) -> Result<()>;
+    /// The CA's current renewal window for the certificate's served material (ARI, RFC 9773),
+    /// or `None` when the CA offers none, the certificate has no material, or the CA could not
+    /// be asked (callers then keep to their own schedule). The default offers none.
+    async fn renewal_window(&self, certificate: &Certificate) -> Result<Option<RenewalSuggestion>> {
+        let _ = certificate;
+        Ok(None)
+    }
 }

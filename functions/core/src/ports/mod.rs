@@ -15,6 +15,6 @@ pub use dns_provider::{DnsProvider, DnsProviders};
 pub use issuance::{Issuance, IssueOutcome};
 pub use store::{
     AccountStore, CertificateStore, ChallengeStore, DomainStore, EventLog, LeaseStore, Page,
-    PageRequest, Store, ZoneStore,
+    PageRequest, Store, TokenBucketStore, ZoneStore,
 };
 pub use vault::{CertificateMaterial, MAX_MATERIAL_BYTES, MaterialVersion, Vault};

@@ -6,6 +6,10 @@
 //!   [`Error::NotFound`](crate::Error) when the item is gone.
 //! - Reads scoped by account return `None` for another account's item: callers answer 404.
 //! - Uniqueness and limits are enforced atomically by the store, never read-then-write.
+//! - The change feeds ([`DomainStore::domains_changed_since`],
+//!   [`CertificateStore::certificates_changed_since`]) read an index of `updated_at`, so a
+//!   reader that keeps a copy (the edge terminator) pays for what changed, not for everything.
+//!   Deleted items do not appear in them.
 
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
@@ -14,8 +18,8 @@ use crate::error::Result;
 use crate::hostname::Hostname;
 use crate::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use crate::model::{
-    Account, AccountUsage, ApiKeyHash, Certificate, CertificateEvent, Domain, Http01Challenge,
-    Lease, Zone,
+    Account, AccountUsage, ApiKeyHash, BucketLimits, Certificate, CertificateEvent, Domain,
+    Http01Challenge, Lease, Zone,
 };
 
 /// Which page of a list to read.
@@ -81,6 +85,15 @@ pub trait DomainStore: Send + Sync {
     async fn update_domain(&self, domain: &Domain) -> Result<Domain>;
     /// Deletes the domain and frees its hostname and its place in the limit.
     async fn delete_domain(&self, account: &AccountId, id: &DomainId) -> Result<()>;
+    /// Domains of every account whose `updated_at` is at or after `since`, oldest change first,
+    /// read from an index of change times (never a scan of all domains). Adapters may keep that
+    /// index at millisecond precision, so items changed in `since`'s millisecond but before it
+    /// may be returned too; deleted domains are not.
+    async fn domains_changed_since(
+        &self,
+        since: OffsetDateTime,
+        page: PageRequest,
+    ) -> Result<Page<Domain>>;
 }
 
 /// DNS zones.
@@ -135,6 +148,15 @@ pub trait CertificateStore: Send + Sync {
         now: OffsetDateTime,
         page: PageRequest,
     ) -> Result<Page<Certificate>>;
+    /// Certificates of every account whose `updated_at` is at or after `since`, oldest change
+    /// first, read from an index of change times (never a scan of all certificates); the same
+    /// precision rule as [`DomainStore::domains_changed_since`]. Deleted certificates are not
+    /// returned.
+    async fn certificates_changed_since(
+        &self,
+        since: OffsetDateTime,
+        page: PageRequest,
+    ) -> Result<Page<Certificate>>;
 }
 
 /// Certificate events (the logs).
@@ -181,9 +203,32 @@ pub trait LeaseStore: Send + Sync {
     async fn release_lease(&self, lease: &Lease) -> Result<()>;
 }
 
+/// Token buckets shared by every process (the CA-wide order budget of the renewer).
+#[async_trait]
+pub trait TokenBucketStore: Send + Sync {
+    /// Refills bucket `name` for the time since its last use (a bucket never used starts
+    /// full), then takes up to `wanted` tokens and returns how many it granted (`0..=wanted`),
+    /// following [`TokenBucket::take`](crate::model::TokenBucket::take) and judged by the
+    /// caller's clock `now`. Atomic across processes: concurrent takers never share a token.
+    async fn take_tokens(
+        &self,
+        name: &str,
+        wanted: u32,
+        limits: &BucketLimits,
+        now: OffsetDateTime,
+    ) -> Result<u32>;
+}
+
 /// Everything the core needs from storage.
 pub trait Store:
-    AccountStore + DomainStore + ZoneStore + CertificateStore + EventLog + ChallengeStore + LeaseStore
+    AccountStore
+    + DomainStore
+    + ZoneStore
+    + CertificateStore
+    + EventLog
+    + ChallengeStore
+    + LeaseStore
+    + TokenBucketStore
 {
 }
 
@@ -195,5 +240,6 @@ impl<T> Store for T where
         + EventLog
         + ChallengeStore
         + LeaseStore
+        + TokenBucketStore
 {
 }

@@ -110,6 +110,23 @@ fn ownership_token() -> String {
     format!("edgecert-verify-{random}")
 }
 
+/// Refuses the edge's own hostname and names under it: they point at the edge by definition, so
+/// whitelisting one would pass the DNS step at once and send the operator's traffic to an
+/// account's origin.
+fn check_not_edge_name(edge: &EdgeSettings, hostname: &Hostname) -> Result<()> {
+    let edge_name = edge.hostname.trim_end_matches('.').to_ascii_lowercase();
+    let name = hostname.as_str();
+    let under_edge = name
+        .strip_suffix(edge_name.as_str())
+        .is_some_and(|head| head.is_empty() || head.ends_with('.'));
+    if under_edge {
+        return Err(Error::InvalidHostname(format!(
+            "{edge_name} is the edge's own hostname and cannot be whitelisted"
+        )));
+    }
+    Ok(())
+}
+
 /// Whitelists a hostname for an account, within the plan's domain limit.
 pub async fn create_domain(
     services: &Services,
@@ -118,6 +135,7 @@ pub async fn create_domain(
     origin_url: &str,
 ) -> Result<Domain> {
     let hostname = Hostname::parse_domain(hostname)?;
+    check_not_edge_name(&services.edge, &hostname)?;
     let origin = check_origin(services, origin_url).await?;
     let account = services
         .store
@@ -435,7 +453,11 @@ async fn request_managed_certificate(
             if certificate.status != CertificateStatus::Issued
                 || certificate.next_attempt_at.is_some() =>
         {
-            if certificate.status == CertificateStatus::Failed {
+            // An expired certificate (the renewer gave up on it) is requested again too.
+            if matches!(
+                certificate.status,
+                CertificateStatus::Failed | CertificateStatus::Expired
+            ) {
                 certificate.status = CertificateStatus::Pending;
             }
             certificate.consecutive_failures = 0;

@@ -9,7 +9,10 @@ use crate::plan::PlanCatalog;
 use crate::ports::{Clock, DnsProviders, DnsResolver, Issuance, Store, Vault};
 
 pub mod accounts;
+pub mod certificates;
 pub mod domains;
+pub mod renewals;
+pub mod zones;
 
 /// Where customers point their DNS: the edge's hostname (CNAME target) and addresses (A/AAAA
 /// records for apex names).

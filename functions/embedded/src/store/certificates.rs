@@ -1,5 +1,5 @@
-//! Certificates: per-account unique names and the plan limit for downloadable ones, and the
-//! due index the renewer reads.
+//! Certificates: per-account unique names and the plan limit for downloadable ones, the
+//! due index the renewer reads, and the change feed the edge reads.
 
 use async_trait::async_trait;
 use edgecert_core::model::{Certificate, CertificateKind};
@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use super::{
-    Counter, SqliteStore, adjust_usage, decode, empty_page, encode, expect_version, finish_page,
-    instant_key, invalid_cursor, is_unique_violation, list_page, next_version, page_limit,
+    Counter, SqliteStore, adjust_usage, changes_page, decode, empty_page, encode, expect_version,
+    finish_page, instant_key, invalid_cursor, is_unique_violation, list_page, next_version, page_limit,
     usage_count, version_column,
 };
 use crate::error::{EmbeddedError, Result};
@@ -121,13 +121,15 @@ impl CertificateStore for SqliteStore {
             }
             transaction.execute(
                 "INSERT INTO certificates
-                     (id, account_id, downloadable_name, created_at, due_at, version, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     (id, account_id, downloadable_name, created_at, updated_at, due_at,
+                      version, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     certificate.id.as_str(),
                     account,
                     name,
                     instant_key(certificate.created_at),
+                    instant_key(certificate.updated_at),
                     due_key(&certificate),
                     version_column(certificate.version)?,
                     encode(TABLE, &certificate)?
@@ -195,14 +197,16 @@ impl CertificateStore for SqliteStore {
             transaction
                 .execute(
                     "UPDATE certificates
-                     SET downloadable_name = ?2, due_at = ?3, version = ?4, data = ?5
+                     SET downloadable_name = ?2, due_at = ?3, version = ?4, data = ?5,
+                         updated_at = ?6
                      WHERE id = ?1",
                     params![
                         certificate.id.as_str(),
                         name,
                         due_key(&certificate),
                         version_column(certificate.version)?,
-                        encode(TABLE, &certificate)?
+                        encode(TABLE, &certificate)?,
+                        instant_key(certificate.updated_at)
                     ],
                 )
                 .map_err(|error| {
@@ -267,6 +271,15 @@ impl CertificateStore for SqliteStore {
         page: PageRequest,
     ) -> edgecert_core::Result<Page<Certificate>> {
         self.read(move |connection| due_page(connection, now, &page))
+            .await
+    }
+
+    async fn certificates_changed_since(
+        &self,
+        since: OffsetDateTime,
+        page: PageRequest,
+    ) -> edgecert_core::Result<Page<Certificate>> {
+        self.read(move |connection| changes_page(connection, TABLE, since, &page))
             .await
     }
 }

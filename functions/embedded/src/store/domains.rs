@@ -5,10 +5,11 @@ use edgecert_core::model::Domain;
 use edgecert_core::ports::{DomainStore, Page, PageRequest};
 use edgecert_core::{AccountId, DomainId, Hostname, ItemKind};
 use rusqlite::{OptionalExtension, params};
+use time::OffsetDateTime;
 
 use super::{
-    Counter, SqliteStore, adjust_usage, decode, encode, expect_version, instant_key,
-    is_unique_violation, list_page, next_version, usage_count, version_column,
+    Counter, SqliteStore, adjust_usage, changes_page, decode, encode, expect_version,
+    instant_key, is_unique_violation, list_page, next_version, usage_count, version_column,
 };
 use crate::error::EmbeddedError;
 
@@ -35,13 +36,15 @@ impl DomainStore for SqliteStore {
                 return Err(edgecert_core::Error::DomainLimitReached.into());
             }
             transaction.execute(
-                "INSERT INTO domains (id, account_id, hostname, created_at, version, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO domains
+                     (id, account_id, hostname, created_at, updated_at, version, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     domain.id.as_str(),
                     account,
                     domain.hostname.as_str(),
                     instant_key(domain.created_at),
+                    instant_key(domain.updated_at),
                     version_column(domain.version)?,
                     encode(TABLE, &domain)?
                 ],
@@ -112,10 +115,12 @@ impl DomainStore for SqliteStore {
             domain.version = next_version(domain.version)?;
             transaction
                 .execute(
-                    "UPDATE domains SET hostname = ?2, version = ?3, data = ?4 WHERE id = ?1",
+                    "UPDATE domains SET hostname = ?2, updated_at = ?3, version = ?4, data = ?5
+                     WHERE id = ?1",
                     params![
                         domain.id.as_str(),
                         domain.hostname.as_str(),
+                        instant_key(domain.updated_at),
                         version_column(domain.version)?,
                         encode(TABLE, &domain)?
                     ],
@@ -146,5 +151,14 @@ impl DomainStore for SqliteStore {
             adjust_usage(transaction, account.as_str(), Counter::Domains, -1)
         })
         .await
+    }
+
+    async fn domains_changed_since(
+        &self,
+        since: OffsetDateTime,
+        page: PageRequest,
+    ) -> edgecert_core::Result<Page<Domain>> {
+        self.read(move |connection| changes_page(connection, TABLE, since, &page))
+            .await
     }
 }

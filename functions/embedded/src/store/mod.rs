@@ -12,6 +12,7 @@ mod challenges;
 mod domains;
 mod events;
 mod leases;
+mod token_buckets;
 mod zones;
 
 use edgecert_core::ItemKind;
@@ -261,6 +262,72 @@ fn list_page<T: DeserializeOwned>(
         last = Some(ListCursor {
             created_at: row.get(0)?,
             seq: row.get(1)?,
+        });
+        let data: String = row.get(2)?;
+        items.push(decode(table, &data)?);
+    }
+    Ok(finish_page(
+        items,
+        limit,
+        last.map(|cursor| cursor.encode()),
+    ))
+}
+
+/// Position in a change feed ordered by `(updated_at, id)`.
+struct ChangeCursor {
+    updated_at: i64,
+    id: String,
+}
+
+impl ChangeCursor {
+    /// Where a feed starts for `since`, or where a client's cursor says it stopped. Ids are
+    /// never empty, so `(since, "")` sorts before every row changed at `since`.
+    fn parse(since: OffsetDateTime, cursor: Option<&str>) -> Result<ChangeCursor> {
+        let Some(cursor) = cursor else {
+            return Ok(ChangeCursor {
+                updated_at: instant_key(since),
+                id: String::new(),
+            });
+        };
+        let (updated_at, id) = cursor
+            .strip_prefix("c.")
+            .and_then(|rest| rest.split_once('.'))
+            .ok_or_else(invalid_cursor)?;
+        Ok(ChangeCursor {
+            updated_at: updated_at.parse().map_err(|_| invalid_cursor())?,
+            id: id.to_owned(),
+        })
+    }
+
+    fn encode(&self) -> String {
+        format!("c.{}.{}", self.updated_at, self.id)
+    }
+}
+
+/// One page of `table`'s change feed (every account), oldest change first, read from its
+/// `(updated_at, id)` index.
+fn changes_page<T: DeserializeOwned>(
+    connection: &Connection,
+    table: &'static str,
+    since: OffsetDateTime,
+    page: &PageRequest,
+) -> Result<Page<T>> {
+    let after = ChangeCursor::parse(since, page.cursor.as_deref())?;
+    let Some(limit) = page_limit(page) else {
+        return Ok(empty_page());
+    };
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT updated_at, id, data FROM {table}
+         WHERE (updated_at, id) > (?1, ?2)
+         ORDER BY updated_at, id LIMIT ?3"
+    ))?;
+    let mut rows = statement.query(params![after.updated_at, after.id, limit])?;
+    let mut items = Vec::new();
+    let mut last = None;
+    while let Some(row) = rows.next()? {
+        last = Some(ChangeCursor {
+            updated_at: row.get(0)?,
+            id: row.get(1)?,
         });
         let data: String = row.get(2)?;
         items.push(decode(table, &data)?);

@@ -26,10 +26,19 @@ struct Args {
     #[arg(long, env = "EDGECERT_SECRET_PREFIX", default_value = "edgecert/")]
     secret_prefix: String,
     /// CNAME target in DNS instructions.
-    #[arg(long, env = "EDGECERT_EDGE_HOSTNAME", default_value = "edge.edgecert.localhost")]
+    #[arg(
+        long,
+        env = "EDGECERT_EDGE_HOSTNAME",
+        default_value = "edge.edgecert.localhost"
+    )]
     edge_hostname: String,
     /// Edge addresses (comma-separated) for apex names.
-    #[arg(long, env = "EDGECERT_EDGE_IPS", default_value = "127.0.0.1", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "EDGECERT_EDGE_IPS",
+        default_value = "127.0.0.1",
+        value_delimiter = ','
+    )]
     edge_ips: Vec<IpAddr>,
     /// Port Pebble validates HTTP-01 on (the edge's HTTP port); free port by default.
     #[arg(long, env = "EDGECERT_HTTP01_PORT")]
@@ -39,7 +48,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let args = Args::parse();
     let mut options = LocalOptions::new(args.data_dir);
@@ -55,11 +66,18 @@ async fn main() -> anyhow::Result<()> {
     let info = &stack.info;
     println!("EdgeCert is running (Ctrl-C stops everything)");
     println!("  API            {}", info.api_url);
-    println!("  admin key      {}  (also in {})", stack.admin_key, info.admin_key_file.display());
+    println!(
+        "  admin key      {}  (also in {})",
+        stack.admin_key,
+        info.admin_key_file.display()
+    );
     println!("  storage        {}", info.storage);
     println!("  ACME (Pebble)  {}", info.acme_directory);
     println!("  Pebble root    {}", info.pebble_root_file.display());
-    println!("  DNS (challtestsrv) {}  management {}", info.dns_server, info.challtestsrv_management_url);
+    println!(
+        "  DNS (challtestsrv) {}  management {}",
+        info.dns_server, info.challtestsrv_management_url
+    );
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -1,0 +1,485 @@
+//! Configuration: [`TerminatorConfig`] (every tunable of the edge, with production defaults) and
+//! [`DeploymentConfig`] (what the container binary reads from its environment once at start,
+//! failing with the name of the variable at fault).
+//!
+//! Variables shared with the API and workers keep their names (`EDGECERT_TABLE_NAME`,
+//! `EDGECERT_SECRET_PREFIX`, `EDGECERT_DNS_SERVER`, `EDGECERT_EDGE_HOSTNAME`,
+//! `EDGECERT_EDGE_IPS`, `EDGECERT_ALLOW_*_ORIGINS`); the terminator's own start with
+//! `EDGECERT_TERMINATOR_`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use edgecert_core::origin::OriginPolicy;
+use edgecert_core::usecases::EdgeSettings;
+use rustls::pki_types::CertificateDer;
+
+use crate::error::{Result, TerminatorError};
+
+/// Names of the environment variables the binary reads.
+pub mod vars {
+    /// DynamoDB table name (shared with the API).
+    pub const TABLE_NAME: &str = "EDGECERT_TABLE_NAME";
+    /// Prefix of Secrets Manager secret names (shared with the API).
+    pub const SECRET_PREFIX: &str = "EDGECERT_SECRET_PREFIX";
+    /// `host:port` of the only DNS server to ask; unset means the system's resolvers.
+    pub const DNS_SERVER: &str = "EDGECERT_DNS_SERVER";
+    /// CNAME target customers point subdomains at (what "points at the edge" means).
+    pub const EDGE_HOSTNAME: &str = "EDGECERT_EDGE_HOSTNAME";
+    /// Comma-separated edge addresses for apex names.
+    pub const EDGE_IPS: &str = "EDGECERT_EDGE_IPS";
+    /// `true` to allow loopback origins (local stack only).
+    pub const ALLOW_LOOPBACK_ORIGINS: &str = "EDGECERT_ALLOW_LOOPBACK_ORIGINS";
+    /// `true` to allow private, CGNAT and unique-local origins.
+    pub const ALLOW_PRIVATE_ORIGINS: &str = "EDGECERT_ALLOW_PRIVATE_ORIGINS";
+    /// ACME directory URL (shared with the workers).
+    pub const ACME_DIRECTORY_URL: &str = "EDGECERT_ACME_DIRECTORY_URL";
+    /// Contact e-mail of the ACME account.
+    pub const ACME_CONTACT_EMAIL: &str = "EDGECERT_ACME_CONTACT_EMAIL";
+    /// PEM file trusted for the CA's HTTPS listener (Pebble); unset means the system roots.
+    pub const ACME_CA_ROOT_FILE: &str = "EDGECERT_ACME_CA_ROOT_FILE";
+    /// Comma-separated CA identities accepted in CAA records (default `letsencrypt.org`).
+    pub const CAA_IDENTITIES: &str = "EDGECERT_CAA_IDENTITIES";
+    /// HTTPS listen address (default `0.0.0.0:8443`; the NLB maps 443 to it).
+    pub const HTTPS_ADDR: &str = "EDGECERT_TERMINATOR_HTTPS_ADDR";
+    /// HTTP listen address for HTTP-01 and redirects (default `0.0.0.0:8080`; the NLB maps 80).
+    pub const HTTP_ADDR: &str = "EDGECERT_TERMINATOR_HTTP_ADDR";
+    /// Admin listen address for `/healthz` and `/metrics` (default `0.0.0.0:9090`).
+    pub const ADMIN_ADDR: &str = "EDGECERT_TERMINATOR_ADMIN_ADDR";
+    /// Port in the `https://` redirects of the HTTP listener (default 443).
+    pub const REDIRECT_HTTPS_PORT: &str = "EDGECERT_TERMINATOR_REDIRECT_HTTPS_PORT";
+    /// Longest hold of a handshake while its certificate is issued on demand (default 20).
+    pub const ON_DEMAND_WAIT_SECS: &str = "EDGECERT_TERMINATOR_ON_DEMAND_WAIT_SECS";
+    /// Issuances run at once by this terminator (default 8).
+    pub const MAX_CONCURRENT_ISSUANCES: &str = "EDGECERT_TERMINATOR_MAX_CONCURRENT_ISSUANCES";
+    /// Client connections served at once, HTTPS and HTTP each (default 10000).
+    pub const MAX_CONNECTIONS: &str = "EDGECERT_TERMINATOR_MAX_CONNECTIONS";
+    /// Store lookups of unknown names per second per client address (default 5).
+    pub const LOOKUPS_PER_SECOND: &str = "EDGECERT_TERMINATOR_LOOKUPS_PER_SECOND";
+    /// Burst of store lookups per client address (default 20).
+    pub const LOOKUP_BURST: &str = "EDGECERT_TERMINATOR_LOOKUP_BURST";
+    /// How long a name found not whitelisted is refused without asking again (default 30).
+    pub const NEGATIVE_CACHE_SECS: &str = "EDGECERT_TERMINATOR_NEGATIVE_CACHE_SECS";
+    /// Pause between two reads of the change feeds (default 10).
+    pub const REFRESH_SECS: &str = "EDGECERT_TERMINATOR_REFRESH_SECS";
+    /// `true` to send the client's Host to origins instead of the origin URL's host.
+    pub const PRESERVE_HOST: &str = "EDGECERT_TERMINATOR_PRESERVE_HOST";
+    /// Extra PEM roots trusted for HTTPS origins, besides the system's.
+    pub const ORIGIN_CA_FILE: &str = "EDGECERT_TERMINATOR_ORIGIN_CA_FILE";
+    /// Seconds a client has to send a request's headers (default 10).
+    pub const HEADER_TIMEOUT_SECS: &str = "EDGECERT_TERMINATOR_HEADER_TIMEOUT_SECS";
+    /// Seconds a connection may stay silent both ways (default 60).
+    pub const IDLE_TIMEOUT_SECS: &str = "EDGECERT_TERMINATOR_IDLE_TIMEOUT_SECS";
+    /// Seconds to connect to an origin (default 5).
+    pub const ORIGIN_CONNECT_TIMEOUT_SECS: &str = "EDGECERT_TERMINATOR_ORIGIN_CONNECT_TIMEOUT_SECS";
+    /// Seconds an origin has to answer with headers (default 30).
+    pub const ORIGIN_TIMEOUT_SECS: &str = "EDGECERT_TERMINATOR_ORIGIN_TIMEOUT_SECS";
+}
+
+/// Every tunable of the terminator. `TerminatorConfig::default()` holds production defaults;
+/// change fields one by one (the struct is `#[non_exhaustive]`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TerminatorConfig {
+    /// Longest hold of a handshake while its certificate is issued on demand; past it the
+    /// handshake fails and issuance goes on in the background.
+    pub on_demand_wait: Duration,
+    /// Time a client has, once connected, to send its whole ClientHello.
+    pub client_hello_timeout: Duration,
+    /// Time from the ClientHello to the end of the handshake (certificate already chosen).
+    pub handshake_timeout: Duration,
+    /// Time a client has to send a request's headers (HTTP/1; also bounds an idle keep-alive).
+    pub header_read_timeout: Duration,
+    /// A connection with no byte read or written for this long is closed.
+    pub idle_timeout: Duration,
+    /// Largest request head accepted (HTTP/1 buffer, h2 header list); larger gets 431.
+    pub max_header_bytes: usize,
+    /// Client connections served at once, on each of the HTTPS and HTTP listeners; more are
+    /// closed at once.
+    pub max_connections: usize,
+    /// Streams per HTTP/2 connection.
+    pub max_concurrent_streams: u32,
+    /// Time to connect to an origin (resolution, SSRF check and TCP; TLS is in the next one).
+    pub origin_connect_timeout: Duration,
+    /// Time an origin has to answer with headers.
+    pub origin_header_timeout: Duration,
+    /// An origin response body silent for this long is cut.
+    pub origin_idle_timeout: Duration,
+    /// How long an idle pooled origin connection is kept.
+    pub origin_pool_idle_timeout: Duration,
+    /// Idle pooled connections kept per origin.
+    pub origin_pool_max_idle_per_host: usize,
+    /// Send the client's Host to the origin instead of the origin URL's host.
+    pub preserve_host: bool,
+    /// Roots trusted for HTTPS origins besides the system's (tests, private CAs).
+    pub origin_extra_roots: Vec<CertificateDer<'static>>,
+    /// How long a name that is not whitelisted is refused without asking the store again.
+    pub negative_cache_ttl: Duration,
+    /// Most names held in the negative cache.
+    pub negative_cache_capacity: usize,
+    /// Store lookups of unknown names allowed per second per client address (IPv6 per /64).
+    pub lookups_per_second: f64,
+    /// Burst of lookups per client address.
+    pub lookup_burst: u32,
+    /// Issuances this terminator runs at once; more wait for a slot.
+    pub max_concurrent_issuances: usize,
+    /// Pause between two reads of the change feeds.
+    pub refresh_interval: Duration,
+    /// How often everything is read again, to drop deleted domains and certificates.
+    pub full_resync_interval: Duration,
+    /// How far back each feed read reaches before the last change seen (writers' clock skew,
+    /// index propagation).
+    pub change_overlap: Duration,
+    /// A hostname served for longer than this is checked again against the store in the
+    /// background when it gets traffic (a deleted domain stops being served).
+    pub revalidate_after: Duration,
+    /// Vault reads in flight while loading certificates.
+    pub load_concurrency: usize,
+    /// Items per page of the change feeds.
+    pub feed_page_size: u32,
+    /// Port in the `https://` redirects of the HTTP listener (443 is left out of the URL).
+    pub redirect_https_port: u16,
+    /// TLS sessions kept for resumption by session id (tickets need no state).
+    pub session_cache_entries: usize,
+    /// How long a graceful shutdown waits for open connections.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for TerminatorConfig {
+    fn default() -> Self {
+        TerminatorConfig {
+            on_demand_wait: Duration::from_secs(20),
+            client_hello_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_header_bytes: 64 * 1024,
+            max_connections: 10_000,
+            max_concurrent_streams: 100,
+            origin_connect_timeout: Duration::from_secs(5),
+            origin_header_timeout: Duration::from_secs(30),
+            origin_idle_timeout: Duration::from_secs(60),
+            origin_pool_idle_timeout: Duration::from_secs(30),
+            origin_pool_max_idle_per_host: 32,
+            preserve_host: false,
+            origin_extra_roots: Vec::new(),
+            negative_cache_ttl: Duration::from_secs(30),
+            negative_cache_capacity: 100_000,
+            lookups_per_second: 5.0,
+            lookup_burst: 20,
+            max_concurrent_issuances: 8,
+            refresh_interval: Duration::from_secs(10),
+            full_resync_interval: Duration::from_secs(3600),
+            change_overlap: Duration::from_secs(120),
+            revalidate_after: Duration::from_secs(60),
+            load_concurrency: 32,
+            feed_page_size: 500,
+            redirect_https_port: 443,
+            session_cache_entries: 10_000,
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What the container binary needs: listeners, the terminator's tunables, the shared
+/// deployment settings and the ACME CA.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeploymentConfig {
+    /// HTTPS listen address.
+    pub https_addr: SocketAddr,
+    /// HTTP listen address (HTTP-01, redirects).
+    pub http_addr: SocketAddr,
+    /// Admin listen address (`/healthz`, `/metrics`).
+    pub admin_addr: SocketAddr,
+    /// The terminator's tunables.
+    pub terminator: TerminatorConfig,
+    /// Where customers point DNS.
+    pub edge: EdgeSettings,
+    /// Allowed origin address kinds.
+    pub origin_policy: OriginPolicy,
+    /// The DNS server to ask, if not the system's.
+    pub dns_server: Option<SocketAddr>,
+    /// DynamoDB table.
+    pub table_name: String,
+    /// Secrets Manager name prefix.
+    pub secret_prefix: String,
+    /// ACME directory URL.
+    pub acme_directory_url: String,
+    /// ACME account contact.
+    pub acme_contact_email: Option<String>,
+    /// PEM file trusted for the CA's listener.
+    pub acme_ca_root_file: Option<PathBuf>,
+    /// CA identities accepted in CAA records.
+    pub caa_identities: Vec<String>,
+}
+
+impl DeploymentConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<DeploymentConfig> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<DeploymentConfig> {
+        let env = Env { lookup: &lookup };
+        let defaults = TerminatorConfig::default();
+        let mut terminator = TerminatorConfig {
+            on_demand_wait: env.seconds(vars::ON_DEMAND_WAIT_SECS, defaults.on_demand_wait)?,
+            max_concurrent_issuances: env.number(
+                vars::MAX_CONCURRENT_ISSUANCES,
+                defaults.max_concurrent_issuances,
+            )?,
+            max_connections: env.number(vars::MAX_CONNECTIONS, defaults.max_connections)?,
+            lookups_per_second: env
+                .number(vars::LOOKUPS_PER_SECOND, defaults.lookups_per_second)?,
+            lookup_burst: env.number(vars::LOOKUP_BURST, defaults.lookup_burst)?,
+            negative_cache_ttl: env
+                .seconds(vars::NEGATIVE_CACHE_SECS, defaults.negative_cache_ttl)?,
+            refresh_interval: env.seconds(vars::REFRESH_SECS, defaults.refresh_interval)?,
+            preserve_host: env.flag(vars::PRESERVE_HOST)?,
+            redirect_https_port: env
+                .number(vars::REDIRECT_HTTPS_PORT, defaults.redirect_https_port)?,
+            header_read_timeout: env
+                .seconds(vars::HEADER_TIMEOUT_SECS, defaults.header_read_timeout)?,
+            idle_timeout: env.seconds(vars::IDLE_TIMEOUT_SECS, defaults.idle_timeout)?,
+            origin_connect_timeout: env.seconds(
+                vars::ORIGIN_CONNECT_TIMEOUT_SECS,
+                defaults.origin_connect_timeout,
+            )?,
+            origin_header_timeout: env
+                .seconds(vars::ORIGIN_TIMEOUT_SECS, defaults.origin_header_timeout)?,
+            ..defaults
+        };
+        if terminator.max_concurrent_issuances == 0 {
+            return Err(problem(
+                vars::MAX_CONCURRENT_ISSUANCES,
+                "must be at least 1",
+            ));
+        }
+        if terminator.max_connections == 0 {
+            return Err(problem(vars::MAX_CONNECTIONS, "must be at least 1"));
+        }
+        if !(terminator.lookups_per_second > 0.0 && terminator.lookups_per_second.is_finite()) {
+            return Err(problem(
+                vars::LOOKUPS_PER_SECOND,
+                "must be a positive number",
+            ));
+        }
+        if let Some(path) = env.get(vars::ORIGIN_CA_FILE) {
+            terminator.origin_extra_roots =
+                read_pem_roots(&path).map_err(|reason| problem(vars::ORIGIN_CA_FILE, &reason))?;
+        }
+        let addresses = match env.get(vars::EDGE_IPS) {
+            None => vec![],
+            Some(list) => list
+                .split(',')
+                .map(|item| {
+                    item.trim().parse::<IpAddr>().map_err(|_| {
+                        problem(
+                            vars::EDGE_IPS,
+                            &format!("'{}' is not an IP address", item.trim()),
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
+        let caa_identities = match env.get(vars::CAA_IDENTITIES) {
+            None => vec![edgecert_acme::LETS_ENCRYPT_CAA_IDENTITY.to_owned()],
+            Some(list) => list
+                .split(',')
+                .map(|item| item.trim().to_owned())
+                .filter(|item| !item.is_empty())
+                .collect(),
+        };
+        Ok(DeploymentConfig {
+            https_addr: env.address(vars::HTTPS_ADDR, "0.0.0.0:8443")?,
+            http_addr: env.address(vars::HTTP_ADDR, "0.0.0.0:8080")?,
+            admin_addr: env.address(vars::ADMIN_ADDR, "0.0.0.0:9090")?,
+            terminator,
+            edge: EdgeSettings {
+                hostname: env.required(vars::EDGE_HOSTNAME)?,
+                addresses,
+            },
+            origin_policy: OriginPolicy {
+                allow_loopback: env.flag(vars::ALLOW_LOOPBACK_ORIGINS)?,
+                allow_private: env.flag(vars::ALLOW_PRIVATE_ORIGINS)?,
+            },
+            dns_server: match env.get(vars::DNS_SERVER) {
+                None => None,
+                Some(text) => Some(text.parse().map_err(|_| {
+                    problem(vars::DNS_SERVER, &format!("'{text}' is not host:port"))
+                })?),
+            },
+            table_name: env.required(vars::TABLE_NAME)?,
+            secret_prefix: env
+                .get(vars::SECRET_PREFIX)
+                .unwrap_or_else(|| "edgecert/".to_owned()),
+            acme_directory_url: env.required(vars::ACME_DIRECTORY_URL)?,
+            acme_contact_email: env.get(vars::ACME_CONTACT_EMAIL),
+            acme_ca_root_file: env.get(vars::ACME_CA_ROOT_FILE).map(PathBuf::from),
+            caa_identities,
+        })
+    }
+}
+
+/// Reads every certificate of a PEM file.
+pub(crate) fn read_pem_roots(
+    path: &str,
+) -> std::result::Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let roots = CertificateDer::pem_file_iter(path)
+        .map_err(|error| format!("cannot read {path}: {error}"))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|error| format!("{path} is not PEM: {error}"))?;
+    if roots.is_empty() {
+        return Err(format!("{path} holds no certificate"));
+    }
+    Ok(roots)
+}
+
+fn problem(variable: &'static str, problem: &str) -> TerminatorError {
+    TerminatorError::Config {
+        variable,
+        problem: problem.to_owned(),
+    }
+}
+
+/// Typed reads of trimmed, non-empty variables.
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String> {
+        self.get(name).ok_or_else(|| problem(name, "is required"))
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool> {
+        match self.get(name).as_deref() {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(other) => Err(problem(name, &format!("'{other}' is not true or false"))),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(text) => text
+                .parse()
+                .map_err(|_| problem(name, &format!("'{text}' is not a valid number"))),
+        }
+    }
+
+    fn seconds(&self, name: &'static str, default: Duration) -> Result<Duration> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    problem(
+                        name,
+                        &format!("'{text}' is not a positive number of seconds"),
+                    )
+                }),
+        }
+    }
+
+    fn address(&self, name: &'static str, default: &str) -> Result<SocketAddr> {
+        let text = self.get(name).unwrap_or_else(|| default.to_owned());
+        text.parse().map_err(|_| {
+            problem(
+                name,
+                &format!("'{text}' is not an address like 0.0.0.0:8443"),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<DeploymentConfig> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        DeploymentConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const REQUIRED: [(&str, &str); 3] = [
+        (vars::EDGE_HOSTNAME, "edge.example.net"),
+        (vars::TABLE_NAME, "edgecert"),
+        (vars::ACME_DIRECTORY_URL, "https://acme.example/dir"),
+    ];
+
+    fn variable(error: TerminatorError) -> &'static str {
+        match error {
+            TerminatorError::Config { variable, .. } => variable,
+            other => panic!("not a configuration error: {other}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        assert_eq!(variable(config(&[]).unwrap_err()), vars::EDGE_HOSTNAME);
+        let mut pairs = REQUIRED.to_vec();
+        pairs.push((vars::ON_DEMAND_WAIT_SECS, "soon"));
+        let error = config(&pairs).unwrap_err();
+        assert!(error.to_string().contains("soon"), "{error}");
+        assert_eq!(variable(error), vars::ON_DEMAND_WAIT_SECS);
+        let mut pairs = REQUIRED.to_vec();
+        pairs.push((vars::HTTPS_ADDR, "443"));
+        assert_eq!(variable(config(&pairs).unwrap_err()), vars::HTTPS_ADDR);
+        let mut pairs = REQUIRED.to_vec();
+        pairs.push((vars::ORIGIN_CA_FILE, "/nonexistent/ca.pem"));
+        assert_eq!(variable(config(&pairs).unwrap_err()), vars::ORIGIN_CA_FILE);
+        let mut pairs = REQUIRED.to_vec();
+        pairs.push((vars::MAX_CONCURRENT_ISSUANCES, "0"));
+        assert_eq!(
+            variable(config(&pairs).unwrap_err()),
+            vars::MAX_CONCURRENT_ISSUANCES
+        );
+    }
+
+    #[test]
+    fn defaults_and_overrides_read_back() {
+        let config = config(&[
+            REQUIRED[0],
+            REQUIRED[1],
+            REQUIRED[2],
+            (vars::ON_DEMAND_WAIT_SECS, "7.5"),
+            (vars::HTTPS_ADDR, "127.0.0.1:8443"),
+            (vars::ALLOW_LOOPBACK_ORIGINS, "true"),
+            (vars::EDGE_IPS, "203.0.113.1, 2001:db8::1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.terminator.on_demand_wait,
+            Duration::from_millis(7500)
+        );
+        assert_eq!(config.https_addr, "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(config.http_addr, "0.0.0.0:8080".parse().unwrap());
+        assert!(config.origin_policy.allow_loopback);
+        assert_eq!(config.edge.addresses.len(), 2);
+        assert_eq!(config.secret_prefix, "edgecert/");
+        assert_eq!(config.caa_identities, vec!["letsencrypt.org".to_owned()]);
+        assert_eq!(config.terminator.max_concurrent_issuances, 8);
+    }
+}

@@ -1,0 +1,38 @@
+//! EdgeCert's edge terminator: the part customers' browsers touch.
+//!
+//! - TLS on rustls (aws-lc-rs), certificates chosen synchronously by server name from memory
+//!   (exact name, then wildcard), loaded and refreshed in the background from the store and
+//!   the vault through the store's change feeds; the last good certificate stays served when a
+//!   read fails.
+//! - Unknown server names: a whitelisted hostname gets its certificate issued on demand (one
+//!   flight per name here, the issuer's lease across processes) while the handshake waits a
+//!   bounded time; anything else is refused fast, with no store write and no ACME call.
+//! - Port 80: ACME HTTP-01 answers from the store; everything else redirects to HTTPS.
+//! - A reverse proxy on hyper (HTTP/1.1 and h2 to clients, streaming, WebSocket upgrades) to
+//!   each domain's origin, with the origin address policy applied to the address actually
+//!   connected to.
+//! - `/healthz` and Prometheus `/metrics` on an admin port; graceful shutdown.
+//!
+//! The library is the terminator; `src/bin/edgecert-terminator.rs` only wires it to the AWS
+//! adapters. Embed it with [`Terminator::start`] (the local runner does, on SQLite).
+
+mod admin;
+mod cache;
+mod config;
+mod error;
+mod http01;
+mod io;
+mod limits;
+mod metrics;
+mod on_demand;
+mod origin;
+mod proxy;
+mod refresh;
+mod server;
+mod shared;
+mod tls;
+
+pub use config::{DeploymentConfig, TerminatorConfig, vars};
+pub use error::{Result, TerminatorError};
+pub use origin::roots_from_pem;
+pub use server::{Listeners, Terminator};

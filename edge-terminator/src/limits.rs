@@ -1,0 +1,173 @@
+//! Limits that keep unknown server names cheap: a per-client-address token bucket on store
+//! lookups ([`LookupLimiter`]) and a short-lived cache of refusals ([`NegativeCache`]).
+//! Both are bounded in memory whatever the clients send.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Clients tracked at most; past it, buckets that refilled completely are forgotten first.
+const MAX_TRACKED_CLIENTS: usize = 100_000;
+
+/// One token per store lookup, refilled continuously, per client address. IPv6 clients are
+/// keyed by their /64: one host usually holds the whole prefix.
+#[derive(Debug)]
+pub(crate) struct LookupLimiter {
+    rate_per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl LookupLimiter {
+    pub(crate) fn new(rate_per_second: f64, burst: u32) -> Self {
+        LookupLimiter {
+            rate_per_second,
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token for `client`; `false` when its bucket is empty.
+    pub(crate) fn allow(&self, client: IpAddr) -> bool {
+        self.allow_at(client, Instant::now())
+    }
+
+    fn allow_at(&self, client: IpAddr, now: Instant) -> bool {
+        let key = bucket_key(client);
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= MAX_TRACKED_CLIENTS && !buckets.contains_key(&key) {
+            let (rate, burst) = (self.rate_per_second, self.burst);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
+            if buckets.len() >= MAX_TRACKED_CLIENTS {
+                // Every tracked client is mid-burst: an attack across many addresses. Start
+                // over rather than grow without bound.
+                buckets.clear();
+            }
+        }
+        let (tokens, at) = buckets.entry(key).or_insert((self.burst, now));
+        let refilled = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate_per_second)
+            .min(self.burst);
+        *at = now;
+        if refilled >= 1.0 {
+            *tokens = refilled - 1.0;
+            true
+        } else {
+            *tokens = refilled;
+            false
+        }
+    }
+}
+
+fn bucket_key(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// Names recently refused, with when the refusal lapses.
+#[derive(Debug)]
+pub(crate) struct NegativeCache {
+    capacity: usize,
+    entries: Mutex<HashMap<String, Instant>>,
+}
+
+impl NegativeCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        NegativeCache {
+            capacity: capacity.max(1),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `name` is refused now.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        match entries.get(name) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                entries.remove(name);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Refuses `name` for `ttl`.
+    pub(crate) fn insert(&self, name: &str, ttl: Duration) {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.capacity && !entries.contains_key(name) {
+            entries.retain(|_, until| *until > now);
+            if entries.len() >= self.capacity {
+                // Full of live refusals: dropping them costs a few extra lookups, which the
+                // per-client limiter still bounds.
+                entries.clear();
+            }
+        }
+        entries.insert(name.to_owned(), now + ttl);
+    }
+
+    /// Forgets a refusal (the name was just whitelisted).
+    pub(crate) fn remove(&self, name: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    #[test]
+    fn a_client_gets_its_burst_then_the_rate() {
+        let limiter = LookupLimiter::new(2.0, 3);
+        let client = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+        let start = Instant::now();
+        let allowed = (0..10).filter(|_| limiter.allow_at(client, start)).count();
+        assert_eq!(allowed, 3);
+        // Half a second later: one more token.
+        assert!(limiter.allow_at(client, start + Duration::from_millis(500)));
+        assert!(!limiter.allow_at(client, start + Duration::from_millis(500)));
+        // Another client is not affected.
+        assert!(limiter.allow_at(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 8)), start));
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_slash_64() {
+        let limiter = LookupLimiter::new(1.0, 1);
+        let start = Instant::now();
+        let first = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, 1));
+        let same_prefix = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0xffff, 0, 0, 2));
+        assert!(limiter.allow_at(first, start));
+        assert!(!limiter.allow_at(same_prefix, start));
+    }
+
+    #[test]
+    fn refusals_lapse_and_stay_bounded() {
+        let cache = NegativeCache::new(2);
+        cache.insert("a.example.com", Duration::from_secs(60));
+        assert!(cache.contains("a.example.com"));
+        cache.insert("b.example.com", Duration::ZERO);
+        assert!(!cache.contains("b.example.com"));
+        cache.insert("c.example.com", Duration::from_secs(60));
+        cache.insert("d.example.com", Duration::from_secs(60));
+        assert!(cache.contains("d.example.com"));
+        cache.remove("d.example.com");
+        assert!(!cache.contains("d.example.com"));
+    }
+}

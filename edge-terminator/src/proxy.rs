@@ -1,0 +1,503 @@
+//! The reverse proxy: one request from a client (HTTP/1.1 or h2) to its domain's origin and
+//! back, bodies streamed both ways.
+//!
+//! - The request's host (`Host`, or `:authority` in h2) must be the TLS server name: a client
+//!   cannot use one customer's certificate to reach another customer's origin (421).
+//! - Hop-by-hop headers are dropped, `X-Forwarded-For/-Proto/-Host` are set by the edge
+//!   (client-sent ones are replaced: the edge is the first hop it can vouch for), and `Host`
+//!   becomes the origin URL's host unless `preserve_host`.
+//! - `Connection: upgrade` requests (WebSocket) are passed on; after the origin's `101`, both
+//!   upgraded connections are spliced together.
+//! - Origin failures answer `502` or `504` with a plain body naming no internals; the reason
+//!   is logged with the server name.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use url::Url;
+
+use crate::cache::{Route, normalize_name};
+use crate::metrics::PROXY_RESPONSES;
+use crate::origin::{BoxError, ConnectError, OriginClient, connect_error, limited};
+use crate::shared::Shared;
+
+/// Body of every response the proxy sends.
+pub(crate) type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// What the proxy knows about the client connection a request came on.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientConnection {
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+    /// The TLS server name, normalised.
+    pub(crate) server_name: String,
+}
+
+/// Headers that describe one connection, never forwarded (RFC 9110, section 7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The proxy: the shared state and the pooled client to origins.
+pub(crate) struct Proxy {
+    shared: Arc<Shared>,
+    client: OriginClient,
+}
+
+impl Proxy {
+    pub(crate) fn new(shared: Arc<Shared>, client: OriginClient) -> Proxy {
+        Proxy { shared, client }
+    }
+
+    /// Answers one request; never fails (failures are responses).
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        connection: Arc<ClientConnection>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        let response = self.respond(request, &connection).await;
+        self.shared
+            .metrics
+            .count(PROXY_RESPONSES, "code", response.status().as_str());
+        Ok(response)
+    }
+
+    async fn respond(
+        &self,
+        mut request: Request<Incoming>,
+        connection: &ClientConnection,
+    ) -> Response<ProxyBody> {
+        let Some(host) = request_host(&request) else {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: no host in the request\n",
+            );
+        };
+        if host != connection.server_name {
+            tracing::info!(
+                sni = %connection.server_name,
+                host = %host,
+                failure = "host_mismatch",
+                "request host differs from the TLS server name"
+            );
+            return plain(
+                StatusCode::MISDIRECTED_REQUEST,
+                "Misdirected Request: the host does not match this connection\n",
+            );
+        }
+        let Some(route) = self.route(&host).await else {
+            return plain(StatusCode::NOT_FOUND, "Not Found: no site for this host\n");
+        };
+        self.shared.revalidate_if_stale(&host);
+        let Some(origin) = route.origin.clone() else {
+            tracing::warn!(sni = %host, failure = "invalid_origin_url", "the domain's origin URL cannot be used");
+            return bad_gateway();
+        };
+        let upgrade = upgrade_protocol(&request);
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
+        let upstream = match self.upstream_request(request, &origin, connection, upgrade) {
+            Ok(upstream) => upstream,
+            Err(reason) => {
+                tracing::warn!(sni = %host, failure = "bad_upstream_request", reason, "could not build the origin request");
+                return bad_gateway();
+            }
+        };
+        let started = Instant::now();
+        let sent = tokio::time::timeout(
+            self.shared.config.origin_header_timeout,
+            self.client.request(upstream),
+        )
+        .await;
+        let mut response = match sent {
+            Err(_) => {
+                tracing::warn!(sni = %host, origin = %origin, failure = "origin_timeout", "the origin did not answer in time");
+                return gateway_timeout();
+            }
+            Ok(Err(error)) => return self.origin_failure(&host, &origin, &error),
+            Ok(Ok(response)) => response,
+        };
+        self.shared.metrics.origin_latency(started.elapsed());
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let origin_upgrade = hyper::upgrade::on(&mut response);
+                tokio::spawn(splice(client_upgrade, origin_upgrade, host.clone()));
+                let (parts, _) = response.into_parts();
+                return Response::from_parts(parts, empty());
+            }
+            // A 101 nobody asked for cannot be passed on.
+            return bad_gateway();
+        }
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Response::from_parts(parts, limited(body, self.shared.config.origin_idle_timeout))
+    }
+
+    /// The route of a hostname: from the cache, else (while the first load runs) the store.
+    async fn route(&self, host: &str) -> Option<Route> {
+        if let Some(route) = self.shared.cache.route(host) {
+            return Some(route);
+        }
+        let hostname = edgecert_core::Hostname::parse_domain(host).ok()?;
+        match self
+            .shared
+            .services
+            .store
+            .domain_by_hostname(&hostname)
+            .await
+        {
+            Ok(Some(domain)) => {
+                self.shared.cache.insert_route(&domain);
+                self.shared.cache.route(host)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(sni = %host, %error, "could not read the domain's route");
+                None
+            }
+        }
+    }
+
+    fn upstream_request(
+        &self,
+        request: Request<Incoming>,
+        origin: &Url,
+        connection: &ClientConnection,
+        upgrade: Option<HeaderValue>,
+    ) -> Result<Request<Incoming>, &'static str> {
+        let (mut parts, body) = request.into_parts();
+        let client_host = parts
+            .headers
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+            })
+            .ok_or("no host")?;
+        let origin_authority = origin_authority(origin).ok_or("origin without host")?;
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(if origin.scheme() == "https" {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        });
+        uri.authority = Some(origin_authority.clone());
+        uri.path_and_query = Some(join_path(origin, &parts.uri)?);
+        parts.uri = Uri::from_parts(uri).map_err(|_| "invalid origin URI")?;
+        // Origins are spoken to in HTTP/1.1 whatever the client used.
+        parts.version = Version::HTTP_11;
+
+        let headers = &mut parts.headers;
+        strip_hop_by_hop(headers);
+        headers.remove(header::UPGRADE);
+        headers.remove(header::FORWARDED);
+        let forwarded: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("x-forwarded-"))
+            .cloned()
+            .collect();
+        for name in forwarded {
+            headers.remove(name);
+        }
+        if let Some(protocol) = upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, protocol);
+        }
+        let peer =
+            HeaderValue::from_str(&connection.peer.ip().to_string()).map_err(|_| "peer address")?;
+        headers.insert(X_FORWARDED_FOR.clone(), peer);
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
+        headers.insert(X_FORWARDED_HOST.clone(), client_host.clone());
+        let host = if self.shared.config.preserve_host {
+            client_host
+        } else {
+            HeaderValue::from_str(origin_authority.as_str()).map_err(|_| "origin host")?
+        };
+        headers.insert(header::HOST, host);
+        Ok(Request::from_parts(parts, body))
+    }
+
+    fn origin_failure(
+        &self,
+        host: &str,
+        origin: &Url,
+        error: &hyper_util::client::legacy::Error,
+    ) -> Response<ProxyBody> {
+        let (status, failure, detail) = match connect_error(error) {
+            Some(ConnectError::Timeout) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "origin_connect_timeout",
+                String::new(),
+            ),
+            Some(refused @ ConnectError::Refused { .. }) => (
+                StatusCode::BAD_GATEWAY,
+                "origin_address_refused",
+                refused.to_string(),
+            ),
+            Some(other) => (
+                StatusCode::BAD_GATEWAY,
+                "origin_connect_failed",
+                other.to_string(),
+            ),
+            None => (
+                StatusCode::BAD_GATEWAY,
+                "origin_request_failed",
+                error_chain(error),
+            ),
+        };
+        tracing::warn!(sni = %host, origin = %origin, failure, detail, "origin request failed");
+        if status == StatusCode::GATEWAY_TIMEOUT {
+            gateway_timeout()
+        } else {
+            bad_gateway()
+        }
+    }
+}
+
+/// Copies bytes both ways between the client's and the origin's upgraded connections.
+async fn splice(
+    client: hyper::upgrade::OnUpgrade,
+    origin: hyper::upgrade::OnUpgrade,
+    host: String,
+) {
+    let (client, origin) = match tokio::try_join!(client, origin) {
+        Ok(both) => both,
+        Err(error) => {
+            tracing::debug!(sni = %host, %error, "upgrade did not complete");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut origin = TokioIo::new(origin);
+    match tokio::io::copy_bidirectional(&mut client, &mut origin).await {
+        Ok((up, down)) => tracing::debug!(sni = %host, up, down, "upgraded connection closed"),
+        Err(error) => tracing::debug!(sni = %host, %error, "upgraded connection ended"),
+    }
+}
+
+/// The request's host, lower case, without port or trailing dot.
+fn request_host<B>(request: &Request<B>) -> Option<String> {
+    let authority = match request.headers().get(header::HOST) {
+        Some(value) => value.to_str().ok()?.parse::<Authority>().ok()?,
+        None => request.uri().authority()?.clone(),
+    };
+    // h2 requests carry `:authority`; if both are present they must agree.
+    if let Some(uri_authority) = request.uri().authority() {
+        if !uri_authority.host().eq_ignore_ascii_case(authority.host()) {
+            return None;
+        }
+    }
+    Some(normalize_name(authority.host()))
+}
+
+/// The protocol of an HTTP/1.1 upgrade request (`Connection: upgrade` + `Upgrade`).
+fn upgrade_protocol<B>(request: &Request<B>) -> Option<HeaderValue> {
+    if request.version() != Version::HTTP_11 || request.method() == Method::CONNECT {
+        return None;
+    }
+    let wants_upgrade = request
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    wants_upgrade
+        .then(|| request.headers().get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// `host[:port]` of the origin, the port only when not the scheme's default.
+fn origin_authority(origin: &Url) -> Option<Authority> {
+    let host = match origin.host()? {
+        url::Host::Domain(name) => name.to_owned(),
+        url::Host::Ipv4(v4) => v4.to_string(),
+        url::Host::Ipv6(v6) => format!("[{v6}]"),
+    };
+    let text = match origin.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    };
+    text.parse().ok()
+}
+
+/// The origin URL's path as a prefix of the request's path and query.
+fn join_path(origin: &Url, request: &Uri) -> Result<PathAndQuery, &'static str> {
+    let prefix = origin.path().trim_end_matches('/');
+    let path = request.path();
+    let path = if path.starts_with('/') { path } else { "/" };
+    let joined = match request.query() {
+        Some(query) => format!("{prefix}{path}?{query}"),
+        None => format!("{prefix}{path}"),
+    };
+    joined.parse().map_err(|_| "invalid path")
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn empty() -> ProxyBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A short plain-text response.
+pub(crate) fn plain(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn bad_gateway() -> Response<ProxyBody> {
+    plain(StatusCode::BAD_GATEWAY, "Bad Gateway\n")
+}
+
+fn gateway_timeout() -> Response<ProxyBody> {
+    plain(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn request(uri: &str, host: Option<&str>) -> Request<()> {
+        let mut builder = Request::builder().uri(uri);
+        if let Some(host) = host {
+            builder = builder.header(header::HOST, host);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn the_request_host_is_normalised_and_must_agree_with_the_authority() {
+        assert_eq!(
+            request_host(&request("/", Some("Shop.Example.com:443"))).as_deref(),
+            Some("shop.example.com")
+        );
+        assert_eq!(
+            request_host(&request("https://shop.example.com/x", None)).as_deref(),
+            Some("shop.example.com")
+        );
+        assert_eq!(
+            request_host(&request(
+                "https://shop.example.com/x",
+                Some("other.example.com")
+            )),
+            None
+        );
+        assert_eq!(request_host(&request("/", None)), None);
+    }
+
+    #[test]
+    fn paths_join_under_the_origin_prefix() {
+        let origin = Url::parse("https://origin.example.net/app/").unwrap();
+        let uri: Uri = "/a/b?c=d".parse().unwrap();
+        assert_eq!(join_path(&origin, &uri).unwrap().as_str(), "/app/a/b?c=d");
+        let bare = Url::parse("http://origin.example.net").unwrap();
+        assert_eq!(join_path(&bare, &uri).unwrap().as_str(), "/a/b?c=d");
+        assert_eq!(
+            origin_authority(&Url::parse("http://[::1]:8080/").unwrap())
+                .unwrap()
+                .as_str(),
+            "[::1]:8080"
+        );
+        assert_eq!(
+            origin_authority(&Url::parse("https://origin.example.net:443/").unwrap())
+                .unwrap()
+                .as_str(),
+            "origin.example.net"
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_go() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn only_http11_connection_upgrade_requests_upgrade() {
+        let upgrade = Request::builder()
+            .uri("/ws")
+            .header(header::CONNECTION, "keep-alive, Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .body(())
+            .unwrap();
+        assert_eq!(upgrade_protocol(&upgrade).unwrap(), "websocket");
+        let plain = Request::builder()
+            .uri("/ws")
+            .header(header::UPGRADE, "websocket")
+            .body(())
+            .unwrap();
+        assert!(upgrade_protocol(&plain).is_none());
+    }
+}

@@ -1,0 +1,265 @@
+//! The refresher: the background task that fills the cache from the store and the vault and
+//! keeps it current.
+//!
+//! - At start, a full pass reads both change feeds from the beginning, a page at a time, and
+//!   loads the vault material of each page's certificates in parallel
+//!   (`load_concurrency`) while the next page is fetched. Listeners serve meanwhile: a name not
+//!   loaded yet goes through the on-demand path, which reads that one certificate directly.
+//! - Then, every `refresh_interval`, it reads only what changed since the last change it saw
+//!   (minus `change_overlap` for writers' clock skew and index propagation), and skips the vault
+//!   when the served material version did not change. That is O(changes), not O(certificates).
+//! - Deletions do not appear in a change feed: hostnames with traffic are re-checked on use
+//!   (`revalidate_after`), and every `full_resync_interval` a full pass drops whatever it did
+//!   not see.
+//! - A failed read changes nothing in the cache (the last good certificates stay served); a
+//!   certificate whose material could not be read is retried on the next round.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use edgecert_core::model::{Certificate, Domain};
+use edgecert_core::ports::{Page, PageRequest};
+use edgecert_core::{CertificateId, Error};
+use futures::StreamExt as _;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::cache::normalize_name;
+use crate::metrics::CACHE_REFRESHES;
+use crate::shared::Shared;
+
+/// What one read of a feed saw.
+struct FeedRead<Id> {
+    seen: HashSet<Id>,
+    newest: Option<OffsetDateTime>,
+}
+
+/// Keeps the cache in step with the store.
+pub(crate) struct Refresher {
+    shared: Arc<Shared>,
+    certificates_since: Option<OffsetDateTime>,
+    domains_since: Option<OffsetDateTime>,
+    /// Certificates whose material could not be loaded, tried again next round.
+    retry: HashMap<CertificateId, Certificate>,
+    last_full_pass: Option<Instant>,
+}
+
+impl Refresher {
+    pub(crate) fn new(shared: Arc<Shared>) -> Refresher {
+        Refresher {
+            shared,
+            certificates_since: None,
+            domains_since: None,
+            retry: HashMap::new(),
+            last_full_pass: None,
+        }
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let full = self
+                .last_full_pass
+                .is_none_or(|at| at.elapsed() >= self.shared.config.full_resync_interval);
+            let started = Instant::now();
+            let result = if full {
+                self.full_pass().await
+            } else {
+                self.incremental_pass().await
+            };
+            let kind = if full { "full" } else { "incremental" };
+            match result {
+                Ok(()) => {
+                    self.shared.metrics.count(CACHE_REFRESHES, "outcome", "ok");
+                    let (certificates, routes) = self.shared.cache.sizes();
+                    tracing::debug!(
+                        kind,
+                        certificates,
+                        routes,
+                        elapsed_ms = started.elapsed().as_millis(),
+                        "cache refreshed"
+                    );
+                }
+                Err(error) => {
+                    self.shared
+                        .metrics
+                        .count(CACHE_REFRESHES, "outcome", "failed");
+                    tracing::warn!(
+                        kind,
+                        %error,
+                        "could not read the store; serving the certificates already loaded"
+                    );
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.shared.config.refresh_interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Reads everything, then forgets what the store no longer has.
+    async fn full_pass(&mut self) -> Result<(), Error> {
+        let started = Instant::now();
+        let pass_start = self.shared.services.clock.now();
+        let since = OffsetDateTime::UNIX_EPOCH;
+        let certificates = self.read_certificates(since).await?;
+        let domains = self.read_domains(since).await?;
+        let (dropped_certificates, dropped_routes) =
+            self.shared.cache.retain(&certificates.seen, &domains.seen);
+        self.certificates_since = Some(certificates.newest.unwrap_or(pass_start));
+        self.domains_since = Some(domains.newest.unwrap_or(pass_start));
+        self.last_full_pass = Some(Instant::now());
+        let first = !self.shared.loaded.swap(true, Ordering::Relaxed);
+        let (served, routes) = self.shared.cache.sizes();
+        tracing::info!(
+            first_load = first,
+            certificates = served,
+            routes,
+            dropped_certificates,
+            dropped_routes,
+            elapsed_ms = started.elapsed().as_millis(),
+            "full cache load finished"
+        );
+        Ok(())
+    }
+
+    /// Reads what changed since the last change seen, and retries failed loads.
+    async fn incremental_pass(&mut self) -> Result<(), Error> {
+        let overlap = self.shared.config.change_overlap;
+        let retry: Vec<Certificate> = self.retry.drain().map(|(_, item)| item).collect();
+        if !retry.is_empty() {
+            let failed = self.apply_certificates(retry).await;
+            self.retry.extend(failed);
+        }
+        let now = self.shared.services.clock.now();
+        let since = self.certificates_since.unwrap_or(now) - overlap;
+        let certificates = self.read_certificates(since).await?;
+        if let Some(newest) = certificates.newest {
+            self.certificates_since =
+                Some(self.certificates_since.map_or(newest, |at| at.max(newest)));
+        }
+        let since = self.domains_since.unwrap_or(now) - overlap;
+        let domains = self.read_domains(since).await?;
+        if let Some(newest) = domains.newest {
+            self.domains_since = Some(self.domains_since.map_or(newest, |at| at.max(newest)));
+        }
+        Ok(())
+    }
+
+    async fn certificates_page(
+        &self,
+        since: OffsetDateTime,
+        cursor: Option<String>,
+    ) -> Result<Page<Certificate>, Error> {
+        let request = PageRequest {
+            cursor,
+            limit: self.shared.config.feed_page_size,
+        };
+        self.shared
+            .services
+            .store
+            .certificates_changed_since(since, request)
+            .await
+    }
+
+    /// Pages through the certificate feed, loading each page while fetching the next.
+    async fn read_certificates(
+        &mut self,
+        since: OffsetDateTime,
+    ) -> Result<FeedRead<CertificateId>, Error> {
+        let mut read = FeedRead {
+            seen: HashSet::new(),
+            newest: None,
+        };
+        let mut page = Some(self.certificates_page(since, None).await?);
+        while let Some(current) = page.take() {
+            for certificate in &current.items {
+                read.seen.insert(certificate.id.clone());
+                read.newest = read.newest.max(Some(certificate.updated_at));
+            }
+            let next = current.next_cursor.clone();
+            let fetch_next = async {
+                match next {
+                    Some(cursor) => Some(self.certificates_page(since, Some(cursor)).await),
+                    None => None,
+                }
+            };
+            let (failed, fetched) =
+                tokio::join!(self.apply_certificates(current.items), fetch_next);
+            self.retry.extend(failed);
+            page = fetched.transpose()?;
+        }
+        Ok(read)
+    }
+
+    /// Applies certificates to the cache, `load_concurrency` vault reads at a time; returns the
+    /// ones whose material could not be loaded (the cache keeps their previous version).
+    async fn apply_certificates(
+        &self,
+        certificates: Vec<Certificate>,
+    ) -> Vec<(CertificateId, Certificate)> {
+        let shared = &self.shared;
+        futures::stream::iter(certificates)
+            .map(|certificate| async move {
+                match shared.load_certificate(&certificate).await {
+                    Ok(_) => None,
+                    Err(reason) => {
+                        tracing::warn!(
+                            certificate = %certificate.id,
+                            sni = %certificate.domain,
+                            reason,
+                            "could not load a certificate; keeping the last good one"
+                        );
+                        Some((certificate.id.clone(), certificate))
+                    }
+                }
+            })
+            .buffer_unordered(shared.config.load_concurrency.max(1))
+            .filter_map(|failed| async move { failed })
+            .collect()
+            .await
+    }
+
+    /// Pages through the domain feed, routing every hostname it returns.
+    async fn read_domains(&mut self, since: OffsetDateTime) -> Result<FeedRead<String>, Error> {
+        let mut read = FeedRead {
+            seen: HashSet::new(),
+            newest: None,
+        };
+        let mut cursor = None;
+        loop {
+            let request = PageRequest {
+                cursor,
+                limit: self.shared.config.feed_page_size,
+            };
+            let page = self
+                .shared
+                .services
+                .store
+                .domains_changed_since(since, request)
+                .await?;
+            for domain in &page.items {
+                self.apply_domain(domain);
+                read.seen.insert(normalize_name(domain.hostname.as_str()));
+                read.newest = read.newest.max(Some(domain.updated_at));
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(read),
+            }
+        }
+    }
+
+    fn apply_domain(&self, domain: &Domain) {
+        let hostname = normalize_name(domain.hostname.as_str());
+        self.shared.cache.insert_route(domain);
+        // A name whitelisted since it was refused is served from now on.
+        self.shared.negative.remove(&hostname);
+    }
+}

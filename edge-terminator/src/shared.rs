@@ -1,0 +1,255 @@
+//! [`Shared`]: what every task of one terminator reads — the core's services, the
+//! configuration, the cache and the metrics — plus the two operations several of them need:
+//! loading a certificate's material into the cache, and checking a served hostname against the
+//! store again.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use edgecert_core::Hostname;
+use edgecert_core::model::{Certificate, CertificateKind, CertificateStatus};
+use edgecert_core::ports::MaterialVersion;
+use edgecert_core::usecases::Services;
+use time::OffsetDateTime;
+
+use crate::cache::EdgeCache;
+use crate::config::TerminatorConfig;
+use crate::limits::NegativeCache;
+use crate::metrics::{CacheGauges, Metrics};
+use crate::tls::certified_key;
+
+/// State shared by the listeners, the refresher and on-demand issuance.
+pub(crate) struct Shared {
+    /// Store, vault, resolver, clock, origin policy.
+    pub(crate) services: Services,
+    /// Tunables.
+    pub(crate) config: TerminatorConfig,
+    /// Certificates and routes.
+    pub(crate) cache: Arc<EdgeCache>,
+    /// Counters.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Names recently refused.
+    pub(crate) negative: NegativeCache,
+    /// Whether the first full load finished.
+    pub(crate) loaded: AtomicBool,
+    /// Hostnames being checked against the store right now.
+    revalidating: Mutex<HashSet<String>>,
+}
+
+/// What a certificate item means for the edge.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Servable {
+    /// Serve vault version `0`.
+    Serve(String),
+    /// Stop serving it (revoked, expired).
+    Drop,
+    /// Nothing to serve yet, or not the edge's (downloadable certificates are for download).
+    Ignore,
+}
+
+/// Whether and what the edge serves for `certificate` at `now`. A certificate being renewed,
+/// or whose renewal failed, keeps serving its current material until that expires.
+pub(crate) fn servable(certificate: &Certificate, now: OffsetDateTime) -> Servable {
+    if !matches!(certificate.kind, CertificateKind::Managed { .. }) {
+        return Servable::Ignore;
+    }
+    match (certificate.status, &certificate.material_version) {
+        (CertificateStatus::Revoked | CertificateStatus::Expired, _) => Servable::Drop,
+        (_, Some(version)) if certificate.expires_at.is_none_or(|at| at > now) => {
+            Servable::Serve(version.clone())
+        }
+        (_, Some(_)) => Servable::Drop,
+        (_, None) => Servable::Ignore,
+    }
+}
+
+/// How loading a certificate ended.
+#[derive(Debug)]
+pub(crate) enum Loaded {
+    /// The vault version it names is now served (or already was).
+    Served,
+    /// It was dropped from the cache, or has nothing to serve.
+    NotServed,
+}
+
+impl Shared {
+    pub(crate) fn new(services: Services, config: TerminatorConfig) -> Shared {
+        let negative = NegativeCache::new(config.negative_cache_capacity);
+        Shared {
+            services,
+            config,
+            cache: Arc::new(EdgeCache::default()),
+            metrics: Arc::new(Metrics::default()),
+            negative,
+            loaded: AtomicBool::new(false),
+            revalidating: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Gauges for `/metrics`.
+    pub(crate) fn gauges(&self) -> CacheGauges {
+        let (certificates, routes) = self.cache.sizes();
+        CacheGauges {
+            certificates,
+            routes,
+            loaded: self.loaded.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Makes the cache serve what `certificate` says: loads its material from the vault unless
+    /// that version is already served, or drops it. On any failure the cache keeps what it had
+    /// (the last good certificate) and the error is returned for a later retry.
+    pub(crate) async fn load_certificate(
+        &self,
+        certificate: &Certificate,
+    ) -> Result<Loaded, String> {
+        match servable(certificate, self.services.clock.now()) {
+            Servable::Ignore => Ok(Loaded::NotServed),
+            Servable::Drop => {
+                self.cache.remove_certificate(&certificate.id);
+                Ok(Loaded::NotServed)
+            }
+            Servable::Serve(version) => {
+                if self.cache.material_version(&certificate.id).as_deref() == Some(&version) {
+                    return Ok(Loaded::Served);
+                }
+                let material = self
+                    .services
+                    .vault
+                    .get_material(&certificate.id, &MaterialVersion(version.clone()))
+                    .await
+                    .map_err(|error| format!("reading the vault: {error}"))?;
+                let key = certified_key(&material)?;
+                self.cache.insert_certificate(certificate, &version, key);
+                tracing::info!(
+                    certificate = %certificate.id,
+                    sni = %certificate.domain,
+                    material_version = %version,
+                    "certificate loaded"
+                );
+                Ok(Loaded::Served)
+            }
+        }
+    }
+
+    /// Checks in the background that `hostname` is still whitelisted and where it goes, when
+    /// its route was last confirmed longer ago than `revalidate_after`. Requests keep being
+    /// served from the cache meanwhile.
+    pub(crate) fn revalidate_if_stale(self: &Arc<Self>, hostname: &str) {
+        let Some(route) = self.cache.route(hostname) else {
+            return;
+        };
+        if route.checked_at.elapsed() < self.config.revalidate_after {
+            return;
+        }
+        {
+            let mut running = self
+                .revalidating
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !running.insert(hostname.to_owned()) {
+                return;
+            }
+        }
+        let shared = Arc::clone(self);
+        let hostname = hostname.to_owned();
+        tokio::spawn(async move {
+            shared.revalidate(&hostname).await;
+            shared
+                .revalidating
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&hostname);
+        });
+    }
+
+    async fn revalidate(&self, hostname: &str) {
+        let Ok(parsed) = Hostname::parse_domain(hostname) else {
+            return;
+        };
+        match self.services.store.domain_by_hostname(&parsed).await {
+            Ok(Some(domain)) => {
+                self.cache.insert_route(&domain);
+                self.cache.confirm_route(hostname);
+            }
+            Ok(None) => {
+                tracing::info!(sni = %hostname, "domain no longer whitelisted; stopped serving it");
+                self.cache.remove_hostname(hostname);
+            }
+            // Keep serving what we know; the next request tries again.
+            Err(error) => {
+                tracing::warn!(sni = %hostname, %error, "could not revalidate a domain");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use edgecert_core::ids::ZoneId;
+    use edgecert_core::model::KeyType;
+    use edgecert_core::{AccountId, CertificateId, DomainId};
+    use time::Duration;
+
+    use super::*;
+
+    fn managed(status: CertificateStatus, material: Option<&str>) -> Certificate {
+        let now = OffsetDateTime::now_utc();
+        Certificate {
+            id: CertificateId::generate(),
+            account_id: AccountId::generate(),
+            kind: CertificateKind::Managed {
+                domain_id: DomainId::generate(),
+            },
+            domain: Hostname::parse_domain("shop.example.com").unwrap(),
+            sans: vec![],
+            is_wildcard: false,
+            key_type: KeyType::EcdsaP256,
+            auto_renew: true,
+            status,
+            issued_at: None,
+            not_before: None,
+            expires_at: Some(now + Duration::days(30)),
+            next_renewal_at: None,
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            last_error: None,
+            order_url: None,
+            material_version: material.map(str::to_owned),
+            pending_material_version: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn what_the_edge_serves() {
+        let now = OffsetDateTime::now_utc();
+        let issued = managed(CertificateStatus::Issued, Some("v1"));
+        assert_eq!(servable(&issued, now), Servable::Serve("v1".to_owned()));
+        // A failed renewal keeps serving the current material.
+        let failed_renewal = managed(CertificateStatus::Failed, Some("v1"));
+        assert_eq!(
+            servable(&failed_renewal, now),
+            Servable::Serve("v1".to_owned())
+        );
+        assert_eq!(
+            servable(&managed(CertificateStatus::Pending, None), now),
+            Servable::Ignore
+        );
+        assert_eq!(
+            servable(&managed(CertificateStatus::Revoked, Some("v1")), now),
+            Servable::Drop
+        );
+        assert_eq!(servable(&issued, now + Duration::days(31)), Servable::Drop);
+        let mut downloadable = issued.clone();
+        downloadable.kind = CertificateKind::Downloadable {
+            zone_id: ZoneId::generate(),
+        };
+        assert_eq!(servable(&downloadable, now), Servable::Ignore);
+    }
+}

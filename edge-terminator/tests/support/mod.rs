@@ -1,0 +1,402 @@
+//! What the terminator tests share: a SQLite store and vault with an account ([`Env`]), a
+//! test CA for certificates that need no ACME ([`TestCa`]), a test origin, fakes, TLS and HTTP
+//! clients speaking to the terminator over real loopback sockets, and a Pebble per test binary
+//! for the tests that issue nothing but need a CA client or a DNS server.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod fakes;
+pub mod origin;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use edgecert_core::model::{
+    Account, ApiKey, Certificate, CertificateKind, CertificateStatus, Domain, KeyType,
+    ProvisioningStep, SecretString,
+};
+use edgecert_core::origin::OriginPolicy;
+use edgecert_core::ports::{
+    CertificateMaterial, DnsProviders, DnsResolver, Issuance, IssueOutcome, Store, SystemClock,
+    Vault,
+};
+use edgecert_core::usecases::{EdgeSettings, Services};
+use edgecert_core::{AccountId, CertificateId, DomainId, Hostname, PlanCatalog, PlanName};
+use edgecert_embedded::Database;
+use edgecert_integration::{Pebble, PebbleOptions};
+use edgecert_terminator::{Listeners, Terminator, TerminatorConfig};
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt as _, Empty};
+use hyper_util::rt::TokioIo;
+use rand::Rng as _;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::{CertificateDer, ServerName};
+use time::OffsetDateTime;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OnceCell;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// Request bodies of the test clients.
+pub type ClientBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+static SHARED_PEBBLE: OnceCell<Pebble> = OnceCell::const_new();
+
+/// A Pebble (and its challtestsrv) for tests that do not issue through it.
+pub async fn shared_pebble() -> &'static Pebble {
+    SHARED_PEBBLE
+        .get_or_init(|| async { Pebble::start(PebbleOptions::default()).await.unwrap() })
+        .await
+}
+
+/// A random DNS name under example.com, so tests never share names.
+pub fn unique_name(prefix: &str) -> String {
+    let random: u64 = rand::thread_rng().r#gen();
+    format!("{prefix}-{random:016x}.example.com")
+}
+
+/// Short timeouts and a fast refresh, so tests run in seconds.
+pub fn test_config() -> TerminatorConfig {
+    let mut config = TerminatorConfig::default();
+    config.client_hello_timeout = Duration::from_secs(1);
+    config.handshake_timeout = Duration::from_secs(5);
+    config.header_read_timeout = Duration::from_secs(1);
+    config.idle_timeout = Duration::from_secs(10);
+    config.refresh_interval = Duration::from_millis(200);
+    config.change_overlap = Duration::from_secs(5);
+    config.origin_connect_timeout = Duration::from_secs(2);
+    config.origin_header_timeout = Duration::from_secs(5);
+    config.shutdown_grace = Duration::from_secs(2);
+    config.feed_page_size = 7;
+    config
+}
+
+/// A CA for certificates seeded straight into the store and vault.
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    pub root: CertificateDer<'static>,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "EdgeCert terminator test CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let root = params.self_signed(&key).unwrap();
+        TestCa {
+            root: root.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// Chain and key PEM of a leaf for `names`.
+    pub fn leaf(&self, names: &[String]) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(names.to_vec()).unwrap();
+        let leaf = params.signed_by(&key, &self.issuer).unwrap();
+        (leaf.pem(), key.serialize_pem())
+    }
+}
+
+/// A SQLite store and vault with one Elite account, and services over them.
+pub struct Env {
+    pub store: Arc<dyn Store>,
+    pub vault: Arc<dyn Vault>,
+    pub account: Account,
+    pub ca: TestCa,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub async fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::open(dir.path().join("edgecert.db")).unwrap();
+        let store: Arc<dyn Store> = Arc::new(database.store());
+        let vault: Arc<dyn Vault> = Arc::new(database.vault());
+        let account = Account {
+            id: AccountId::generate(),
+            name: "Terminator tests".to_owned(),
+            plan: PlanName::Elite,
+            require_ownership_verification: false,
+            created_at: OffsetDateTime::now_utc(),
+            version: 1,
+        };
+        store
+            .create_account(&account, &ApiKey::generate().hash)
+            .await
+            .unwrap();
+        Env {
+            store,
+            vault,
+            account,
+            ca: TestCa::new(),
+            _dir: dir,
+        }
+    }
+
+    /// Services over `store` and `vault` (this env's, or fakes around them).
+    pub fn services(
+        &self,
+        store: Arc<dyn Store>,
+        vault: Arc<dyn Vault>,
+        resolver: Arc<dyn DnsResolver>,
+        origin_policy: OriginPolicy,
+    ) -> Services {
+        Services {
+            store,
+            vault,
+            resolver,
+            clock: Arc::new(SystemClock),
+            plans: PlanCatalog::default(),
+            edge: EdgeSettings {
+                hostname: "edge.edgecert.test".to_owned(),
+                addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            },
+            origin_policy,
+            dns_providers: DnsProviders::default(),
+            issuance: None,
+        }
+    }
+
+    /// Whitelists `hostname` (step `waiting_dns`, no certificate), as the API would.
+    pub async fn whitelist(&self, hostname: &str, origin_url: &str) -> Domain {
+        let now = OffsetDateTime::now_utc();
+        let domain = Domain {
+            id: DomainId::generate(),
+            account_id: self.account.id.clone(),
+            hostname: Hostname::parse_domain(hostname).unwrap(),
+            origin_url: origin_url.to_owned(),
+            ownership_token: "edgecert-verify-test".to_owned(),
+            ownership_verified: true,
+            provisioning_step: ProvisioningStep::WaitingDns,
+            last_error: None,
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            certificate_id: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.store.create_domain(&domain, 1000).await.unwrap();
+        domain
+    }
+
+    /// A whitelisted, active `hostname` whose managed certificate (from the test CA) is issued
+    /// and stored.
+    pub async fn seed_issued(&self, hostname: &str, origin_url: &str) -> (Domain, Certificate) {
+        let domain = self.whitelist(hostname, origin_url).await;
+        self.seed_certificate(domain).await
+    }
+
+    /// Gives `domain` an issued managed certificate from the test CA and makes it active.
+    pub async fn seed_certificate(&self, mut domain: Domain) -> (Domain, Certificate) {
+        let hostname = domain.hostname.to_string();
+        let now = OffsetDateTime::now_utc();
+        let id = CertificateId::managed_for(&domain.id);
+        let (chain, key) = self.ca.leaf(&[hostname]);
+        let version = self
+            .vault
+            .put_material(
+                &id,
+                &CertificateMaterial {
+                    chain_pem: Some(chain),
+                    private_key_pem: SecretString::new(key),
+                },
+            )
+            .await
+            .unwrap();
+        let certificate = Certificate {
+            id: id.clone(),
+            account_id: self.account.id.clone(),
+            kind: CertificateKind::Managed {
+                domain_id: domain.id.clone(),
+            },
+            domain: domain.hostname.clone(),
+            sans: vec![],
+            is_wildcard: false,
+            key_type: KeyType::EcdsaP256,
+            auto_renew: true,
+            status: CertificateStatus::Issued,
+            issued_at: Some(now),
+            not_before: Some(now),
+            expires_at: Some(now + time::Duration::days(90)),
+            next_renewal_at: Some(now + time::Duration::days(60)),
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            last_error: None,
+            order_url: None,
+            material_version: Some(version.0),
+            pending_material_version: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.store
+            .create_certificate(&certificate, 0)
+            .await
+            .unwrap();
+        domain.provisioning_step = ProvisioningStep::Active;
+        domain.certificate_id = Some(id);
+        domain.updated_at = now;
+        let domain = self.store.update_domain(&domain).await.unwrap();
+        (domain, certificate)
+    }
+}
+
+/// An issuance port that must never be called; counts calls if it is.
+#[derive(Default)]
+pub struct NoIssuance {
+    pub calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Issuance for NoIssuance {
+    async fn issue(&self, _: &AccountId, _: &CertificateId) -> edgecert_core::Result<IssueOutcome> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(IssueOutcome::Skipped)
+    }
+
+    async fn revoke(&self, _: &Certificate) -> edgecert_core::Result<()> {
+        Ok(())
+    }
+}
+
+/// Starts a terminator on free loopback ports (HTTP on `http_listener` when given).
+pub async fn start(
+    services: Services,
+    issuance: Arc<dyn Issuance>,
+    config: TerminatorConfig,
+    http_listener: Option<TcpListener>,
+) -> Terminator {
+    let http = match http_listener {
+        Some(listener) => listener,
+        None => TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    };
+    let listeners = Listeners {
+        https: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        http,
+        admin: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+    };
+    Terminator::start(services, issuance, config, listeners)
+        .await
+        .unwrap()
+}
+
+/// A rustls client trusting `roots`, offering `alpn`.
+pub fn tls_client(roots: &[CertificateDer<'static>], alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// A TLS connection to `addr` with server name `sni`, verified against the client's roots.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    sni: &str,
+    client: Arc<rustls::ClientConfig>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(sni.to_owned())
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
+    TlsConnector::from(client).connect(name, tcp).await
+}
+
+/// Sends one HTTP/1.1 request over a new TLS connection and reads the whole answer.
+pub async fn request(
+    addr: SocketAddr,
+    sni: &str,
+    roots: &[CertificateDer<'static>],
+    request: Request<ClientBody>,
+) -> anyhow::Result<(StatusCode, HeaderMap, String)> {
+    let tls = tls_connect(addr, sni, tls_client(roots, &[b"http/1.1"])).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// `GET path` with `Host: host` over TLS to `sni`.
+pub async fn get(
+    addr: SocketAddr,
+    sni: &str,
+    host: &str,
+    path: &str,
+    roots: &[CertificateDer<'static>],
+) -> anyhow::Result<(StatusCode, String)> {
+    let built = Request::get(path)
+        .header("host", host)
+        .body(empty_body())
+        .unwrap();
+    let (status, _, body) = request(addr, sni, roots, built).await?;
+    Ok((status, body))
+}
+
+pub fn empty_body() -> ClientBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A plain HTTP/1.1 GET to a listener that is not TLS (port 80, admin).
+pub async fn plain_get(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> anyhow::Result<(StatusCode, HeaderMap, String)> {
+    let tcp = TcpStream::connect(addr).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(
+            Request::get(path)
+                .header("host", host)
+                .body(empty_body())
+                .unwrap(),
+        )
+        .await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The value of one sample in the terminator's `/metrics`, e.g.
+/// `edgecert_terminator_origin_refused_total{reason="loopback"}`; 0 when absent.
+pub fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Polls `condition` every 20 ms until it holds, at most `timeout`.
+pub async fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}

@@ -1,0 +1,32 @@
+//! `PATCH /v1/certificates/{id}`: turns auto-renewal on (plan permitting) or off.
+
+use edgecert_core::ItemKind;
+use edgecert_core::ids::CertificateId;
+use edgecert_core::usecases::certificates;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+use crate::request;
+use crate::response::{json, respond};
+use crate::state::ApiState;
+use crate::views::CertificateView;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Changes {
+    auto_renew: bool,
+}
+
+/// Handles the request.
+pub async fn handle(state: &ApiState, request: Request) -> Response<Body> {
+    respond(async {
+        let account = request::account(&request)?;
+        let id = request::path_id(&request, "id", CertificateId::parse, ItemKind::Certificate)?;
+        let changes: Changes = request::json_body(&request)?;
+        let certificate =
+            certificates::set_auto_renew(&state.services, &account, &id, changes.auto_renew)
+                .await?;
+        Ok(json(200, &CertificateView::from(&certificate)))
+    })
+    .await
+}

@@ -1,0 +1,782 @@
+//! The renewer: one run over the certificates that are due, written once for the scheduled
+//! Lambda and the local runner's timer.
+//!
+//! A run pages through the store's due index ([`CertificateStore::due_certificates`], never a
+//! scan) and looks at each certificate with bounded concurrency:
+//!
+//! - past its expiry with nothing left to serve (status `issued` or `failed`): it becomes
+//!   `expired`, with an event; a managed certificate's domain shows why in `/ssl`;
+//! - a downloadable certificate whose plan no longer includes auto-renewal is held (looked at
+//!   again daily, so upgrading the plan applies from then on) and expires when its time comes;
+//! - a managed certificate whose domain no longer points at the edge is not sent to the CA:
+//!   the reason is recorded on the certificate and the domain (`waiting_dns`), and it is tried
+//!   again after the policy's backoff;
+//! - a renewal whose CA offers ARI asks the CA again: a window that moved later reschedules it
+//!   (honouring the CA's `Retry-After`), an open window renews now;
+//! - everything else is handed to [`Issuance::issue`], which keeps the old certificate served
+//!   until its successor is stored whole — after taking one token from the CA-wide order
+//!   budget. When the budget is spent the rest waits, still due, for a later run.
+//!
+//! Two runs at once (or a duplicated schedule event) renew each certificate once: the issuer
+//! holds a lease per name set and re-reads the certificate under it, so the second caller finds
+//! it in progress or no longer due. Every write here is version-checked and re-read on conflict.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use futures::StreamExt as _;
+use rand::Rng as _;
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use crate::error::{Error, ItemKind, Result};
+use crate::ids::{AccountId, CertificateId, DomainId};
+use crate::model::{
+    BucketLimits, Certificate, CertificateEvent, CertificateKind, CertificateStatus, Domain,
+    EventLevel, ProvisioningStep,
+};
+use crate::plan::Plan;
+use crate::ports::{Issuance, IssueOutcome, PageRequest};
+use crate::renewal::RenewalPolicy;
+use crate::usecases::Services;
+use crate::usecases::domains::points_at_edge;
+
+/// How many times a read-modify-write is retried when another writer got there first.
+const WRITE_ATTEMPTS: usize = 3;
+/// How long a certificate whose plan no longer renews it waits before it is looked at again.
+const PLAN_RECHECK: Duration = Duration::days(1);
+/// Most per-certificate errors a report keeps for the logs.
+const MAX_REPORTED_ERRORS: usize = 20;
+
+/// The CA-wide budget of ACME orders, as a token bucket shared by every process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderBudget {
+    /// Name of the bucket in the store; one per CA account (include the directory URL).
+    pub bucket: String,
+    /// Size and refill rate.
+    pub limits: BucketLimits,
+}
+
+impl OrderBudget {
+    /// Orders per [`OrderBudget::DEFAULT_PERIOD`] by default: Let's Encrypt's limit of new
+    /// orders per account.
+    pub const DEFAULT_ORDERS: u32 = 300;
+    /// The period of [`OrderBudget::DEFAULT_ORDERS`].
+    pub const DEFAULT_PERIOD: Duration = Duration::hours(3);
+
+    /// `orders` per `period` for the CA at `directory_url`.
+    pub fn new(directory_url: &str, orders: u32, period: Duration) -> OrderBudget {
+        OrderBudget {
+            bucket: format!("acme-orders:{directory_url}"),
+            limits: BucketLimits::per_period(orders, period),
+        }
+    }
+
+    /// The default budget (300 orders per 3 hours) for the CA at `directory_url`.
+    pub fn default_for(directory_url: &str) -> OrderBudget {
+        OrderBudget::new(
+            directory_url,
+            OrderBudget::DEFAULT_ORDERS,
+            OrderBudget::DEFAULT_PERIOD,
+        )
+    }
+}
+
+/// How a run behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalSettings {
+    /// Certificates worked on at once.
+    pub concurrency: usize,
+    /// Certificates read per page of the due index.
+    pub page_size: u32,
+    /// The CA-wide order budget.
+    pub budget: OrderBudget,
+    /// Backoff of certificates held back before the CA (DNS no longer at the edge).
+    pub policy: RenewalPolicy,
+}
+
+impl RenewalSettings {
+    /// Defaults: 8 at once, pages of 100, the default budget for `directory_url`.
+    pub fn new(directory_url: &str) -> RenewalSettings {
+        RenewalSettings {
+            concurrency: 8,
+            page_size: 100,
+            budget: OrderBudget::default_for(directory_url),
+            policy: RenewalPolicy::default(),
+        }
+    }
+}
+
+/// What one run did, for the logs and for tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RenewalReport {
+    /// Due certificates looked at.
+    pub examined: usize,
+    /// Items the due query read from the store (what the run cost in reads).
+    pub items_read: u64,
+    /// Handed to the issuer and issued (or found issued).
+    pub issued: usize,
+    /// Handed to the issuer, which recorded a failure and a next attempt.
+    pub failed: usize,
+    /// Handed to the issuer, which found another owner working on them.
+    pub in_progress: usize,
+    /// Not worked on: not due any more, deleted, or handled by another run.
+    pub skipped: usize,
+    /// Marked `expired`.
+    pub expired: usize,
+    /// Held back because their domain no longer points at the edge.
+    pub waiting_dns: usize,
+    /// Moved to a later time (the CA's ARI window, or a plan without auto-renewal).
+    pub rescheduled: usize,
+    /// Left due for a later run: the order budget was spent.
+    pub deferred: usize,
+    /// Failures of the store, the vault or DNS while looking at a certificate (retried next
+    /// run), as (certificate, error) for the logs, at most 20.
+    pub errors: Vec<(CertificateId, String)>,
+    /// How many errors there were in all.
+    pub error_count: usize,
+}
+
+/// What happened to one certificate.
+#[derive(Debug)]
+enum Handled {
+    Issued,
+    Failed,
+    InProgress,
+    Skipped,
+    Expired,
+    WaitingDns,
+    Rescheduled,
+    Deferred,
+}
+
+/// Runs the renewer once over everything due now.
+///
+/// Fails only when the due index cannot be read; a certificate that cannot be worked on is
+/// counted in [`RenewalReport::errors`] and stays due for the next run.
+pub async fn run_renewals(
+    services: &Services,
+    issuance: &dyn Issuance,
+    settings: &RenewalSettings,
+) -> Result<RenewalReport> {
+    let run = Run {
+        services,
+        issuance,
+        settings,
+        budget: futures::lock::Mutex::new(BudgetState::Open),
+        plans: Mutex::new(HashMap::new()),
+        items_read: AtomicU64::new(0),
+    };
+    let run = &run;
+    let now = services.clock.now();
+    let mut report = RenewalReport::default();
+    let mut seen = HashSet::new();
+    let mut query_error = None;
+    {
+        let due = futures::stream::unfold(Some(None), move |cursor| async move {
+            let cursor: Option<String> = cursor?;
+            let page = services
+                .store
+                .due_certificates(
+                    now,
+                    PageRequest {
+                        cursor,
+                        limit: settings.page_size.max(1),
+                    },
+                )
+                .await;
+            Some(match page {
+                Ok(page) => {
+                    run.items_read.fetch_add(page.items_read, Ordering::Relaxed);
+                    let next = page.next_cursor.map(Some);
+                    (Ok(page.items), next)
+                }
+                Err(error) => (Err(error), None),
+            })
+        });
+        let handled = due
+            .flat_map(|page| {
+                let items: Vec<Result<Certificate>> = match page {
+                    Ok(items) => items.into_iter().map(Ok).collect(),
+                    Err(error) => vec![Err(error)],
+                };
+                futures::stream::iter(items)
+            })
+            .filter_map(|item| {
+                // A certificate met twice in one run (it moved within the index) is worked on
+                // once.
+                let item = match item {
+                    Ok(certificate) if !seen.insert(certificate.id.clone()) => None,
+                    other => Some(other),
+                };
+                async move { item }
+            })
+            .map(move |item| {
+                async move {
+                    match item {
+                        Ok(certificate) => {
+                            let id = certificate.id.clone();
+                            Ok((id, run.handle(certificate).await))
+                        }
+                        Err(error) => Err(error),
+                    }
+                }
+            })
+            .buffer_unordered(settings.concurrency.max(1));
+        let mut handled = std::pin::pin!(handled);
+        while let Some(outcome) = handled.next().await {
+            match outcome {
+                Ok((id, handled)) => {
+                    report.examined += 1;
+                    report.count(id, handled);
+                }
+                Err(error) => query_error = Some(error),
+            }
+        }
+    }
+    report.items_read = run.items_read.load(Ordering::Relaxed);
+    match query_error {
+        Some(error) => Err(error),
+        None => Ok(report),
+    }
+}
+
+impl RenewalReport {
+    fn count(&mut self, id: CertificateId, handled: Result<Handled>) {
+        let counter = match handled {
+            Ok(Handled::Issued) => &mut self.issued,
+            Ok(Handled::Failed) => &mut self.failed,
+            Ok(Handled::InProgress) => &mut self.in_progress,
+            Ok(Handled::Skipped) => &mut self.skipped,
+            Ok(Handled::Expired) => &mut self.expired,
+            Ok(Handled::WaitingDns) => &mut self.waiting_dns,
+            Ok(Handled::Rescheduled) => &mut self.rescheduled,
+            Ok(Handled::Deferred) => &mut self.deferred,
+            Err(error) => {
+                self.error_count += 1;
+                if self.errors.len() < MAX_REPORTED_ERRORS {
+                    self.errors.push((id, error.to_string()));
+                }
+                return;
+            }
+        };
+        *counter += 1;
+    }
+}
+
+/// Whether tokens may still be asked for in this run.
+enum BudgetState {
+    Open,
+    /// The bucket said no once: everything after waits for the next run, which keeps the run
+    /// from writing to the bucket for every remaining certificate.
+    Spent,
+}
+
+/// One run's shared state.
+struct Run<'a> {
+    services: &'a Services,
+    issuance: &'a dyn Issuance,
+    settings: &'a RenewalSettings,
+    /// Serialises this run's takes, so its own tasks do not contend on the bucket item.
+    budget: futures::lock::Mutex<BudgetState>,
+    /// Plans of the accounts seen in this run.
+    plans: Mutex<HashMap<AccountId, Option<Plan>>>,
+    items_read: AtomicU64,
+}
+
+impl Run<'_> {
+    fn now(&self) -> OffsetDateTime {
+        self.services.clock.now()
+    }
+
+    async fn handle(&self, certificate: Certificate) -> Result<Handled> {
+        let now = self.now();
+        if is_past_expiry(&certificate, now) {
+            return self.expire(certificate).await;
+        }
+        let renewal = certificate.status == CertificateStatus::Issued;
+        match certificate.status {
+            CertificateStatus::Expired | CertificateStatus::Revoked => return Ok(Handled::Skipped),
+            // Due only to expire, and not expired yet.
+            CertificateStatus::Issued if !certificate.renews_automatically() => {
+                return Ok(Handled::Skipped);
+            }
+            _ => {}
+        }
+        match &certificate.kind {
+            CertificateKind::Downloadable { .. } if renewal => {
+                let Some(plan) = self.plan(&certificate.account_id).await? else {
+                    return Ok(Handled::Skipped);
+                };
+                if !plan.auto_renew_enabled {
+                    return self.hold_for_plan(certificate).await;
+                }
+            }
+            CertificateKind::Downloadable { .. } => {}
+            CertificateKind::Managed { domain_id } => {
+                // A deleted domain takes its certificate with it; nothing to renew.
+                let Some(domain) = self
+                    .services
+                    .store
+                    .get_domain(&certificate.account_id, domain_id)
+                    .await?
+                else {
+                    return Ok(Handled::Skipped);
+                };
+                if let Err(reason) = self.points_at_edge(&certificate).await? {
+                    return self.wait_for_dns(certificate, domain, reason).await;
+                }
+                if domain.provisioning_step == ProvisioningStep::WaitingDns
+                    && serves_material(&certificate, now)
+                {
+                    self.update_domain(&certificate.account_id, domain_id, |domain| {
+                        if domain.provisioning_step != ProvisioningStep::WaitingDns {
+                            return false;
+                        }
+                        domain.provisioning_step = ProvisioningStep::Active;
+                        domain.last_error = None;
+                        domain.next_attempt_at = None;
+                        domain.consecutive_failures = 0;
+                        true
+                    })
+                    .await?;
+                }
+            }
+        }
+        // A renewal at its scheduled time asks the CA whether the window moved; retries after a
+        // failure keep to their backoff.
+        if renewal && certificate.next_attempt_at.is_none() {
+            if let Some(suggestion) = self.issuance.renewal_window(&certificate).await? {
+                let position = rand::thread_rng().r#gen::<f64>();
+                if let Some(at) =
+                    self.settings
+                        .policy
+                        .reschedule_within_window(now, &suggestion, position)
+                {
+                    return self.reschedule(certificate, at).await;
+                }
+            }
+        }
+        if !self.take_order_token().await? {
+            return Ok(Handled::Deferred);
+        }
+        Ok(
+            match self
+                .issuance
+                .issue(&certificate.account_id, &certificate.id)
+                .await?
+            {
+                IssueOutcome::Issued(_) => Handled::Issued,
+                IssueOutcome::Failed(_) => Handled::Failed,
+                IssueOutcome::InProgress => Handled::InProgress,
+                IssueOutcome::Skipped => Handled::Skipped,
+            },
+        )
+    }
+
+    /// Whether all of the certificate's names point at the edge; the first reason otherwise.
+    async fn points_at_edge(
+        &self,
+        certificate: &Certificate,
+    ) -> Result<std::result::Result<(), String>> {
+        for name in certificate.names() {
+            if let Err(reason) =
+                points_at_edge(self.services.resolver.as_ref(), &self.services.edge, name).await?
+            {
+                return Ok(Err(reason));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The account's plan, read once per run; `None` when the account is gone.
+    async fn plan(&self, account: &AccountId) -> Result<Option<Plan>> {
+        if let Some(known) = self.lock_plans().get(account) {
+            return Ok(*known);
+        }
+        let plan = self
+            .services
+            .store
+            .get_account(account)
+            .await?
+            .map(|account| *self.services.plans.get(account.plan));
+        self.lock_plans().insert(account.clone(), plan);
+        Ok(plan)
+    }
+
+    fn lock_plans(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, Option<Plan>>> {
+        self.plans.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One token of the order budget, or `false` when it is spent.
+    async fn take_order_token(&self) -> Result<bool> {
+        let mut state = self.budget.lock().await;
+        if matches!(*state, BudgetState::Spent) {
+            return Ok(false);
+        }
+        let budget = &self.settings.budget;
+        let granted = self
+            .services
+            .store
+            .take_tokens(&budget.bucket, 1, &budget.limits, self.now())
+            .await?;
+        if granted == 0 {
+            *state = BudgetState::Spent;
+        }
+        Ok(granted > 0)
+    }
+
+    /// Marks a certificate past its expiry `expired`, and shows it on its domain.
+    async fn expire(&self, certificate: Certificate) -> Result<Handled> {
+        let now = self.now();
+        let Some(expired) = self
+            .modify(certificate, |stored| {
+                // Renewed (or revoked) meanwhile: nothing to expire.
+                if !is_past_expiry(stored, now) {
+                    return false;
+                }
+                stored.status = CertificateStatus::Expired;
+                stored.next_attempt_at = None;
+                true
+            })
+            .await?
+        else {
+            return Ok(Handled::Skipped);
+        };
+        let expired_at = expired.expires_at.map(rfc3339).unwrap_or_default();
+        let why = match (&expired.kind, expired.auto_renew, &expired.last_error) {
+            (CertificateKind::Downloadable { .. }, false, _) => {
+                " without renewal: auto-renewal is off".to_owned()
+            }
+            (_, _, Some(error)) => format!(" without renewal: {error}"),
+            _ => " without renewal".to_owned(),
+        };
+        self.event(
+            &expired.id,
+            "expired",
+            EventLevel::Error,
+            format!("The certificate expired at {expired_at}{why}"),
+        )
+        .await;
+        if let CertificateKind::Managed { domain_id } = &expired.kind {
+            let dns = match self.points_at_edge(&expired).await {
+                Ok(dns) => dns,
+                // The expiry is recorded; the domain shows the certificate's reason instead.
+                Err(_) => Ok(()),
+            };
+            let (step, reason) = match dns {
+                Err(reason) => (
+                    ProvisioningStep::WaitingDns,
+                    format!("The certificate expired at {expired_at}: {reason}"),
+                ),
+                Ok(()) => (
+                    ProvisioningStep::Failed,
+                    format!(
+                        "The certificate expired at {expired_at}{why}; nudge the domain to \
+                         request a new one"
+                    ),
+                ),
+            };
+            self.update_domain(&expired.account_id, domain_id, |domain| {
+                domain.provisioning_step = step;
+                domain.last_error = Some(reason.clone());
+                domain.next_attempt_at = None;
+                true
+            })
+            .await?;
+        }
+        Ok(Handled::Expired)
+    }
+
+    /// Records that a managed certificate's domain no longer points at the edge, without
+    /// asking the CA, and backs off.
+    async fn wait_for_dns(
+        &self,
+        certificate: Certificate,
+        domain: Domain,
+        reason: String,
+    ) -> Result<Handled> {
+        let now = self.now();
+        let policy = &self.settings.policy;
+        let version = certificate.version;
+        let Some(stored) = self
+            .modify(certificate, |stored| {
+                // Someone else worked on it since it was read (another run, a nudge).
+                if stored.version != version && !is_due(stored, now) {
+                    return false;
+                }
+                stored.consecutive_failures = stored.consecutive_failures.saturating_add(1);
+                stored.last_error = Some(reason.clone());
+                stored.next_attempt_at = Some(policy.next_attempt_at(
+                    now,
+                    stored.consecutive_failures,
+                    stored.expires_at,
+                    None,
+                ));
+                true
+            })
+            .await?
+        else {
+            return Ok(Handled::Skipped);
+        };
+        let next = stored.next_attempt_at;
+        self.event(
+            &stored.id,
+            "preflight",
+            EventLevel::Warning,
+            format!(
+                "Not sent to the certificate authority: {reason}{}",
+                next.map(|at| format!("; next attempt at {}", rfc3339(at)))
+                    .unwrap_or_default()
+            ),
+        )
+        .await;
+        let failures = stored.consecutive_failures;
+        self.update_domain(&domain.account_id, &domain.id, |domain| {
+            if domain.provisioning_step == ProvisioningStep::WaitingOwnership {
+                return false;
+            }
+            domain.provisioning_step = ProvisioningStep::WaitingDns;
+            domain.last_error = Some(reason.clone());
+            domain.next_attempt_at = next;
+            domain.consecutive_failures = failures;
+            true
+        })
+        .await?;
+        Ok(Handled::WaitingDns)
+    }
+
+    /// Holds a downloadable certificate whose plan no longer includes auto-renewal: looked at
+    /// again daily (so an upgrade applies), and expired at its expiry.
+    async fn hold_for_plan(&self, certificate: Certificate) -> Result<Handled> {
+        let now = self.now();
+        let mut recheck = now + PLAN_RECHECK;
+        if let Some(expires_at) = certificate.expires_at {
+            recheck = recheck.min(expires_at);
+        }
+        const REASON: &str = "Auto-renewal requires Pro or Elite plan";
+        let Some(held) = self
+            .modify(certificate, |stored| {
+                if !is_due(stored, now) {
+                    return false;
+                }
+                stored.last_error = Some(REASON.to_owned());
+                stored.next_attempt_at = Some(recheck);
+                true
+            })
+            .await?
+        else {
+            return Ok(Handled::Skipped);
+        };
+        self.event(
+            &held.id,
+            "renewal",
+            EventLevel::Warning,
+            format!(
+                "Not renewed: {REASON}; checked again at {}",
+                rfc3339(recheck)
+            ),
+        )
+        .await;
+        Ok(Handled::Rescheduled)
+    }
+
+    /// Moves a renewal to `at` because the CA's window opens later.
+    async fn reschedule(&self, certificate: Certificate, at: OffsetDateTime) -> Result<Handled> {
+        let now = self.now();
+        let Some(moved) = self
+            .modify(certificate, |stored| {
+                if !is_due(stored, now) || stored.next_attempt_at.is_some() {
+                    return false;
+                }
+                stored.next_renewal_at = Some(at);
+                true
+            })
+            .await?
+        else {
+            return Ok(Handled::Skipped);
+        };
+        self.event(
+            &moved.id,
+            "renewal",
+            EventLevel::Info,
+            format!(
+                "The certificate authority's renewal window opens later; renewal moved to {}",
+                rfc3339(at)
+            ),
+        )
+        .await;
+        Ok(Handled::Rescheduled)
+    }
+
+    /// Version-checked read-modify-write of a certificate. `change` sees the stored item (read
+    /// again after a conflict) and returns `false` to leave it alone. `None` when it left it
+    /// alone or the certificate is gone.
+    async fn modify(
+        &self,
+        mut current: Certificate,
+        change: impl Fn(&mut Certificate) -> bool,
+    ) -> Result<Option<Certificate>> {
+        for _ in 0..WRITE_ATTEMPTS {
+            if !change(&mut current) {
+                return Ok(None);
+            }
+            current.updated_at = self.now();
+            match self.services.store.update_certificate(&current).await {
+                Ok(stored) => return Ok(Some(stored)),
+                Err(Error::VersionConflict(_)) => {
+                    match self
+                        .services
+                        .store
+                        .get_certificate(&current.account_id, &current.id)
+                        .await?
+                    {
+                        Some(fresh) => current = fresh,
+                        None => return Ok(None),
+                    }
+                }
+                Err(Error::NotFound(_)) => return Ok(None),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(Error::VersionConflict(ItemKind::Certificate))
+    }
+
+    /// Version-checked read-modify-write of a domain; `change` returns `false` to leave it.
+    async fn update_domain(
+        &self,
+        account: &AccountId,
+        id: &DomainId,
+        change: impl Fn(&mut Domain) -> bool,
+    ) -> Result<()> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let Some(mut domain) = self.services.store.get_domain(account, id).await? else {
+                return Ok(());
+            };
+            if !change(&mut domain) {
+                return Ok(());
+            }
+            domain.updated_at = self.now();
+            match self.services.store.update_domain(&domain).await {
+                Ok(_) | Err(Error::NotFound(_)) => return Ok(()),
+                Err(Error::VersionConflict(_)) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(Error::VersionConflict(ItemKind::Domain))
+    }
+
+    /// Appends an event; the log is best-effort and never stops a run.
+    async fn event(&self, certificate: &CertificateId, step: &str, level: EventLevel, message: String) {
+        let event = CertificateEvent {
+            certificate_id: certificate.clone(),
+            at: self.now(),
+            step: step.to_owned(),
+            level,
+            message,
+            acme_problem: None,
+        };
+        let _ = self.services.store.append_event(&event).await;
+    }
+}
+
+/// Whether a certificate has reached its expiry with nothing left to serve: issued (its
+/// renewal never landed) or failed after having been issued. A certificate someone asked to
+/// issue again (`pending`, `validating`) is left to the issuer.
+fn is_past_expiry(certificate: &Certificate, now: OffsetDateTime) -> bool {
+    matches!(
+        certificate.status,
+        CertificateStatus::Issued | CertificateStatus::Failed
+    ) && certificate.expires_at.is_some_and(|at| at <= now)
+}
+
+/// Whether the certificate is (still) due at `now`.
+fn is_due(certificate: &Certificate, now: OffsetDateTime) -> bool {
+    certificate.due_at().is_some_and(|at| at <= now)
+}
+
+/// Whether the certificate has material that is still valid to serve.
+fn serves_material(certificate: &Certificate, now: OffsetDateTime) -> bool {
+    certificate.material_version.is_some() && certificate.expires_at.is_some_and(|at| at > now)
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::hostname::Hostname;
+    use crate::ids::ZoneId;
+    use crate::model::KeyType;
+
+    const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+    fn certificate(status: CertificateStatus, expires_at: Option<OffsetDateTime>) -> Certificate {
+        Certificate {
+            id: CertificateId::generate(),
+            account_id: AccountId::generate(),
+            kind: CertificateKind::Downloadable {
+                zone_id: ZoneId::generate(),
+            },
+            domain: Hostname::parse_domain("www.example.com").unwrap(),
+            sans: vec![],
+            is_wildcard: false,
+            key_type: KeyType::EcdsaP256,
+            auto_renew: true,
+            status,
+            issued_at: None,
+            not_before: None,
+            expires_at,
+            next_renewal_at: None,
+            next_attempt_at: Some(NOW),
+            consecutive_failures: 0,
+            last_error: None,
+            order_url: None,
+            material_version: expires_at.map(|_| "v1".to_owned()),
+            pending_material_version: None,
+            created_at: NOW,
+            updated_at: NOW,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn only_issued_or_failed_certificates_past_expiry_expire() {
+        let past = Some(NOW - Duration::seconds(1));
+        assert!(is_past_expiry(
+            &certificate(CertificateStatus::Issued, past),
+            NOW
+        ));
+        assert!(is_past_expiry(
+            &certificate(CertificateStatus::Failed, past),
+            NOW
+        ));
+        // Someone asked for a new one (manual renew of an expired certificate).
+        assert!(!is_past_expiry(
+            &certificate(CertificateStatus::Validating, past),
+            NOW
+        ));
+        assert!(!is_past_expiry(
+            &certificate(CertificateStatus::Failed, None),
+            NOW
+        ));
+        assert!(!is_past_expiry(
+            &certificate(CertificateStatus::Issued, Some(NOW + Duration::seconds(1))),
+            NOW
+        ));
+    }
+
+    #[test]
+    fn the_default_budget_is_lets_encrypts_order_limit() {
+        let budget = OrderBudget::default_for("https://acme.example/dir");
+        assert_eq!(budget.limits.capacity, 300);
+        assert_eq!(budget.limits.refill_every, Duration::seconds(36));
+        assert_eq!(budget.bucket, "acme-orders:https://acme.example/dir");
+    }
+}

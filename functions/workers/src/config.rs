@@ -1,0 +1,146 @@
+//! The workers' own settings, read once at start from the environment. Everything else (table,
+//! secrets, edge, DNS, ACME CA) is the API's configuration ([`edgecert_api::config`]), read from
+//! the same variables. Every variable here also appears in template.yaml and in the local
+//! runner's defaults, and nowhere else.
+
+use edgecert_api::config::ConfigError;
+use edgecert_core::usecases::renewals::{OrderBudget, RenewalSettings};
+use time::Duration;
+
+/// Names of the environment variables.
+pub mod vars {
+    /// ACME orders the renewer may place per budget period, across every process (default 300).
+    pub const ORDER_BUDGET: &str = "EDGECERT_ORDER_BUDGET";
+    /// The budget period in seconds (default 10800: 300 orders per 3 hours, Let's Encrypt's
+    /// limit of new orders per account).
+    pub const ORDER_BUDGET_PERIOD_SECONDS: &str = "EDGECERT_ORDER_BUDGET_PERIOD_SECONDS";
+    /// Certificates a worker issues or renews at once (default 8).
+    pub const ISSUE_CONCURRENCY: &str = "EDGECERT_ISSUE_CONCURRENCY";
+}
+
+/// How the workers pace themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Orders per [`WorkerConfig::budget_period`].
+    pub budget_orders: u32,
+    /// The period of the order budget.
+    pub budget_period: Duration,
+    /// Certificates worked on at once.
+    pub concurrency: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            budget_orders: OrderBudget::DEFAULT_ORDERS,
+            budget_period: OrderBudget::DEFAULT_PERIOD,
+            concurrency: 8,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<WorkerConfig, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map); unset ones keep their default.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<WorkerConfig, ConfigError> {
+        let number = |name: &'static str, minimum: u64| -> Result<Option<u64>, ConfigError> {
+            let Some(text) = lookup(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+            else {
+                return Ok(None);
+            };
+            match text.parse::<u64>() {
+                Ok(value) if value >= minimum => Ok(Some(value)),
+                _ => Err(ConfigError {
+                    variable: name,
+                    problem: format!("'{text}' is not a whole number of at least {minimum}"),
+                }),
+            }
+        };
+        let defaults = WorkerConfig::default();
+        let too_large = |variable| ConfigError {
+            variable,
+            problem: "is too large".to_owned(),
+        };
+        Ok(WorkerConfig {
+            budget_orders: match number(vars::ORDER_BUDGET, 0)? {
+                Some(orders) => {
+                    u32::try_from(orders).map_err(|_| too_large(vars::ORDER_BUDGET))?
+                }
+                None => defaults.budget_orders,
+            },
+            budget_period: match number(vars::ORDER_BUDGET_PERIOD_SECONDS, 1)? {
+                Some(seconds) => Duration::seconds(
+                    i64::try_from(seconds)
+                        .map_err(|_| too_large(vars::ORDER_BUDGET_PERIOD_SECONDS))?,
+                ),
+                None => defaults.budget_period,
+            },
+            concurrency: match number(vars::ISSUE_CONCURRENCY, 1)? {
+                Some(workers) => usize::try_from(workers)
+                    .map_err(|_| too_large(vars::ISSUE_CONCURRENCY))?
+                    .min(256),
+                None => defaults.concurrency,
+            },
+        })
+    }
+
+    /// The renewer's settings for the CA at `directory_url`: the budget is that CA account's.
+    pub fn renewal_settings(&self, directory_url: &str) -> RenewalSettings {
+        let mut settings = RenewalSettings::new(directory_url);
+        settings.budget = OrderBudget::new(directory_url, self.budget_orders, self.budget_period);
+        settings.concurrency = self.concurrency;
+        settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<WorkerConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        WorkerConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_lets_encrypts_order_limit() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config, WorkerConfig::default());
+        let settings = config.renewal_settings("https://acme.example/dir");
+        assert_eq!(settings.budget.limits.capacity, 300);
+        assert_eq!(settings.budget.limits.refill_every, Duration::seconds(36));
+        assert_eq!(settings.concurrency, 8);
+    }
+
+    #[test]
+    fn values_are_read_and_errors_name_the_variable() {
+        let config = config(&[
+            (vars::ORDER_BUDGET, "50"),
+            (vars::ORDER_BUDGET_PERIOD_SECONDS, "3600"),
+            (vars::ISSUE_CONCURRENCY, "4"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (config.budget_orders, config.budget_period, config.concurrency),
+            (50, Duration::hours(1), 4)
+        );
+        let error = self::config(&[(vars::ISSUE_CONCURRENCY, "0")]).unwrap_err();
+        assert_eq!(error.variable, vars::ISSUE_CONCURRENCY);
+        let error = self::config(&[(vars::ORDER_BUDGET, "many")]).unwrap_err();
+        assert_eq!(error.variable, vars::ORDER_BUDGET);
+        assert!(error.to_string().contains("many"));
+    }
+}

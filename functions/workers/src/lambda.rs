@@ -1,0 +1,95 @@
+//! The shell both worker Lambda binaries share: tracing, configuration, AWS clients and the
+//! ACME issuer once per cold start (exactly as the API's functions build them, from the same
+//! variables), then the runtime loop around one handler.
+
+use std::sync::Arc;
+
+use aws_lambda_events::dynamodb::Event;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use edgecert_api::config::{ApiConfig, vars as api_vars};
+use edgecert_core::ports::Issuance;
+use edgecert_core::usecases::Services;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+use crate::config::WorkerConfig;
+use crate::renewer::ScheduleEvent;
+use crate::{issuer, renewer};
+
+/// What a worker function holds between invocations.
+#[derive(Clone)]
+pub struct Worker {
+    /// Store, vault, DNS, clock, plans, edge settings, DNS providers.
+    pub services: Services,
+    /// The ACME issuer.
+    pub issuance: Arc<dyn Issuance>,
+    /// Pacing.
+    pub config: WorkerConfig,
+    /// The CA's directory URL (names the order budget).
+    pub directory_url: String,
+}
+
+/// Builds the worker on the AWS adapters from the environment. A worker without a CA
+/// (`EDGECERT_ACME_DIRECTORY`) is a deployment mistake and fails at start.
+pub async fn aws_worker() -> Result<Worker, Error> {
+    let api = ApiConfig::from_env()?;
+    let acme = api.acme.ok_or_else(|| {
+        format!(
+            "configuration: {}: is required by the workers",
+            api_vars::ACME_DIRECTORY
+        )
+    })?;
+    let config = WorkerConfig::from_env()?;
+    let state = edgecert_api::lambda::aws_state().await?;
+    let issuance = state
+        .services
+        .issuance
+        .clone()
+        .ok_or("the issuer was not built")?;
+    Ok(Worker {
+        services: state.services,
+        issuance,
+        config,
+        directory_url: acme.directory_url,
+    })
+}
+
+/// Runs the issuer on the table's stream (with `ReportBatchItemFailures`).
+pub async fn serve_issuer() -> Result<(), Error> {
+    edgecert_api::lambda::init_tracing();
+    let worker = Arc::new(aws_worker().await?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
+        let worker = Arc::clone(&worker);
+        async move {
+            Ok::<DynamoDbEventResponse, Error>(
+                issuer::handle_stream(
+                    worker.issuance.as_ref(),
+                    &event.payload,
+                    worker.config.concurrency,
+                )
+                .await,
+            )
+        }
+    }))
+    .await
+}
+
+/// Runs the renewer on its EventBridge Scheduler event.
+pub async fn serve_renewer() -> Result<(), Error> {
+    edgecert_api::lambda::init_tracing();
+    let worker = Arc::new(aws_worker().await?);
+    let settings = Arc::new(worker.config.renewal_settings(&worker.directory_url));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduleEvent>| {
+        let (worker, settings) = (Arc::clone(&worker), Arc::clone(&settings));
+        async move {
+            let report = renewer::handle_schedule(
+                &worker.services,
+                worker.issuance.as_ref(),
+                &settings,
+                &event.payload,
+            )
+            .await?;
+            Ok::<serde_json::Value, Error>(serde_json::to_value(report)?)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,319 @@
+//! The renewer against real Pebble (six-hour certificates) and challtestsrv, on SQLite and on
+//! DynamoDB + Secrets Manager in moto: the order budget, concurrent runs, expiry without
+//! auto-renewal, domains whose DNS left the edge, the cost of the due query, and ARI through
+//! the fault layer (Pebble 2.4 has none).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::Ipv4Addr;
+
+use edgecert_core::RenewalWindow;
+use edgecert_core::model::{CertificateStatus, ProvisioningStep};
+use edgecert_core::ports::{Clock, IssueOutcome, Issuance};
+use edgecert_core::usecases::domains::ssl_status;
+use edgecert_core::usecases::renewals::run_renewals;
+use time::Duration;
+
+use support::{Backend, CERTIFICATE_LIFETIME, Harness, unique_label};
+
+on_both_backends!(
+    a_budget_of_fifty_renews_two_hundred_in_four_runs,
+    two_concurrent_runs_renew_each_certificate_once,
+    without_auto_renew_a_certificate_is_not_renewed_and_expires,
+    a_domain_whose_dns_left_the_edge_is_never_sent_to_the_ca,
+    the_due_query_reads_only_due_certificates,
+    a_plan_without_auto_renewal_holds_the_certificate,
+    ari_sets_the_renewal_time_and_a_later_window_reschedules,
+);
+
+/// 200 due certificates, a budget of 50 orders per 10 minutes, a run every 10 minutes: exactly
+/// 50 orders per run, each certificate renewed once, all of them after four runs.
+async fn a_budget_of_fifty_renews_two_hundred_in_four_runs(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let zone = harness.zone().await;
+    let mut ids = Vec::new();
+    for n in 0..200 {
+        let name = format!("c{n}.{}", zone.name);
+        ids.push(harness.due_renewal(&zone, &name).await.id);
+    }
+    let settings = harness.settings(50, Duration::minutes(10));
+    for run in 1..=4 {
+        let report = harness.renew(&settings).await;
+        assert_eq!(
+            harness.faults.new_orders(),
+            50 * run,
+            "run {run}: {report:?}"
+        );
+        assert_eq!(report.issued, 50, "run {run}: {report:?}");
+        assert_eq!(report.deferred, 200 - 50 * run, "run {run}: {report:?}");
+        harness.clock.advance(Duration::minutes(10));
+    }
+    // Nothing is left: a fifth run finds nothing due and orders nothing.
+    let report = harness.renew(&settings).await;
+    assert_eq!(report.examined, 0, "{report:?}");
+    assert_eq!(harness.faults.new_orders(), 200);
+    for id in &ids {
+        let certificate = harness.certificate(id).await;
+        assert_eq!(certificate.status, CertificateStatus::Issued);
+        assert!(certificate.material_version.is_some(), "{id} not renewed");
+        assert_eq!(harness.issued_events(id).await, 1, "{id} renewed twice");
+    }
+}
+
+/// Two runs started together (a duplicated schedule event) renew each certificate once.
+async fn two_concurrent_runs_renew_each_certificate_once(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let zone = harness.zone().await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let name = format!("p{n}.{}", zone.name);
+        ids.push(harness.due_renewal(&zone, &name).await.id);
+    }
+    let settings = harness.settings(300, Duration::hours(3));
+    let (first, second) = tokio::join!(harness.renew(&settings), harness.renew(&settings));
+    assert_eq!(first.error_count + second.error_count, 0, "{first:?} {second:?}");
+    assert_eq!(harness.faults.new_orders(), 12, "{first:?} {second:?}");
+    for id in &ids {
+        assert_eq!(harness.issued_events(id).await, 1, "{id}");
+        let certificate = harness.certificate(id).await;
+        assert!(certificate.material_version.is_some());
+    }
+}
+
+/// A downloadable certificate without auto-renewal is never renewed; past its expiry the
+/// renewer marks it expired, with an event saying why.
+async fn without_auto_renew_a_certificate_is_not_renewed_and_expires(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let zone = harness.zone().await;
+    let name = format!("manual.{}", zone.name);
+    let requested = harness
+        .downloadable(&zone, &name, |certificate| certificate.auto_renew = false)
+        .await;
+    let issued = harness
+        .issuer
+        .issue(&harness.account.id, &requested.id)
+        .await
+        .unwrap();
+    let IssueOutcome::Issued(issued) = issued else {
+        panic!("not issued: {issued:?}");
+    };
+    assert_eq!(harness.faults.new_orders(), 1);
+    let settings = harness.settings(300, Duration::hours(3));
+
+    // Past its renewal time, before its expiry: nothing is due.
+    harness
+        .clock
+        .advance(Duration::try_from(CERTIFICATE_LIFETIME).unwrap() * 5 / 6);
+    let report = harness.renew(&settings).await;
+    assert_eq!(report.examined, 0, "{report:?}");
+
+    // Past its expiry: expired, no order.
+    let expires_at = issued.expires_at.unwrap();
+    let now = harness.clock.now();
+    harness.clock.advance(expires_at - now + Duration::seconds(1));
+    let report = harness.renew(&settings).await;
+    assert_eq!(report.expired, 1, "{report:?}");
+    assert_eq!(harness.faults.new_orders(), 1);
+    let certificate = harness.certificate(&requested.id).await;
+    assert_eq!(certificate.status, CertificateStatus::Expired);
+    assert_eq!(certificate.material_version, issued.material_version);
+    let events = harness.events(&requested.id).await;
+    assert_eq!(events[0].step, "expired");
+    assert!(
+        events[0].message.contains("auto-renewal is off"),
+        "{}",
+        events[0].message
+    );
+    // Expired is final for the renewer.
+    assert_eq!(harness.renew(&settings).await.examined, 0);
+}
+
+/// A managed certificate whose domain's A record now points elsewhere: the CA is never
+/// contacted, the certificate backs off, and `/ssl` shows `waiting_dns` with the reason.
+async fn a_domain_whose_dns_left_the_edge_is_never_sent_to_the_ca(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let hostname = format!("{}.example.com", unique_label("gone"));
+    let (domain, certificate) = harness.active_domain_due(&hostname).await;
+    harness
+        .challtestsrv
+        .add_a(&hostname, &[Ipv4Addr::new(203, 0, 113, 7)])
+        .await
+        .unwrap();
+    let settings = harness.settings(300, Duration::hours(3));
+
+    let report = harness.renew(&settings).await;
+    assert_eq!(report.waiting_dns, 1, "{report:?}");
+    assert_eq!(harness.faults.requests(), 0, "the CA was contacted");
+    assert_eq!(harness.faults.new_orders(), 0);
+
+    let status = ssl_status(&harness.services, &harness.account.id, &domain.id)
+        .await
+        .unwrap();
+    assert_eq!(status.domain.provisioning_step, ProvisioningStep::WaitingDns);
+    let reason = status.domain.last_error.clone().unwrap();
+    assert!(reason.contains("203.0.113.7"), "{reason}");
+    let stored = status.certificate.unwrap();
+    assert_eq!(stored.id, certificate.id);
+    // Still served: a renewal held back does not take the old certificate away.
+    assert_eq!(stored.status, CertificateStatus::Issued);
+    assert_eq!(stored.consecutive_failures, 1);
+    assert_eq!(stored.last_error.as_deref(), Some(reason.as_str()));
+    let retry = stored.next_attempt_at.unwrap();
+    assert_eq!(retry, harness.clock.now() + Duration::minutes(1));
+    assert_eq!(status.domain.next_attempt_at, Some(retry));
+    let events = harness.events(&certificate.id).await;
+    assert!(events[0].message.contains("203.0.113.7"), "{events:?}");
+
+    // Backed off: the next run does not look at it; after the backoff it is checked again,
+    // still without contacting the CA, and backs off further.
+    assert_eq!(harness.renew(&settings).await.examined, 0);
+    harness.clock.advance(Duration::minutes(1));
+    let report = harness.renew(&settings).await;
+    assert_eq!(report.waiting_dns, 1, "{report:?}");
+    assert_eq!(harness.faults.requests(), 0);
+    let stored = harness.certificate(&certificate.id).await;
+    assert_eq!(stored.consecutive_failures, 2);
+    assert_eq!(
+        stored.next_attempt_at,
+        Some(harness.clock.now() + Duration::minutes(10))
+    );
+    harness.challtestsrv.clear_a(&hostname).await.unwrap();
+}
+
+/// The run reads the due certificates only, however many are stored.
+async fn the_due_query_reads_only_due_certificates(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let zone = harness.zone().await;
+    let now = harness.clock.now();
+    for n in 0..30 {
+        harness
+            .downloadable(&zone, &format!("later{n}.{}", zone.name), |certificate| {
+                support::issued_and_due(certificate, now);
+                certificate.next_renewal_at = Some(now + Duration::days(n + 1));
+            })
+            .await;
+    }
+    for n in 0..5 {
+        // Due now: issued without auto-renewal and past expiry (no CA needed to handle them).
+        harness
+            .downloadable(&zone, &format!("due{n}.{}", zone.name), |certificate| {
+                support::issued_and_due(certificate, now);
+                certificate.auto_renew = false;
+                certificate.expires_at = Some(now - Duration::seconds(n + 1));
+            })
+            .await;
+    }
+    let report = harness.renew(&harness.settings(300, Duration::hours(3))).await;
+    assert_eq!(report.examined, 5, "{report:?}");
+    assert_eq!(report.expired, 5, "{report:?}");
+    assert_eq!(report.items_read, 5, "the due query read more than the due items");
+    assert_eq!(harness.faults.requests(), 0);
+}
+
+/// A downloadable certificate with auto-renew on, in an account whose plan no longer includes
+/// auto-renewal: not sent to the CA, looked at again the next day.
+async fn a_plan_without_auto_renewal_holds_the_certificate(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let mut account = harness.account.clone();
+    account.plan = edgecert_core::PlanName::Plus;
+    harness.store.update_account(&account).await.unwrap();
+    let zone = harness.zone().await;
+    let due = harness
+        .due_renewal(&zone, &format!("held.{}", zone.name))
+        .await;
+    let report = harness.renew(&harness.settings(300, Duration::hours(3))).await;
+    assert_eq!(report.rescheduled, 1, "{report:?}");
+    assert_eq!(harness.faults.requests(), 0);
+    let held = harness.certificate(&due.id).await;
+    assert_eq!(
+        held.last_error.as_deref(),
+        Some("Auto-renewal requires Pro or Elite plan")
+    );
+    assert_eq!(
+        held.next_attempt_at,
+        Some(harness.clock.now() + Duration::days(1))
+    );
+    assert_eq!(held.status, CertificateStatus::Issued);
+}
+
+/// With ARI (served by the fault layer): issuance schedules the renewal inside the CA's
+/// window; at renewal time a window that moved later reschedules it no earlier than the CA's
+/// Retry-After, without an order; an open window renews at once.
+async fn ari_sets_the_renewal_time_and_a_later_window_reschedules(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let now = harness.clock.now();
+    // Every window lies inside the six-hour lifetime of Pebble's certificates.
+    let first_window = RenewalWindow {
+        start: now + Duration::hours(1),
+        end: now + Duration::minutes(90),
+    };
+    harness
+        .faults
+        .serve_renewal_info(first_window, std::time::Duration::from_secs(3600));
+    let zone = harness.zone().await;
+    let requested = harness
+        .downloadable(&zone, &format!("ari.{}", zone.name), |_| {})
+        .await;
+    let IssueOutcome::Issued(issued) = harness
+        .issuer
+        .issue(&harness.account.id, &requested.id)
+        .await
+        .unwrap()
+    else {
+        panic!("not issued");
+    };
+    let renew_at = issued.next_renewal_at.unwrap();
+    assert!(
+        renew_at >= first_window.start && renew_at <= first_window.end,
+        "{renew_at} outside the ARI window"
+    );
+    // The CA was asked with the certificate's AKI and serial.
+    let asked = harness.faults.renewal_info_requests();
+    assert_eq!(asked.len(), 1);
+    let (aki, serial) = asked[0].split_once('.').unwrap();
+    assert!(!aki.is_empty() && !serial.is_empty() && !asked[0].contains('='));
+    assert_eq!(
+        harness.issuer.renewal_window(&issued).await.unwrap().unwrap().window,
+        first_window
+    );
+
+    // At the renewal time the CA has moved the window later, and asks not to be asked again
+    // for 90 minutes: rescheduled, not renewed.
+    harness.clock.advance(renew_at - now);
+    let now = harness.clock.now();
+    let later = RenewalWindow {
+        start: now + Duration::hours(1),
+        end: now + Duration::hours(2),
+    };
+    harness
+        .faults
+        .serve_renewal_info(later, std::time::Duration::from_secs(90 * 60));
+    let settings = harness.settings(300, Duration::hours(3));
+    let report = run_renewals(&harness.services, harness.issuer.as_ref(), &settings)
+        .await
+        .unwrap();
+    assert_eq!(report.rescheduled, 1, "{report:?}");
+    assert_eq!(harness.faults.new_orders(), 1);
+    let moved = harness.certificate(&requested.id).await.next_renewal_at.unwrap();
+    assert!(
+        moved >= now + Duration::minutes(90) - Duration::seconds(2) && moved <= later.end,
+        "{moved} not within the window after the Retry-After"
+    );
+
+    // The window is open: renewed at once.
+    harness.clock.advance(moved - now);
+    let open = RenewalWindow {
+        start: harness.clock.now() - Duration::minutes(5),
+        end: harness.clock.now() + Duration::hours(1),
+    };
+    harness
+        .faults
+        .serve_renewal_info(open, std::time::Duration::from_secs(3600));
+    let report = harness.renew(&settings).await;
+    assert_eq!(report.issued, 1, "{report:?}");
+    assert_eq!(harness.faults.new_orders(), 2);
+    let renewed = harness.certificate(&requested.id).await;
+    assert_ne!(renewed.material_version, issued.material_version);
+}

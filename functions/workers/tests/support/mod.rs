@@ -1,0 +1,391 @@
+//! What the worker tests share: one Pebble per test binary (six-hour certificates, so that a
+//! manual clock moved by hours can cross an expiry while fresh renewals stay far from due),
+//! and a [`Harness`] with a fresh store and vault on either backend — a SQLite file, or
+//! DynamoDB + Secrets Manager on moto — an Elite account, a manual clock, and an issuer whose
+//! CA traffic goes through the fault layer (which counts orders).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use edgecert_acme::testing::CaFaults;
+use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
+use edgecert_aws::{AwsClients, DynamoStore, SecretsManagerVault, create_table};
+use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
+use edgecert_core::model::{
+    Account, ApiKey, BucketLimits, Certificate, CertificateEvent, CertificateKind,
+    CertificateStatus, Domain, KeyType, ProvisioningStep, Zone,
+};
+use edgecert_core::origin::OriginPolicy;
+use edgecert_core::ports::{Clock, DnsProviders, Issuance, ManualClock, Store, Vault};
+use edgecert_core::usecases::renewals::{
+    OrderBudget, RenewalReport, RenewalSettings, run_renewals,
+};
+use edgecert_core::usecases::{EdgeSettings, Services};
+use edgecert_core::{Hostname, PlanCatalog, PlanName};
+use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
+use edgecert_embedded::Database;
+use edgecert_integration::{Challtestsrv, Moto, Pebble, PebbleOptions};
+use rand::Rng as _;
+use time::{Duration, OffsetDateTime};
+use tokio::sync::OnceCell;
+
+/// The CA identity Pebble stands for in CAA records.
+pub const PEBBLE_CAA_IDENTITY: &str = "pebble.letsencrypt.org";
+/// Lifetime of the certificates this binary's Pebble issues.
+pub const CERTIFICATE_LIFETIME: StdDuration = StdDuration::from_secs(6 * 3600);
+
+static PEBBLE: OnceCell<Pebble> = OnceCell::const_new();
+
+/// The Pebble of this test binary: default nonce rejection and authorization reuse, no
+/// validation sleep, six-hour certificates.
+pub async fn pebble() -> &'static Pebble {
+    PEBBLE
+        .get_or_init(|| async {
+            Pebble::start(PebbleOptions {
+                certificate_validity: Some(CERTIFICATE_LIFETIME),
+                ..PebbleOptions::default()
+            })
+            .await
+            .expect("starting Pebble")
+        })
+        .await
+}
+
+/// Which adapters a scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file.
+    Sqlite,
+    /// DynamoDB and Secrets Manager on moto.
+    Dynamo,
+}
+
+/// Runs scenarios on both backends: `on_both_backends!(a, b)` makes `sqlite::a`,
+/// `dynamodb::a`... calling `a(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::support::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::support::Backend::Dynamo).await
+                }
+            )*
+        }
+    };
+}
+
+/// A random DNS label, so tests sharing Pebble, challtestsrv and moto never meet.
+pub fn unique_label(prefix: &str) -> String {
+    let random: u64 = rand::thread_rng().r#gen();
+    format!("{prefix}{random:012x}")
+}
+
+/// A fresh store and vault, an Elite account, and an issuer on Pebble.
+pub struct Harness {
+    pub backend: Backend,
+    pub store: Arc<dyn Store>,
+    pub vault: Arc<dyn Vault>,
+    pub clock: Arc<ManualClock>,
+    pub services: Services,
+    pub faults: CaFaults,
+    pub issuer: Arc<Issuer>,
+    pub account: Account,
+    pub challtestsrv: Challtestsrv,
+    pub directory_url: String,
+    /// The moto clients and table, on the DynamoDB backend.
+    pub dynamo: Option<(AwsClients, String)>,
+    _files: Option<tempfile::TempDir>,
+}
+
+impl Harness {
+    /// A harness on `backend` issuing from this binary's Pebble.
+    pub async fn new(backend: Backend) -> Harness {
+        let pebble = pebble().await;
+        let mut dynamo = None;
+        let (store, vault, files): (Arc<dyn Store>, Arc<dyn Vault>, _) = match backend {
+            Backend::Sqlite => {
+                let files = tempfile::tempdir().unwrap();
+                let database = Database::open(files.path().join("edgecert.db")).unwrap();
+                (
+                    Arc::new(database.store()),
+                    Arc::new(database.vault()),
+                    Some(files),
+                )
+            }
+            Backend::Dynamo => {
+                let moto = Moto::shared().await.expect("starting moto_server");
+                let clients = AwsClients::for_local_endpoint(&moto.endpoint_url()).await;
+                let table = unique_label("edgecert-workers-");
+                create_table(&clients.dynamodb, &table).await.unwrap();
+                dynamo = Some((clients.clone(), table.clone()));
+                // moto applies conditional writes without isolation from concurrent requests;
+                // the renewer and the issuer write concurrently, so serialise (DynamoDB itself
+                // needs nothing of the kind).
+                (
+                    Arc::new(
+                        DynamoStore::new(clients.dynamodb.clone(), table.clone())
+                            .with_serialized_writes(),
+                    ),
+                    Arc::new(SecretsManagerVault::new(
+                        clients.secrets_manager.clone(),
+                        format!("{table}/"),
+                    )),
+                    None,
+                )
+            }
+        };
+        let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+        let challtestsrv = pebble.challtestsrv().clone();
+        let dns_providers = DnsProviders::default().with(
+            "challtestsrv",
+            Arc::new(ChalltestsrvDnsProvider::new(challtestsrv.management_url()).unwrap()),
+        );
+        let services = Services {
+            store: store.clone(),
+            vault: vault.clone(),
+            resolver: Arc::new(HickoryResolver::with_name_server(
+                challtestsrv.dns_server_addr(),
+            )),
+            clock: clock.clone(),
+            plans: PlanCatalog::default(),
+            edge: EdgeSettings {
+                hostname: "edge.edgecert.test".to_owned(),
+                addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            },
+            origin_policy: OriginPolicy::default(),
+            dns_providers,
+            issuance: None,
+        };
+        let account = Account {
+            id: AccountId::generate(),
+            name: "Worker tests".to_owned(),
+            plan: PlanName::Elite,
+            require_ownership_verification: false,
+            created_at: clock.now(),
+            version: 1,
+        };
+        store
+            .create_account(&account, &ApiKey::generate().hash)
+            .await
+            .unwrap();
+        let directory_url = pebble.directory_url();
+        let mut config = IssuerConfig::new(directory_url.clone())
+            .with_ca_root_pem(pebble.listener_ca_pem_path().to_path_buf())
+            .with_caa_identities([PEBBLE_CAA_IDENTITY])
+            .with_poll_initial_delay(StdDuration::from_millis(25));
+        config.attempt_pause = StdDuration::from_millis(50);
+        config.poll_timeout = StdDuration::from_secs(30);
+        let faults = CaFaults::new();
+        let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
+        let issuer = Arc::new(Issuer::with_http_client(
+            services.clone(),
+            config,
+            faults.client(http),
+        ));
+        Harness {
+            backend,
+            store,
+            vault,
+            clock,
+            services,
+            faults,
+            issuer,
+            account,
+            challtestsrv,
+            directory_url,
+            dynamo,
+            _files: files,
+        }
+    }
+
+    /// The issuer as the port the workers take.
+    pub fn issuance(&self) -> Arc<dyn Issuance> {
+        self.issuer.clone()
+    }
+
+    /// Renewer settings with a budget of `orders` per `period` (in a bucket of this harness).
+    pub fn settings(&self, orders: u32, period: Duration) -> RenewalSettings {
+        let mut settings = RenewalSettings::new(&self.directory_url);
+        settings.budget = OrderBudget {
+            bucket: unique_label("orders-"),
+            limits: BucketLimits::per_period(orders, period),
+        };
+        settings
+    }
+
+    /// One renewer run.
+    pub async fn renew(&self, settings: &RenewalSettings) -> RenewalReport {
+        run_renewals(&self.services, self.issuer.as_ref(), settings)
+            .await
+            .unwrap()
+    }
+
+    /// A new verified zone `z<random>.example.com` on challtestsrv.
+    pub async fn zone(&self) -> Zone {
+        let zone = Zone {
+            id: ZoneId::generate(),
+            account_id: self.account.id.clone(),
+            name: Hostname::parse_domain(&format!("{}.example.com", unique_label("z"))).unwrap(),
+            provider: "challtestsrv".to_owned(),
+            provider_zone_id: "local".to_owned(),
+            verified: true,
+            created_at: self.clock.now(),
+            version: 1,
+        };
+        self.store.create_zone(&zone).await.unwrap();
+        zone
+    }
+
+    /// A downloadable certificate for `name`, as [`certificate`] builds it, stored.
+    pub async fn downloadable(
+        &self,
+        zone: &Zone,
+        name: &str,
+        change: impl FnOnce(&mut Certificate),
+    ) -> Certificate {
+        let mut certificate = certificate(
+            &self.account.id,
+            CertificateKind::Downloadable {
+                zone_id: zone.id.clone(),
+            },
+            name,
+            self.clock.now(),
+        );
+        change(&mut certificate);
+        self.store
+            .create_certificate(&certificate, 10_000)
+            .await
+            .unwrap();
+        certificate
+    }
+
+    /// A downloadable certificate that looks issued long ago and is due for renewal now (no
+    /// material: the renewal does not need the old one).
+    pub async fn due_renewal(&self, zone: &Zone, name: &str) -> Certificate {
+        let now = self.clock.now();
+        self.downloadable(zone, name, |certificate| issued_and_due(certificate, now))
+            .await
+    }
+
+    /// An active whitelisted domain `hostname` whose managed certificate is issued and due.
+    pub async fn active_domain_due(&self, hostname: &str) -> (Domain, Certificate) {
+        let now = self.clock.now();
+        let hostname = Hostname::parse_domain(hostname).unwrap();
+        let domain_id = DomainId::generate();
+        let mut certificate = certificate(
+            &self.account.id,
+            CertificateKind::Managed {
+                domain_id: domain_id.clone(),
+            },
+            hostname.as_str(),
+            now,
+        );
+        issued_and_due(&mut certificate, now);
+        let domain = Domain {
+            id: domain_id,
+            account_id: self.account.id.clone(),
+            hostname,
+            origin_url: "http://127.0.0.1:9".to_owned(),
+            ownership_token: "edgecert-verify-test".to_owned(),
+            ownership_verified: true,
+            provisioning_step: ProvisioningStep::Active,
+            last_error: None,
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            certificate_id: Some(certificate.id.clone()),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.store.create_domain(&domain, 100).await.unwrap();
+        self.store
+            .create_certificate(&certificate, 0)
+            .await
+            .unwrap();
+        (domain, certificate)
+    }
+
+    /// The stored certificate.
+    pub async fn certificate(&self, id: &CertificateId) -> Certificate {
+        self.store
+            .get_certificate(&self.account.id, id)
+            .await
+            .unwrap()
+            .expect("certificate exists")
+    }
+
+    /// The certificate's events, newest first.
+    pub async fn events(&self, id: &CertificateId) -> Vec<CertificateEvent> {
+        self.store.list_events(id, 100).await.unwrap()
+    }
+
+    /// How many times the certificate was issued (its `issued` events).
+    pub async fn issued_events(&self, id: &CertificateId) -> usize {
+        self.events(id)
+            .await
+            .iter()
+            .filter(|event| event.step == "issued")
+            .count()
+    }
+}
+
+/// A pending certificate for `name` requested at `now` (ECDSA, auto-renew on).
+pub fn certificate(
+    account: &AccountId,
+    kind: CertificateKind,
+    name: &str,
+    now: OffsetDateTime,
+) -> Certificate {
+    let domain = Hostname::parse_certificate_name(name).unwrap();
+    Certificate {
+        id: match &kind {
+            CertificateKind::Managed { domain_id } => CertificateId::managed_for(domain_id),
+            CertificateKind::Downloadable { .. } => CertificateId::generate(),
+        },
+        account_id: account.clone(),
+        kind,
+        is_wildcard: domain.is_wildcard(),
+        domain,
+        sans: vec![],
+        key_type: KeyType::EcdsaP256,
+        auto_renew: true,
+        status: CertificateStatus::Pending,
+        issued_at: None,
+        not_before: None,
+        expires_at: None,
+        next_renewal_at: None,
+        next_attempt_at: Some(now),
+        consecutive_failures: 0,
+        last_error: None,
+        order_url: None,
+        material_version: None,
+        pending_material_version: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    }
+}
+
+/// Makes `certificate` look issued 60 days before `now` for 90 days, due for renewal a minute
+/// ago.
+pub fn issued_and_due(certificate: &mut Certificate, now: OffsetDateTime) {
+    certificate.status = CertificateStatus::Issued;
+    certificate.issued_at = Some(now - Duration::days(60));
+    certificate.not_before = Some(now - Duration::days(60));
+    certificate.expires_at = Some(now + Duration::days(30));
+    certificate.next_renewal_at = Some(now - Duration::minutes(1));
+    certificate.next_attempt_at = None;
+}
