@@ -33,12 +33,12 @@ pub mod vars {
     pub const ALLOW_LOOPBACK_ORIGINS: &str = "EDGECERT_ALLOW_LOOPBACK_ORIGINS";
     /// `true` to allow private, CGNAT and unique-local origins.
     pub const ALLOW_PRIVATE_ORIGINS: &str = "EDGECERT_ALLOW_PRIVATE_ORIGINS";
-    /// ACME directory URL (shared with the workers).
-    pub const ACME_DIRECTORY_URL: &str = "EDGECERT_ACME_DIRECTORY_URL";
+    /// ACME directory URL (shared with the API and workers).
+    pub const ACME_DIRECTORY: &str = "EDGECERT_ACME_DIRECTORY";
     /// Contact e-mail of the ACME account.
-    pub const ACME_CONTACT_EMAIL: &str = "EDGECERT_ACME_CONTACT_EMAIL";
+    pub const ACME_CONTACT: &str = "EDGECERT_ACME_CONTACT";
     /// PEM file trusted for the CA's HTTPS listener (Pebble); unset means the system roots.
-    pub const ACME_CA_ROOT_FILE: &str = "EDGECERT_ACME_CA_ROOT_FILE";
+    pub const ACME_CA_ROOT: &str = "EDGECERT_ACME_CA_ROOT";
     /// Comma-separated CA identities accepted in CAA records (default `letsencrypt.org`).
     pub const CAA_IDENTITIES: &str = "EDGECERT_CAA_IDENTITIES";
     /// HTTPS listen address (default `0.0.0.0:8443`; the NLB maps 443 to it).
@@ -316,9 +316,9 @@ impl DeploymentConfig {
             secret_prefix: env
                 .get(vars::SECRET_PREFIX)
                 .unwrap_or_else(|| "edgecert/".to_owned()),
-            acme_directory_url: env.required(vars::ACME_DIRECTORY_URL)?,
-            acme_contact_email: env.get(vars::ACME_CONTACT_EMAIL),
-            acme_ca_root_file: env.get(vars::ACME_CA_ROOT_FILE).map(PathBuf::from),
+            acme_directory_url: env.required(vars::ACME_DIRECTORY)?,
+            acme_contact_email: env.get(vars::ACME_CONTACT),
+            acme_ca_root_file: env.get(vars::ACME_CA_ROOT).map(PathBuf::from),
             caa_identities,
         })
     }
@@ -426,7 +426,7 @@ mod tests {
     const REQUIRED: [(&str, &str); 3] = [
         (vars::EDGE_HOSTNAME, "edge.example.net"),
         (vars::TABLE_NAME, "edgecert"),
-        (vars::ACME_DIRECTORY_URL, "https://acme.example/dir"),
+        (vars::ACME_DIRECTORY, "https://acme.example/dir"),
     ];
 
     fn variable(error: TerminatorError) -> &'static str {

@@ -302,8 +302,18 @@ impl OnDemand {
         match outcome {
             Ok(IssueOutcome::Issued(certificate)) => self.serve(&certificate).await,
             Ok(IssueOutcome::Failed(certificate)) => Err(failed(certificate)),
-            Ok(IssueOutcome::InProgress | IssueOutcome::Skipped) => {
-                self.wait_for_other_owner(domain, id).await
+            Ok(IssueOutcome::InProgress) => self.wait_for_other_owner(domain, id).await,
+            // Nothing was due: someone else may just have issued it, or it is not to be issued.
+            Ok(IssueOutcome::Skipped) => {
+                let certificate = self
+                    .shared
+                    .services
+                    .store
+                    .get_certificate(&domain.account_id, id)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| not_ready("the certificate was deleted"))?;
+                self.serve(&certificate).await
             }
             Err(error) => Err(unavailable(error)),
         }

@@ -653,11 +653,16 @@ async fn a_thousand_unknown_names_cost_no_store_write_and_no_acme_call() {
     );
     let faults = CaFaults::new();
     let issuer = issuer(&services, pebble, &faults);
-    let terminator = start(services, issuer, test_config(), None).await;
+    // No lookup limit here: every fresh name is looked up in the store.
+    let mut config = test_config();
+    config.lookups_per_second = 100_000.0;
+    config.lookup_burst = 100_000;
+    let terminator = start(services, issuer, config, None).await;
     assert!(terminator.wait_loaded(Duration::from_secs(10)).await);
     let https = terminator.https_addr();
     let roots = vec![env.ca.root.clone()];
     let writes_before = store.writes();
+    let reads_before = store.reads();
 
     // The known name is requested all along, on fresh connections.
     let storm_over = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -723,7 +728,45 @@ async fn a_thousand_unknown_names_cost_no_store_write_and_no_acme_call() {
     })
     .sum();
     assert_eq!(refusals, 1000.0, "{metrics}");
+    // 900 fresh names were looked up (reads), the repeated one once, then negative-cached.
+    let looked_up = metric(
+        &metrics,
+        "edgecert_terminator_tls_handshakes_total{outcome=\"not_whitelisted\"}",
+    );
+    assert!(looked_up >= 880.0, "{metrics}");
+    assert!(store.reads() - reads_before >= looked_up as usize);
     terminator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_lookups_are_rate_limited_per_client() {
+    let mut config = test_config();
+    config.lookups_per_second = 0.01;
+    config.lookup_burst = 3;
+    let served = Served::start(1, config).await;
+    let client = tls_client(&served.roots(), &[b"http/1.1"]);
+    for _ in 0..10 {
+        let name = unique_name("limited");
+        assert!(
+            tls_connect(served.terminator.https_addr(), &name, client.clone())
+                .await
+                .is_err()
+        );
+    }
+    // Known names are never limited.
+    assert_eq!(
+        served.get(&served.names[0], "/").await.unwrap().0,
+        StatusCode::OK
+    );
+    let metrics = served.metrics().await;
+    let outcome = |name: &str| {
+        metric(
+            &metrics,
+            &format!("edgecert_terminator_tls_handshakes_total{{outcome=\"{name}\"}}"),
+        )
+    };
+    assert_eq!(outcome("not_whitelisted"), 3.0);
+    assert_eq!(outcome("rate_limited"), 7.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

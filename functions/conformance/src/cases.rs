@@ -835,10 +835,7 @@ pub async fn change_feeds_follow_updates_in_order(adapters: &Adapters) {
         certificates.push(certificate);
     }
     let domain_ids = |picked: &[usize]| -> Vec<String> {
-        picked
-            .iter()
-            .map(|n| domains[*n].id.to_string())
-            .collect()
+        picked.iter().map(|n| domains[*n].id.to_string()).collect()
     };
     let certificate_ids = |picked: &[usize]| -> Vec<String> {
         picked

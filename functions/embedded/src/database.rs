@@ -364,6 +364,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rows_written_before_the_change_feeds_are_found_by_them() {
+        use edgecert_core::model::{Domain, ProvisioningStep};
+        use edgecert_core::ports::{DomainStore, PageRequest};
+        use edgecert_core::{DomainId, Hostname};
+        use rusqlite::params;
+
+        // GIVEN a database at schema 2 holding a domain
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("edgecert.db");
+        let domain = Domain {
+            id: DomainId::generate(),
+            account_id: AccountId::generate(),
+            hostname: Hostname::parse_domain("shop.example.com").unwrap(),
+            origin_url: "https://origin.example.net/".to_owned(),
+            ownership_token: "edgecert-verify-0".to_owned(),
+            ownership_verified: true,
+            provisioning_step: ProvisioningStep::Active,
+            last_error: None,
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            certificate_id: None,
+            created_at: datetime!(2026-06-01 11:00 UTC),
+            updated_at: datetime!(2026-06-01 12:00:00.250 UTC),
+            version: 3,
+        };
+        {
+            let connection = Connection::open(&path).unwrap();
+            for step in &MIGRATIONS[..2] {
+                connection.execute_batch(step).unwrap();
+            }
+            connection.pragma_update(None, "user_version", 2).unwrap();
+            connection
+                .execute(
+                    "INSERT INTO domains (id, account_id, hostname, created_at, version, data)
+                     VALUES (?1, ?2, ?3, 0, 3, ?4)",
+                    params![
+                        domain.id.as_str(),
+                        domain.account_id.as_str(),
+                        domain.hostname.as_str(),
+                        serde_json::to_string(&domain).unwrap()
+                    ],
+                )
+                .unwrap();
+        }
+
+        // WHEN this build opens it
+        let store = Database::open(&path).unwrap().store();
+
+        // THEN the domain's feed position comes from its stored updated_at
+        let around = |at| store.domains_changed_since(at, PageRequest::first(10));
+        let found = around(datetime!(2026-06-01 12:00:00.200 UTC))
+            .await
+            .unwrap();
+        assert_eq!(found.items, vec![domain.clone()]);
+        let after = around(datetime!(2026-06-01 12:00:00.300 UTC))
+            .await
+            .unwrap();
+        assert!(after.items.is_empty());
+    }
+
+    #[tokio::test]
     async fn data_persists_across_reopen() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("edgecert.db");

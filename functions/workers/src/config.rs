@@ -71,9 +71,7 @@ impl WorkerConfig {
         };
         Ok(WorkerConfig {
             budget_orders: match number(vars::ORDER_BUDGET, 0)? {
-                Some(orders) => {
-                    u32::try_from(orders).map_err(|_| too_large(vars::ORDER_BUDGET))?
-                }
+                Some(orders) => u32::try_from(orders).map_err(|_| too_large(vars::ORDER_BUDGET))?,
                 None => defaults.budget_orders,
             },
             budget_period: match number(vars::ORDER_BUDGET_PERIOD_SECONDS, 1)? {
@@ -134,7 +132,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            (config.budget_orders, config.budget_period, config.concurrency),
+            (
+                config.budget_orders,
+                config.budget_period,
+                config.concurrency
+            ),
             (50, Duration::hours(1), 4)
         );
         let error = self::config(&[(vars::ISSUE_CONCURRENCY, "0")]).unwrap_err();

@@ -102,9 +102,7 @@ pub async fn handle_stream(
     }
     let failures: Vec<String> = futures::stream::iter(requests)
         .map(|request| async move {
-            let outcome = issuance
-                .issue(&request.account, &request.certificate)
-                .await;
+            let outcome = issuance.issue(&request.account, &request.certificate).await;
             log_outcome(&request.certificate, &outcome);
             match outcome {
                 Ok(_) => None,
@@ -213,13 +211,7 @@ impl IssuerLoop {
             let page = self
                 .services
                 .store
-                .due_certificates(
-                    now,
-                    PageRequest {
-                        cursor,
-                        limit: 100,
-                    },
-                )
+                .due_certificates(now, PageRequest { cursor, limit: 100 })
                 .await?;
             for certificate in page.items {
                 if !matches!(

@@ -49,8 +49,9 @@ async fn the_stream_issues_a_requested_certificate_once(backend: Backend) {
         .filter_map(|record| issue_request(record).unwrap())
         .collect();
     assert_eq!(requests.len(), 2, "INSERT and MODIFY of the certificate");
-    assert!(requests.iter().all(|request| request.certificate == requested.id
-        && request.account == harness.account.id));
+    assert!(requests.iter().all(
+        |request| request.certificate == requested.id && request.account == harness.account.id
+    ));
 
     let issuance = harness.issuance();
     let response = handle_stream(issuance.as_ref(), &event, 8).await;
@@ -124,14 +125,9 @@ async fn the_schedule_event_runs_the_renewer(backend: Backend) {
     assert_eq!(event.schedule.as_deref(), Some("edgecert-renewal"));
     let settings = harness.settings(300, Duration::hours(3));
     let issuance = harness.issuance();
-    let report = handle_schedule(
-        &harness.services,
-        issuance.as_ref(),
-        &settings,
-        &event,
-    )
-    .await
-    .unwrap();
+    let report = handle_schedule(&harness.services, issuance.as_ref(), &settings, &event)
+        .await
+        .unwrap();
     assert_eq!(report.issued, 1, "{report:?}");
     assert_eq!(harness.faults.new_orders(), 1);
     assert!(

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 
 use edgecert_core::RenewalWindow;
 use edgecert_core::model::{CertificateStatus, ProvisioningStep};
-use edgecert_core::ports::{Clock, IssueOutcome, Issuance};
+use edgecert_core::ports::{Clock, Issuance, IssueOutcome};
 use edgecert_core::usecases::domains::ssl_status;
 use edgecert_core::usecases::renewals::run_renewals;
 use time::Duration;
@@ -26,6 +26,7 @@ on_both_backends!(
     the_due_query_reads_only_due_certificates,
     a_plan_without_auto_renewal_holds_the_certificate,
     ari_sets_the_renewal_time_and_a_later_window_reschedules,
+    an_expired_managed_certificate_shows_why_on_its_domain,
 );
 
 /// 200 due certificates, a budget of 50 orders per 10 minutes, a run every 10 minutes: exactly
@@ -73,7 +74,11 @@ async fn two_concurrent_runs_renew_each_certificate_once(backend: Backend) {
     }
     let settings = harness.settings(300, Duration::hours(3));
     let (first, second) = tokio::join!(harness.renew(&settings), harness.renew(&settings));
-    assert_eq!(first.error_count + second.error_count, 0, "{first:?} {second:?}");
+    assert_eq!(
+        first.error_count + second.error_count,
+        0,
+        "{first:?} {second:?}"
+    );
     assert_eq!(harness.faults.new_orders(), 12, "{first:?} {second:?}");
     for id in &ids {
         assert_eq!(harness.issued_events(id).await, 1, "{id}");
@@ -112,7 +117,9 @@ async fn without_auto_renew_a_certificate_is_not_renewed_and_expires(backend: Ba
     // Past its expiry: expired, no order.
     let expires_at = issued.expires_at.unwrap();
     let now = harness.clock.now();
-    harness.clock.advance(expires_at - now + Duration::seconds(1));
+    harness
+        .clock
+        .advance(expires_at - now + Duration::seconds(1));
     let report = harness.renew(&settings).await;
     assert_eq!(report.expired, 1, "{report:?}");
     assert_eq!(harness.faults.new_orders(), 1);
@@ -151,7 +158,10 @@ async fn a_domain_whose_dns_left_the_edge_is_never_sent_to_the_ca(backend: Backe
     let status = ssl_status(&harness.services, &harness.account.id, &domain.id)
         .await
         .unwrap();
-    assert_eq!(status.domain.provisioning_step, ProvisioningStep::WaitingDns);
+    assert_eq!(
+        status.domain.provisioning_step,
+        ProvisioningStep::WaitingDns
+    );
     let reason = status.domain.last_error.clone().unwrap();
     assert!(reason.contains("203.0.113.7"), "{reason}");
     let stored = status.certificate.unwrap();
@@ -205,10 +215,15 @@ async fn the_due_query_reads_only_due_certificates(backend: Backend) {
             })
             .await;
     }
-    let report = harness.renew(&harness.settings(300, Duration::hours(3))).await;
+    let report = harness
+        .renew(&harness.settings(300, Duration::hours(3)))
+        .await;
     assert_eq!(report.examined, 5, "{report:?}");
     assert_eq!(report.expired, 5, "{report:?}");
-    assert_eq!(report.items_read, 5, "the due query read more than the due items");
+    assert_eq!(
+        report.items_read, 5,
+        "the due query read more than the due items"
+    );
     assert_eq!(harness.faults.requests(), 0);
 }
 
@@ -223,7 +238,9 @@ async fn a_plan_without_auto_renewal_holds_the_certificate(backend: Backend) {
     let due = harness
         .due_renewal(&zone, &format!("held.{}", zone.name))
         .await;
-    let report = harness.renew(&harness.settings(300, Duration::hours(3))).await;
+    let report = harness
+        .renew(&harness.settings(300, Duration::hours(3)))
+        .await;
     assert_eq!(report.rescheduled, 1, "{report:?}");
     assert_eq!(harness.faults.requests(), 0);
     let held = harness.certificate(&due.id).await;
@@ -275,7 +292,13 @@ async fn ari_sets_the_renewal_time_and_a_later_window_reschedules(backend: Backe
     let (aki, serial) = asked[0].split_once('.').unwrap();
     assert!(!aki.is_empty() && !serial.is_empty() && !asked[0].contains('='));
     assert_eq!(
-        harness.issuer.renewal_window(&issued).await.unwrap().unwrap().window,
+        harness
+            .issuer
+            .renewal_window(&issued)
+            .await
+            .unwrap()
+            .unwrap()
+            .window,
         first_window
     );
 
@@ -296,7 +319,11 @@ async fn ari_sets_the_renewal_time_and_a_later_window_reschedules(backend: Backe
         .unwrap();
     assert_eq!(report.rescheduled, 1, "{report:?}");
     assert_eq!(harness.faults.new_orders(), 1);
-    let moved = harness.certificate(&requested.id).await.next_renewal_at.unwrap();
+    let moved = harness
+        .certificate(&requested.id)
+        .await
+        .next_renewal_at
+        .unwrap();
     assert!(
         moved >= now + Duration::minutes(90) - Duration::seconds(2) && moved <= later.end,
         "{moved} not within the window after the Retry-After"
@@ -316,4 +343,45 @@ async fn ari_sets_the_renewal_time_and_a_later_window_reschedules(backend: Backe
     assert_eq!(harness.faults.new_orders(), 2);
     let renewed = harness.certificate(&requested.id).await;
     assert_ne!(renewed.material_version, issued.material_version);
+}
+
+/// A managed certificate whose renewals kept failing reaches its expiry: it becomes `expired`,
+/// its domain shows the step and the reason in `/ssl`, and a nudge asks for a new one.
+async fn an_expired_managed_certificate_shows_why_on_its_domain(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let hostname = format!("{}.example.com", unique_label("lapsed"));
+    let (domain, certificate) = harness.active_domain_due(&hostname).await;
+    let mut lapsed = harness.certificate(&certificate.id).await;
+    let now = harness.clock.now();
+    lapsed.expires_at = Some(now - Duration::minutes(1));
+    lapsed.next_attempt_at = Some(now - Duration::minutes(2));
+    lapsed.consecutive_failures = 7;
+    lapsed.last_error = Some("The certificate authority could not be reached".to_owned());
+    harness.store.update_certificate(&lapsed).await.unwrap();
+
+    let report = harness
+        .renew(&harness.settings(300, Duration::hours(3)))
+        .await;
+    assert_eq!(report.expired, 1, "{report:?}");
+    assert_eq!(harness.faults.requests(), 0);
+    let status = ssl_status(&harness.services, &harness.account.id, &domain.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        status.certificate.unwrap().status,
+        CertificateStatus::Expired
+    );
+    assert_eq!(status.domain.provisioning_step, ProvisioningStep::Failed);
+    let reason = status.domain.last_error.unwrap();
+    assert!(reason.contains("expired"), "{reason}");
+    assert!(reason.contains("could not be reached"), "{reason}");
+    assert_eq!(harness.events(&certificate.id).await[0].step, "expired");
+
+    // A nudge (DNS still points at the edge) asks for a new certificate.
+    edgecert_core::usecases::domains::nudge(&harness.services, &harness.account.id, &domain.id)
+        .await
+        .unwrap();
+    let requested = harness.certificate(&certificate.id).await;
+    assert_eq!(requested.status, CertificateStatus::Pending);
+    assert_eq!(requested.next_attempt_at, Some(harness.clock.now()));
 }

@@ -1,20 +1,33 @@
-//! Starting the local stack: storage, Pebble + challtestsrv, the API; and writing down where
-//! everything is (`<data dir>/stack.json`) for people and tests.
+//! Starting the local stack: storage, Pebble + challtestsrv, the API, the issuer and the
+//! renewer; and writing down where everything is (`<data dir>/stack.json`) for people and
+//! tests.
+//!
+//! The issuer and the renewer run in this process, on the same use cases as the Lambda
+//! functions: an [`IssuerLoop`] issues every requested certificate within a second (the stream
+//! trigger's stand-in), a [`RenewerTimer`] renews what is due. Until the edge terminator runs
+//! here, an [`Http01Responder`] on Pebble's HTTP-01 port answers validations from the store,
+//! exactly as the terminator's port-80 listener will.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use edgecert_acme::{Issuer, IssuerConfig};
 use edgecert_api::ApiState;
 use edgecert_core::PlanCatalog;
 use edgecert_core::model::{ApiKey, ApiKeyHash};
 use edgecert_core::origin::OriginPolicy;
-use edgecert_core::ports::{DnsProviders, Store, SystemClock, Vault};
+use edgecert_core::ports::{DnsProviders, Issuance, Store, SystemClock, Vault};
 use edgecert_core::usecases::{EdgeSettings, Services};
-use edgecert_dns::HickoryResolver;
+use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
+use edgecert_integration::Http01Responder;
 use edgecert_integration::services::{Pebble, PebbleOptions};
+use edgecert_workers::WorkerConfig;
+use edgecert_workers::issuer::IssuerLoop;
+use edgecert_workers::renewer::RenewerTimer;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -39,6 +52,15 @@ pub struct LocalOptions {
     pub edge_addresses: Vec<IpAddr>,
     /// Port Pebble validates HTTP-01 on (the edge's HTTP port).
     pub http01_port: Option<u16>,
+    /// Lifetime of the certificates Pebble issues (`None`: Pebble's default, about five
+    /// years); short ones show renewals happening.
+    pub certificate_validity: Option<Duration>,
+    /// How often the renewer runs.
+    pub renewal_interval: Duration,
+    /// How often the issuer looks for requested certificates.
+    pub issuer_interval: Duration,
+    /// Order budget and concurrency of the workers.
+    pub workers: WorkerConfig,
 }
 
 impl LocalOptions {
@@ -53,9 +75,16 @@ impl LocalOptions {
             edge_hostname: "edge.edgecert.localhost".to_owned(),
             edge_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             http01_port: None,
+            certificate_validity: None,
+            renewal_interval: Duration::from_secs(60),
+            issuer_interval: Duration::from_secs(1),
+            workers: WorkerConfig::default(),
         }
     }
 }
+
+/// The CA identity Pebble stands for in CAA records.
+const PEBBLE_CAA_IDENTITY: &str = "pebble.letsencrypt.org";
 
 /// Where everything is; written to `<data dir>/stack.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +105,10 @@ pub struct StackInfo {
     pub dns_server: SocketAddr,
     /// Port Pebble validates HTTP-01 on.
     pub http01_port: u16,
+    /// Seconds between two renewer runs.
+    pub renewal_interval_seconds: u64,
+    /// Lifetime of Pebble's certificates in seconds, when not Pebble's default.
+    pub certificate_validity_seconds: Option<u64>,
 }
 
 /// The running stack; dropping it stops every child process.
@@ -84,17 +117,21 @@ pub struct LocalStack {
     pub info: StackInfo,
     /// The admin key (shown to the operator).
     pub admin_key: String,
+    services: Services,
     shutdown: watch::Sender<bool>,
-    api: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+    _http01: Http01Responder,
     _pebble: Pebble,
 }
 
 impl LocalStack {
-    /// Starts Pebble + challtestsrv, opens the store, and serves the API.
+    /// Starts Pebble + challtestsrv, opens the store, and runs the API, the issuer and the
+    /// renewer.
     pub async fn start(options: LocalOptions) -> anyhow::Result<LocalStack> {
         create_private_dir(&options.data_dir)?;
         let pebble = Pebble::start(PebbleOptions {
             http_port: options.http01_port,
+            certificate_validity: options.certificate_validity,
             ..PebbleOptions::default()
         })
         .await
@@ -106,7 +143,9 @@ impl LocalStack {
         let (store, vault, storage) = open_storage(&options).await?;
         let dns_server = pebble.challtestsrv().dns_server_addr();
         let (admin_key, admin_hash) = admin_key(&options.data_dir)?;
-        let services = Services {
+        let challtestsrv = ChalltestsrvDnsProvider::new(pebble.challtestsrv().management_url())
+            .context("the challtestsrv DNS provider")?;
+        let mut services = Services {
             store,
             vault,
             resolver: Arc::new(HickoryResolver::with_name_server(dns_server)),
@@ -121,11 +160,22 @@ impl LocalStack {
                 allow_loopback: true,
                 allow_private: false,
             },
-            dns_providers: DnsProviders::default(),
+            dns_providers: DnsProviders::default().with("challtestsrv", Arc::new(challtestsrv)),
             issuance: None,
         };
+        // The issuer works on the services without an issuer; the API's services get it.
+        let issuer_config = IssuerConfig::new(pebble.directory_url())
+            .with_ca_root_pem(pebble.listener_ca_pem_path().to_path_buf())
+            .with_caa_identities([PEBBLE_CAA_IDENTITY]);
+        let issuer: Arc<dyn Issuance> = Arc::new(
+            Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?,
+        );
+        services.issuance = Some(Arc::clone(&issuer));
+        let http01 = Http01Responder::start(services.store.clone(), pebble.http_port())
+            .await
+            .context("starting the HTTP-01 responder on Pebble's validation port")?;
         let state = Arc::new(ApiState {
-            services,
+            services: services.clone(),
             admin_key: Some(admin_hash),
         });
 
@@ -134,7 +184,22 @@ impl LocalStack {
             .with_context(|| format!("binding the API to {}", options.api_addr))?;
         let api_addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let api = tokio::spawn(crate::api_server::serve(listener, state, shutdown_rx));
+        let api = tokio::spawn(crate::api_server::serve(
+            listener,
+            state,
+            shutdown_rx.clone(),
+        ));
+        let issuer_loop = IssuerLoop::new(services.clone(), Arc::clone(&issuer))
+            .with_interval(options.issuer_interval)
+            .with_concurrency(options.workers.concurrency);
+        let issuer_task = tokio::spawn(issuer_loop.run(shutdown_rx.clone()));
+        let renewer = RenewerTimer::new(
+            services.clone(),
+            Arc::clone(&issuer),
+            options.workers.renewal_settings(&pebble.directory_url()),
+            options.renewal_interval,
+        );
+        let renewer_task = tokio::spawn(renewer.run(shutdown_rx));
 
         let info = StackInfo {
             api_url: format!("http://{api_addr}"),
@@ -145,6 +210,8 @@ impl LocalStack {
             challtestsrv_management_url: pebble.challtestsrv().management_url().to_owned(),
             dns_server,
             http01_port: pebble.http_port(),
+            renewal_interval_seconds: options.renewal_interval.as_secs(),
+            certificate_validity_seconds: options.certificate_validity.map(|d| d.as_secs()),
         };
         std::fs::write(
             options.data_dir.join("stack.json"),
@@ -153,16 +220,26 @@ impl LocalStack {
         Ok(LocalStack {
             info,
             admin_key,
+            services,
             shutdown,
-            api,
+            tasks: vec![api, issuer_task, renewer_task],
+            _http01: http01,
             _pebble: pebble,
         })
     }
 
-    /// Stops the API (Pebble and challtestsrv stop when the stack is dropped).
+    /// The services the API and the workers run on (store, vault, issuer...), for tests.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Stops the API, the issuer and the renewer (Pebble, challtestsrv and the HTTP-01
+    /// responder stop when the stack is dropped).
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.api.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
     }
 }
 
@@ -181,22 +258,21 @@ async fn open_storage(
             ))
         }
         Some(endpoint) => {
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(endpoint)
-                .load()
-                .await;
-            let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-            edgecert_aws::create_table(&dynamodb, &options.table_name)
+            // The endpoint is an emulator on this machine: dummy credentials and region, never
+            // the developer's AWS profile.
+            let clients = edgecert_aws::AwsClients::for_local_endpoint(endpoint).await;
+            edgecert_aws::create_table(&clients.dynamodb, &options.table_name)
                 .await
                 .with_context(|| format!("creating table {} at {endpoint}", options.table_name))?;
-            let secrets = aws_sdk_secretsmanager::Client::new(&config);
             Ok((
-                Arc::new(edgecert_aws::DynamoStore::new(
-                    dynamodb,
-                    options.table_name.clone(),
-                )),
+                // The API, the issuer and the renewer write concurrently, and moto applies
+                // conditional writes without isolation: serialise them (see the method).
+                Arc::new(
+                    edgecert_aws::DynamoStore::new(clients.dynamodb, options.table_name.clone())
+                        .with_serialized_writes(),
+                ),
                 Arc::new(edgecert_aws::SecretsManagerVault::new(
-                    secrets,
+                    clients.secrets_manager,
                     options.secret_prefix.clone(),
                 )),
                 format!("aws:{endpoint} (table {})", options.table_name),

@@ -79,7 +79,10 @@ impl DynamoStore {
                 UPDATED_AT.to_owned(),
                 n(bucket.updated_at.unix_timestamp_nanos()),
             ),
-            (VERSION.to_owned(), n(expected.map_or(1, |version| version + 1))),
+            (
+                VERSION.to_owned(),
+                n(expected.map_or(1, |version| version + 1)),
+            ),
         ]);
         let request = self
             .client
@@ -126,7 +129,11 @@ impl TokenBucketStore for DynamoStore {
             if self.write_bucket(name, &taken.bucket, expected).await? {
                 return Ok(taken.granted);
             }
-            tracing::debug!(bucket = name, attempt, "token bucket changed meanwhile, retrying");
+            tracing::debug!(
+                bucket = name,
+                attempt,
+                "token bucket changed meanwhile, retrying"
+            );
         }
         Err(AwsError::TransactionConflict {
             operation: "take_tokens",

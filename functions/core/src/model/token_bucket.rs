@@ -28,11 +28,7 @@ impl BucketLimits {
     pub fn per_period(tokens: u32, period: Duration) -> BucketLimits {
         BucketLimits {
             capacity: tokens,
-            refill_every: if tokens == 0 {
-                period
-            } else {
-                period / tokens
-            },
+            refill_every: if tokens == 0 { period } else { period / tokens },
         }
     }
 }
@@ -174,9 +170,7 @@ mod tests {
             .take(50, &limits, START)
             .bucket;
         assert_eq!(
-            empty
-                .take(60, &limits, START + Duration::hours(1))
-                .granted,
+            empty.take(60, &limits, START + Duration::hours(1)).granted,
             50
         );
     }

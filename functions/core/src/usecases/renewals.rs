@@ -22,10 +22,12 @@
 //! it in progress or no longer due. Every write here is version-checked and re-read on conflict.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 
 use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use rand::Rng as _;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -166,84 +168,56 @@ pub async fn run_renewals(
         settings,
         budget: futures::lock::Mutex::new(BudgetState::Open),
         plans: Mutex::new(HashMap::new()),
-        items_read: AtomicU64::new(0),
     };
-    let run = &run;
     let now = services.clock.now();
+    let concurrency = settings.concurrency.max(1);
     let mut report = RenewalReport::default();
     let mut seen = HashSet::new();
-    let mut query_error = None;
-    {
-        let due = futures::stream::unfold(Some(None), move |cursor| async move {
-            let cursor: Option<String> = cursor?;
-            let page = services
-                .store
-                .due_certificates(
-                    now,
-                    PageRequest {
-                        cursor,
-                        limit: settings.page_size.max(1),
-                    },
-                )
-                .await;
-            Some(match page {
-                Ok(page) => {
-                    run.items_read.fetch_add(page.items_read, Ordering::Relaxed);
-                    let next = page.next_cursor.map(Some);
-                    (Ok(page.items), next)
-                }
-                Err(error) => (Err(error), None),
-            })
-        });
-        let handled = due
-            .flat_map(|page| {
-                let items: Vec<Result<Certificate>> = match page {
-                    Ok(items) => items.into_iter().map(Ok).collect(),
-                    Err(error) => vec![Err(error)],
-                };
-                futures::stream::iter(items)
-            })
-            .filter_map(|item| {
-                // A certificate met twice in one run (it moved within the index) is worked on
-                // once.
-                let item = match item {
-                    Ok(certificate) if !seen.insert(certificate.id.clone()) => None,
-                    other => Some(other),
-                };
-                async move { item }
-            })
-            .map(move |item| {
-                async move {
-                    match item {
-                        Ok(certificate) => {
-                            let id = certificate.id.clone();
-                            Ok((id, run.handle(certificate).await))
-                        }
-                        Err(error) => Err(error),
-                    }
-                }
-            })
-            .buffer_unordered(settings.concurrency.max(1));
-        let mut handled = std::pin::pin!(handled);
-        while let Some(outcome) = handled.next().await {
-            match outcome {
-                Ok((id, handled)) => {
-                    report.examined += 1;
+    let mut working = FuturesUnordered::new();
+    let mut cursor = None;
+    let outcome = loop {
+        let page = match services
+            .store
+            .due_certificates(
+                now,
+                PageRequest {
+                    cursor: cursor.take(),
+                    limit: settings.page_size.max(1),
+                },
+            )
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => break Err(error),
+        };
+        report.items_read += page.items_read;
+        for certificate in page.items {
+            // A certificate met twice in one run (it moved within the index) is worked on once.
+            if !seen.insert(certificate.id.clone()) {
+                continue;
+            }
+            while working.len() >= concurrency {
+                if let Some((id, handled)) = working.next().await {
                     report.count(id, handled);
                 }
-                Err(error) => query_error = Some(error),
             }
+            working.push(run.handle_one(certificate));
         }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break Ok(()),
+        }
+    };
+    // Whatever was started finishes, even when the next page could not be read.
+    while let Some((id, handled)) = working.next().await {
+        report.count(id, handled);
     }
-    report.items_read = run.items_read.load(Ordering::Relaxed);
-    match query_error {
-        Some(error) => Err(error),
-        None => Ok(report),
-    }
+    outcome.map(|()| report)
 }
 
 impl RenewalReport {
     fn count(&mut self, id: CertificateId, handled: Result<Handled>) {
+        self.examined += 1;
         let counter = match handled {
             Ok(Handled::Issued) => &mut self.issued,
             Ok(Handled::Failed) => &mut self.failed,
@@ -282,12 +256,22 @@ struct Run<'a> {
     budget: futures::lock::Mutex<BudgetState>,
     /// Plans of the accounts seen in this run.
     plans: Mutex<HashMap<AccountId, Option<Plan>>>,
-    items_read: AtomicU64,
 }
+
+/// One certificate's work, boxed so that the run's set of them has one type (and is `Send`,
+/// which the workers need to spawn a run).
+type Work<'a> = Pin<Box<dyn Future<Output = (CertificateId, Result<Handled>)> + Send + 'a>>;
 
 impl Run<'_> {
     fn now(&self) -> OffsetDateTime {
         self.services.clock.now()
+    }
+
+    fn handle_one(&self, certificate: Certificate) -> Work<'_> {
+        Box::pin(async move {
+            let id = certificate.id.clone();
+            (id, self.handle(certificate).await)
+        })
     }
 
     async fn handle(&self, certificate: Certificate) -> Result<Handled> {
@@ -668,7 +652,13 @@ impl Run<'_> {
     }
 
     /// Appends an event; the log is best-effort and never stops a run.
-    async fn event(&self, certificate: &CertificateId, step: &str, level: EventLevel, message: String) {
+    async fn event(
+        &self,
+        certificate: &CertificateId,
+        step: &str,
+        level: EventLevel,
+        message: String,
+    ) {
         let event = CertificateEvent {
             certificate_id: certificate.clone(),
             at: self.now(),
@@ -770,6 +760,13 @@ mod tests {
             &certificate(CertificateStatus::Issued, Some(NOW + Duration::seconds(1))),
             NOW
         ));
+    }
+
+    /// The workers spawn runs on a multi-threaded runtime: a run must stay `Send`.
+    #[allow(dead_code)]
+    fn runs_are_send(services: &Services, issuance: &dyn Issuance, settings: &RenewalSettings) {
+        fn send<T: Send>(_: T) {}
+        send(run_renewals(services, issuance, settings));
     }
 
     #[test]

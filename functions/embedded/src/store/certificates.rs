@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use super::{
     Counter, SqliteStore, adjust_usage, changes_page, decode, empty_page, encode, expect_version,
-    finish_page, instant_key, invalid_cursor, is_unique_violation, list_page, next_version, page_limit,
-    usage_count, version_column,
+    finish_page, instant_key, invalid_cursor, is_unique_violation, list_page, next_version,
+    page_limit, usage_count, version_column,
 };
 use crate::error::{EmbeddedError, Result};
 

@@ -8,8 +8,8 @@ use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
 use super::{
-    Counter, SqliteStore, adjust_usage, changes_page, decode, encode, expect_version,
-    instant_key, is_unique_violation, list_page, next_version, usage_count, version_column,
+    Counter, SqliteStore, adjust_usage, changes_page, decode, encode, expect_version, instant_key,
+    is_unique_violation, list_page, next_version, usage_count, version_column,
 };
 use crate::error::EmbeddedError;
 

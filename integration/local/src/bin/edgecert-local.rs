@@ -2,11 +2,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use edgecert_local::{LocalOptions, LocalStack};
+use edgecert_workers::WorkerConfig;
 
-/// EdgeCert on one machine: API, Pebble and challtestsrv, SQLite (or AWS adapters).
+/// EdgeCert on one machine: API, issuer and renewer, Pebble and challtestsrv, SQLite (or AWS
+/// adapters). The workers' order budget and concurrency come from the same variables as in AWS
+/// (EDGECERT_ORDER_BUDGET, EDGECERT_ORDER_BUDGET_PERIOD_SECONDS, EDGECERT_ISSUE_CONCURRENCY).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -43,6 +47,13 @@ struct Args {
     /// Port Pebble validates HTTP-01 on (the edge's HTTP port); free port by default.
     #[arg(long, env = "EDGECERT_HTTP01_PORT")]
     http01_port: Option<u16>,
+    /// Seconds between two renewer runs.
+    #[arg(long, env = "EDGECERT_RENEWAL_INTERVAL_SECONDS", default_value_t = 60)]
+    renewal_interval_seconds: u64,
+    /// Lifetime of Pebble's certificates in seconds (short ones show renewals happening);
+    /// Pebble's default (about five years) when unset.
+    #[arg(long, env = "EDGECERT_CERTIFICATE_VALIDITY_SECONDS")]
+    certificate_validity_seconds: Option<u64>,
 }
 
 #[tokio::main]
@@ -61,7 +72,14 @@ async fn main() -> anyhow::Result<()> {
     options.edge_hostname = args.edge_hostname;
     options.edge_addresses = args.edge_ips;
     options.http01_port = args.http01_port;
+    options.renewal_interval = Duration::from_secs(args.renewal_interval_seconds.max(1));
+    options.certificate_validity = args.certificate_validity_seconds.map(Duration::from_secs);
+    options.workers = WorkerConfig::from_env()?;
 
+    let options_budget = (
+        options.workers.budget_orders,
+        options.workers.budget_period.whole_seconds(),
+    );
     let stack = LocalStack::start(options).await?;
     let info = &stack.info;
     println!("EdgeCert is running (Ctrl-C stops everything)");
@@ -78,6 +96,17 @@ async fn main() -> anyhow::Result<()> {
         "  DNS (challtestsrv) {}  management {}",
         info.dns_server, info.challtestsrv_management_url
     );
+    println!(
+        "  issuer         running: issues requested certificates within a second (HTTP-01 answered on port {})",
+        info.http01_port
+    );
+    println!(
+        "  renewer        running: every {} s, at most {} ACME orders per {} s",
+        info.renewal_interval_seconds, options_budget.0, options_budget.1
+    );
+    if let Some(validity) = info.certificate_validity_seconds {
+        println!("  certificates   Pebble issues them for {validity} s");
+    }
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
