@@ -146,8 +146,9 @@ impl EdgeCache {
         self.read().routes.get(hostname).cloned()
     }
 
-    /// Routes a domain's hostname to its origin, unless a newer read is already held.
-    pub(crate) fn insert_route(&self, domain: &Domain) {
+    /// Routes a domain's hostname to its origin, unless a newer read is already held. Returns
+    /// whether the hostname had no route before (just whitelisted, or seen for the first time).
+    pub(crate) fn insert_route(&self, domain: &Domain) -> bool {
         let hostname = normalize_name(domain.hostname.as_str());
         let route = Route::from_domain(domain);
         let mut state = self.write();
@@ -156,9 +157,12 @@ impl EdgeCache {
                 if held.domain_id == route.domain_id && held.updated_at > route.updated_at =>
             {
                 // An older read (the feed overlaps itself) must not undo a newer one.
+                false
             }
-            _ => {
+            held => {
+                let new = held.is_none();
                 state.routes.insert(hostname, route);
+                new
             }
         }
     }

@@ -216,7 +216,8 @@ pub(crate) fn connect_error<'a>(
     None
 }
 
-/// Wraps `certificate` roots (tests) for [`TerminatorConfig::origin_extra_roots`].
+/// The certificates of a PEM text (unparsable blocks skipped): extra roots for
+/// [`TerminatorConfig::origin_extra_roots`], or roots a test client trusts.
 pub fn roots_from_pem(pem: &str) -> Vec<CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject as _;
     CertificateDer::pem_slice_iter(pem.as_bytes())

@@ -257,9 +257,12 @@ impl Refresher {
     }
 
     fn apply_domain(&self, domain: &Domain) {
-        let hostname = normalize_name(domain.hostname.as_str());
-        self.shared.cache.insert_route(domain);
-        // A name whitelisted since it was refused is served from now on.
-        self.shared.negative.remove(&hostname);
+        if self.shared.cache.insert_route(domain) {
+            // A name refused as not whitelisted, and whitelisted since, is tried again at once.
+            // A known domain that is not ready keeps its refusal: its own step writes bring it
+            // back to the feed, and must not undo the refusal every round.
+            let hostname = normalize_name(domain.hostname.as_str());
+            self.shared.negative.remove(&hostname);
+        }
     }
 }

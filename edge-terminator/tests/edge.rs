@@ -728,13 +728,163 @@ async fn a_thousand_unknown_names_cost_no_store_write_and_no_acme_call() {
     })
     .sum();
     assert_eq!(refusals, 1000.0, "{metrics}");
-    // 900 fresh names were looked up (reads), the repeated one once, then negative-cached.
-    let looked_up = metric(
+    // Every fresh name was looked up in the store (a read), the repeated one only until its
+    // refusal was cached; handshakes for a name being looked up joined that lookup.
+    let lookups = metric(
         &metrics,
-        "edgecert_terminator_tls_handshakes_total{outcome=\"not_whitelisted\"}",
+        "edgecert_terminator_on_demand_total{outcome=\"not_whitelisted\"}",
     );
-    assert!(looked_up >= 880.0, "{metrics}");
-    assert!(store.reads() - reads_before >= looked_up as usize);
+    assert!(lookups >= 880.0, "{metrics}");
+    assert!(store.reads() - reads_before >= lookups as usize);
+    terminator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_whitelisted_after_a_refusal_is_requested_at_once() {
+    let env = Env::new().await;
+    let services = env.services(
+        env.store.clone(),
+        env.vault.clone(),
+        resolver().await,
+        LOOPBACK_ALLOWED,
+    );
+    let issuance = Arc::new(NoIssuance::default());
+    let terminator = start(services, issuance.clone(), test_config(), None).await;
+    assert!(terminator.wait_loaded(Duration::from_secs(10)).await);
+    let name = unique_name("later");
+    let roots = vec![env.ca.root.clone()];
+    let https = terminator.https_addr();
+    assert!(get(https, &name, &name, "/", &roots).await.is_err());
+
+    // GIVEN the name is whitelisted within the refusal's 30 s
+    let domain = env.whitelist(&name, "http://127.0.0.1:9/").await;
+    assert!(
+        eventually(Duration::from_secs(5), || metric(
+            &terminator.metrics_text(),
+            "edgecert_terminator_routes_cached"
+        ) == 1.0)
+        .await
+    );
+
+    // WHEN a client asks again
+    assert!(get(https, &name, &name, "/", &roots).await.is_err());
+
+    // THEN the core's domain step ran (DNS points here: issuing, with a pending managed
+    // certificate) and issuance was asked for it
+    assert_eq!(issuance.calls.load(Ordering::SeqCst), 1);
+    let stored = env
+        .store
+        .get_domain(&env.account.id, &domain.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.provisioning_step, ProvisioningStep::Issuing);
+    let certificate = env
+        .store
+        .get_certificate(
+            &env.account.id,
+            &edgecert_core::CertificateId::managed_for(&domain.id),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        certificate.status,
+        edgecert_core::model::CertificateStatus::Pending
+    );
+    terminator.shutdown().await;
+}
+
+/// Issues from a test CA after a delay, as a slow CA would.
+struct SlowIssuance {
+    store: Arc<dyn edgecert_core::ports::Store>,
+    vault: Arc<dyn edgecert_core::ports::Vault>,
+    ca: TestCa,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl edgecert_core::ports::Issuance for SlowIssuance {
+    async fn issue(
+        &self,
+        account: &edgecert_core::AccountId,
+        id: &edgecert_core::CertificateId,
+    ) -> edgecert_core::Result<edgecert_core::ports::IssueOutcome> {
+        tokio::time::sleep(self.delay).await;
+        let mut certificate = self.store.get_certificate(account, id).await?.unwrap();
+        let (chain, key) = self.ca.leaf(&[certificate.domain.to_string()]);
+        let version = self
+            .vault
+            .put_material(
+                id,
+                &edgecert_core::ports::CertificateMaterial {
+                    chain_pem: Some(chain),
+                    private_key_pem: edgecert_core::model::SecretString::new(key),
+                },
+            )
+            .await?;
+        let now = time::OffsetDateTime::now_utc();
+        certificate.status = edgecert_core::model::CertificateStatus::Issued;
+        certificate.material_version = Some(version.0);
+        certificate.expires_at = Some(now + time::Duration::days(90));
+        certificate.next_attempt_at = None;
+        certificate.updated_at = now;
+        let stored = self.store.update_certificate(&certificate).await?;
+        Ok(edgecert_core::ports::IssueOutcome::Issued(stored))
+    }
+
+    async fn revoke(&self, _: &edgecert_core::model::Certificate) -> edgecert_core::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_wait_bound_the_handshake_fails_and_the_next_one_is_served() {
+    let env = Env::new().await;
+    let origin = Origin::start().await;
+    let services = env.services(
+        env.store.clone(),
+        env.vault.clone(),
+        resolver().await,
+        LOOPBACK_ALLOWED,
+    );
+    let issuance = SlowIssuance {
+        store: env.store.clone(),
+        vault: env.vault.clone(),
+        ca: TestCa::new(),
+        delay: Duration::from_millis(1500),
+    };
+    let roots = vec![issuance.ca.root.clone()];
+    let mut config = test_config();
+    config.on_demand_wait = Duration::from_millis(300);
+    let terminator = start(services, Arc::new(issuance), config, None).await;
+    assert!(terminator.wait_loaded(Duration::from_secs(10)).await);
+    let name = unique_name("slow");
+    env.whitelist(&name, &origin.url()).await;
+    let https = terminator.https_addr();
+
+    let started = Instant::now();
+    assert!(get(https, &name, &name, "/", &roots).await.is_err());
+    let held = started.elapsed();
+    assert!(
+        held >= Duration::from_millis(300) && held < Duration::from_millis(1400),
+        "held {held:?}"
+    );
+    // Issuance goes on in the background; a later handshake finds the certificate.
+    assert!(
+        eventually(Duration::from_secs(5), || terminator.certificates_cached()
+            == 1)
+        .await
+    );
+    let (status, body) = get(https, &name, &name, "/", &roots).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        metric(
+            &terminator.metrics_text(),
+            "edgecert_terminator_tls_handshakes_total{outcome=\"timed_out\"}"
+        ),
+        1.0
+    );
     terminator.shutdown().await;
 }
 
@@ -783,10 +933,14 @@ async fn a_deleted_domain_stops_being_served() {
         .await
         .unwrap()
         .unwrap();
-    served
-        .env
-        .store
-        .delete_domain(&served.env.account.id, &domain.id)
+    // Deleted as the API does: the domain, its managed certificate and its material.
+    let services = served.env.services(
+        served.env.store.clone(),
+        served.env.vault.clone(),
+        resolver().await,
+        LOOPBACK_ALLOWED,
+    );
+    edgecert_core::usecases::domains::delete_domain(&services, &served.env.account.id, &domain.id)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;

@@ -4,11 +4,15 @@
 //! responder) and moto (DynamoDB, Secrets Manager, Route 53) processes on 127.0.0.1, for the
 //! end-to-end tests in `tests/`, the adapter test suites and the local runner.
 //! [`Http01Responder`] answers Pebble's HTTP-01 validations from the store, as the edge will.
+//! [`lambda_runtime`] emulates the AWS Lambda Runtime API, so tests run the Lambda binaries
+//! themselves ([`LambdaProcess`]).
 
 mod http01_responder;
+pub mod lambda_runtime;
 pub mod services;
 
 pub use http01_responder::Http01Responder;
+pub use lambda_runtime::{FunctionError, InitError, InvocationResult, LambdaProcess, RuntimeApi};
 
 pub use services::{
     CaaPolicy, Challtestsrv, ChalltestsrvHttp01, Moto, Pebble, PebbleOptions, ServiceProcess,
