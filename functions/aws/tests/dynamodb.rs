@@ -151,7 +151,10 @@ async fn create_table_is_idempotent_and_sets_up_indexes_stream_and_ttl() {
         .filter_map(|index| index.index_name())
         .collect();
     global.sort_unstable();
-    assert_eq!(global, [schema::BY_DUE, schema::BY_HOSTNAME, schema::BY_UPDATED]);
+    assert_eq!(
+        global,
+        [schema::BY_DUE, schema::BY_HOSTNAME, schema::BY_UPDATED]
+    );
     let local: Vec<_> = description
         .local_secondary_indexes()
         .iter()
