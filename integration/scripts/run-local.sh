@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: installs what a fresh machine lacks, builds, and runs EdgeCert
-# locally (API + Pebble + challtestsrv on an embedded SQLite store in .edgecert/) until Ctrl-C.
+# locally (API, workers, edge terminator, Pebble + challtestsrv on an embedded SQLite store in
+# .edgecert/) until Ctrl-C.
 # Extra arguments go to edgecert-local (see --help), e.g. --api-addr 127.0.0.1:9090.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

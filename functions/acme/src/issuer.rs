@@ -371,8 +371,24 @@ impl Issuer {
         certificate: Certificate,
     ) -> Result<(Order, Certificate), Stop> {
         let mut resumed = None;
-        if let Some(url) = &certificate.order_url {
-            match account.order(url.clone()).await {
+        let mut order_url = certificate.order_url.as_deref();
+        if let Some(url) = order_url.filter(|url| !same_ca(url, &self.config.directory_url)) {
+            // The directory moved (staging -> production, or a local Pebble restarted on a new
+            // port): that CA is not ours any more, and asking it would only fail as
+            // "unreachable" and back off forever.
+            tracing::info!(order_url = %url, "stored order is from another CA; not resuming it");
+            self.event(
+                &certificate.id,
+                "order",
+                EventLevel::Warning,
+                "The stored order belongs to another certificate authority; placing a new one",
+                None,
+            )
+            .await;
+            order_url = None;
+        }
+        if let Some(url) = order_url {
+            match account.order(url.to_owned()).await {
                 Ok(mut order) => {
                     if order.state().status != OrderStatus::Invalid {
                         resumed = Some(order);
@@ -868,6 +884,23 @@ fn lease_name(certificate: &Certificate) -> String {
 }
 
 /// A random lease owner token.
+/// Whether `order_url` is served by the CA of `directory_url` (same scheme, host and port):
+/// an order can only be resumed at the CA that created it.
+fn same_ca(order_url: &str, directory_url: &str) -> bool {
+    fn origin(url: &str) -> Option<&str> {
+        let rest_start = url.find("://")? + 3;
+        let end = url[rest_start..]
+            .find('/')
+            .map_or(url.len(), |slash| rest_start + slash);
+        Some(&url[..end])
+    }
+    match (origin(order_url), origin(directory_url)) {
+        (Some(order), Some(directory)) => order.eq_ignore_ascii_case(directory),
+        // Not a URL we understand: let the CA say whether it knows the order.
+        _ => true,
+    }
+}
+
 fn lease_owner() -> String {
     let mut bytes = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut bytes);
@@ -981,5 +1014,18 @@ mod tests {
         renewing.expires_at = Some(NOW + time::Duration::days(1));
         assert!(serves_material(&renewing, NOW));
         assert!(!serves_material(&renewing, NOW + time::Duration::days(2)));
+    }
+
+    #[test]
+    fn an_order_is_resumed_only_at_the_ca_that_created_it() {
+        let directory = "https://127.0.0.1:14000/dir";
+        assert!(same_ca("https://127.0.0.1:14000/my-order/abc", directory));
+        assert!(same_ca("HTTPS://127.0.0.1:14000/my-order/abc", directory));
+        // A local Pebble restarted on another port; staging vs production.
+        assert!(!same_ca("https://127.0.0.1:14001/my-order/abc", directory));
+        assert!(!same_ca(
+            "https://acme-staging-v02.api.letsencrypt.org/acme/order/1/2",
+            "https://acme-v02.api.letsencrypt.org/directory"
+        ));
     }
 }

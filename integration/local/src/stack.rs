@@ -1,12 +1,12 @@
-//! Starting the local stack: storage, Pebble + challtestsrv, the API, the issuer and the
-//! renewer; and writing down where everything is (`<data dir>/stack.json`) for people and
-//! tests.
+//! Starting the local stack: storage, Pebble + challtestsrv, the API, the issuer, the renewer
+//! and the edge terminator; and writing down where everything is (`<data dir>/stack.json`) for
+//! people and tests.
 //!
 //! The issuer and the renewer run in this process, on the same use cases as the Lambda
 //! functions: an [`IssuerLoop`] issues every requested certificate within a second (the stream
-//! trigger's stand-in), a [`RenewerTimer`] renews what is due. Until the edge terminator runs
-//! here, an [`Http01Responder`] on Pebble's HTTP-01 port answers validations from the store,
-//! exactly as the terminator's port-80 listener will.
+//! trigger's stand-in), a [`RenewerTimer`] renews what is due. The edge [`Terminator`] is the
+//! same library the Fargate container runs: HTTPS by SNI with on-demand issuance, and its HTTP
+//! listener on Pebble's HTTP-01 port answers validations from the store.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
@@ -23,8 +23,8 @@ use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{DnsProviders, Issuance, Store, SystemClock, Vault};
 use edgecert_core::usecases::{EdgeSettings, Services};
 use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
-use edgecert_integration::Http01Responder;
 use edgecert_integration::services::{Pebble, PebbleOptions};
+use edgecert_terminator::{Listeners, Terminator, TerminatorConfig};
 use edgecert_workers::WorkerConfig;
 use edgecert_workers::issuer::IssuerLoop;
 use edgecert_workers::renewer::RenewerTimer;
@@ -50,8 +50,14 @@ pub struct LocalOptions {
     pub edge_hostname: String,
     /// Edge addresses shown for apex names (and what "points at the edge" means).
     pub edge_addresses: Vec<IpAddr>,
-    /// Port Pebble validates HTTP-01 on (the edge's HTTP port).
+    /// Port Pebble validates HTTP-01 on: the edge's HTTP listener (`None`: a free port).
     pub http01_port: Option<u16>,
+    /// The edge's HTTPS listener.
+    pub edge_https_addr: SocketAddr,
+    /// The edge's admin listener (`/healthz`, `/metrics`); port 0 picks a free one.
+    pub edge_admin_addr: SocketAddr,
+    /// How often the edge reloads changed certificates and routes from the store.
+    pub edge_refresh_interval: Duration,
     /// Lifetime of the certificates Pebble issues (`None`: Pebble's default, about five
     /// years); short ones show renewals happening.
     pub certificate_validity: Option<Duration>,
@@ -64,7 +70,7 @@ pub struct LocalOptions {
 }
 
 impl LocalOptions {
-    /// Defaults: `.edgecert/`, API on 127.0.0.1:8080, SQLite, edge at 127.0.0.1.
+    /// Defaults: `.edgecert/`, API on 127.0.0.1:8080, SQLite, edge HTTPS on 127.0.0.1:8443.
     pub fn new(data_dir: PathBuf) -> Self {
         LocalOptions {
             data_dir,
@@ -75,6 +81,9 @@ impl LocalOptions {
             edge_hostname: "edge.edgecert.localhost".to_owned(),
             edge_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             http01_port: None,
+            edge_https_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8443)),
+            edge_admin_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            edge_refresh_interval: Duration::from_secs(10),
             certificate_validity: None,
             renewal_interval: Duration::from_secs(60),
             issuer_interval: Duration::from_secs(1),
@@ -103,8 +112,14 @@ pub struct StackInfo {
     pub challtestsrv_management_url: String,
     /// challtestsrv's DNS server, which EdgeCert resolves through.
     pub dns_server: SocketAddr,
-    /// Port Pebble validates HTTP-01 on.
+    /// Port Pebble validates HTTP-01 on: the edge's HTTP listener (ACME answers, redirects).
     pub http01_port: u16,
+    /// The edge's HTTPS listener (TLS by SNI, proxy to each domain's origin).
+    pub edge_https_addr: SocketAddr,
+    /// The edge's HTTP listener (same port as `http01_port`).
+    pub edge_http_addr: SocketAddr,
+    /// The edge's `/healthz` and `/metrics`.
+    pub edge_admin_url: String,
     /// Seconds between two renewer runs.
     pub renewal_interval_seconds: u64,
     /// Lifetime of Pebble's certificates in seconds, when not Pebble's default.
@@ -120,17 +135,34 @@ pub struct LocalStack {
     services: Services,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    _http01: Http01Responder,
+    terminator: Terminator,
     _pebble: Pebble,
 }
 
 impl LocalStack {
-    /// Starts Pebble + challtestsrv, opens the store, and runs the API, the issuer and the
-    /// renewer.
+    /// Starts Pebble + challtestsrv, opens the store, and runs the API, the issuer, the
+    /// renewer and the edge terminator.
     pub async fn start(options: LocalOptions) -> anyhow::Result<LocalStack> {
         create_private_dir(&options.data_dir)?;
+        // The edge's sockets are bound before Pebble starts, so the HTTP-01 port Pebble is
+        // told about is already ours (no window where another process takes a free port).
+        let edge_http_addr =
+            SocketAddr::from((Ipv4Addr::LOCALHOST, options.http01_port.unwrap_or(0)));
+        let listeners = Listeners::bind(
+            options.edge_https_addr,
+            edge_http_addr,
+            Some(options.edge_admin_addr),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "binding the edge to {} (HTTPS), {edge_http_addr} (HTTP) and {} (admin)",
+                options.edge_https_addr, options.edge_admin_addr
+            )
+        })?;
+        let edge_http_addr = listeners.http.local_addr()?;
         let pebble = Pebble::start(PebbleOptions {
-            http_port: options.http01_port,
+            http_port: Some(edge_http_addr.port()),
             certificate_validity: options.certificate_validity,
             ..PebbleOptions::default()
         })
@@ -164,16 +196,32 @@ impl LocalStack {
             issuance: None,
         };
         // The issuer works on the services without an issuer; the API's services get it.
-        let issuer_config = IssuerConfig::new(pebble.directory_url())
+        let mut issuer_config = IssuerConfig::new(pebble.directory_url())
             .with_ca_root_pem(pebble.listener_ca_pem_path().to_path_buf())
             .with_caa_identities([PEBBLE_CAA_IDENTITY]);
+        // Pebble on loopback validates in well under a second, so a short lease costs nothing
+        // while a run lasts, and an issuance cut short by a killed runner is picked up again
+        // within half a minute of the restart instead of five (the lease must outlast one
+        // poll, hence the shorter poll too).
+        issuer_config.lease_ttl = time::Duration::seconds(30);
+        issuer_config.poll_timeout = Duration::from_secs(20);
         let issuer: Arc<dyn Issuance> = Arc::new(
             Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?,
         );
         services.issuance = Some(Arc::clone(&issuer));
-        let http01 = Http01Responder::start(services.store.clone(), pebble.http_port())
-            .await
-            .context("starting the HTTP-01 responder on Pebble's validation port")?;
+        let mut edge_config = TerminatorConfig::default();
+        edge_config.redirect_https_port = listeners.https.local_addr()?.port();
+        edge_config.refresh_interval = options.edge_refresh_interval;
+        // Ctrl-C should not keep a developer waiting for idle keep-alive connections.
+        edge_config.shutdown_grace = Duration::from_secs(3);
+        let terminator = Terminator::start(
+            services.clone(),
+            Arc::clone(&issuer),
+            edge_config,
+            listeners,
+        )
+        .await
+        .context("starting the edge terminator")?;
         let state = Arc::new(ApiState {
             services: services.clone(),
             admin_key: Some(admin_hash),
@@ -210,6 +258,12 @@ impl LocalStack {
             challtestsrv_management_url: pebble.challtestsrv().management_url().to_owned(),
             dns_server,
             http01_port: pebble.http_port(),
+            edge_https_addr: terminator.https_addr(),
+            edge_http_addr: terminator.http_addr(),
+            edge_admin_url: terminator
+                .admin_addr()
+                .map(|address| format!("http://{address}"))
+                .unwrap_or_default(),
             renewal_interval_seconds: options.renewal_interval.as_secs(),
             certificate_validity_seconds: options.certificate_validity.map(|d| d.as_secs()),
         };
@@ -223,7 +277,7 @@ impl LocalStack {
             services,
             shutdown,
             tasks: vec![api, issuer_task, renewer_task],
-            _http01: http01,
+            terminator,
             _pebble: pebble,
         })
     }
@@ -233,9 +287,10 @@ impl LocalStack {
         &self.services
     }
 
-    /// Stops the API, the issuer and the renewer (Pebble, challtestsrv and the HTTP-01
-    /// responder stop when the stack is dropped).
+    /// Stops the edge (gracefully), then the API, the issuer and the renewer; Pebble and
+    /// challtestsrv stop when the rest of the stack is dropped at the end.
     pub async fn stop(self) {
+        self.terminator.shutdown().await;
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;

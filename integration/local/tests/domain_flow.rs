@@ -30,6 +30,9 @@ impl Runner {
                 data_dir.path().to_str().unwrap(),
                 "--api-addr",
                 "127.0.0.1:0",
+                // Tests run side by side: the edge cannot take the default 8443 twice.
+                "--edge-https-addr",
+                "127.0.0.1:0",
             ])
             .args(extra_args)
             .envs(env.iter().cloned())

@@ -83,6 +83,8 @@ async fn call(
 
 async fn renews_without_a_gap(mut options: LocalOptions) {
     options.api_addr = "127.0.0.1:0".parse().unwrap();
+    // Both storage variants run at once: the edge cannot take the default 8443 twice.
+    options.edge_https_addr = "127.0.0.1:0".parse().unwrap();
     options.certificate_validity = Some(Duration::from_secs(30));
     options.renewal_interval = Duration::from_secs(1);
     let stack = LocalStack::start(options).await.unwrap();

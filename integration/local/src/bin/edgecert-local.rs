@@ -8,8 +8,8 @@ use clap::Parser;
 use edgecert_local::{LocalOptions, LocalStack};
 use edgecert_workers::WorkerConfig;
 
-/// EdgeCert on one machine: API, issuer and renewer, Pebble and challtestsrv, SQLite (or AWS
-/// adapters). The workers' order budget and concurrency come from the same variables as in AWS
+/// EdgeCert on one machine: API, issuer, renewer and edge terminator, Pebble and challtestsrv,
+/// SQLite (or AWS adapters). The workers' order budget and concurrency come from the same variables as in AWS
 /// (EDGECERT_ORDER_BUDGET, EDGECERT_ORDER_BUDGET_PERIOD_SECONDS, EDGECERT_ISSUE_CONCURRENCY).
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -44,9 +44,24 @@ struct Args {
         value_delimiter = ','
     )]
     edge_ips: Vec<IpAddr>,
-    /// Port Pebble validates HTTP-01 on (the edge's HTTP port); free port by default.
+    /// Port Pebble validates HTTP-01 on, where the edge's HTTP listener runs; free port by
+    /// default.
     #[arg(long, env = "EDGECERT_HTTP01_PORT")]
     http01_port: Option<u16>,
+    /// The edge's HTTPS listener (TLS by SNI, proxy to origins).
+    #[arg(
+        long,
+        env = "EDGECERT_EDGE_HTTPS_ADDR",
+        default_value = "127.0.0.1:8443"
+    )]
+    edge_https_addr: SocketAddr,
+    /// The edge's admin listener (/healthz, /metrics); free port by default.
+    #[arg(long, env = "EDGECERT_EDGE_ADMIN_ADDR", default_value = "127.0.0.1:0")]
+    edge_admin_addr: SocketAddr,
+    /// Seconds between two reloads of changed certificates and routes by the edge (the same
+    /// variable as the terminator container's).
+    #[arg(long, env = "EDGECERT_TERMINATOR_REFRESH_SECS", default_value_t = 10)]
+    edge_refresh_seconds: u64,
     /// Seconds between two renewer runs.
     #[arg(long, env = "EDGECERT_RENEWAL_INTERVAL_SECONDS", default_value_t = 60)]
     renewal_interval_seconds: u64,
@@ -72,6 +87,9 @@ async fn main() -> anyhow::Result<()> {
     options.edge_hostname = args.edge_hostname;
     options.edge_addresses = args.edge_ips;
     options.http01_port = args.http01_port;
+    options.edge_https_addr = args.edge_https_addr;
+    options.edge_admin_addr = args.edge_admin_addr;
+    options.edge_refresh_interval = Duration::from_secs(args.edge_refresh_seconds.max(1));
     options.renewal_interval = Duration::from_secs(args.renewal_interval_seconds.max(1));
     options.certificate_validity = args.certificate_validity_seconds.map(Duration::from_secs);
     options.workers = WorkerConfig::from_env()?;
@@ -97,9 +115,18 @@ async fn main() -> anyhow::Result<()> {
         info.dns_server, info.challtestsrv_management_url
     );
     println!(
-        "  issuer         running: issues requested certificates within a second (HTTP-01 answered on port {})",
+        "  edge HTTPS     https://{}  (certificates issued on the first request for a whitelisted name)",
+        info.edge_https_addr
+    );
+    println!(
+        "  edge HTTP      port {}  (ACME HTTP-01 answers for Pebble, redirects to HTTPS)",
         info.http01_port
     );
+    println!(
+        "  edge admin     {0}/healthz  {0}/metrics",
+        info.edge_admin_url
+    );
+    println!("  issuer         running: issues requested certificates within a second");
     println!(
         "  renewer        running: every {} s, at most {} ACME orders per {} s",
         info.renewal_interval_seconds, options_budget.0, options_budget.1

@@ -1,0 +1,896 @@
+//! End to end: the `edgecert-local` binary as a real process (API, issuer, renewer and edge
+//! terminator, with Pebble and challtestsrv), a tiny origin HTTP server in the test, and a
+//! rustls client with SNI trusting Pebble's issuing root — all over loopback. Every flow runs
+//! on the embedded SQLite store and on DynamoDB + Secrets Manager in moto.
+//!
+//! Flows: AutoSSL (first HTTPS request issues on demand), Vector (TXT ownership, DNS check,
+//! proactive provisioning, nudge), CertaDNS (DNS-01 certificates and every plan error),
+//! Renewal (short-lived certificates renewed while handshakes keep succeeding) and Restart
+//! (the runner killed with SIGKILL mid-issuance, then started again on the same storage).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation in a helper is a failed test
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use edgecert_integration::services::Moto;
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Where a runner keeps its state.
+#[derive(Clone)]
+enum Storage {
+    Sqlite,
+    /// DynamoDB + Secrets Manager in the shared moto, in a table of this run's own.
+    Moto {
+        table: String,
+    },
+}
+
+impl Storage {
+    async fn moto(flow: &str) -> Storage {
+        Storage::Moto {
+            table: format!("edgecert-e2e-{flow}-{}", std::process::id()),
+        }
+    }
+
+    async fn args_and_env(&self) -> (Vec<String>, Vec<(String, String)>) {
+        match self {
+            Storage::Sqlite => (Vec::new(), Vec::new()),
+            Storage::Moto { table } => {
+                let moto = Moto::shared().await.expect("moto_server");
+                (
+                    vec![
+                        "--aws-endpoint".to_owned(),
+                        moto.endpoint_url(),
+                        "--table-name".to_owned(),
+                        table.clone(),
+                        "--secret-prefix".to_owned(),
+                        format!("{table}/"),
+                    ],
+                    moto.aws_env(),
+                )
+            }
+        }
+    }
+}
+
+/// A running `edgecert-local`, stopped with SIGTERM on drop.
+struct Runner {
+    child: Child,
+    api_url: String,
+    admin_key: String,
+    challtestsrv: String,
+    edge_https: SocketAddr,
+    roots: Vec<CertificateDer<'static>>,
+}
+
+impl Runner {
+    /// Starts the runner on `data_dir` with extra environment `env` and waits for its API.
+    async fn start(data_dir: &Path, storage: &Storage, env: &[(&str, &str)]) -> Runner {
+        let (args, storage_env) = storage.args_and_env().await;
+        // A previous run's stack.json must not be mistaken for this one's.
+        let _ = std::fs::remove_file(data_dir.join("stack.json"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_edgecert-local"));
+        command
+            .args([
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--api-addr",
+                "127.0.0.1:0",
+                "--edge-https-addr",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .envs(storage_env)
+            .env("EDGECERT_TERMINATOR_REFRESH_SECS", "1")
+            .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        // Owned by the Runner before anything can fail, so a failed start still stops it.
+        let mut runner = Runner {
+            child: command.spawn().expect("start edgecert-local"),
+            api_url: String::new(),
+            admin_key: String::new(),
+            challtestsrv: String::new(),
+            edge_https: SocketAddr::from(([127, 0, 0, 1], 0)),
+            roots: Vec::new(),
+        };
+        let stack = wait_for_stack(data_dir).await;
+        runner.admin_key = std::fs::read_to_string(stack["admin_key_file"].as_str().unwrap())
+            .unwrap()
+            .trim()
+            .to_owned();
+        runner.api_url = stack["api_url"].as_str().unwrap().to_owned();
+        runner.challtestsrv = stack["challtestsrv_management_url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        runner.edge_https = stack["edge_https_addr"].as_str().unwrap().parse().unwrap();
+        let root = std::fs::read_to_string(stack["pebble_root_file"].as_str().unwrap()).unwrap();
+        runner.roots = edgecert_terminator::roots_from_pem(&root);
+        assert!(!runner.roots.is_empty());
+        let admin = stack["edge_admin_url"].as_str().unwrap();
+        let health = client()
+            .get(format!("{admin}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert!(health.status().is_success(), "edge /healthz");
+        runner
+    }
+
+    /// SIGKILL: no shutdown code runs (its Pebble and challtestsrv exit when their stdin
+    /// closes).
+    fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    async fn call(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = client()
+            .request(method.parse().unwrap(), format!("{}{path}", self.api_url))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap()
+            },
+        )
+    }
+
+    /// An account on `plan`; returns (id, api key).
+    async fn account(&self, plan: &str, require_ownership: bool) -> (String, String) {
+        let (status, account) = self
+            .call(
+                "POST",
+                "/v1/accounts",
+                &self.admin_key,
+                Some(json!({"name": format!("{plan} customer"), "plan": plan,
+                    "require_ownership_verification": require_ownership})),
+            )
+            .await;
+        assert_eq!(status, 201, "{account}");
+        (
+            account["id"].as_str().unwrap().to_owned(),
+            account["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn challtestsrv(&self, endpoint: &str, body: Value) {
+        let response = client()
+            .post(format!("{}{endpoint}", self.challtestsrv))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "challtestsrv {endpoint}: {}",
+            response.status()
+        );
+    }
+
+    /// `GET path` through the edge with SNI and Host `name`, verified against Pebble's root.
+    async fn https_get(&self, name: &str, path: &str) -> anyhow::Result<(u16, String)> {
+        let tls = tls_connect(self.edge_https, name, &self.roots).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        tokio::spawn(connection);
+        let request = http::Request::get(path)
+            .header("host", name)
+            .body(Empty::<Bytes>::new())?;
+        let response = sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// Polls `path` until `done` holds for its body, at most `within`.
+    async fn poll(
+        &self,
+        path: &str,
+        key: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (status, body) = self.call("GET", path, key, None).await;
+            if status == 200 && done(&body) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "{path} never got there: {body}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    edgecert_integration::services::http_client(&[]).expect("http client")
+}
+
+async fn wait_for_stack(data_dir: &Path) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let path = data_dir.join("stack.json");
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(stack) = serde_json::from_str::<Value>(&text) {
+                let health = format!("{}/healthz", stack["api_url"].as_str().unwrap_or_default());
+                if client()
+                    .get(&health)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    return stack;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "edgecert-local did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn tls_config(roots: &[CertificateDer<'static>]) -> Arc<rustls::ClientConfig> {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+async fn tls_connect(
+    addr: SocketAddr,
+    sni: &str,
+    roots: &[CertificateDer<'static>],
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(sni.to_owned()).map_err(std::io::Error::other)?;
+    tokio_rustls::TlsConnector::from(tls_config(roots))
+        .connect(name, tcp)
+        .await
+}
+
+/// The serial of the leaf the edge serves for `name` (the handshake verifies it).
+async fn served_serial(runner: &Runner, name: &str) -> std::io::Result<Vec<u8>> {
+    let tls = tls_connect(runner.edge_https, name, &runner.roots).await?;
+    let (_, connection) = tls.get_ref();
+    let leaf = connection
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .ok_or_else(|| std::io::Error::other("no peer certificate"))?;
+    Ok(serial_of(leaf.as_ref()))
+}
+
+fn serial_of(der: &[u8]) -> Vec<u8> {
+    let (_, leaf) = x509_parser::parse_x509_certificate(der).unwrap();
+    leaf.raw_serial().to_vec()
+}
+
+/// A tiny origin: answers every request with `origin <tag> path=<path>`.
+async fn start_origin(tag: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: http::Request<_>| {
+                    let body = format!("origin {tag} path={}", request.uri().path());
+                    async move { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body)))) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+fn data_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// AutoSSL
+
+async fn autossl(storage: Storage) {
+    let dir = data_dir();
+    let runner = Runner::start(dir.path(), &storage, &[]).await;
+    let origin = start_origin("autossl").await;
+    let (_, key) = runner.account("pro", false).await;
+    let name = "shop.autossl-e2e.com";
+    let (status, domain) = runner
+        .call(
+            "POST",
+            "/v1/domains",
+            &key,
+            Some(json!({"hostname": name, "origin_url": origin})),
+        )
+        .await;
+    assert_eq!(status, 201, "{domain}");
+    let id = domain["id"].as_str().unwrap().to_owned();
+    let (status, dns) = runner
+        .call("GET", &format!("/v1/domains/{id}/dns"), &key, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(dns["dns_instructions"]["records"][0]["type"], "CNAME");
+    assert_eq!(
+        dns["dns_instructions"]["records"][0]["value"],
+        "edge.edgecert.localhost"
+    );
+
+    // challtestsrv answers 127.0.0.1 for every name: the customer's DNS points at the edge.
+    // The first HTTPS request has the certificate issued by Pebble and reaches the origin.
+    let (status, body) = runner.https_get(name, "/first").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "origin autossl path=/first"));
+    let ssl = runner
+        .poll(
+            &format!("/v1/domains/{id}/ssl"),
+            &key,
+            Duration::from_secs(10),
+            |ssl| ssl["provisioning_step"] == "active",
+        )
+        .await;
+    assert_eq!(ssl["certificate"]["status"], "issued", "{ssl}");
+    let (status, body) = runner.https_get(name, "/second").await.unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "origin autossl path=/second")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autossl_on_sqlite() {
+    autossl(Storage::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autossl_on_moto() {
+    autossl(Storage::moto("autossl").await).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vector
+
+async fn vector(storage: Storage) {
+    let dir = data_dir();
+    let runner = Runner::start(dir.path(), &storage, &[]).await;
+    let origin = start_origin("vector").await;
+    let (_, key) = runner.account("pro", true).await;
+    let name = "status.vector-e2e.com";
+    // The customer's name points elsewhere at first.
+    runner
+        .challtestsrv(
+            "/add-a",
+            json!({"host": format!("{name}."), "addresses": ["203.0.113.7"]}),
+        )
+        .await;
+    let (status, domain) = runner
+        .call(
+            "POST",
+            "/v1/domains",
+            &key,
+            Some(json!({"hostname": name, "origin_url": origin})),
+        )
+        .await;
+    assert_eq!(status, 201, "{domain}");
+    assert_eq!(domain["provisioning_step"], "waiting_ownership");
+    let id = domain["id"].as_str().unwrap().to_owned();
+    let txt = &domain["ownership_verification"];
+    runner
+        .challtestsrv(
+            "/set-txt",
+            json!({"host": format!("{}.", txt["name"].as_str().unwrap()), "value": txt["value"]}),
+        )
+        .await;
+    let (status, verified) = runner
+        .call("POST", &format!("/v1/domains/{id}/verify"), &key, None)
+        .await;
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["provisioning_step"], "waiting_dns");
+
+    // The DNS check fails and says why.
+    let (status, nudged) = runner
+        .call("POST", &format!("/v1/domains/{id}/ssl/nudge"), &key, None)
+        .await;
+    assert_eq!(status, 200, "{nudged}");
+    assert_eq!(nudged["provisioning_step"], "waiting_dns", "{nudged}");
+    assert!(
+        nudged["error"].as_str().unwrap().contains("203.0.113.7"),
+        "{nudged}"
+    );
+
+    // The customer points the name at the edge; a nudge retries the failed step now, and the
+    // certificate is provisioned with no client request.
+    runner
+        .challtestsrv("/clear-a", json!({"host": format!("{name}.")}))
+        .await;
+    let (status, nudged) = runner
+        .call("POST", &format!("/v1/domains/{id}/ssl/nudge"), &key, None)
+        .await;
+    assert_eq!(status, 200, "{nudged}");
+    let ssl = runner
+        .poll(
+            &format!("/v1/domains/{id}/ssl"),
+            &key,
+            Duration::from_secs(30),
+            |ssl| ssl["provisioning_step"] == "active",
+        )
+        .await;
+    assert_eq!(ssl["certificate"]["status"], "issued", "{ssl}");
+    assert!(ssl["error"].is_null(), "{ssl}");
+    let (status, body) = runner.https_get(name, "/").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "origin vector path=/"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vector_on_sqlite() {
+    vector(Storage::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vector_on_moto() {
+    vector(Storage::moto("vector").await).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CertaDNS
+
+async fn zone(runner: &Runner, key: &str, name: &str) -> String {
+    let (status, zone) = runner
+        .call(
+            "POST",
+            "/v1/zones",
+            key,
+            Some(json!({"name": name, "provider": "challtestsrv", "provider_zone_id": name})),
+        )
+        .await;
+    assert_eq!(status, 201, "{zone}");
+    zone["id"].as_str().unwrap().to_owned()
+}
+
+async fn request_certificate(runner: &Runner, key: &str, body: Value) -> (u16, Value) {
+    runner
+        .call("POST", "/v1/certificates", key, Some(body))
+        .await
+}
+
+fn assert_error(response: &(u16, Value), status: u16, message: &str) {
+    assert_eq!(response.0, status, "{}", response.1);
+    assert_eq!(
+        response.1["error"]["message"].as_str(),
+        Some(message),
+        "{}",
+        response.1
+    );
+}
+
+/// Downloads `id` and checks the PEMs: the leaf chains to Pebble's root for every name and the
+/// key is the leaf's. Returns the leaf's serial.
+async fn download_and_verify(runner: &Runner, key: &str, id: &str, names: &[&str]) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject as _;
+    let (status, download) = runner
+        .call("GET", &format!("/v1/certificates/{id}/download"), key, None)
+        .await;
+    assert_eq!(status, 200, "{download}");
+    let leaf =
+        CertificateDer::from_pem_slice(download["certificate_pem"].as_str().unwrap().as_bytes())
+            .unwrap();
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(download["chain_pem"].as_str().unwrap().as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+    assert!(!chain.is_empty());
+    let private_key =
+        PrivateKeyDer::from_pem_slice(download["private_key_pem"].as_str().unwrap().as_bytes())
+            .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let signing_key = provider.key_provider.load_private_key(private_key).unwrap();
+    let mut full_chain = vec![leaf.clone()];
+    full_chain.extend(
+        chain
+            .iter()
+            .filter(|c| c.as_ref() != leaf.as_ref())
+            .cloned(),
+    );
+    rustls::sign::CertifiedKey::new(full_chain, signing_key)
+        .keys_match()
+        .expect("the private key is the leaf's");
+
+    let mut roots = rustls::RootCertStore::empty();
+    for root in &runner.roots {
+        roots.add(root.clone()).unwrap();
+    }
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap();
+    let intermediates: Vec<_> = chain
+        .iter()
+        .filter(|c| c.as_ref() != leaf.as_ref())
+        .cloned()
+        .collect();
+    for name in names {
+        use rustls::client::danger::ServerCertVerifier as _;
+        let server_name = ServerName::try_from(name.to_string()).unwrap();
+        verifier
+            .verify_server_cert(&leaf, &intermediates, &server_name, &[], UnixTime::now())
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+    }
+    serial_of(leaf.as_ref())
+}
+
+async fn certadns(storage: Storage) {
+    let dir = data_dir();
+    let runner = Runner::start(dir.path(), &storage, &[]).await;
+
+    // Elite: a zone, a certificate with SANs over DNS-01, issued within seconds.
+    let (_, elite) = runner.account("elite", false).await;
+    let zone_id = zone(&runner, &elite, "certa-e2e.com").await;
+    let names = ["certa-e2e.com", "www.certa-e2e.com", "api.certa-e2e.com"];
+    let created = request_certificate(
+        &runner,
+        &elite,
+        json!({"zone_id": zone_id, "domain": names[0], "sans": names[1..], "auto_renew": false}),
+    )
+    .await;
+    assert_eq!(created.0, 202, "{}", created.1);
+    assert_eq!(created.1["status"], "pending");
+    let id = created.1["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/certificates/{id}");
+    let issued = runner
+        .poll(&path, &elite, Duration::from_secs(60), |c| {
+            c["status"] == "issued"
+        })
+        .await;
+    assert_eq!(issued["sans"].as_array().unwrap().len(), 2, "{issued}");
+    let first_serial = download_and_verify(&runner, &elite, &id, &names).await;
+
+    // Duplicate, out of zone, unknown zone.
+    assert_error(
+        &request_certificate(
+            &runner,
+            &elite,
+            json!({"zone_id": zone_id, "domain": names[0]}),
+        )
+        .await,
+        409,
+        "Certificate already exists for domain",
+    );
+    assert_error(
+        &request_certificate(
+            &runner,
+            &elite,
+            json!({"zone_id": zone_id, "domain": "shop.elsewhere-e2e.com"}),
+        )
+        .await,
+        400,
+        "Domain not under zone",
+    );
+
+    // Renew: a new certificate (new serial), issued again.
+    let (status, renewing) = runner
+        .call("POST", &format!("{path}/renew"), &elite, None)
+        .await;
+    assert!(status == 200 || status == 202, "{status} {renewing}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, now) = runner.call("GET", &path, &elite, None).await;
+        if now["status"] == "issued" {
+            let serial = download_and_verify(&runner, &elite, &id, &names).await;
+            if serial != first_serial {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "never renewed: {now}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Auto-renew toggle.
+    for value in [true, false] {
+        let (status, updated) = runner
+            .call("PATCH", &path, &elite, Some(json!({"auto_renew": value})))
+            .await;
+        assert_eq!(status, 200, "{updated}");
+        assert_eq!(updated["auto_renew"], value);
+    }
+
+    // Delete with revocation at the CA.
+    let (status, body) = runner
+        .call("DELETE", &format!("{path}?revoke=true"), &elite, None)
+        .await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    let (status, _) = runner.call("GET", &path, &elite, None).await;
+    assert_eq!(status, 404);
+
+    // Every plan error, with its exact message.
+    let (_, free) = runner.account("free", false).await;
+    assert_error(
+        &request_certificate(
+            &runner,
+            &free,
+            json!({"zone_id": zone_id, "domain": names[0]}),
+        )
+        .await,
+        403,
+        "Certificate management requires paid subscription",
+    );
+    let (_, pro) = runner.account("pro", false).await;
+    let pro_zone = zone(&runner, &pro, "pro-e2e.com").await;
+    assert_error(
+        &request_certificate(
+            &runner,
+            &pro,
+            json!({"zone_id": pro_zone, "domain": "pro-e2e.com", "wildcard": true}),
+        )
+        .await,
+        403,
+        "Wildcard certificates require Elite plan",
+    );
+    let (_, plus) = runner.account("plus", false).await;
+    let plus_zone = zone(&runner, &plus, "plus-e2e.com").await;
+    assert_error(
+        &request_certificate(
+            &runner,
+            &plus,
+            json!({"zone_id": plus_zone, "domain": "plus-e2e.com", "auto_renew": true}),
+        )
+        .await,
+        403,
+        "Auto-renewal requires Pro or Elite plan",
+    );
+    assert_error(
+        &request_certificate(
+            &runner,
+            &plus,
+            json!({"zone_id": zone_id, "domain": names[0]}),
+        )
+        .await,
+        404,
+        "Zone not found or no permission",
+    );
+    let mut plus_certificates = Vec::new();
+    for n in 0..5 {
+        let created = request_certificate(
+            &runner,
+            &plus,
+            json!({"zone_id": plus_zone, "domain": format!("n{n}.plus-e2e.com")}),
+        )
+        .await;
+        assert_eq!(created.0, 202, "{}", created.1);
+        plus_certificates.push(created.1["id"].as_str().unwrap().to_owned());
+    }
+    assert_error(
+        &request_certificate(
+            &runner,
+            &plus,
+            json!({"zone_id": plus_zone, "domain": "n5.plus-e2e.com"}),
+        )
+        .await,
+        403,
+        "Certificate limit reached for plan",
+    );
+    // Spare Pebble five orders nobody needs.
+    for id in plus_certificates {
+        let (status, _) = runner
+            .call("DELETE", &format!("/v1/certificates/{id}"), &plus, None)
+            .await;
+        assert!(status == 204 || status == 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certadns_on_sqlite() {
+    certadns(Storage::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certadns_on_moto() {
+    certadns(Storage::moto("certadns").await).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Renewal
+
+async fn renewal(storage: Storage) {
+    let dir = data_dir();
+    let runner = Runner::start(
+        dir.path(),
+        &storage,
+        &[
+            ("EDGECERT_CERTIFICATE_VALIDITY_SECONDS", "30"),
+            ("EDGECERT_RENEWAL_INTERVAL_SECONDS", "2"),
+        ],
+    )
+    .await;
+    let origin = start_origin("renewal").await;
+    let (_, key) = runner.account("pro", false).await;
+    let name = "www.renewal-e2e.com";
+    let (status, domain) = runner
+        .call(
+            "POST",
+            "/v1/domains",
+            &key,
+            Some(json!({"hostname": name, "origin_url": origin})),
+        )
+        .await;
+    assert_eq!(status, 201, "{domain}");
+    let (status, body) = runner.https_get(name, "/").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "origin renewal path=/"));
+
+    // Handshake (verifying validity against Pebble's root) every 200 ms for 45 s: the served
+    // certificate changes at least once, and no handshake fails.
+    let mut serials = vec![served_serial(&runner, name).await.unwrap()];
+    let mut handshakes = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(45) {
+        let serial = served_serial(&runner, name)
+            .await
+            .unwrap_or_else(|error| panic!("handshake {handshakes} failed: {error}"));
+        handshakes += 1;
+        if serials.last() != Some(&serial) {
+            serials.push(serial);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        serials.len() >= 2,
+        "the served certificate never changed in {handshakes} handshakes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_on_sqlite() {
+    renewal(Storage::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_on_moto() {
+    renewal(Storage::moto("renewal").await).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restart
+
+async fn restart(storage: Storage) {
+    let dir = data_dir();
+    let data: PathBuf = dir.path().to_path_buf();
+    let runner = Runner::start(&data, &storage, &[]).await;
+    let (_, key) = runner.account("elite", false).await;
+    let zone_id = zone(&runner, &key, "restart-e2e.com").await;
+    let (status, domain) = runner
+        .call(
+            "POST",
+            "/v1/domains",
+            &key,
+            Some(json!({"hostname": "shop.restart-e2e.com", "origin_url": "http://127.0.0.1:9"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{domain}");
+    let domain_id = domain["id"].as_str().unwrap().to_owned();
+    let created = request_certificate(
+        &runner,
+        &key,
+        json!({"zone_id": zone_id, "domain": "restart-e2e.com", "sans": ["www.restart-e2e.com"]}),
+    )
+    .await;
+    assert_eq!(created.0, 202, "{}", created.1);
+    let id = created.1["id"].as_str().unwrap().to_owned();
+    // Killed as soon as the issuer has an order open at the CA (`validating`), or after 3 s.
+    let path = format!("/v1/certificates/{id}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut mid_order = false;
+    while Instant::now() < deadline {
+        let (_, now) = runner.call("GET", &path, &key, None).await;
+        if now["status"] != "pending" {
+            mid_order = now["status"] == "validating";
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let admin_key = runner.admin_key.clone();
+    runner.kill_hard();
+
+    // Same data dir (SQLite) or table (moto); Pebble is a new CA and the old order is gone.
+    let runner = Runner::start(&data, &storage, &[]).await;
+    assert_eq!(runner.admin_key, admin_key);
+    let issued = runner
+        .poll(&path, &key, Duration::from_secs(75), |c| {
+            c["status"] == "issued"
+        })
+        .await;
+    assert_eq!(issued["domain"], "restart-e2e.com");
+    if mid_order {
+        // The old Pebble's order died with it: the issuer placed a new one at the new CA.
+        let (_, logs) = runner
+            .call("GET", &format!("{path}/logs"), &key, None)
+            .await;
+        assert!(
+            logs.to_string()
+                .contains("belongs to another certificate authority"),
+            "{logs}"
+        );
+    } else {
+        eprintln!("restart: the runner was killed before an order was open");
+    }
+    download_and_verify(
+        &runner,
+        &key,
+        &id,
+        &["restart-e2e.com", "www.restart-e2e.com"],
+    )
+    .await;
+    let (status, domain) = runner
+        .call("GET", &format!("/v1/domains/{domain_id}"), &key, None)
+        .await;
+    assert_eq!(status, 200, "{domain}");
+    assert_eq!(domain["hostname"], "shop.restart-e2e.com");
+    let (status, zones) = runner.call("GET", "/v1/zones", &key, None).await;
+    assert_eq!(status, 200);
+    assert!(zones.to_string().contains(&zone_id), "{zones}");
+    let (status, limits) = runner.call("GET", "/v1/limits", &key, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(limits["plan"], "elite");
+    assert_eq!(limits["current_count"], 1, "{limits}");
+    assert_eq!(limits["domain_count"], 1, "{limits}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_on_sqlite() {
+    restart(Storage::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_on_moto() {
+    restart(Storage::moto("restart").await).await;
+}
