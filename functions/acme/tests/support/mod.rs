@@ -127,7 +127,12 @@ impl Harness {
                 let table = unique_label("edgecert-acme-");
                 create_table(&clients.dynamodb, &table).await.unwrap();
                 (
-                    Arc::new(DynamoStore::new(clients.dynamodb.clone(), table.clone())),
+                    // moto applies concurrent conditional writes without isolation, so two
+                    // callers could both take a lease there; DynamoDB itself does not.
+                    Arc::new(
+                        DynamoStore::new(clients.dynamodb.clone(), table.clone())
+                            .with_serialized_writes(),
+                    ),
                     Arc::new(SecretsManagerVault::new(
                         clients.secrets_manager.clone(),
                         format!("{table}/"),
