@@ -142,6 +142,9 @@ pub struct TerminatorConfig {
     pub redirect_https_port: u16,
     /// TLS sessions kept for resumption by session id (tickets need no state).
     pub session_cache_entries: usize,
+    /// Whether clients may resume TLS sessions (tickets and session ids). On in production;
+    /// benchmarks of full handshakes turn it off, as on the peers they are compared with.
+    pub tls_resumption: bool,
     /// How long a graceful shutdown waits for open connections.
     pub shutdown_grace: Duration,
 }
@@ -177,6 +180,7 @@ impl Default for TerminatorConfig {
             feed_page_size: 500,
             redirect_https_port: 443,
             session_cache_entries: 10_000,
+            tls_resumption: true,
             shutdown_grace: Duration::from_secs(20),
         }
     }

@@ -9,7 +9,9 @@ use edgecert_core::ports::CertificateMaterial;
 use rustls::crypto::aws_lc_rs;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig, ServerSessionMemoryCache};
+use rustls::server::{
+    ClientHello, NoServerSessionStorage, ResolvesServerCert, ServerConfig, ServerSessionMemoryCache,
+};
 use rustls::sign::CertifiedKey;
 
 use crate::cache::EdgeCache;
@@ -50,8 +52,13 @@ pub(crate) fn server_config(
     server.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()];
     // Resumption: stateless tickets (TLS 1.3 and 1.2) plus a bounded id cache for TLS 1.2
     // clients without ticket support. No 0-RTT: early data can be replayed.
-    server.ticketer = aws_lc_rs::Ticketer::new()?;
-    server.session_storage = ServerSessionMemoryCache::new(config.session_cache_entries);
+    if config.tls_resumption {
+        server.ticketer = aws_lc_rs::Ticketer::new()?;
+        server.session_storage = ServerSessionMemoryCache::new(config.session_cache_entries);
+    } else {
+        server.session_storage = Arc::new(NoServerSessionStorage {});
+        server.send_tls13_tickets = 0;
+    }
     server.max_early_data_size = 0;
     // A resumed session must be for the same name: rustls checks SNI on resumption.
     Ok(Arc::new(server))

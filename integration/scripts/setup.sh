@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what EdgeCert's tests and local stack need on a fresh Debian machine, and nothing
-# that is already there: Pebble + pebble-challtestsrv (apt) and a Python venv with moto_server
-# and cfn-lint. Safe to run again.
+# that is already there: Pebble + pebble-challtestsrv (apt), a Python venv with moto_server,
+# cfn-lint and cargo-lambda (which brings zig), and the SAM CLI in a venv of its own (large).
+# Safe to run again.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="${EDGECERT_TOOLS_VENV:-$repo/.venv-tools}"
+sam_venv="${EDGECERT_SAM_VENV:-$repo/.venv-sam}"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+pip_install() { "$1/bin/pip" install -q --disable-pip-version-check "${@:2}"; }
 
 if ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null; then
   echo "setup: installing pebble (apt)"
@@ -17,11 +20,48 @@ fi
 if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/cfn-lint" ]; then
   echo "setup: creating tool venv at $venv (moto[server], cfn-lint)"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]' cfn-lint
+  pip_install "$venv" 'moto[server]' cfn-lint
+fi
+
+# `cargo lambda build` of the Lambda functions (zig cross-links them for Lambda's glibc).
+if [ ! -x "$venv/bin/cargo-lambda" ]; then
+  echo "setup: installing cargo-lambda into $venv"
+  pip_install "$venv" cargo-lambda
+fi
+
+# `sam validate --lint` of template.yaml. Its own venv: the SAM CLI pins its own versions of
+# libraries the other tools use.
+if [ ! -x "$sam_venv/bin/sam" ]; then
+  echo "setup: creating SAM CLI venv at $sam_venv (aws-sam-cli)"
+  python3 -m venv "$sam_venv"
+  pip_install "$sam_venv" aws-sam-cli
+fi
+
+# The benchmarks' peers and load tools (bench.sh passes --peers). Their packages would start
+# system services on install; a policy-rc.d that forbids it is put in place for the install
+# when the machine has none.
+if [ "${1:-}" = "--peers" ]; then
+  missing=()
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  command -v caddy >/dev/null || missing+=(caddy)
+  command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing benchmark peers (apt): ${missing[*]}"
+    policy=/usr/sbin/policy-rc.d
+    placed=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+      as_root chmod +x "$policy"
+      placed=yes
+    fi
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    if [ -n "$placed" ]; then as_root rm -f "$policy"; fi
+  fi
 fi
 
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo is missing; install Rust (rustup) first" >&2
   exit 1
 fi
-echo "setup: ready (pebble $(dpkg-query -W -f='${Version}' pebble 2>/dev/null || echo '?'), venv $venv)"
+echo "setup: ready (pebble $(dpkg-query -W -f='${Version}' pebble 2>/dev/null || echo '?'), venv $venv, SAM venv $sam_venv)"

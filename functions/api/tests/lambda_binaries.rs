@@ -368,15 +368,56 @@ fn text(value: &Value) -> String {
 // ---------------------------------------------------------------------------------------------
 // The workers' binaries
 
-/// `issuer` and `renewer`, built now by Cargo (a no-op when they are fresh).
+/// `issuer` and `renewer`, as fresh as this package's own binaries.
 ///
 /// Cargo sets `CARGO_BIN_EXE_<name>` only for the binaries of the package under test, and
 /// `edgecert-workers` depends on this package, so its binaries cannot be a dependency of this
-/// test. They are built into the same target directory and profile as this package's
-/// binaries (after the test build, Cargo has released its lock).
+/// test. Cargo puts them next to this package's binaries, though: they are used from there when
+/// Cargo built them after the last change to any of their sources (their `.d` files list every
+/// source file, which is what Cargo's own freshness check reads), as `cargo test --workspace`
+/// does before it runs any test. Otherwise (`cargo test -p edgecert-api` after a change) they
+/// are built now, into the same target directory and profile; Cargo released its lock once
+/// the test build was done.
 fn worker_binaries() -> Vec<(String, PathBuf)> {
     let own = Path::new(env!("CARGO_BIN_EXE_authorizer"));
     let profile_dir = own.parent().expect("binaries live in a profile directory");
+    let built: Vec<(String, PathBuf)> = WORKER_BINARIES
+        .iter()
+        .map(|name| ((*name).to_owned(), profile_dir.join(name)))
+        .collect();
+    if built.iter().all(|(_, path)| is_fresh(path)) {
+        return built;
+    }
+    eprintln!("building the workers' binaries (cargo build -p edgecert-workers --bins)");
+    build_worker_binaries(profile_dir)
+}
+
+/// Whether `binary` exists and is newer than every file its Cargo dep-info (`<binary>.d`)
+/// lists, and than `Cargo.lock`.
+fn is_fresh(binary: &Path) -> bool {
+    let modified = |path: &Path| path.metadata().and_then(|meta| meta.modified()).ok();
+    let Some(built_at) = modified(binary) else {
+        return false;
+    };
+    let Ok(dep_info) = std::fs::read_to_string(binary.with_extension("d")) else {
+        return false;
+    };
+    // `<target>: <source> <source> ...`, spaces inside paths escaped as `\ `.
+    let Some((_, sources)) = dep_info.split_once(": ") else {
+        return false;
+    };
+    let sources = sources.replace("\\ ", "\u{0}");
+    let lock = edgecert_integration::workspace_root().join("Cargo.lock");
+    sources
+        .split_whitespace()
+        .map(|source| PathBuf::from(source.replace('\u{0}', " ")))
+        .chain(std::iter::once(lock))
+        .all(|source| modified(&source).is_some_and(|changed| changed <= built_at))
+}
+
+/// Builds the workers' binaries with Cargo into the target directory and profile of
+/// `profile_dir`, and returns their paths as Cargo reports them.
+fn build_worker_binaries(profile_dir: &Path) -> Vec<(String, PathBuf)> {
     let target_dir = profile_dir.parent().expect("a target directory");
     let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
         Some("debug") | None => "dev",
@@ -446,8 +487,8 @@ fn every_route_and_the_authorizer_have_a_binary_here() {
 
 #[tokio::test]
 async fn every_function_binary_answers_its_event_on_moto() {
-    let started = Instant::now();
     let workers = worker_binaries();
+    let started = Instant::now();
     let deployment = deployment().await;
     let pebble: &Pebble = harness::pebble().await;
     let dns = pebble.challtestsrv();

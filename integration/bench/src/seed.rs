@@ -1,0 +1,193 @@
+//! A SQLite store and vault holding whitelisted, active domains with issued managed
+//! certificates, written through the same ports the API and the issuer use, so the terminator
+//! loads them exactly as it loads real ones.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use edgecert_core::model::{
+    Account, ApiKey, Certificate, CertificateKind, CertificateStatus, Domain, KeyType,
+    ProvisioningStep, SecretString,
+};
+use edgecert_core::ports::{CertificateMaterial, Store, Vault};
+use edgecert_core::{AccountId, CertificateId, DomainId, Hostname, PlanName};
+use edgecert_embedded::Database;
+use futures::StreamExt as _;
+use time::OffsetDateTime;
+
+use crate::pki::{BenchCa, KeyKind, Leaf};
+
+/// `count` distinct hostnames, `<prefix>-000001.bench.example` and on.
+pub fn hostnames(prefix: &str, count: usize) -> Vec<String> {
+    (1..=count)
+        .map(|index| format!("{prefix}-{index:06}.bench.example"))
+        .collect()
+}
+
+/// The SQLite file `bench-edge` serves from, inside a data directory.
+pub fn database_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("edgecert.db")
+}
+
+/// A store being filled: one account (Elite plan) owning every domain.
+pub struct Seeder {
+    store: Arc<dyn Store>,
+    vault: Arc<dyn Vault>,
+    account: AccountId,
+}
+
+impl std::fmt::Debug for Seeder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seeder")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Seeder {
+    /// Opens (creating) the SQLite store in `data_dir` and adds the account.
+    pub async fn open(data_dir: &Path) -> anyhow::Result<Seeder> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let database = Database::open(database_path(data_dir))?;
+        let store: Arc<dyn Store> = Arc::new(database.store());
+        let vault: Arc<dyn Vault> = Arc::new(database.vault());
+        let account = Account {
+            id: AccountId::generate(),
+            name: "Benchmarks".to_owned(),
+            plan: PlanName::Elite,
+            require_ownership_verification: false,
+            created_at: OffsetDateTime::now_utc(),
+            version: 1,
+        };
+        store
+            .create_account(&account, &ApiKey::generate().hash)
+            .await?;
+        Ok(Seeder {
+            store,
+            vault,
+            account: account.id,
+        })
+    }
+
+    /// Whitelists `hostname` with `origin_url` and gives it `leaf` as its issued managed
+    /// certificate; the domain ends `active`.
+    pub async fn add(
+        &self,
+        hostname: &str,
+        origin_url: &str,
+        leaf: &Leaf,
+        kind: KeyKind,
+    ) -> anyhow::Result<()> {
+        let now = OffsetDateTime::now_utc();
+        let mut domain = Domain {
+            id: DomainId::generate(),
+            account_id: self.account.clone(),
+            hostname: Hostname::parse_domain(hostname)
+                .with_context(|| format!("{hostname} is not a valid hostname"))?,
+            origin_url: origin_url.to_owned(),
+            ownership_token: "edgecert-verify-bench".to_owned(),
+            ownership_verified: true,
+            provisioning_step: ProvisioningStep::WaitingDns,
+            last_error: None,
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            certificate_id: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.store.create_domain(&domain, u32::MAX).await?;
+        let id = CertificateId::managed_for(&domain.id);
+        let version = self
+            .vault
+            .put_material(
+                &id,
+                &CertificateMaterial {
+                    chain_pem: Some(leaf.chain_pem.clone()),
+                    private_key_pem: SecretString::new(leaf.key_pem.clone()),
+                },
+            )
+            .await?;
+        let certificate = Certificate {
+            id: id.clone(),
+            account_id: self.account.clone(),
+            kind: CertificateKind::Managed {
+                domain_id: domain.id.clone(),
+            },
+            domain: domain.hostname.clone(),
+            sans: vec![],
+            is_wildcard: false,
+            key_type: match kind {
+                KeyKind::EcdsaP256 => KeyType::EcdsaP256,
+                KeyKind::Rsa2048 => KeyType::Rsa2048,
+            },
+            auto_renew: true,
+            status: CertificateStatus::Issued,
+            issued_at: Some(now),
+            not_before: Some(now),
+            expires_at: Some(now + time::Duration::days(90)),
+            next_renewal_at: Some(now + time::Duration::days(60)),
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            last_error: None,
+            order_url: None,
+            material_version: Some(version.0),
+            pending_material_version: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.store.create_certificate(&certificate, 0).await?;
+        domain.provisioning_step = ProvisioningStep::Active;
+        domain.certificate_id = Some(id);
+        domain.updated_at = now;
+        self.store.update_domain(&domain).await?;
+        Ok(())
+    }
+
+    /// Adds every name in `hostnames`, each with its own key and certificate from `ca`.
+    pub async fn add_each(
+        &self,
+        hostnames: &[String],
+        origin_url: &str,
+        ca: &BenchCa,
+        kind: KeyKind,
+    ) -> anyhow::Result<()> {
+        for hostname in hostnames {
+            let leaf = ca.leaf(std::slice::from_ref(hostname), kind)?;
+            self.add(hostname, origin_url, &leaf, kind).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds every name in `hostnames` like [`Seeder::add_each`], for tens of thousands of
+    /// names: keys and certificates are made on Tokio's blocking pool, up to `parallel` ahead,
+    /// while the store writes of those already made go on (the store takes one writer at a
+    /// time, so only generation runs in parallel).
+    pub async fn add_each_pipelined(
+        &self,
+        hostnames: &[String],
+        origin_url: &str,
+        ca: &Arc<BenchCa>,
+        kind: KeyKind,
+        parallel: usize,
+    ) -> anyhow::Result<()> {
+        let mut leaves = futures::stream::iter(hostnames.iter().cloned())
+            .map(|hostname| {
+                let ca = Arc::clone(ca);
+                tokio::task::spawn_blocking(move || {
+                    let leaf = ca.leaf(std::slice::from_ref(&hostname), kind);
+                    (hostname, leaf)
+                })
+            })
+            .buffered(parallel.max(1));
+        while let Some(made) = leaves.next().await {
+            let (hostname, leaf) = made.context("a certificate generator panicked")?;
+            let leaf = leaf.with_context(|| format!("making the certificate of {hostname}"))?;
+            self.add(&hostname, origin_url, &leaf, kind).await?;
+        }
+        Ok(())
+    }
+}
