@@ -132,13 +132,19 @@ impl Issuer {
                 .await;
             outcome?;
         }
-        let status = order
-            .poll_ready(&self.retry_policy())
-            .await
-            .map_err(|error| {
-                Failure::from_acme(STEP, "Waiting for the order to become ready", error)
-                    .with_dead_order()
-            })?;
+        // Every authorization was just seen valid, so the order is most likely ready already:
+        // look once before polling with its initial delay.
+        let waiting = |error| {
+            Failure::from_acme(STEP, "Waiting for the order to become ready", error)
+                .with_dead_order()
+        };
+        let status = match order.refresh().await.map_err(waiting)?.status {
+            status @ (OrderStatus::Ready | OrderStatus::Invalid) => status,
+            _ => order
+                .poll_ready(&self.retry_policy())
+                .await
+                .map_err(waiting)?,
+        };
         if status != OrderStatus::Ready {
             return Err(Failure::new(
                 STEP,

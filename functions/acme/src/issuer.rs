@@ -339,12 +339,26 @@ impl Issuer {
         }
         self.step(Step::Finalized, &certificate.id);
 
-        let chain = order
-            .poll_certificate(&self.retry_policy())
-            .await
-            .map_err(|error| {
-                Failure::from_acme("download", "Downloading the certificate", error)
-            })?;
+        let downloading =
+            |error| Failure::from_acme("download", "Downloading the certificate", error);
+        // A CA that issued while answering the finalize has the chain ready: take it without
+        // waiting for the first poll.
+        let chain = if order.state().status == OrderStatus::Valid {
+            order
+                .certificate()
+                .await
+                .map_err(downloading)?
+                .ok_or_else(|| {
+                    downloading(instant_acme::Error::Str(
+                        "no certificates received from ACME CA",
+                    ))
+                })?
+        } else {
+            order
+                .poll_certificate(&self.retry_policy())
+                .await
+                .map_err(downloading)?
+        };
         let leaf = keys::leaf(&chain).map_err(|error| {
             Failure::from_local("download", "Reading the certificate", &error).with_dead_order()
         })?;

@@ -80,7 +80,21 @@ impl Seeder {
         leaf: &Leaf,
         kind: KeyKind,
     ) -> anyhow::Result<()> {
-        let now = OffsetDateTime::now_utc();
+        self.add_at(hostname, origin_url, leaf, kind, OffsetDateTime::now_utc())
+            .await
+    }
+
+    /// Like [`Seeder::add`], as if the domain had been added and its certificate issued at
+    /// `now`: every timestamp of both items (and so their place in the change feeds) is `now`,
+    /// and the certificate expires 90 days after it.
+    pub async fn add_at(
+        &self,
+        hostname: &str,
+        origin_url: &str,
+        leaf: &Leaf,
+        kind: KeyKind,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
         let mut domain = Domain {
             id: DomainId::generate(),
             account_id: self.account.clone(),
@@ -174,6 +188,33 @@ impl Seeder {
         kind: KeyKind,
         parallel: usize,
     ) -> anyhow::Result<()> {
+        self.add_each_issued_over(
+            hostnames,
+            origin_url,
+            ca,
+            kind,
+            parallel,
+            time::Duration::ZERO,
+        )
+        .await
+    }
+
+    /// Like [`Seeder::add_each_pipelined`], but as if the names had been added one after the
+    /// other, evenly over the `span` before now, the first the oldest: a store that grew over
+    /// time rather than in one bulk import. The terminator's incremental refresh re-reads what
+    /// changed within `change_overlap` of the newest change, so a bulk import keeps every
+    /// certificate in that window.
+    pub async fn add_each_issued_over(
+        &self,
+        hostnames: &[String],
+        origin_url: &str,
+        ca: &Arc<BenchCa>,
+        kind: KeyKind,
+        parallel: usize,
+        span: time::Duration,
+    ) -> anyhow::Result<()> {
+        let start = OffsetDateTime::now_utc() - span;
+        let count = hostnames.len().max(1) as f64;
         let mut leaves = futures::stream::iter(hostnames.iter().cloned())
             .map(|hostname| {
                 let ca = Arc::clone(ca);
@@ -183,10 +224,17 @@ impl Seeder {
                 })
             })
             .buffered(parallel.max(1));
+        let mut index = 0.0;
         while let Some(made) = leaves.next().await {
             let (hostname, leaf) = made.context("a certificate generator panicked")?;
             let leaf = leaf.with_context(|| format!("making the certificate of {hostname}"))?;
-            self.add(&hostname, origin_url, &leaf, kind).await?;
+            index += 1.0;
+            let at = if span.is_zero() {
+                OffsetDateTime::now_utc()
+            } else {
+                start + span * (index / count)
+            };
+            self.add_at(&hostname, origin_url, &leaf, kind, at).await?;
         }
         Ok(())
     }
