@@ -5,7 +5,7 @@
 //!   loads the vault material of each page's certificates in parallel
 //!   (`load_concurrency`) while the next page is fetched. Listeners serve meanwhile: a name not
 //!   loaded yet goes through the on-demand path, which reads that one certificate directly.
-//! - Then, every `refresh_interval`, it reads only what changed since the last change it saw
+//! - Then, every `refresh_interval`, it reads only what changed since the previous pass began
 //!   (minus `change_overlap` for writers' clock skew and index propagation), and skips the vault
 //!   when the served material version did not change. That is O(changes), not O(certificates).
 //! - Deletions do not appear in a change feed: hostnames with traffic are re-checked on use
@@ -112,8 +112,16 @@ impl Refresher {
         let domains = self.read_domains(since).await?;
         let (dropped_certificates, dropped_routes) =
             self.shared.cache.retain(&certificates.seen, &domains.seen);
-        self.certificates_since = Some(certificates.newest.unwrap_or(pass_start));
-        self.domains_since = Some(domains.newest.unwrap_or(pass_start));
+        self.certificates_since = Some(
+            certificates
+                .newest
+                .map_or(pass_start, |newest| newest.max(pass_start)),
+        );
+        self.domains_since = Some(
+            domains
+                .newest
+                .map_or(pass_start, |newest| newest.max(pass_start)),
+        );
         self.last_full_pass = Some(Instant::now());
         let first = !self.shared.loaded.swap(true, Ordering::Relaxed);
         let (served, routes) = self.shared.cache.sizes();
@@ -137,18 +145,25 @@ impl Refresher {
             let failed = self.apply_certificates(retry).await;
             self.retry.extend(failed);
         }
+        // The next window starts at this pass's start (or the newest change seen, if later)
+        // minus the overlap. Anchoring it on the newest change alone would re-read everything
+        // changed in the overlap before it on every pass for as long as nothing newer comes
+        // (after a bulk import, all of it, forever).
         let now = self.shared.services.clock.now();
+        let advance = |since: Option<OffsetDateTime>, newest: Option<OffsetDateTime>| {
+            Some(
+                [since, newest, Some(now)]
+                    .into_iter()
+                    .flatten()
+                    .fold(now, OffsetDateTime::max),
+            )
+        };
         let since = self.certificates_since.unwrap_or(now) - overlap;
         let certificates = self.read_certificates(since).await?;
-        if let Some(newest) = certificates.newest {
-            self.certificates_since =
-                Some(self.certificates_since.map_or(newest, |at| at.max(newest)));
-        }
+        self.certificates_since = advance(self.certificates_since, certificates.newest);
         let since = self.domains_since.unwrap_or(now) - overlap;
         let domains = self.read_domains(since).await?;
-        if let Some(newest) = domains.newest {
-            self.domains_since = Some(self.domains_since.map_or(newest, |at| at.max(newest)));
-        }
+        self.domains_since = advance(self.domains_since, domains.newest);
         Ok(())
     }
 

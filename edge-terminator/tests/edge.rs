@@ -920,6 +920,48 @@ async fn store_lookups_are_rate_limited_per_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_terminator_stops_reading_what_it_already_holds() {
+    let env = Env::new().await;
+    for _ in 0..5 {
+        env.seed_issued(&unique_name("idle"), "http://127.0.0.1:9")
+            .await;
+    }
+    let store = FakeStore::new(env.store.clone());
+    let services = env.services(
+        store.clone(),
+        env.vault.clone(),
+        resolver().await,
+        LOOPBACK_ALLOWED,
+    );
+    let mut config = test_config();
+    config.refresh_interval = Duration::from_millis(100);
+    config.change_overlap = Duration::from_secs(1);
+    let terminator = start(services, Arc::new(NoIssuance::default()), config, None).await;
+    assert!(terminator.wait_loaded(Duration::from_secs(10)).await);
+
+    // Once the overlap has passed with no change, a pass finds nothing to read.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = store.feed_items();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        store.feed_items(),
+        before,
+        "idle refresh passes read unchanged items again"
+    );
+
+    // A change made now is still picked up.
+    let name = unique_name("late");
+    env.seed_issued(&name, "http://127.0.0.1:9").await;
+    assert!(
+        eventually(Duration::from_secs(5), || terminator.certificates_cached()
+            == 6)
+        .await,
+        "a certificate added after the load was not picked up"
+    );
+    terminator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_domain_stops_being_served() {
     let mut config = test_config();
     config.revalidate_after = Duration::from_millis(100);

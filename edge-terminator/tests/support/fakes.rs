@@ -26,6 +26,7 @@ pub struct FakeStore {
     failing: AtomicBool,
     writes: AtomicUsize,
     reads: AtomicUsize,
+    feed_items: AtomicUsize,
 }
 
 impl FakeStore {
@@ -35,6 +36,7 @@ impl FakeStore {
             failing: AtomicBool::new(false),
             writes: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
+            feed_items: AtomicUsize::new(0),
         })
     }
 
@@ -51,6 +53,11 @@ impl FakeStore {
     /// Reads attempted so far.
     pub fn reads(&self) -> usize {
         self.reads.load(Ordering::SeqCst)
+    }
+
+    /// Items the change feeds (domains and certificates) returned so far.
+    pub fn feed_items(&self) -> usize {
+        self.feed_items.load(Ordering::SeqCst)
     }
 
     fn read(&self) -> Result<()> {
@@ -126,7 +133,10 @@ impl DomainStore for FakeStore {
         page: PageRequest,
     ) -> Result<Page<Domain>> {
         self.read()?;
-        self.inner.domains_changed_since(since, page).await
+        let page = self.inner.domains_changed_since(since, page).await?;
+        self.feed_items
+            .fetch_add(page.items.len(), Ordering::SeqCst);
+        Ok(page)
     }
 }
 
@@ -204,7 +214,10 @@ impl CertificateStore for FakeStore {
         page: PageRequest,
     ) -> Result<Page<Certificate>> {
         self.read()?;
-        self.inner.certificates_changed_since(since, page).await
+        let page = self.inner.certificates_changed_since(since, page).await?;
+        self.feed_items
+            .fetch_add(page.items.len(), Ordering::SeqCst);
+        Ok(page)
     }
 }
 
