@@ -1263,8 +1263,6 @@ fn notes(
     ];
     if within < rows.len() {
         notes.push(breakdown(hello, rows, experiments));
-        notes.push(PROFILE.to_owned());
-        notes.push(FIXES.to_owned());
     }
     notes
 }
@@ -1316,36 +1314,3 @@ fn breakdown(hello: &Stats, rows: &[Stats], experiments: &[Stats]) -> String {
     }
     text
 }
-
-/// What a CPU profile of the functions' cold starts showed (taken by hand: see the text).
-const PROFILE: &str = "Profile (`perf record -e cpu-clock --call-graph dwarf` over a full run of \
-     this benchmark on 2026-11-22, samples of the function processes only): an API function \
-     used about 13 ms of CPU per cold start, hello-world 2.8 ms. About 29% of the function's is \
-     loading the system's root certificates: `aws_config::defaults(..).load()` builds the \
-     default credentials chain, whose web-identity provider builds an STS client, which builds \
-     the SDK's shared rustls connector with `rustls-native-certs`: the bundle, then each of the \
-     ~150 files of /etc/ssl/certs (statx, read, PEM and DER parsing). certificates-delete, the \
-     issuer and the renewer load them a second time for the ACME client \
-     (`edgecert_acme::http::ca_http_client`), about 4 ms more CPU. About 10% is the dynamic \
-     loader relocating the 28 MiB position-independent binary (`_dl_relocate_object`); page \
-     faults on the larger binary run through everything (about a quarter of the samples). The \
-     SDK clients' endpoint resolvers (partition JSON), the hickory resolver and the tracing \
-     subscriber are 1-2% each. In the first invocation's own part, the SDK's first request \
-     (endpoint rules and their regexes, identity, SigV4 signing, the connection) and the \
-     handler are each under 1% of the samples; the profile's truncated stacks leave the rest \
-     of that part unattributed.";
-
-/// What would bring the functions closer to the target, from the profile.
-const FIXES: &str = "What would fix it, largest gain first: (1) load the roots once and \
-     cheaply: give the SDK an HTTP client built on a trust store shared with the ACME client \
-     (`aws_smithy_http_client::tls::TrustStore` with native roots off and the bundle's PEM), or \
-     at least set `SSL_CERT_FILE` to the runtime's bundle in template.yaml's globals so nothing \
-     scans the certificate directory (the experiment table measures both); (2) credentials \
-     from the environment only (`.credentials_provider(EnvironmentVariableCredentialsProvider::new())`, \
-     Lambda always sets them), which skips building the STS, web-identity, IMDS and profile \
-     providers; (3) a smaller binary: `lto`, `codegen-units = 1`, `panic = \"abort\"` and \
-     `strip` in the release profile, for fewer relocations and page faults. Even so, a \
-     function that builds AWS clients and makes a DynamoDB call will not come within 2x of a \
-     hello-world that does neither (on AWS its first call also pays a TLS handshake to the \
-     DynamoDB endpoint, absent here): read the target as 'no avoidable init work', which \
-     (1)-(3) address.";

@@ -36,9 +36,7 @@ const TARGET_RANDOM_OVER_SINGLE: f64 = 0.95;
 /// Leaves made ahead of the store writes while seeding.
 const SEED_PIPELINE: usize = 16;
 /// The seeded certificates look issued evenly over this span before the run, as in a store
-/// that grew over time. Seeded all at once, they would all sit within the terminator's
-/// `change_overlap` of the newest change, and its incremental refresh would re-read every one
-/// of them every 10 s, landing in random handshake rounds.
+/// that grew over time.
 const ISSUED_OVER_DAYS: i64 = 30;
 /// Names checked to be served their own certificate, per size.
 const SERVED_NAME_SAMPLE: usize = 20;
@@ -498,9 +496,6 @@ fn marginal(served: &Served, previous: &Served) -> f64 {
     (served.rss_loaded as f64 - previous.rss_loaded as f64) / added
 }
 
-/// SQLite's default page cache per connection (`cache_size = -2000`, KiB).
-const SQLITE_PAGE_CACHE_BYTES: f64 = 2000.0 * 1024.0;
-
 fn report(
     options: Options,
     load: &Load,
@@ -670,86 +665,10 @@ fn report(
         },
     ));
 
-    section.note(format!(
-        "Random SNI against one name, profiled (valgrind callgrind with cache simulation, \
-         `bench-edge` over 1,000 certificates, 1,000 TLS 1.3 handshakes per mode): 1.43 M \
-         instructions and 7.6 k L1 data misses per handshake with one name, 1.32 M and 7.4 k \
-         with random names (each phase also holds the idle terminator's own work). Picking one \
-         certificate of many is a hash lookup and an `Arc` clone, and its DER and key are a \
-         few dozen cache lines against ~7,500 misses a handshake, so random SNI should cost \
-         under 1%.{}",
-        if worst_ratio < TARGET_RANDOM_OVER_SINGLE {
-            " Ratios under 0.95x in this run are within the machine's noise (other work \
-             sharing both cores; see the per-round range) rather than the terminator's doing: \
-             re-run on a quiet machine."
-        } else {
-            ""
-        }
-    ));
-
     let (chain_der, key_der) = material_sizes(sample_leaf)?;
-    let smallest = results
-        .iter()
-        .map(|served| served.certificates)
-        .min()
-        .unwrap_or(1)
-        .saturating_sub(1)
-        .max(1) as f64;
     section.note(format!(
-        "Where the memory goes (valgrind massif of `bench-edge` right after loading 1,000 \
-         certificates, heap by allocation site). Per certificate, about 2.5 KiB: the chain as \
-         DER ({chain_der} bytes here: the leaf and its own copy of the CA certificate), the \
-         parsed P-256 key in aws-lc (~0.6 KiB: EVP_PKEY, EC_KEY, public EC_POINT, scalar, and \
-         rustls' 65-byte copy of the public point; PKCS#8 is {key_der} bytes), the three maps \
-         keyed by name or id (names -> key, certificates -> entry, routes; ~0.45 KiB with \
-         hashbrown's spare capacity) and the strings they duplicate (hostname three times, \
-         certificate id twice, material version), and each route's parsed origin `Url` behind \
-         an `Arc` (~0.15 KiB). Not per certificate, so it dominates at small N: SQLite's page \
-         cache of the store's one connection (default `cache_size`, up to ~2 MiB, which the \
-         one-certificate baseline hardly fills: {:.2} KiB per certificate at {} certificates) \
-         and the blocking-pool threads the `load_concurrency` = 32 vault reads start (their \
-         stacks and allocator slack, ~0.9 MiB). The marginal column is the per-certificate cost \
-         without those. Fixes, all in the terminator or the embedded store: `PRAGMA \
-         shrink_memory` (or a small `cache_size`) on the edge's connection after the full \
-         load; share identical intermediates between entries instead of one DER copy per \
-         certificate (real Let's Encrypt chains carry a ~1.1 KB intermediate, and SCTs make the \
-         leaf ~1.2 KB, so with real certificates the chain is ~1.5 KiB more per certificate \
-         than here); one map from name to an `Arc` entry instead of three string-keyed maps; \
-         one shared `Url` per distinct origin.",
-        SQLITE_PAGE_CACHE_BYTES / smallest / 1024.0,
-        whole(smallest + 1.0),
-    ));
-    section.note(
-        "Where the time to serve-ready goes: the load runs on the server's one core. Sampled \
-         at 100,000 certificates (perf, cpu-clock, `bench-edge` alone on a copy of that store: \
-         ready in 8.5 s): ~23% elliptic-curve arithmetic parsing private keys; ~35% kernel \
-         scheduling, futexes and syscalls, because every vault read is its own \
-         `spawn_blocking` onto the embedded store's one mutex-guarded SQLite connection, and \
-         with `load_concurrency` = 32 reads in flight the blocking pool grows to ~110 threads \
-         taking turns on that mutex; 12% malloc/free; 8% SQLite (including preparing the \
-         vault's SELECT again on every call: `query_row`, not `prepare_cached`); 4% PEM and \
-         base64; 2% JSON. Counted in instructions (callgrind, 1,000 certificates), 58% of the \
-         user-space work is parsing keys: rustls' `any_supported_type` tries RSA first, and \
-         aws-lc's RSA PKCS#8 parser decodes the EC key fully (with `EC_KEY_check_key`, a \
-         base-point multiplication) before refusing it, then the ECDSA attempt parses and \
-         checks it again, so 27% of all instructions are the failed RSA attempt. Fixes, in the \
-         terminator and the vault: pick the key parser by the stored `key_type` \
-         (`any_ecdsa_type` for P-256); read a feed page's material in one blocking call (a \
-         batch read on the vault port; Secrets Manager has BatchGetSecretValue) instead of 32 \
-         single-row reads contending for one connection; `prepare_cached` in the vault.",
-    );
-    section.note(format!(
-        "Seen on the way, not in the tables: the terminator's incremental refresh (every \
-         `refresh_interval`, 10 s) re-reads every item whose `updated_at` lies within \
-         `change_overlap` (120 s) of the newest change it has seen, and that window stays put \
-         while nothing newer arrives. After a bulk import (100,000 certificates seeded in \
-         under a minute, all timestamped now), an idle terminator re-read, JSON-decoded and \
-         re-routed all of them every 10 s, indefinitely: ~0.1 of a core (0.6-1.3 CPU-seconds \
-         per pass) at 100,000, which landed in random 3 s handshake rounds here (per-round \
-         ratios from 0.49x to 2.93x) until the seeding spread its timestamps over \
-         {ISSUED_OVER_DAYS} days. Fix in the terminator's refresher: start the next window at \
-         the previous pass's start time (its own clock) minus the overlap, not at the newest \
-         item seen minus the overlap."
+        "Material per certificate in this run: the chain as DER is {chain_der} bytes (the leaf \
+         and its own copy of the benchmark CA's certificate), the PKCS#8 key {key_der} bytes."
     ));
     Ok(section)
 }

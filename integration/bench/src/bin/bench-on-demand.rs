@@ -19,24 +19,21 @@
 //!
 //! Orders per name come from Pebble's log (`Added order` lines, and validation tasks per name)
 //! between the phases' marks. Where EdgeCert's time goes comes from the events its issuer
-//! stores with each certificate, lined up with each request's start; two what-if runs of the
-//! same build measure the fixes that breakdown points at (a short first ACME poll, and
-//! TCP_NODELAY on the connections to the CA). `EDGECERT_BENCH_KEEP_DIR=1` keeps the run's
-//! directory (every server's log, Pebble's log, EdgeCert's SQLite files).
+//! stores with each certificate, lined up with each request's start.
+//! `EDGECERT_BENCH_KEEP_DIR=1` keeps the run's directory (every server's log, Pebble's log,
+//! EdgeCert's SQLite files).
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use edgecert_acme::{BodyWrapper, BytesResponse, HttpClient, Issuer, IssuerConfig};
+use edgecert_acme::{Issuer, IssuerConfig};
 use edgecert_api::ApiState;
 use edgecert_bench::process::{LOAD_CORE, SERVER_CORE, Server, pin_self, require, tail};
 use edgecert_bench::report::{Options, Section, Table, millis, quantile, ratio};
@@ -53,12 +50,8 @@ use edgecert_terminator::{Listeners, Terminator, TerminatorConfig};
 use edgecert_workers::WorkerConfig;
 use edgecert_workers::issuer::IssuerLoop;
 use http_body_util::{BodyExt as _, Empty, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -88,9 +81,6 @@ const START_DEADLINE: Duration = Duration::from_secs(60);
 const REST_BEFORE_BURST: Duration = Duration::from_secs(11);
 /// Wait after the burst before reading Pebble's log, so that late duplicate orders show.
 const SETTLE_AFTER_BURST: Duration = Duration::from_secs(2);
-/// The first polling delay of the what-if runs (the product default is read from
-/// `IssuerConfig::new`).
-const WHAT_IF_POLL_DELAY: Duration = Duration::from_millis(25);
 
 fn main() -> anyhow::Result<()> {
     // The driver is the load generator (load core); started again as `serve-edge` it is the
@@ -132,10 +122,6 @@ struct EdgeConfig {
     dns_server: SocketAddr,
     /// Pebble's HTTP-01 port: the edge's HTTP listener.
     http01_port: u16,
-    /// The issuer's first polling delay.
-    poll_initial_delay_ms: u64,
-    /// TCP_NODELAY on the issuer's connections to the CA.
-    ca_nodelay: bool,
 }
 
 /// Where the EdgeCert server listens, once it serves.
@@ -178,21 +164,12 @@ async fn serve_edge(data_dir: &Path) -> anyhow::Result<()> {
     };
     let mut issuer_config = IssuerConfig::new(config.acme_directory.clone())
         .with_ca_root_pem(config.acme_ca_root.clone())
-        .with_caa_identities([PEBBLE_CAA_IDENTITY])
-        .with_poll_initial_delay(Duration::from_millis(config.poll_initial_delay_ms));
+        .with_caa_identities([PEBBLE_CAA_IDENTITY]);
     // The local stack's settings (see stack.rs).
     issuer_config.lease_ttl = time::Duration::seconds(30);
     issuer_config.poll_timeout = Duration::from_secs(20);
-    let issuer: Arc<dyn Issuance> = if config.ca_nodelay {
-        let client = NoDelayCaClient::new(&config.acme_ca_root, issuer_config.request_timeout)?;
-        Arc::new(Issuer::with_http_client(
-            services.clone(),
-            issuer_config,
-            Box::new(client),
-        ))
-    } else {
-        Arc::new(Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?)
-    };
+    let issuer: Arc<dyn Issuance> =
+        Arc::new(Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?);
     services.issuance = Some(Arc::clone(&issuer));
     let mut edge_config = TerminatorConfig::default();
     edge_config.redirect_https_port = https_addr.port();
@@ -241,64 +218,6 @@ async fn serve_edge(data_dir: &Path) -> anyhow::Result<()> {
     // The driver kills this process when it is done with it.
     std::future::pending::<()>().await;
     Ok(())
-}
-
-/// `edgecert_acme::ca_http_client` with one change, for the what-if run: TCP_NODELAY on the
-/// connections to the CA. hyper-util's `HttpConnector` turns it off, and an h2 request goes
-/// out as two TLS records (HEADERS, then DATA): Nagle's algorithm holds the second until the
-/// CA acknowledges the first, which a Linux peer delays by up to 40 ms.
-struct NoDelayCaClient {
-    client: HyperClient<HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
-    request_timeout: Duration,
-}
-
-impl NoDelayCaClient {
-    fn new(root_pem: &Path, request_timeout: Duration) -> anyhow::Result<NoDelayCaClient> {
-        let pem =
-            std::fs::read(root_pem).with_context(|| format!("reading {}", root_pem.display()))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for certificate in CertificateDer::pem_slice_iter(&pem) {
-            roots.add(certificate?)?;
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        Ok(NoDelayCaClient {
-            client: HyperClient::builder(TokioExecutor::new()).build(connector),
-            request_timeout,
-        })
-    }
-}
-
-impl HttpClient for NoDelayCaClient {
-    fn request(
-        &self,
-        request: http::Request<BodyWrapper<Bytes>>,
-    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
-        let response = self.client.request(request);
-        let deadline = self.request_timeout;
-        Box::pin(async move {
-            match tokio::time::timeout(deadline, response).await {
-                Ok(Ok(response)) => Ok(BytesResponse::from(response)),
-                Ok(Err(error)) => Err(instant_acme::Error::Other(Box::new(error))),
-                Err(_) => Err(instant_acme::Error::Other(
-                    format!("no answer from the CA within {deadline:?}").into(),
-                )),
-            }
-        })
-    }
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
@@ -467,7 +386,6 @@ impl PhaseResult {
 #[derive(Debug, Clone)]
 struct SideResult {
     label: String,
-    column: &'static str,
     warm_up: Duration,
     sequential: PhaseResult,
     concurrent: PhaseResult,
@@ -525,49 +443,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
         names_per_phase,
     };
 
-    let product_delay = IssuerConfig::new("https://unused.invalid/dir").poll_initial_delay;
-    // The defaults, then what-ifs that measure the fixes the breakdown points at (in quick mode
-    // too, so that CI runs their code).
-    let variants = [
-        EdgeVariant {
-            tag: "ours",
-            label: format!(
-                "EdgeCert (defaults: first ACME poll after {} ms)",
-                product_delay.as_millis()
-            ),
-            column: "Defaults",
-            poll_delay: product_delay,
-            ca_nodelay: false,
-        },
-        EdgeVariant {
-            tag: "poll",
-            label: format!(
-                "EdgeCert what-if: first ACME poll after {} ms",
-                WHAT_IF_POLL_DELAY.as_millis()
-            ),
-            column: "Short first poll",
-            poll_delay: WHAT_IF_POLL_DELAY,
-            ca_nodelay: false,
-        },
-        EdgeVariant {
-            tag: "nodelay",
-            label: format!(
-                "EdgeCert what-if: first ACME poll after {} ms, TCP_NODELAY to the CA",
-                WHAT_IF_POLL_DELAY.as_millis()
-            ),
-            column: "Short first poll + TCP_NODELAY",
-            poll_delay: WHAT_IF_POLL_DELAY,
-            ca_nodelay: true,
-        },
-    ];
-    let mut edge_results = Vec::with_capacity(variants.len());
-    for variant in &variants {
-        let result = edgecert_side(&bench, variant)
-            .await
-            .with_context(|| format!("the run of {}", variant.label))?;
-        edge_results.push(result);
-    }
-    let (ours, what_ifs) = edge_results.split_first().context("no EdgeCert run")?;
+    let ours = edgecert_side(&bench).await.context("EdgeCert's run")?;
     let caddy = caddy_side(&bench).await.context("Caddy's run")?;
     if std::env::var_os(KEEP_VARIABLE).is_some() {
         let pebble_log = bench.pebble.work_dir().join("pebble.log");
@@ -594,28 +470,13 @@ async fn run(options: Options) -> anyhow::Result<()> {
             );
         }
     }
-    report(&bench, ours, what_ifs, &caddy, product_delay)
+    report(&bench, &ours, &caddy)
 }
 
-/// One configuration of EdgeCert to measure.
-#[derive(Debug, Clone)]
-struct EdgeVariant {
-    /// Its directory and name prefix.
-    tag: &'static str,
-    /// As shown in tables.
-    label: String,
-    /// As shown in column headers.
-    column: &'static str,
-    /// The issuer's first polling delay.
-    poll_delay: Duration,
-    /// TCP_NODELAY on the connections to the CA (the product leaves it off).
-    ca_nodelay: bool,
-}
-
-/// EdgeCert as `variant` says: started, names whitelisted, measured, and its store read for
-/// where the time went.
-async fn edgecert_side(bench: &Bench, variant: &EdgeVariant) -> anyhow::Result<SideResult> {
-    let tag = variant.tag;
+/// EdgeCert with the product's defaults: started, names whitelisted, measured, and its store
+/// read for where the time went.
+async fn edgecert_side(bench: &Bench) -> anyhow::Result<SideResult> {
+    let tag = "ours";
     let data_dir = bench.root.join(tag);
     std::fs::create_dir_all(&data_dir)?;
     let config = EdgeConfig {
@@ -623,8 +484,6 @@ async fn edgecert_side(bench: &Bench, variant: &EdgeVariant) -> anyhow::Result<S
         acme_ca_root: bench.pebble.listener_ca_pem_path().to_path_buf(),
         dns_server: bench.pebble.challtestsrv().dns_server_addr(),
         http01_port: bench.pebble.http_port(),
-        poll_initial_delay_ms: u64::try_from(variant.poll_delay.as_millis())?,
-        ca_nodelay: variant.ca_nodelay,
     };
     std::fs::write(
         data_dir.join(EDGE_CONFIG_FILE),
@@ -659,7 +518,7 @@ async fn edgecert_side(bench: &Bench, variant: &EdgeVariant) -> anyhow::Result<S
     for name in &names.concurrent {
         api.whitelist(&concurrent_key, name, &origin_url).await?;
     }
-    let label = (variant.label.clone(), variant.column);
+    let label = "EdgeCert (defaults)".to_owned();
     let mut result = measure(bench, &mut server, ready.https, &names, label)
         .await
         .with_context(|| format!("end of {}:\n{}", log.display(), tail(&log)))?;
@@ -719,10 +578,10 @@ const INTERVALS: [&str; 9] = [
      certificate requested, issuance slot, lease, CAA)",
     "-> ACME order placed",
     "-> HTTP-01 answer published, challenge triggered",
-    "-> authorization valid and order ready (two polls)",
+    "-> authorization valid and order ready",
     "-> key generated and stored",
     "-> CSR sent (finalize)",
-    "-> certificate downloaded and stored (one poll)",
+    "-> certificate downloaded and stored",
     "-> certificate marked issued",
     "-> origin's response (certificate loaded, handshake finished, request proxied)",
 ];
@@ -984,10 +843,7 @@ https:// {{
         &mut server,
         https,
         &names,
-        (
-            format!("Caddy {version} (`on_demand_tls` + `ask`)"),
-            "Caddy",
-        ),
+        format!("Caddy {version} (`on_demand_tls` + `ask`)"),
     )
     .await
     .with_context(|| format!("end of {}:\n{}", log.display(), tail(&log)))?;
@@ -1026,7 +882,7 @@ async fn measure(
     server: &mut Server,
     https: SocketAddr,
     names: &SideNames,
-    (label, column): (String, &'static str),
+    label: String,
 ) -> anyhow::Result<SideResult> {
     let pebble_log = bench.pebble.work_dir().join("pebble.log");
     let (_, warm_up) = timed_first_request(
@@ -1077,7 +933,6 @@ async fn measure(
     concurrent.orders = count_orders(&log[concurrent_mark..end_mark], &names.concurrent);
     Ok(SideResult {
         label,
-        column,
         warm_up,
         sequential,
         concurrent,
@@ -1246,22 +1101,16 @@ where
 // ---------------------------------------------------------------------------------------------
 // The report
 
-fn report(
-    bench: &Bench,
-    ours: &SideResult,
-    what_ifs: &[SideResult],
-    caddy: &SideResult,
-    product_delay: Duration,
-) -> anyhow::Result<()> {
+fn report(bench: &Bench, ours: &SideResult, caddy: &SideResult) -> anyhow::Result<()> {
     let count = bench.names_per_phase;
     let mut section = Section::new(
         "On-demand issuance: first request for a new name",
         "on-demand",
         bench.options,
     );
-    section.table(results_table(count, ours, what_ifs, caddy));
+    section.table(results_table(count, ours, caddy));
     section.table(versus_table(ours, caddy));
-    if let Some(table) = breakdown_table(ours, what_ifs) {
+    if let Some(table) = breakdown_table(ours) {
         section.table(table);
     }
 
@@ -1284,8 +1133,7 @@ fn report(
          1.3 handshake with SNI = the name (no certificate verification) and `GET /`; it is \
          served when the origin's body arrives within {} s. Percentiles are over served \
          requests only. Orders are Pebble's `Added order` log lines during the phase; a name \
-         counts as ordered when Pebble validated it. The what-if rows change the settings \
-         they name in the same build; they are not the product's defaults.",
+         counts as ordered when Pebble validated it.",
         millis(ours.warm_up),
         millis(caddy.warm_up),
         if bench.options.quick {
@@ -1329,7 +1177,7 @@ fn report(
         ours.sequential.orders.validated_twice,
         ours.concurrent.orders.validated_twice,
     ));
-    for side in [ours].into_iter().chain(what_ifs).chain([caddy]) {
+    for side in [ours, caddy] {
         for (phase, result) in [
             ("sequential", &side.sequential),
             ("concurrent", &side.concurrent),
@@ -1345,20 +1193,16 @@ fn report(
             }
         }
     }
-    section.note(time_note(ours, what_ifs, caddy, product_delay));
-    section.note(caddy_note(caddy));
-    for side in [ours].into_iter().chain(what_ifs) {
-        if !side.diagnoses.is_empty() {
-            section.note(format!(
-                "{}, from its store and log:\n\n{}",
-                side.label,
-                side.diagnoses
-                    .iter()
-                    .map(|diagnosis| format!("- {diagnosis}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ));
-        }
+    if !ours.diagnoses.is_empty() {
+        section.note(format!(
+            "{}, from its store and log:\n\n{}",
+            ours.label,
+            ours.diagnoses
+                .iter()
+                .map(|diagnosis| format!("- {diagnosis}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
     }
     section.publish()
 }
@@ -1368,12 +1212,7 @@ fn seconds(duration: Duration) -> f64 {
 }
 
 /// Every server's figures.
-fn results_table(
-    count: usize,
-    ours: &SideResult,
-    what_ifs: &[SideResult],
-    caddy: &SideResult,
-) -> Table {
+fn results_table(count: usize, ours: &SideResult, caddy: &SideResult) -> Table {
     let mut table = Table::new(
         &format!(
             "From the connect of the first request for a new whitelisted name to the origin's \
@@ -1391,7 +1230,7 @@ fn results_table(
             "Orders per name (concurrent)",
         ],
     );
-    for side in [ours].into_iter().chain(what_ifs).chain([caddy]) {
+    for side in [ours, caddy] {
         table.row(vec![
             side.label.clone(),
             millis(side.sequential.p(0.5)),
@@ -1485,122 +1324,27 @@ fn versus_table(ours: &SideResult, caddy: &SideResult) -> Table {
     table
 }
 
-/// Median time of each issuance interval, from the issuer's events: the defaults in both
-/// phases, each what-if in the sequential phase.
-fn breakdown_table(ours: &SideResult, what_ifs: &[SideResult]) -> Option<Table> {
-    let defaults = ours.breakdown.as_ref()?;
-    let mut columns: Vec<(String, &Breakdown)> = vec![
-        (format!("{}, sequential", ours.column), &defaults.sequential),
-        (format!("{}, concurrent", ours.column), &defaults.concurrent),
-    ];
-    for side in what_ifs {
-        if let Some(breakdown) = &side.breakdown {
-            columns.push((
-                format!("What-if: {}, sequential", side.column),
-                &breakdown.sequential,
-            ));
-        }
-    }
-    let mut headers = vec!["Interval (median)"];
-    headers.extend(columns.iter().map(|(header, _)| header.as_str()));
+/// Median time of each issuance interval, from the issuer's events, in both phases.
+fn breakdown_table(ours: &SideResult) -> Option<Table> {
+    let breakdowns = ours.breakdown.as_ref()?;
+    let columns = [&breakdowns.sequential, &breakdowns.concurrent];
     let mut table = Table::new(
         "Where EdgeCert's first request spends its time (the events its issuer stores with each \
          certificate)",
-        &headers,
+        &["Interval (median)", "Sequential", "Concurrent"],
     );
     for (index, interval) in INTERVALS.iter().enumerate() {
         let mut row = vec![(*interval).to_owned()];
-        row.extend(columns.iter().map(|(_, breakdown)| breakdown.median(index)));
+        row.extend(columns.iter().map(|breakdown| breakdown.median(index)));
         table.row(row);
     }
     let mut row = vec!["Issuances broken down (not clean: left out)".to_owned()];
-    row.extend(columns.iter().map(|(_, breakdown)| {
+    row.extend(columns.iter().map(|breakdown| {
         let clean = breakdown.intervals.first().map_or(0, Vec::len);
         format!("{clean} ({})", breakdown.skipped)
     }));
     table.row(row);
     Some(table)
-}
-
-/// Where EdgeCert's time goes, and what would cut it.
-fn time_note(
-    ours: &SideResult,
-    what_ifs: &[SideResult],
-    caddy: &SideResult,
-    product_delay: Duration,
-) -> String {
-    let mut note = format!(
-        "Where the time goes (the breakdown above). First, polling: the issuer sleeps its \
-         first polling delay ({} ms by default, `IssuerConfig::poll_initial_delay`, doubling \
-         after each attempt) before each of three polls: the first authorization poll and \
-         `poll_ready` (the \"two polls\" interval) and `poll_certificate` (the \"one poll\" \
-         interval; instant-acme's `RetryPolicy` waits before every attempt). Pebble with `PEBBLE_VA_NOSLEEP=1` is done well within that, so \
-         about {} ms of each first request is fixed waiting, where Caddy waits two 250 ms \
-         polls. Second, about 40 ms on every ACME POST (the ~45 ms \"order placed\", \
-         \"challenge triggered\" and \"CSR sent\" intervals, and more inside the polls): the CA \
-         client (`edgecert_acme::ca_http_client`, hyper-util's `HttpConnector`) leaves \
-         TCP_NODELAY off, each h2 request goes out as two TLS records (HEADERS, then DATA), and \
-         Nagle's algorithm holds the second until Pebble acknowledges the first, which Linux \
-         delays by 40 ms. strace of the edge (while building this benchmark) shows \
-         `setsockopt(TCP_NODELAY, [0])` on its CA connection and ~45-50 ms from each POST's \
-         second write to the answer, ~5 ms for a HEAD.",
-        product_delay.as_millis(),
-        3 * product_delay.as_millis(),
-    );
-    if ours.concurrent.p(0.5) > ours.sequential.p(0.5) * 2 {
-        note.push_str(
-            " In the burst, the first interval also holds the wait for one of the terminator's \
-             8 issuance slots (`max_concurrent_issuances`), so names are issued 8 at a time.",
-        );
-    }
-    for what_if in what_ifs {
-        note.push_str(&format!(
-            " {}: sequential p50 {} ({} of Caddy's), concurrent p50 {} ({} of Caddy's).",
-            what_if.label,
-            millis(what_if.sequential.p(0.5)),
-            ratio(
-                seconds(what_if.sequential.p(0.5)),
-                seconds(caddy.sequential.p(0.5))
-            ),
-            millis(what_if.concurrent.p(0.5)),
-            ratio(
-                seconds(what_if.concurrent.p(0.5)),
-                seconds(caddy.concurrent.p(0.5))
-            ),
-        ));
-    }
-    note.push_str(
-        " The fix: `set_nodelay(true)` on the `HttpConnector` in `ca_http_client` (one line); a \
-         first poll after tens of milliseconds, doubling, at least for on-demand orders (and \
-         no wait before `poll_ready` once every authorization is valid); and for bursts more \
-         issuance slots (`EDGECERT_TERMINATOR_MAX_CONCURRENT_ISSUANCES`, 8 by default).",
-    );
-    note
-}
-
-/// What explains Caddy's figures, as far as this run shows it.
-fn caddy_note(caddy: &SideResult) -> String {
-    let mut note =
-        "Caddy's figures: it polls its CA every 250 ms (authorization, then certificate)."
-            .to_owned();
-    if caddy.sequential.p(0.99) > Duration::from_secs(3)
-        || caddy.concurrent.p(0.99) > Duration::from_secs(9)
-    {
-        note.push_str(
-            " certmagic holds an account to 10 orders per 10 s (its log: `waiting on internal \
-             rate limiter`), consistent with its p99: about every tenth name waits for the \
-             window.",
-        );
-    }
-    if caddy.concurrent.served.len() < caddy.concurrent.requested {
-        note.push_str(
-            " The first requests it refuses fail at once with a TLS `internal_error` alert; run \
-             with the `debug` global option, Caddy 2.6.2 logs each as `on-demand rate limit \
-             exceeded`, although no `interval` or `burst` is configured (seen while building \
-             this benchmark; the measured run keeps debug logging off).",
-        );
-    }
-    note
 }
 
 fn verdict(met: bool) -> &'static str {
