@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: format, lints, template checks (cfn-lint, sam validate), every test
 # (unit, the adapter conformance suite on SQLite and on DynamoDB + Secrets Manager in moto, the
-# Lambda binaries through a Runtime API emulator, local services), and the release build of
-# every Lambda function with cargo-lambda.
+# Lambda binaries through a Runtime API emulator, local services), a smoke run of every
+# benchmark scenario, and the release build of every Lambda function with cargo-lambda.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
@@ -20,6 +20,8 @@ echo "== sam validate"
 # Offline: the region only names the partition; no telemetry.
 AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 "$sam_venv/bin/sam" validate --lint --template template.yaml
 echo "== cargo test";   cargo test --workspace --locked --no-fail-fast
+echo "== benchmarks, quick (each scenario runs; numbers are not checked)"
+bash integration/scripts/bench.sh --quick
 echo "== cargo lambda build"
 # x86_64 here (the template deploys arm64, which this machine cannot link); Lambda's glibc via
 # zig. Output in target/lambda/<function>/bootstrap (under $CARGO_TARGET_DIR when set).
