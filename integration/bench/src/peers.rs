@@ -30,9 +30,6 @@ pub struct TlsSite {
 /// nginx (Debian's `nginx-light` or `nginx`) serving `site`: `master_process off` and
 /// `worker_processes 1`, so one process does all the work. Files go into `dir`.
 pub fn nginx(dir: &Path, site: &TlsSite, core: Option<usize>) -> anyhow::Result<Server> {
-    let binary = require("nginx", "nginx-light")?;
-    let temp = dir.join("nginx-temp");
-    std::fs::create_dir_all(&temp)?;
     let (session_cache, tickets) = if site.resumption {
         ("shared:bench:10m", "on")
     } else {
@@ -50,24 +47,8 @@ pub fn nginx(dir: &Path, site: &TlsSite, core: Option<usize>) -> anyhow::Result<
             "default_type text/plain; return 200 \"ok\\n\";".to_owned(),
         ),
     };
-    let temp = temp.display();
-    let config = format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/nginx-error.log warn;
-events {{ worker_connections 4000; }}
-http {{
-    access_log off;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    http2_max_requests 1000000;
+    let http = format!(
+        r#"    http2_max_requests 1000000;
     {upstream_block}
     server {{
         listen 127.0.0.1:{port} ssl http2;
@@ -79,17 +60,55 @@ http {{
         ssl_session_tickets {tickets};
         location / {{ {location} }}
     }}
-}}
 "#,
-        dir = dir.display(),
         port = site.https_port,
         chain = site.chain.display(),
         key = site.key.display(),
     );
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, config).context("writing nginx.conf")?;
+    nginx_with("nginx", dir, "nginx", &http, core)
+}
+
+/// nginx as one process (`master_process off`, one worker, no access log, long keep-alive),
+/// with `http` added inside its `http` block: what every nginx here shares, the proxy under
+/// test as much as the origin. Its files are `<dir>/<stem>.conf`, `.pid`, `-error.log` and
+/// `.log`.
+pub fn nginx_with(
+    name: &str,
+    dir: &Path,
+    stem: &str,
+    http: &str,
+    core: Option<usize>,
+) -> anyhow::Result<Server> {
+    let binary = require("nginx", "nginx-light")?;
+    let temp = dir.join(format!("{stem}-temp"));
+    std::fs::create_dir_all(&temp)?;
+    let error_log = dir.join(format!("{stem}-error.log"));
+    let config = format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/{stem}.pid;
+error_log {error_log} warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+{http}}}
+"#,
+        dir = dir.display(),
+        error_log = error_log.display(),
+        temp = temp.display(),
+    );
+    let path = dir.join(format!("{stem}.conf"));
+    std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
     Server::spawn(
-        "nginx",
+        name,
         core,
         Command::new(binary)
             .arg("-p")
@@ -97,8 +116,8 @@ http {{
             .arg("-c")
             .arg(&path)
             .arg("-e")
-            .arg(dir.join("nginx-error.log")),
-        &dir.join("nginx.log"),
+            .arg(&error_log),
+        &dir.join(format!("{stem}.log")),
     )
 }
 

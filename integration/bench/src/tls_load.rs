@@ -133,6 +133,67 @@ impl HandshakeRun {
     }
 }
 
+/// Handshake runs summed, per server and mode, over the rounds of a scenario.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HandshakeTotals {
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Handshakes that failed.
+    pub failed: u64,
+    /// Wall time of the runs.
+    pub seconds: f64,
+    /// Server CPU seconds over the same windows.
+    pub server_cpu: f64,
+    /// Load generator CPU seconds over the same windows.
+    pub load_cpu: f64,
+}
+
+impl HandshakeTotals {
+    /// Adds one run and the server CPU time it took.
+    pub fn add(&mut self, run: &HandshakeRun, server_cpu: f64) {
+        self.handshakes += run.completed;
+        self.failed += run.failed;
+        self.seconds += run.elapsed.as_secs_f64();
+        self.server_cpu += server_cpu;
+        self.load_cpu += run.load_cpu_seconds;
+    }
+
+    /// Adds another set of totals.
+    pub fn merge(&mut self, other: &HandshakeTotals) {
+        self.handshakes += other.handshakes;
+        self.failed += other.failed;
+        self.seconds += other.seconds;
+        self.server_cpu += other.server_cpu;
+        self.load_cpu += other.load_cpu;
+    }
+
+    /// Completed handshakes per server CPU-second.
+    pub fn per_server_cpu_second(&self) -> f64 {
+        self.handshakes as f64 / self.server_cpu.max(f64::EPSILON)
+    }
+
+    /// Completed handshakes per wall-clock second.
+    pub fn per_second(&self) -> f64 {
+        self.handshakes as f64 / self.seconds.max(f64::EPSILON)
+    }
+
+    /// How busy the server's core was, as `NN%`.
+    pub fn server_core(&self) -> String {
+        format!(
+            "{:.0}%",
+            100.0 * self.server_cpu / self.seconds.max(f64::EPSILON)
+        )
+    }
+
+    /// How busy the generator's core was, as `NN%`.
+    pub fn load_core(&self) -> String {
+        format!(
+            "{:.0}%",
+            100.0 * self.load_cpu / self.seconds.max(f64::EPSILON)
+        )
+    }
+}
+
 /// One full handshake with `name` at `address`, then the connection is reset (no TIME_WAIT to
 /// exhaust loopback ports).
 pub async fn handshake_once(

@@ -17,38 +17,10 @@ use edgecert_bench::pki::{BenchCa, KeyKind};
 use edgecert_bench::process::{LOAD_CORE, SERVER_CORE, Server, free_port, pin_self};
 use edgecert_bench::report::{Options, Section, Table, ratio, whole};
 use edgecert_bench::seed::Seeder;
-use edgecert_bench::tls_load::{HandshakeRun, TlsVersion, handshakes, load_client};
+use edgecert_bench::tls_load::{HandshakeTotals, TlsVersion, handshakes, load_client};
 
 const NAME: &str = "handshake.bench.example";
 const SERVERS: [&str; 3] = ["edgecert terminator", "nginx", "haproxy"];
-
-/// Sums over the rounds of one (server, key, version) cell.
-#[derive(Debug, Default, Clone, Copy)]
-struct Totals {
-    handshakes: u64,
-    failed: u64,
-    seconds: f64,
-    server_cpu: f64,
-    load_cpu: f64,
-}
-
-impl Totals {
-    fn add(&mut self, run: &HandshakeRun, server_cpu: f64) {
-        self.handshakes += run.completed;
-        self.failed += run.failed;
-        self.seconds += run.elapsed.as_secs_f64();
-        self.server_cpu += server_cpu;
-        self.load_cpu += run.load_cpu_seconds;
-    }
-
-    fn per_server_cpu_second(&self) -> f64 {
-        self.handshakes as f64 / self.server_cpu.max(f64::EPSILON)
-    }
-
-    fn per_second(&self) -> f64 {
-        self.handshakes as f64 / self.seconds.max(f64::EPSILON)
-    }
-}
 
 /// The three servers for one key type.
 struct Lineup {
@@ -118,7 +90,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let ca = BenchCa::new()?;
     let names = Arc::new(vec![NAME.to_owned()]);
-    let mut totals: HashMap<(KeyKind, TlsVersion, &str), Totals> = HashMap::new();
+    let mut totals: HashMap<(KeyKind, TlsVersion, &str), HandshakeTotals> = HashMap::new();
 
     for kind in [KeyKind::EcdsaP256, KeyKind::Rsa2048] {
         let mut lineup = lineup(&ca, kind, dir.path()).await?;
@@ -223,8 +195,8 @@ async fn run(options: Options) -> anyhow::Result<()> {
                     version.label().to_owned(),
                     (*server).to_owned(),
                     whole(cell.per_second()),
-                    format!("{:.0}%", 100.0 * cell.server_cpu / cell.seconds),
-                    format!("{:.0}%", 100.0 * cell.load_cpu / cell.seconds),
+                    cell.server_core(),
+                    cell.load_core(),
                     cell.failed.to_string(),
                 ]);
             }

@@ -20,7 +20,7 @@ use edgecert_bench::pki::{BenchCa, KeyKind, Leaf};
 use edgecert_bench::process::{LOAD_CORE, SERVER_CORE, Server, free_port, pin_self, tail};
 use edgecert_bench::report::{Options, Section, Table, ratio, whole};
 use edgecert_bench::seed::{Seeder, hostnames};
-use edgecert_bench::tls_load::{HandshakeRun, TlsVersion, handshakes, load_client};
+use edgecert_bench::tls_load::{HandshakeTotals, TlsVersion, handshakes, load_client};
 use rand::seq::SliceRandom as _;
 use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject as _;
@@ -41,56 +41,6 @@ const ISSUED_OVER_DAYS: i64 = 30;
 /// Names checked to be served their own certificate, per size.
 const SERVED_NAME_SAMPLE: usize = 20;
 
-/// Sums over the rounds of one (server, names) cell.
-#[derive(Debug, Default, Clone, Copy)]
-struct Totals {
-    handshakes: u64,
-    failed: u64,
-    seconds: f64,
-    server_cpu: f64,
-    load_cpu: f64,
-}
-
-impl Totals {
-    fn add(&mut self, run: &HandshakeRun, server_cpu: f64) {
-        self.handshakes += run.completed;
-        self.failed += run.failed;
-        self.seconds += run.elapsed.as_secs_f64();
-        self.server_cpu += server_cpu;
-        self.load_cpu += run.load_cpu_seconds;
-    }
-
-    fn merge(&mut self, other: &Totals) {
-        self.handshakes += other.handshakes;
-        self.failed += other.failed;
-        self.seconds += other.seconds;
-        self.server_cpu += other.server_cpu;
-        self.load_cpu += other.load_cpu;
-    }
-
-    fn per_server_cpu_second(&self) -> f64 {
-        self.handshakes as f64 / self.server_cpu.max(f64::EPSILON)
-    }
-
-    fn per_second(&self) -> f64 {
-        self.handshakes as f64 / self.seconds.max(f64::EPSILON)
-    }
-
-    fn server_core(&self) -> String {
-        format!(
-            "{:.0}%",
-            100.0 * self.server_cpu / self.seconds.max(f64::EPSILON)
-        )
-    }
-
-    fn load_core(&self) -> String {
-        format!(
-            "{:.0}%",
-            100.0 * self.load_cpu / self.seconds.max(f64::EPSILON)
-        )
-    }
-}
-
 /// How the handshake load is run.
 #[derive(Debug, Clone)]
 struct Load {
@@ -110,7 +60,7 @@ impl Load {
         server: &mut Server,
         address: SocketAddr,
         names: &Arc<Vec<String>>,
-        totals: &mut Totals,
+        totals: &mut HandshakeTotals,
         log: &Path,
     ) -> anyhow::Result<()> {
         server.check_running()?;
@@ -168,8 +118,8 @@ struct Served {
     ready_after: Duration,
     rss_loaded: u64,
     rss_after_handshakes: u64,
-    single: Totals,
-    random: Totals,
+    single: HandshakeTotals,
+    random: HandshakeTotals,
     /// Random over one name, per server CPU-second, round by round (the spread of the figure).
     round_ratios: Vec<f64>,
 }
@@ -271,7 +221,7 @@ async fn baseline_and_nginx(
     names: &[String],
     leaf: &Leaf,
     load: &Load,
-) -> anyhow::Result<(Served, Option<Totals>)> {
+) -> anyhow::Result<(Served, Option<HandshakeTotals>)> {
     let names = Arc::new(names.to_vec());
     let mut edge = start_edge(dir, names.len())?;
     let edge_log = dir.join("bench-edge.log");
@@ -307,8 +257,8 @@ async fn baseline_and_nginx(
     }
     load.warm_up(edge.https, &names).await;
 
-    let mut ours = Totals::default();
-    let mut theirs = Totals::default();
+    let mut ours = HandshakeTotals::default();
+    let mut theirs = HandshakeTotals::default();
     for _ in 0..load.rounds {
         load.run(&mut edge.server, edge.https, &names, &mut ours, &edge_log)
             .await?;
@@ -354,11 +304,12 @@ async fn serve_many(
     let all = Arc::new(names.to_vec());
     let one = Arc::new(vec![names[0].clone()]);
     load.warm_up(edge.https, &all).await;
-    let mut single = Totals::default();
-    let mut spread = Totals::default();
+    let mut single = HandshakeTotals::default();
+    let mut spread = HandshakeTotals::default();
     let mut round_ratios = Vec::with_capacity(load.rounds);
     for round in 0..load.rounds {
-        let (mut single_round, mut spread_round) = (Totals::default(), Totals::default());
+        let (mut single_round, mut spread_round) =
+            (HandshakeTotals::default(), HandshakeTotals::default());
         // A B B A ...: neither mode always runs first, after the other.
         if round % 2 == 0 {
             load.run(&mut edge.server, edge.https, &one, &mut single_round, &log)
@@ -500,7 +451,7 @@ fn report(
     options: Options,
     load: &Load,
     baseline: &Served,
-    nginx: Option<&Totals>,
+    nginx: Option<&HandshakeTotals>,
     results: &[Served],
     sample_leaf: &Leaf,
 ) -> anyhow::Result<Section> {

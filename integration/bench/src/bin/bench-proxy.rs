@@ -522,11 +522,8 @@ async fn measure(
 /// The origin: nginx serving `/1k` and `/100k` over plain HTTP/1.1 keep-alive, one process
 /// pinned to the load core.
 fn start_origin(dir: &Path) -> anyhow::Result<(Server, SocketAddr)> {
-    let binary = require("nginx", "nginx-light")?;
     let www = dir.join("www");
-    let temp = dir.join("temp");
     std::fs::create_dir_all(&www)?;
-    std::fs::create_dir_all(&temp)?;
     for size in &SIZES {
         // Printable filler: no proxy compresses here, so the content does not matter.
         let body: Vec<u8> = (0..size.bytes)
@@ -536,23 +533,8 @@ fn start_origin(dir: &Path) -> anyhow::Result<(Server, SocketAddr)> {
             .context("writing the origin's files")?;
     }
     let address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let config = format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/origin.pid;
-error_log {dir}/origin-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    sendfile on;
+    let http = format!(
+        r#"    sendfile on;
     tcp_nodelay on;
     open_file_cache max=16 inactive=600s;
     default_type application/octet-stream;
@@ -561,26 +543,10 @@ http {{
         root {www};
         location / {{ }}
     }}
-}}
 "#,
-        dir = dir.display(),
-        temp = temp.display(),
         www = www.display(),
     );
-    let path = dir.join("origin.conf");
-    std::fs::write(&path, config).context("writing origin.conf")?;
-    let server = Server::spawn(
-        "origin (nginx)",
-        Some(LOAD_CORE),
-        Command::new(binary)
-            .arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(&path)
-            .arg("-e")
-            .arg(dir.join("origin-error.log")),
-        &dir.join("origin.log"),
-    )?;
+    let server = peers::nginx_with("origin (nginx)", dir, "origin", &http, Some(LOAD_CORE))?;
     Ok((server, address))
 }
 
