@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use edgecert_core::model::{Certificate, EventLevel, Http01Challenge, Lease};
-use instant_acme::{AuthorizationStatus, ChallengeStatus, ChallengeType, Order, OrderStatus};
+use instant_acme::{
+    AuthorizationState, AuthorizationStatus, ChallengeStatus, ChallengeType, Order, OrderStatus,
+};
 
 use crate::failure::{Failure, Stop};
 use crate::issuer::Issuer;
@@ -76,6 +78,35 @@ fn challenge_name(kind: &ChallengeType) -> &'static str {
 /// The DNS-01 record of a name: the wildcard label is not part of it.
 fn dns01_record(name: &str) -> String {
     format!("_acme-challenge.{}", name.trim_start_matches("*."))
+}
+
+/// The failure an authorization in a final state other than valid stands for, with the
+/// CA's problem for the challenge when it gave one; `None` while pending or once valid.
+fn validation_failure(
+    answer: &Answer,
+    state: &AuthorizationState,
+    kind: &ChallengeType,
+) -> Option<Failure> {
+    if matches!(
+        state.status,
+        AuthorizationStatus::Pending | AuthorizationStatus::Valid
+    ) {
+        return None;
+    }
+    let doing = format!("Validation of {} failed", answer.name);
+    let problem = state
+        .challenges
+        .iter()
+        .find(|challenge| challenge.r#type == *kind)
+        .and_then(|challenge| challenge.error.as_ref());
+    let failure = match problem {
+        Some(problem) => Failure::from_problem(STEP, &doing, problem, None),
+        None => Failure::new(
+            STEP,
+            format!("{doing}: the authorization is {:?}", state.status),
+        ),
+    };
+    Some(failure.with_dead_order())
 }
 
 /// Splits answers into rounds in which no two share a slot, keeping their order.
@@ -179,6 +210,7 @@ impl Issuer {
         for answer in round {
             self.publish(validation, answer).await?;
         }
+        let mut rejected = None;
         let mut authorizations = order.authorizations();
         while let Some(handle) = authorizations.next().await {
             let mut handle = handle
@@ -193,16 +225,22 @@ impl Issuer {
             if answer.status != ChallengeStatus::Pending {
                 continue;
             }
-            let Some(mut challenge) = handle.challenge(kind.clone()) else {
-                continue;
+            let asked = match handle.challenge(kind.clone()) {
+                Some(mut challenge) => challenge.set_ready().await,
+                None => continue,
             };
-            challenge.set_ready().await.map_err(|error| {
-                let doing = format!(
-                    "Asking the certificate authority to validate {}",
-                    answer.name
-                );
-                Failure::from_acme(STEP, &doing, error)
-            })?;
+            if let Err(error) = asked {
+                rejected = Some((answer.name.clone(), error));
+                break;
+            }
+        }
+        if let Some((name, error)) = rejected {
+            // The CA may finish validating before it answers the request that started it;
+            // the challenge it returns then carries the validation's problem, which
+            // instant-acme reports as an error. The authorizations tell the two apart.
+            self.pending_names(order, kind, round).await?;
+            let doing = format!("Asking the certificate authority to validate {name}");
+            return Err(Failure::from_acme(STEP, &doing, error).into());
         }
         if first {
             self.step(Step::ChallengeReady, &certificate.id);
@@ -222,43 +260,7 @@ impl Issuer {
         loop {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_POLL_DELAY);
-            let mut open = Vec::new();
-            let mut authorizations = order.authorizations();
-            while let Some(handle) = authorizations.next().await {
-                let mut handle = handle.map_err(|error| {
-                    Failure::from_acme(STEP, "Reading the authorizations", error)
-                })?;
-                let Some(answer) = round
-                    .iter()
-                    .find(|answer| answer.authorization_url == handle.url())
-                else {
-                    continue;
-                };
-                let state = handle.refresh().await.map_err(|error| {
-                    let doing = format!("Checking the validation of {}", answer.name);
-                    Failure::from_acme(STEP, &doing, error)
-                })?;
-                match state.status {
-                    AuthorizationStatus::Valid => {}
-                    AuthorizationStatus::Pending => open.push(answer.name.clone()),
-                    other => {
-                        let doing = format!("Validation of {} failed", answer.name);
-                        let problem = state
-                            .challenges
-                            .iter()
-                            .find(|challenge| challenge.r#type == *kind)
-                            .and_then(|challenge| challenge.error.as_ref());
-                        let failure = match problem {
-                            Some(problem) => Failure::from_problem(STEP, &doing, problem, None),
-                            None => Failure::new(
-                                STEP,
-                                format!("{doing}: the authorization is {other:?}"),
-                            ),
-                        };
-                        return Err(failure.with_dead_order().into());
-                    }
-                }
-            }
+            let open = self.pending_names(order, kind, round).await?;
             if open.is_empty() {
                 return Ok(());
             }
@@ -275,6 +277,38 @@ impl Issuer {
                 .into());
             }
         }
+    }
+
+    /// Reads the round's authorizations once: the names still pending, or the failure of
+    /// the first one the CA declared invalid.
+    async fn pending_names(
+        &self,
+        order: &mut Order,
+        kind: &ChallengeType,
+        round: &[Answer],
+    ) -> Result<Vec<String>, Stop> {
+        let mut open = Vec::new();
+        let mut authorizations = order.authorizations();
+        while let Some(handle) = authorizations.next().await {
+            let mut handle = handle
+                .map_err(|error| Failure::from_acme(STEP, "Reading the authorizations", error))?;
+            let Some(answer) = round
+                .iter()
+                .find(|answer| answer.authorization_url == handle.url())
+            else {
+                continue;
+            };
+            let state = handle.refresh().await.map_err(|error| {
+                let doing = format!("Checking the validation of {}", answer.name);
+                Failure::from_acme(STEP, &doing, error)
+            })?;
+            if state.status == AuthorizationStatus::Pending {
+                open.push(answer.name.clone());
+            } else if let Some(failure) = validation_failure(answer, state, kind) {
+                return Err(failure.into());
+            }
+        }
+        Ok(open)
     }
 
     async fn publish(&self, validation: &Validation, answer: &Answer) -> Result<(), Stop> {

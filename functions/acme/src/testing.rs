@@ -46,6 +46,8 @@ pub enum Endpoint {
     NewAccount,
     /// POST to an order's finalize URL.
     Finalize,
+    /// POST to a challenge URL (Pebble's `/chalZ/…`): asking the CA to validate it.
+    Challenge,
     /// Any POST.
     AnyPost,
 }
@@ -63,6 +65,13 @@ pub enum Fault {
     ServiceUnavailable,
     /// Send the request, then lose the answer as a reset connection would: the CA acted on it.
     ConnectionReset,
+    /// Send the request, wait `after`, then answer with the challenge marked `invalid` and
+    /// carrying an (injected) problem: what a CA answers when it finished a failing
+    /// validation before answering the request that started it. Pebble does so now and then.
+    ValidationFinishedFirst {
+        /// How long the CA's own validation is given to finish before the answer.
+        after: Duration,
+    },
 }
 
 #[derive(Debug)]
@@ -225,6 +234,7 @@ impl CaFaults {
             Endpoint::NewOrder => creates == Creates::Order,
             Endpoint::NewAccount => creates == Creates::Account,
             Endpoint::Finalize => post && uri.contains("finalize"),
+            Endpoint::Challenge => post && uri.contains("/chalZ/"),
             Endpoint::AnyPost => post,
         };
         let fault = state
@@ -327,6 +337,25 @@ impl HttpClient for FaultyCaClient {
                     ))))
                 })
             }
+            Some(Fault::ValidationFinishedFirst { after }) => {
+                let response = self.inner.request(request);
+                Box::pin(async move {
+                    let mut response = response.await?;
+                    tokio::time::sleep(after).await;
+                    let body = response
+                        .body
+                        .into_bytes()
+                        .await
+                        .map_err(instant_acme::Error::Other)?;
+                    let body = failed_challenge(&body).unwrap_or(body);
+                    let mut parts = response.parts;
+                    parts.headers.remove(http::header::CONTENT_LENGTH);
+                    Ok(BytesResponse {
+                        parts,
+                        body: Box::new(body),
+                    })
+                })
+            }
             None => {
                 let response = self.inner.request(request);
                 Box::pin(async move {
@@ -359,6 +388,22 @@ impl HttpClient for FaultyCaClient {
             }
         }
     }
+}
+
+/// `body`, a challenge, marked `invalid` with an injected `unauthorized` problem.
+fn failed_challenge(body: &[u8]) -> Option<Bytes> {
+    let mut challenge = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    let fields = challenge.as_object_mut()?;
+    fields.insert("status".to_owned(), serde_json::json!("invalid"));
+    fields.insert(
+        "error".to_owned(),
+        serde_json::json!({
+            "type": "urn:ietf:params:acme:error:unauthorized",
+            "detail": "injected: the validation finished before the answer",
+            "status": 403,
+        }),
+    );
+    Some(Bytes::from(challenge.to_string()))
 }
 
 fn problem_response(

@@ -28,6 +28,7 @@ on_both_backends!(
     http01_issues_a_managed_certificate_through_the_store,
     twenty_issuances_succeed_despite_rejected_nonces,
     a_challenge_without_its_txt_record_fails_readably,
+    a_validation_that_fails_before_its_answer_reads_as_a_validation_failure,
     servfail_on_the_challenge_record_fails_and_leaves_no_txt,
     a_crash_after_any_step_resumes_the_same_order,
     ten_concurrent_calls_place_exactly_one_order,
@@ -299,6 +300,44 @@ async fn a_challenge_without_its_txt_record_fails_readably(backend: Backend) {
         issuer.issue(&h.account.id, &certificate.id).await.unwrap(),
         IssueOutcome::Skipped
     );
+    assert_eq!(h.faults.new_orders(), 1);
+}
+
+async fn a_validation_that_fails_before_its_answer_reads_as_a_validation_failure(backend: Backend) {
+    let pebble = shared_pebble().await;
+    let h = Harness::new(backend, pebble).await;
+    // GIVEN a zone whose DNS provider silently writes nothing
+    let zone = h.zone("skipping").await;
+    let name = format!("early.{}", zone.name);
+    let certificate = h.downloadable(&zone, &name, &[], KeyType::EcdsaP256).await;
+    // AND a CA that finishes (failing) the validation before it answers the request to start
+    // it, so that the answer already carries a problem
+    h.faults.inject(
+        Endpoint::Challenge,
+        Fault::ValidationFinishedFirst {
+            after: Duration::from_secs(1),
+        },
+        1,
+    );
+
+    let stored = failed(
+        h.issuer()
+            .issue(&h.account.id, &certificate.id)
+            .await
+            .unwrap(),
+    );
+
+    // THEN it reads as the validation failure it is, with the CA's own reason from the
+    // authorization, not as a refused request
+    let error = stored.last_error.clone().unwrap();
+    assert!(
+        error.starts_with(&format!("Validation of {name} failed: ")),
+        "{error}"
+    );
+    assert!(!error.contains("injected"), "{error}");
+    // AND the dead order is forgotten, so that the next attempt places a new one
+    assert!(stored.order_url.is_none());
+    assert_eq!(stored.consecutive_failures, 1);
     assert_eq!(h.faults.new_orders(), 1);
 }
 
