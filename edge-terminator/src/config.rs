@@ -171,7 +171,11 @@ impl Default for TerminatorConfig {
             negative_cache_capacity: 100_000,
             lookups_per_second: 5.0,
             lookup_burst: 20,
-            max_concurrent_issuances: 8,
+            // An issuance mostly waits on the CA (about 120 ms against Pebble, seconds against
+            // Let's Encrypt) and costs little CPU: 32 at once lets a burst of new names be
+            // issued in one or two waves (BENCHMARKS.md, scenario 4) while bounding the load
+            // one terminator puts on the CA.
+            max_concurrent_issuances: 32,
             refresh_interval: Duration::from_secs(10),
             full_resync_interval: Duration::from_secs(3600),
             change_overlap: Duration::from_secs(120),
@@ -484,6 +488,6 @@ mod tests {
         assert_eq!(config.edge.addresses.len(), 2);
         assert_eq!(config.secret_prefix, "edgecert/");
         assert_eq!(config.caa_identities, vec!["letsencrypt.org".to_owned()]);
-        assert_eq!(config.terminator.max_concurrent_issuances, 8);
+        assert_eq!(config.terminator.max_concurrent_issuances, 32);
     }
 }

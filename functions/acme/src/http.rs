@@ -13,7 +13,7 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::str::FromStr as _;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,66 +35,103 @@ type ResponseFuture =
 
 /// An HTTP client for an ACME CA: HTTPS only, HTTP/1.1 and h2, each request bounded by
 /// `request_timeout`. Trusts only `root_pem` (a PEM file, e.g. Pebble's listener CA) when
-/// given, else the system's roots.
+/// given, read now so that a bad file stops the process at start; else the system's roots,
+/// loaded at the first request: reading them costs milliseconds that a Lambda function which
+/// never reaches the CA in an invocation (most of certificates-delete's, the renewer's when
+/// nothing is due) should not pay at every cold start.
 pub fn ca_http_client(
     root_pem: Option<&Path>,
     request_timeout: Duration,
 ) -> Result<Box<dyn HttpClient>> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = match root_pem {
-        Some(path) => {
-            let pem = fs::read(path).map_err(|error| {
-                AcmeError::Config(format!("reading CA root {}: {error}", path.display()))
-            })?;
-            let mut roots = rustls::RootCertStore::empty();
-            for certificate in CertificateDer::pem_slice_iter(&pem) {
-                let certificate = certificate.map_err(|error| {
-                    AcmeError::Config(format!("parsing CA root {}: {error}", path.display()))
-                })?;
-                roots.add(certificate)?;
-            }
-            if roots.is_empty() {
-                return Err(AcmeError::Config(format!(
-                    "{} holds no PEM certificate",
-                    path.display()
-                )));
-            }
-            let tls = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
-        }
-        None => hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider)
-            .map_err(|error| AcmeError::Config(format!("loading the system's roots: {error}")))?,
+    let pinned_roots = match root_pem {
+        Some(path) => Some(tls_config_trusting(path)?),
+        None => None,
     };
-    // TCP_NODELAY: an ACME POST leaves as two TLS records (h2 HEADERS, then DATA); with
-    // Nagle's algorithm the second waits for the CA's delayed ACK, 40 ms per request on Linux.
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    let connector = builder
-        .https_only()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    let client = HyperClient::builder(TokioExecutor::new()).build(connector);
     Ok(Box::new(HyperCaClient {
-        client,
+        pinned_roots,
+        client: OnceLock::new(),
         request_timeout,
     }))
 }
 
+fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A TLS configuration that trusts exactly the certificates of the PEM file at `path`.
+fn tls_config_trusting(path: &Path) -> Result<rustls::ClientConfig> {
+    let pem = fs::read(path).map_err(|error| {
+        AcmeError::Config(format!("reading CA root {}: {error}", path.display()))
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(&pem) {
+        let certificate = certificate.map_err(|error| {
+            AcmeError::Config(format!("parsing CA root {}: {error}", path.display()))
+        })?;
+        roots.add(certificate)?;
+    }
+    if roots.is_empty() {
+        return Err(AcmeError::Config(format!(
+            "{} holds no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+type CaConnection = HyperClient<HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>;
+
 /// hyper's client as an instant-acme [`HttpClient`], with a deadline on every request.
 struct HyperCaClient {
-    client: HyperClient<HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
+    /// The TLS configuration when the CA's root is given; `None` trusts the system's roots.
+    pinned_roots: Option<rustls::ClientConfig>,
+    /// Built at the first request.
+    client: OnceLock<CaConnection>,
     request_timeout: Duration,
+}
+
+impl HyperCaClient {
+    fn client(&self) -> std::result::Result<&CaConnection, String> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let builder = match &self.pinned_roots {
+            Some(tls) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls.clone()),
+            None => hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_native_roots(crypto_provider())
+                .map_err(|error| format!("loading the system's root certificates: {error}"))?,
+        };
+        // TCP_NODELAY: an ACME POST leaves as two TLS records (h2 HEADERS, then DATA); with
+        // Nagle's algorithm the second waits for the CA's delayed ACK, 40 ms per request on
+        // Linux.
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = builder
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        // Two first requests at once may both build one; the first stored is kept.
+        Ok(self
+            .client
+            .get_or_init(|| HyperClient::builder(TokioExecutor::new()).build(connector)))
+    }
 }
 
 impl HttpClient for HyperCaClient {
     fn request(&self, request: Request<BodyWrapper<Bytes>>) -> ResponseFuture {
-        let response = self.client.request(request);
+        let response = match self.client() {
+            Ok(client) => client.request(request),
+            Err(error) => {
+                return Box::pin(async move { Err(instant_acme::Error::Other(error.into())) });
+            }
+        };
         let deadline = self.request_timeout;
         Box::pin(async move {
             match tokio::time::timeout(deadline, response).await {

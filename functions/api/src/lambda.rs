@@ -5,9 +5,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use edgecert_acme::{Issuer, IssuerConfig};
-use edgecert_aws::{DynamoStore, Route53DnsProvider, SecretsManagerVault};
+use edgecert_aws::{DynamoStore, Route53DnsProvider, SecretsManagerVault, load_sdk_config};
 use edgecert_core::PlanCatalog;
 use edgecert_core::ports::{DnsProviders, DnsResolver, SystemClock};
 use edgecert_core::usecases::Services;
@@ -60,7 +59,7 @@ pub async fn aws_state() -> Result<ApiState, lambda_http::Error> {
     let table = required(vars::TABLE_NAME)?;
     let secret_prefix =
         std::env::var(vars::SECRET_PREFIX).unwrap_or_else(|_| "edgecert/".to_owned());
-    let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let aws = load_sdk_config().await;
     let resolver: Arc<dyn DnsResolver> = match config.dns_server {
         Some(server) => Arc::new(HickoryResolver::with_name_server(server)),
         None => Arc::new(HickoryResolver::from_system_conf()?),

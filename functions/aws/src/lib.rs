@@ -23,7 +23,7 @@ mod error;
 mod route53;
 mod secrets;
 
-pub use config::AwsClients;
+pub use config::{AwsClients, load_sdk_config};
 pub use dynamo::{DynamoStore, create_table, schema};
 pub use error::{AwsError, Result};
 pub use route53::Route53DnsProvider;
