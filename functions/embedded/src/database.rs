@@ -1,13 +1,14 @@
 //! Opening the SQLite file: owner-only permissions, connection settings and schema migrations.
 //!
-//! One connection serves the whole process behind a mutex. SQLite serialises writers anyway,
+//! One connection, on a thread of its own, serves the whole process. SQLite serialises writers anyway,
 //! and a single connection makes `BEGIN IMMEDIATE` transactions the only concurrency story to
 //! reason about; other processes on the same file wait on `busy_timeout`.
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -137,27 +138,86 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
-/// The connection shared by the store and the vault of one [`Database`].
+/// Work for the database's thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The connection shared by the store and the vault of one [`Database`]: one thread owns it
+/// and runs the work sent to it in turn, until the last handle is dropped.
+///
+/// A thread of its own rather than Tokio's blocking pool: work on one connection runs one
+/// piece at a time anyway, and the pool would start a thread for each concurrent caller (the
+/// terminator's first load reads 32 keys at once), each blocked on the connection and each
+/// leaving its own allocator arena behind (BENCHMARKS.md, scenario 3).
 #[derive(Debug, Clone)]
-pub(crate) struct SharedConnection(Arc<Mutex<Connection>>);
+pub(crate) struct SharedConnection(mpsc::Sender<Job>);
 
 impl SharedConnection {
-    /// Runs blocking SQLite work off the async runtime, holding the connection for its duration.
+    fn start(mut connection: Connection, path: &Path) -> Result<SharedConnection> {
+        let (sender, jobs) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("edgecert-sqlite".to_owned())
+            .spawn(move || {
+                for job in jobs {
+                    job(&mut connection);
+                }
+            })
+            .map_err(|source| EmbeddedError::File {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(SharedConnection(sender))
+    }
+
+    /// Runs blocking SQLite work on the database's thread, off the async runtime.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let connection = Arc::clone(&self.0);
-        tokio::task::spawn_blocking(move || {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(work, move |result| {
+            // The caller may have stopped waiting (a cancelled request): nothing to do.
+            let _ = reply.send(result);
+        })?;
+        answer.await.map_err(|_| EmbeddedError::Task(THREAD_GONE))?
+    }
+
+    /// Runs SQLite work on the database's thread and blocks the caller until it is done: for
+    /// code outside any async runtime.
+    #[cfg(test)]
+    pub(crate) fn run_blocking<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(work, move |result| {
+            let _ = reply.send(result);
+        })?;
+        answer
+            .recv()
+            .map_err(|_| EmbeddedError::Task(THREAD_GONE))?
+    }
+
+    fn send<T, F>(&self, work: F, reply: impl FnOnce(Result<T>) + Send + 'static) -> Result<()>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let job: Job = Box::new(move |connection| {
             // A panic inside `work` unwinds through its `Transaction`, whose drop rolls back,
-            // so a poisoned connection is still consistent and safe to keep using.
-            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut connection)
-        })
-        .await?
+            // so the connection is still consistent and goes on serving.
+            let result = panic::catch_unwind(AssertUnwindSafe(|| work(connection)))
+                .unwrap_or(Err(EmbeddedError::Task("the database work panicked")));
+            reply(result);
+        });
+        self.0
+            .send(job)
+            .map_err(|_| EmbeddedError::Task(THREAD_GONE))
     }
 }
+
+const THREAD_GONE: &str = "the database thread stopped";
 
 /// One SQLite file holding EdgeCert's store and vault.
 #[derive(Debug, Clone)]
@@ -180,7 +240,7 @@ impl Database {
         let schema_version = migrate(&mut connection)?;
         tracing::info!(path = %path.display(), schema_version, "database opened");
         Ok(Database {
-            connection: SharedConnection(Arc::new(Mutex::new(connection))),
+            connection: SharedConnection::start(connection, &path)?,
             path,
         })
     }
@@ -295,10 +355,30 @@ mod tests {
     use super::*;
 
     fn user_version(database: &Database) -> i64 {
-        let connection = database.connection.0.lock().unwrap();
-        connection
-            .pragma_query_value(None, "user_version", |row| row.get(0))
+        database
+            .connection
+            .run_blocking(|connection| {
+                Ok(connection.pragma_query_value(None, "user_version", |row| row.get(0))?)
+            })
             .unwrap()
+    }
+
+    #[test]
+    fn work_that_panics_fails_alone_and_the_database_goes_on_serving() {
+        let directory = tempfile::tempdir().unwrap();
+        let database = Database::open(directory.path().join("edgecert.db")).unwrap();
+
+        let failed = database.connection.run_blocking(|connection| {
+            let transaction = connection.transaction()?;
+            transaction.execute_batch("PRAGMA user_version = 99")?;
+            panic!("a bug in the middle of a transaction");
+            #[allow(unreachable_code)]
+            Ok(())
+        });
+
+        assert!(matches!(failed, Err(EmbeddedError::Task(_))), "{failed:?}");
+        // The transaction was rolled back, and the next work runs.
+        assert_eq!(user_version(&database), MIGRATIONS.len() as i64);
     }
 
     #[test]
@@ -349,9 +429,15 @@ mod tests {
         let path = directory.path().join("edgecert.db");
         {
             let database = Database::open(&path).unwrap();
-            let connection = database.connection.0.lock().unwrap();
-            connection
-                .pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+            database
+                .connection
+                .run_blocking(|connection| {
+                    Ok(connection.pragma_update(
+                        None,
+                        "user_version",
+                        MIGRATIONS.len() as i64 + 1,
+                    )?)
+                })
                 .unwrap();
         }
 

@@ -53,9 +53,10 @@ pub enum EmbeddedError {
     /// A number stored or given does not fit its column (a version past `i64::MAX`).
     #[error("{0} is out of range for its column")]
     OutOfRange(&'static str),
-    /// The blocking task running the query panicked or was cancelled.
+    /// The work sent to the database's thread panicked (its transaction was rolled back), or
+    /// the thread is gone.
     #[error("database task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
+    Task(&'static str),
     /// A rule of the port refused the operation (duplicate hostname, limit, version...); it
     /// passes through unchanged.
     #[error(transparent)]
