@@ -771,7 +771,7 @@ async fn a_name_whitelisted_after_a_refusal_is_requested_at_once() {
 
     // THEN the core's domain step ran (DNS points here: issuing, with a pending managed
     // certificate) and issuance was asked for it
-    assert_eq!(issuance.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(issuance.calls(), 1);
     let stored = env
         .store
         .get_domain(&env.account.id, &domain.id)

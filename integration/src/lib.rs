@@ -5,8 +5,10 @@
 //! end-to-end tests in `tests/`, the adapter test suites and the local runner.
 //! [`Http01Responder`] answers Pebble's HTTP-01 validations from the store, as the edge will.
 //! [`lambda_runtime`] emulates the AWS Lambda Runtime API, so tests run the Lambda binaries
-//! themselves ([`LambdaProcess`]).
+//! themselves ([`LambdaProcess`]). [`fixtures`] writes store contents as EdgeCert's flows leave
+//! them (an issued certificate without ACME).
 
+pub mod fixtures;
 mod http01_responder;
 pub mod lambda_runtime;
 pub mod services;

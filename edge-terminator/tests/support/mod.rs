@@ -14,17 +14,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use edgecert_core::model::{
-    Account, ApiKey, Certificate, CertificateKind, CertificateStatus, Domain, KeyType,
-    ProvisioningStep, SecretString,
+    Account, ApiKey, Certificate, Domain, KeyType, ProvisioningStep, SecretString,
 };
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{
-    CertificateMaterial, DnsProviders, DnsResolver, Issuance, IssueOutcome, Store, SystemClock,
-    Vault,
+    CertificateMaterial, DnsProviders, DnsResolver, Issuance, Store, SystemClock, Vault,
 };
 use edgecert_core::usecases::{EdgeSettings, Services};
-use edgecert_core::{AccountId, CertificateId, DomainId, Hostname, PlanCatalog, PlanName};
+use edgecert_core::{AccountId, DomainId, Hostname, PlanCatalog, PlanName};
 use edgecert_embedded::Database;
+pub use edgecert_integration::fixtures::NoIssuance;
+use edgecert_integration::fixtures::install_issued_certificate;
 use edgecert_integration::{Pebble, PebbleOptions};
 use edgecert_terminator::{Listeners, Terminator, TerminatorConfig};
 use http::{HeaderMap, Request, StatusCode};
@@ -196,75 +196,22 @@ impl Env {
     }
 
     /// Gives `domain` an issued managed certificate from the test CA and makes it active.
-    pub async fn seed_certificate(&self, mut domain: Domain) -> (Domain, Certificate) {
-        let hostname = domain.hostname.to_string();
-        let now = OffsetDateTime::now_utc();
-        let id = CertificateId::managed_for(&domain.id);
-        let (chain, key) = self.ca.leaf(&[hostname]);
-        let version = self
-            .vault
-            .put_material(
-                &id,
-                &CertificateMaterial {
-                    chain_pem: Some(chain),
-                    private_key_pem: SecretString::new(key),
-                },
-            )
-            .await
-            .unwrap();
-        let certificate = Certificate {
-            id: id.clone(),
-            account_id: self.account.id.clone(),
-            kind: CertificateKind::Managed {
-                domain_id: domain.id.clone(),
-            },
-            domain: domain.hostname.clone(),
-            sans: vec![],
-            is_wildcard: false,
-            key_type: KeyType::EcdsaP256,
-            auto_renew: true,
-            status: CertificateStatus::Issued,
-            issued_at: Some(now),
-            not_before: Some(now),
-            expires_at: Some(now + time::Duration::days(90)),
-            next_renewal_at: Some(now + time::Duration::days(60)),
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            last_error: None,
-            order_url: None,
-            material_version: Some(version.0),
-            pending_material_version: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
+    pub async fn seed_certificate(&self, domain: Domain) -> (Domain, Certificate) {
+        let (chain, key) = self.ca.leaf(&[domain.hostname.to_string()]);
+        let material = CertificateMaterial {
+            chain_pem: Some(chain),
+            private_key_pem: SecretString::new(key),
         };
-        self.store
-            .create_certificate(&certificate, 0)
-            .await
-            .unwrap();
-        domain.provisioning_step = ProvisioningStep::Active;
-        domain.certificate_id = Some(id);
-        domain.updated_at = now;
-        let domain = self.store.update_domain(&domain).await.unwrap();
-        (domain, certificate)
-    }
-}
-
-/// An issuance port that must never be called; counts calls if it is.
-#[derive(Default)]
-pub struct NoIssuance {
-    pub calls: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Issuance for NoIssuance {
-    async fn issue(&self, _: &AccountId, _: &CertificateId) -> edgecert_core::Result<IssueOutcome> {
-        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(IssueOutcome::Skipped)
-    }
-
-    async fn revoke(&self, _: &Certificate) -> edgecert_core::Result<()> {
-        Ok(())
+        install_issued_certificate(
+            self.store.as_ref(),
+            self.vault.as_ref(),
+            domain,
+            &material,
+            KeyType::EcdsaP256,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap()
     }
 }
 

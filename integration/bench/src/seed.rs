@@ -6,15 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use edgecert_core::model::{
-    Account, ApiKey, Certificate, CertificateKind, CertificateStatus, Domain, KeyType,
-    ProvisioningStep, SecretString,
-};
+use edgecert_core::model::{Account, ApiKey, Domain, KeyType, ProvisioningStep, SecretString};
 use edgecert_core::ports::{CertificateMaterial, Store, Vault};
-use edgecert_core::{AccountId, CertificateId, DomainId, Hostname, PlanName};
+use edgecert_core::{AccountId, DomainId, Hostname, PlanName};
 use edgecert_embedded::Database;
 use futures::StreamExt as _;
 use time::OffsetDateTime;
+
+use edgecert_integration::fixtures::install_issued_certificate;
 
 use crate::pki::{BenchCa, KeyKind, Leaf};
 
@@ -95,7 +94,7 @@ impl Seeder {
         kind: KeyKind,
         now: OffsetDateTime,
     ) -> anyhow::Result<()> {
-        let mut domain = Domain {
+        let domain = Domain {
             id: DomainId::generate(),
             account_id: self.account.clone(),
             hostname: Hostname::parse_domain(hostname)
@@ -113,51 +112,23 @@ impl Seeder {
             version: 1,
         };
         self.store.create_domain(&domain, u32::MAX).await?;
-        let id = CertificateId::managed_for(&domain.id);
-        let version = self
-            .vault
-            .put_material(
-                &id,
-                &CertificateMaterial {
-                    chain_pem: Some(leaf.chain_pem.clone()),
-                    private_key_pem: SecretString::new(leaf.key_pem.clone()),
-                },
-            )
-            .await?;
-        let certificate = Certificate {
-            id: id.clone(),
-            account_id: self.account.clone(),
-            kind: CertificateKind::Managed {
-                domain_id: domain.id.clone(),
-            },
-            domain: domain.hostname.clone(),
-            sans: vec![],
-            is_wildcard: false,
-            key_type: match kind {
-                KeyKind::EcdsaP256 => KeyType::EcdsaP256,
-                KeyKind::Rsa2048 => KeyType::Rsa2048,
-            },
-            auto_renew: true,
-            status: CertificateStatus::Issued,
-            issued_at: Some(now),
-            not_before: Some(now),
-            expires_at: Some(now + time::Duration::days(90)),
-            next_renewal_at: Some(now + time::Duration::days(60)),
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            last_error: None,
-            order_url: None,
-            material_version: Some(version.0),
-            pending_material_version: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
+        let material = CertificateMaterial {
+            chain_pem: Some(leaf.chain_pem.clone()),
+            private_key_pem: SecretString::new(leaf.key_pem.clone()),
         };
-        self.store.create_certificate(&certificate, 0).await?;
-        domain.provisioning_step = ProvisioningStep::Active;
-        domain.certificate_id = Some(id);
-        domain.updated_at = now;
-        self.store.update_domain(&domain).await?;
+        let key_type = match kind {
+            KeyKind::EcdsaP256 => KeyType::EcdsaP256,
+            KeyKind::Rsa2048 => KeyType::Rsa2048,
+        };
+        install_issued_certificate(
+            self.store.as_ref(),
+            self.vault.as_ref(),
+            domain,
+            &material,
+            key_type,
+            now,
+        )
+        .await?;
         Ok(())
     }
 

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use edgecert_core::model::Certificate;
+use edgecert_core::PlanCatalog;
 use edgecert_core::origin::OriginPolicy;
-use edgecert_core::ports::{DnsProviders, Issuance, IssueOutcome, SystemClock};
+use edgecert_core::ports::{DnsProviders, SystemClock};
 use edgecert_core::usecases::{EdgeSettings, Services};
-use edgecert_core::{AccountId, CertificateId, PlanCatalog};
 use edgecert_dns::HickoryResolver;
 use edgecert_embedded::Database;
+use edgecert_integration::fixtures::NoIssuance;
 use edgecert_terminator::{Listeners, Terminator, TerminatorConfig};
 
 /// Serves a seeded SQLite data directory.
@@ -43,21 +43,6 @@ struct Args {
     /// Longest wait for the first full load of certificates, in seconds.
     #[arg(long, default_value_t = 600)]
     load_timeout_secs: u64,
-}
-
-/// No issuance: every benchmark name is seeded issued; unknown names are refused before
-/// issuance would be asked.
-struct NoIssuance;
-
-#[async_trait::async_trait]
-impl Issuance for NoIssuance {
-    async fn issue(&self, _: &AccountId, _: &CertificateId) -> edgecert_core::Result<IssueOutcome> {
-        Ok(IssueOutcome::Skipped)
-    }
-
-    async fn revoke(&self, _: &Certificate) -> edgecert_core::Result<()> {
-        Ok(())
-    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -106,7 +91,10 @@ async fn serve(args: Args, started: Instant) -> anyhow::Result<()> {
     // Keep-alive runs hold many requests per connection; never cut one for idleness.
     config.idle_timeout = Duration::from_secs(300);
     let listeners = Listeners::bind(args.https, args.http, Some(args.admin)).await?;
-    let terminator = Terminator::start(services, Arc::new(NoIssuance), config, listeners).await?;
+    // No issuance: every benchmark name is seeded issued; unknown names are refused before
+    // issuance would be asked.
+    let issuance = Arc::new(NoIssuance::default());
+    let terminator = Terminator::start(services, issuance, config, listeners).await?;
     if !terminator
         .wait_loaded(Duration::from_secs(args.load_timeout_secs))
         .await
