@@ -80,6 +80,11 @@ fn dns01_record(name: &str) -> String {
     format!("_acme-challenge.{}", name.trim_start_matches("*."))
 }
 
+/// The answer of `round` for the authorization at `url`, if the round has one.
+fn answer_for<'a>(round: &'a [Answer], url: &str) -> Option<&'a Answer> {
+    round.iter().find(|answer| answer.authorization_url == url)
+}
+
 /// The failure an authorization in a final state other than valid stands for, with the
 /// CA's problem for the challenge when it gave one; `None` while pending or once valid.
 fn validation_failure(
@@ -215,10 +220,7 @@ impl Issuer {
         while let Some(handle) = authorizations.next().await {
             let mut handle = handle
                 .map_err(|error| Failure::from_acme(STEP, "Reading the authorizations", error))?;
-            let Some(answer) = round
-                .iter()
-                .find(|answer| answer.authorization_url == handle.url())
-            else {
+            let Some(answer) = answer_for(round, handle.url()) else {
                 continue;
             };
             // A challenge an interrupted run already submitted is being validated: only wait.
@@ -292,10 +294,7 @@ impl Issuer {
         while let Some(handle) = authorizations.next().await {
             let mut handle = handle
                 .map_err(|error| Failure::from_acme(STEP, "Reading the authorizations", error))?;
-            let Some(answer) = round
-                .iter()
-                .find(|answer| answer.authorization_url == handle.url())
-            else {
+            let Some(answer) = answer_for(round, handle.url()) else {
                 continue;
             };
             let state = handle.refresh().await.map_err(|error| {

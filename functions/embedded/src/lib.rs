@@ -10,7 +10,7 @@
 //! ```
 //!
 //! The file is created 0600 because it holds private keys; both adapters share one connection,
-//! and their blocking work runs on Tokio's blocking pool.
+//! owned by a thread of the database's own that runs their blocking work in turn.
 
 mod database;
 mod error;
