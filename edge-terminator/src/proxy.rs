@@ -6,6 +6,10 @@
 //! - Hop-by-hop headers are dropped, `X-Forwarded-For/-Proto/-Host` are set by the edge
 //!   (client-sent ones are replaced: the edge is the first hop it can vouch for), and `Host`
 //!   becomes the origin URL's host unless `preserve_host`.
+//! - Each request to an origin carries `Via: 1.1 <edge hostname>`. A request that arrives with
+//!   this edge already in its `Via` came back from an origin: the site's origin leads to the
+//!   edge itself (say, the vanity name), and it is answered `508 Loop Detected` instead of being
+//!   proxied again and again.
 //! - `Connection: upgrade` requests (WebSocket) are passed on; after the origin's `101`, both
 //!   upgraded connections are spliced together.
 //! - Origin failures answer `502` or `504` with a plain body naming no internals; the reason
@@ -63,11 +67,19 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 pub(crate) struct Proxy {
     shared: Arc<Shared>,
     client: OriginClient,
+    /// This edge's `Via` entry, `1.1 <edge hostname>`.
+    via: HeaderValue,
 }
 
 impl Proxy {
     pub(crate) fn new(shared: Arc<Shared>, client: OriginClient) -> Proxy {
-        Proxy { shared, client }
+        let via = HeaderValue::from_str(&format!("1.1 {}", shared.services.edge.hostname))
+            .unwrap_or_else(|_| HeaderValue::from_static("1.1 edgecert"));
+        Proxy {
+            shared,
+            client,
+            via,
+        }
     }
 
     /// Answers one request; never fails (failures are responses).
@@ -104,6 +116,17 @@ impl Proxy {
             return plain(
                 StatusCode::MISDIRECTED_REQUEST,
                 "Misdirected Request: the host does not match this connection\n",
+            );
+        }
+        if self.passed_through_here(request.headers()) {
+            tracing::warn!(
+                sni = %host,
+                failure = "proxy_loop",
+                "the request came back through this edge: the site's origin leads to the edge"
+            );
+            return plain(
+                StatusCode::LOOP_DETECTED,
+                "Loop Detected: this site's origin leads back to the edge\n",
             );
         }
         let Some(route) = self.route(&host).await else {
@@ -231,6 +254,7 @@ impl Proxy {
         headers.insert(X_FORWARDED_FOR.clone(), peer);
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
         headers.insert(X_FORWARDED_HOST.clone(), client_host.clone());
+        headers.append(header::VIA, self.via.clone());
         let host = if self.shared.config.preserve_host {
             client_host
         } else {
@@ -238,6 +262,21 @@ impl Proxy {
         };
         headers.insert(header::HOST, host);
         Ok(Request::from_parts(parts, body))
+    }
+
+    /// Whether `headers` carry this edge's own `Via` entry (the received-by part, compared
+    /// without case).
+    fn passed_through_here(&self, headers: &HeaderMap) -> bool {
+        let Some(ours) = self.via.to_str().ok().and_then(received_by) else {
+            return false;
+        };
+        headers
+            .get_all(header::VIA)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(received_by)
+            .any(|by| by.eq_ignore_ascii_case(ours))
     }
 
     fn origin_failure(
@@ -296,6 +335,11 @@ async fn splice(
         Ok((up, down)) => tracing::debug!(sni = %host, up, down, "upgraded connection closed"),
         Err(error) => tracing::debug!(sni = %host, %error, "upgraded connection ended"),
     }
+}
+
+/// The received-by part of one `Via` entry (`1.1 edge.example.com (comment)`).
+fn received_by(entry: &str) -> Option<&str> {
+    entry.split_whitespace().nth(1)
 }
 
 /// The request's host, lower case, without port or trailing dot.

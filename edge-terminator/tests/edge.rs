@@ -364,6 +364,72 @@ async fn a_slow_origin_gets_504_and_a_dead_one_502_without_internals() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_whose_origin_is_the_edge_itself_gets_508_instead_of_a_loop() {
+    let env = Env::new().await;
+    let pebble = shared_pebble().await;
+    let mut config = test_config();
+    // The edge trusts its own certificates when it connects to itself as an origin.
+    config.origin_extra_roots = vec![env.ca.root.clone()];
+    let services = env.services(
+        env.store.clone(),
+        env.vault.clone(),
+        resolver().await,
+        LOOPBACK_ALLOWED,
+    );
+    let terminator = start(services, Arc::new(NoIssuance::default()), config, None).await;
+    assert!(terminator.wait_loaded(Duration::from_secs(10)).await);
+    // GIVEN a site whose origin URL is its own name, which points at the edge
+    let name = unique_name("loop");
+    pebble
+        .challtestsrv()
+        .add_a(&name, &[Ipv4Addr::LOCALHOST])
+        .await
+        .unwrap();
+    let port = terminator.https_addr().port();
+    env.seed_issued(&name, &format!("https://{name}:{port}/"))
+        .await;
+
+    // WHEN a client requests it
+    let (status, body) = get(
+        terminator.https_addr(),
+        &name,
+        &name,
+        "/",
+        std::slice::from_ref(&env.ca.root),
+    )
+    .await
+    .unwrap();
+
+    // THEN the second pass through the edge refuses it, and the client gets that answer
+    // at once instead of waiting on a request that proxies itself until something gives
+    assert_eq!(status, StatusCode::LOOP_DETECTED);
+    assert_eq!(
+        body,
+        "Loop Detected: this site's origin leads back to the edge\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_via_header_from_other_proxies_does_not_stop_a_request() {
+    let served = Served::start(1, test_config()).await;
+    let name = &served.names[0];
+    let request = Request::get("/")
+        .header("host", name.as_str())
+        .header("via", "1.1 corporate-proxy, 1.0 edge.example.net")
+        .body(empty_body())
+        .unwrap();
+    let (status, _, body) = support::request(
+        served.terminator.https_addr(),
+        name,
+        &served.roots(),
+        request,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origins_resolving_to_internal_addresses_are_refused_at_connect_time() {
     let env = Env::new().await;
     let origin = Origin::start().await;
