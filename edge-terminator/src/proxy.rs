@@ -69,16 +69,25 @@ pub(crate) struct Proxy {
     client: OriginClient,
     /// This edge's `Via` entry, `1.1 <edge hostname>`.
     via: HeaderValue,
+    /// Its received-by part, the edge hostname, looked for in arriving requests.
+    via_name: String,
 }
 
 impl Proxy {
     pub(crate) fn new(shared: Arc<Shared>, client: OriginClient) -> Proxy {
         let via = HeaderValue::from_str(&format!("1.1 {}", shared.services.edge.hostname))
             .unwrap_or_else(|_| HeaderValue::from_static("1.1 edgecert"));
+        let via_name = via
+            .to_str()
+            .ok()
+            .and_then(received_by)
+            .unwrap_or("edgecert")
+            .to_owned();
         Proxy {
             shared,
             client,
             via,
+            via_name,
         }
     }
 
@@ -267,16 +276,13 @@ impl Proxy {
     /// Whether `headers` carry this edge's own `Via` entry (the received-by part, compared
     /// without case).
     fn passed_through_here(&self, headers: &HeaderMap) -> bool {
-        let Some(ours) = self.via.to_str().ok().and_then(received_by) else {
-            return false;
-        };
         headers
             .get_all(header::VIA)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .filter_map(received_by)
-            .any(|by| by.eq_ignore_ascii_case(ours))
+            .any(|by| by.eq_ignore_ascii_case(&self.via_name))
     }
 
     fn origin_failure(

@@ -6,12 +6,13 @@
 //! [`Http01Responder`] answers Pebble's HTTP-01 validations from the store, as the edge will.
 //! [`lambda_runtime`] emulates the AWS Lambda Runtime API, so tests run the Lambda binaries
 //! themselves ([`LambdaProcess`]). [`fixtures`] writes store contents as EdgeCert's flows leave
-//! them (an issued certificate without ACME).
+//! them (an issued certificate without ACME); [`template`] reads what template.yaml deploys.
 
 pub mod fixtures;
 mod http01_responder;
 pub mod lambda_runtime;
 pub mod services;
+pub mod template;
 
 pub use http01_responder::Http01Responder;
 pub use lambda_runtime::{FunctionError, InitError, InvocationResult, LambdaProcess, RuntimeApi};

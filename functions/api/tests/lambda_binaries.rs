@@ -136,7 +136,8 @@ impl Deployment {
     /// talks to the CA.
     fn environment(&self, binary: &str) -> Vec<(String, String)> {
         let mut env = self.aws_env.clone();
-        let names = template_variables(binary);
+        let names = edgecert_integration::template::function_variables(binary)
+            .expect("template.yaml deploys the binary");
         for name in &names {
             env.push((name.clone(), self.value(name)));
         }
@@ -149,33 +150,6 @@ impl Deployment {
         }
         env
     }
-}
-
-/// The names of the environment variables template.yaml gives the function built from
-/// `binary`: `Globals.Function.Environment` and the function's own.
-fn template_variables(binary: &str) -> Vec<String> {
-    let template: serde_yaml::Value =
-        serde_yaml::from_str(include_str!("../../../template.yaml")).expect("template.yaml parses");
-    let names = |variables: &serde_yaml::Value| -> Vec<String> {
-        variables
-            .as_mapping()
-            .map(|mapping| {
-                mapping
-                    .keys()
-                    .filter_map(|key| key.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut variables = names(&template["Globals"]["Function"]["Environment"]["Variables"]);
-    let function = template["Resources"]
-        .as_mapping()
-        .expect("template.yaml has Resources")
-        .values()
-        .find(|resource| resource["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
-        .unwrap_or_else(|| panic!("template.yaml deploys no function from the binary {binary}"));
-    variables.extend(names(&function["Properties"]["Environment"]["Variables"]));
-    variables
 }
 
 /// Moto's shared server, a fresh table, Pebble and challtestsrv (with public addresses for the

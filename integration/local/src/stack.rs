@@ -139,6 +139,21 @@ pub struct LocalStack {
     _pebble: Pebble,
 }
 
+/// The local stack's issuer settings, for Pebble at `directory_url` whose HTTPS listener is
+/// signed by the PEM at `ca_root`.
+pub fn issuer_config(directory_url: String, ca_root: PathBuf) -> IssuerConfig {
+    let mut config = IssuerConfig::new(directory_url)
+        .with_ca_root_pem(ca_root)
+        .with_caa_identities([PEBBLE_CAA_IDENTITY]);
+    // Pebble on loopback validates in well under a second, so a short lease costs nothing
+    // while a run lasts, and an issuance cut short by a killed runner is picked up again
+    // within half a minute of the restart instead of five (the lease must outlast one poll,
+    // hence the shorter poll too).
+    config.lease_ttl = time::Duration::seconds(30);
+    config.poll_timeout = Duration::from_secs(20);
+    config
+}
+
 impl LocalStack {
     /// Starts Pebble + challtestsrv, opens the store, and runs the API, the issuer, the
     /// renewer and the edge terminator.
@@ -196,15 +211,10 @@ impl LocalStack {
             issuance: None,
         };
         // The issuer works on the services without an issuer; the API's services get it.
-        let mut issuer_config = IssuerConfig::new(pebble.directory_url())
-            .with_ca_root_pem(pebble.listener_ca_pem_path().to_path_buf())
-            .with_caa_identities([PEBBLE_CAA_IDENTITY]);
-        // Pebble on loopback validates in well under a second, so a short lease costs nothing
-        // while a run lasts, and an issuance cut short by a killed runner is picked up again
-        // within half a minute of the restart instead of five (the lease must outlast one
-        // poll, hence the shorter poll too).
-        issuer_config.lease_ttl = time::Duration::seconds(30);
-        issuer_config.poll_timeout = Duration::from_secs(20);
+        let issuer_config = issuer_config(
+            pebble.directory_url(),
+            pebble.listener_ca_pem_path().to_path_buf(),
+        );
         let issuer: Arc<dyn Issuance> = Arc::new(
             Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?,
         );

@@ -93,9 +93,6 @@ const FIXTURES: &[(&str, &str)] = &[
     fixture!("renewer", "renewer-schedule"),
 ];
 
-/// The template whose environment each function gets.
-const TEMPLATE: &str = include_str!("../../../../template.yaml");
-
 /// The functions' CNAME target, as in the Lambda binaries' tests.
 const EDGE_HOSTNAME: &str = "edge.edgecert.test";
 
@@ -410,40 +407,13 @@ impl Deployment {
         if binary == HELLO_WORLD {
             return Ok(env);
         }
-        for name in template_variables(binary)? {
+        for name in edgecert_integration::template::function_variables(binary)? {
             let value = self.value(&name)?;
             env.push((name, value));
         }
         env.push((vars::DNS_SERVER.to_owned(), self.dns_server.to_string()));
         Ok(env)
     }
-}
-
-/// The names of the environment variables template.yaml gives the function built from
-/// `binary`: `Globals.Function.Environment` and the function's own.
-fn template_variables(binary: &str) -> anyhow::Result<Vec<String>> {
-    let template: serde_yaml::Value =
-        serde_yaml::from_str(TEMPLATE).context("parsing template.yaml")?;
-    let names = |variables: &serde_yaml::Value| -> Vec<String> {
-        variables
-            .as_mapping()
-            .map(|mapping| {
-                mapping
-                    .keys()
-                    .filter_map(|key| key.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut variables = names(&template["Globals"]["Function"]["Environment"]["Variables"]);
-    let function = template["Resources"]
-        .as_mapping()
-        .context("template.yaml has no Resources")?
-        .values()
-        .find(|resource| resource["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
-        .with_context(|| format!("template.yaml deploys no function from the binary {binary}"))?;
-    variables.extend(names(&function["Properties"]["Environment"]["Variables"]));
-    Ok(variables)
 }
 
 // ---------------------------------------------------------------------------------------------

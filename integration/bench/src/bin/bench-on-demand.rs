@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use edgecert_acme::{Issuer, IssuerConfig};
+use edgecert_acme::Issuer;
 use edgecert_api::ApiState;
 use edgecert_bench::process::{LOAD_CORE, SERVER_CORE, Server, pin_self, require, tail};
 use edgecert_bench::report::{Options, Section, Table, millis, quantile, ratio};
@@ -66,8 +66,6 @@ const EDGE_CONFIG_FILE: &str = "edge-config.json";
 const EDGE_READY_FILE: &str = "ready.json";
 /// The operator's admin key (0600), written by the EdgeCert server.
 const ADMIN_KEY_FILE: &str = "admin-key";
-/// The CA identity Pebble stands for in CAA records (as in the local stack).
-const PEBBLE_CAA_IDENTITY: &str = "pebble.letsencrypt.org";
 /// What the origin answers; a request counts as served only with this body.
 const ORIGIN_BODY: &str = "origin ok\n";
 /// Longest wait for one first request. Generous: the point is whether it is served at all, and
@@ -162,12 +160,10 @@ async fn serve_edge(data_dir: &Path) -> anyhow::Result<()> {
         dns_providers: DnsProviders::default(),
         issuance: None,
     };
-    let mut issuer_config = IssuerConfig::new(config.acme_directory.clone())
-        .with_ca_root_pem(config.acme_ca_root.clone())
-        .with_caa_identities([PEBBLE_CAA_IDENTITY]);
-    // The local stack's settings (see stack.rs).
-    issuer_config.lease_ttl = time::Duration::seconds(30);
-    issuer_config.poll_timeout = Duration::from_secs(20);
+    let issuer_config = edgecert_local::stack::issuer_config(
+        config.acme_directory.clone(),
+        config.acme_ca_root.clone(),
+    );
     let issuer: Arc<dyn Issuance> =
         Arc::new(Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?);
     services.issuance = Some(Arc::clone(&issuer));
