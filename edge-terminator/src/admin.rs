@@ -1,8 +1,12 @@
-//! The admin listener: `/healthz` (the process serves; the load balancer's and ECS's health
-//! check) and `/metrics` (Prometheus text). Not for the internet: the NLB never routes to it.
+//! The admin listener: `/healthz` (the load balancer's and ECS's health check) and `/metrics`
+//! (Prometheus text). Not for the internet: the NLB never routes to it.
+//!
+//! `/healthz` answers 503 until the first full load of certificates finished, and while the
+//! store has not been read for longer than `unhealthy_after_store_failures`: the load balancer
+//! then prefers terminators that can issue and follow changes. The listeners serve what they
+//! hold either way.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -14,14 +18,13 @@ use crate::shared::Shared;
 /// Answers one admin request.
 pub(crate) fn answer(shared: &Arc<Shared>, request: &Request<Incoming>) -> Response<ProxyBody> {
     match request.uri().path() {
-        // Healthy as soon as it listens: serving while the first load runs is by design.
-        "/healthz" => {
-            if shared.loaded.load(Ordering::Relaxed) {
-                plain(StatusCode::OK, "ok\n")
-            } else {
-                plain(StatusCode::OK, "ok (loading certificates)\n")
-            }
-        }
+        "/healthz" => match shared.unhealthy() {
+            None => plain(StatusCode::OK, "ok\n"),
+            Some(reason) => plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("unhealthy: {reason}\n"),
+            ),
+        },
         "/metrics" => {
             use http_body_util::BodyExt as _;
             let text = shared.metrics.render(shared.gauges());

@@ -2,18 +2,24 @@
 //! name, then the wildcard one label up) and routes (hostname -> origin) — so a handshake or a
 //! request for a known hostname never waits on the store or the vault.
 //!
-//! Only background tasks (the refresher, on-demand issuance, revalidation) write here; they
-//! replace an entry only with a complete, parsed one, so a failed read elsewhere leaves the
-//! last good certificate in place.
+//! A certificate is served for a name only while the name's route belongs to the domain
+//! record (account and domain id) the certificate was issued for. When a hostname is deleted
+//! and claimed again, by another account or the same one, the old record's certificate stops
+//! being served the moment the new route (or the tombstone) arrives, even before anything
+//! removes it; until the new record has its own certificate, the name is not in the cache and
+//! goes through on-demand issuance.
+//!
+//! Only background tasks (the refresher, on-demand issuance) write here; they replace an entry
+//! only with a complete, parsed one, so a failed read elsewhere leaves the last good
+//! certificate in place.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use edgecert_core::model::{Certificate, Domain};
-use edgecert_core::{CertificateId, DomainId};
+use edgecert_core::model::{Certificate, CertificateKind, DeletedDomain, Domain};
+use edgecert_core::{AccountId, CertificateId, DomainId};
 use rustls::sign::CertifiedKey;
-use time::OffsetDateTime;
 use url::Url;
 
 /// Lower-case, without a trailing dot: how names are keyed here.
@@ -27,17 +33,28 @@ fn wildcard_of(name: &str) -> Option<String> {
     parent.contains('.').then(|| format!("*.{parent}"))
 }
 
+/// How long a deleted domain record is remembered: a read of it that started before the
+/// deletion and ends after its tombstone was applied must not bring its route back.
+const DELETED_MEMORY: Duration = Duration::from_secs(600);
+
+/// The domain record a route or a certificate belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Owner {
+    /// The account.
+    pub(crate) account_id: AccountId,
+    /// The domain record.
+    pub(crate) domain_id: DomainId,
+}
+
 /// Where a hostname's requests go.
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
-    /// The domain.
-    pub(crate) domain_id: DomainId,
+    /// The domain record holding the hostname.
+    pub(crate) owner: Owner,
     /// The origin URL as stored; `None` when it does not parse (answered 502).
     pub(crate) origin: Option<Arc<Url>>,
-    /// The domain's `updated_at`, to keep only the newest of two reads.
-    pub(crate) updated_at: OffsetDateTime,
-    /// When the store last confirmed the domain.
-    pub(crate) checked_at: Instant,
+    /// The domain's version, to keep only the newest of two reads.
+    pub(crate) version: u64,
 }
 
 impl Route {
@@ -47,12 +64,25 @@ impl Route {
             .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
             .map(Arc::new);
         Route {
-            domain_id: domain.id.clone(),
+            owner: Owner {
+                account_id: domain.account_id.clone(),
+                domain_id: domain.id.clone(),
+            },
             origin,
-            updated_at: domain.updated_at,
-            checked_at: Instant::now(),
+            version: domain.version,
         }
     }
+}
+
+/// What [`EdgeCache::insert_route`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteChange {
+    /// The hostname had no route: just whitelisted, re-claimed after a deletion, or first seen.
+    New,
+    /// Another record now holds the hostname (a re-claim), or this record has a newer version.
+    Updated,
+    /// Nothing new: the same or an older read of the held record, or a deleted record.
+    Unchanged,
 }
 
 /// A certificate being served.
@@ -65,12 +95,31 @@ struct CertificateEntry {
     key: Arc<CertifiedKey>,
 }
 
+/// Which certificate serves a name, and for which domain record.
+#[derive(Debug, Clone)]
+struct NameEntry {
+    certificate: CertificateId,
+    owner: Owner,
+    key: Arc<CertifiedKey>,
+}
+
 #[derive(Debug, Default)]
 struct CacheState {
     /// Server name (or `*.parent`) -> which certificate serves it.
-    names: HashMap<String, (CertificateId, Arc<CertifiedKey>)>,
+    names: HashMap<String, NameEntry>,
     certificates: HashMap<CertificateId, CertificateEntry>,
     routes: HashMap<String, Route>,
+    /// Domain records recently deleted, and when their tombstone was applied.
+    deleted: HashMap<DomainId, Instant>,
+}
+
+impl CacheState {
+    /// Whether `owner` holds `name`'s route now.
+    fn holds(&self, name: &str, owner: &Owner) -> bool {
+        self.routes
+            .get(name)
+            .is_some_and(|route| route.owner == *owner)
+    }
 }
 
 /// Certificates and routes held in memory.
@@ -88,15 +137,21 @@ impl EdgeCache {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The certificate for a server name: the exact name, else the wildcard one label up.
+    /// The certificate for a server name: the exact name, else the wildcard one label up;
+    /// either only while the name's route belongs to the certificate's domain record.
     pub(crate) fn certificate_for(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
         let name = normalize_name(server_name);
         let state = self.read();
-        if let Some((_, key)) = state.names.get(&name) {
-            return Some(key.clone());
+        let bound = |entry: &NameEntry| state.holds(&name, &entry.owner);
+        if let Some(entry) = state.names.get(&name).filter(|entry| bound(entry)) {
+            return Some(entry.key.clone());
         }
         let wildcard = wildcard_of(&name)?;
-        state.names.get(&wildcard).map(|(_, key)| key.clone())
+        state
+            .names
+            .get(&wildcard)
+            .filter(|entry| bound(entry))
+            .map(|entry| entry.key.clone())
     }
 
     /// The vault version a certificate is served from, if it is held.
@@ -108,23 +163,39 @@ impl EdgeCache {
     }
 
     /// Serves `key` (from vault version `material_version`) for every name of `certificate`,
-    /// replacing what that certificate served before.
+    /// replacing what that certificate served before, for as long as the names' routes belong
+    /// to its domain. Only managed certificates serve at the edge; others are ignored.
     pub(crate) fn insert_certificate(
         &self,
         certificate: &Certificate,
         material_version: &str,
         key: Arc<CertifiedKey>,
     ) {
+        let CertificateKind::Managed { domain_id } = &certificate.kind else {
+            return;
+        };
+        let owner = Owner {
+            account_id: certificate.account_id.clone(),
+            domain_id: domain_id.clone(),
+        };
         let names: Vec<String> = certificate
             .names()
             .map(|name| normalize_name(name.as_str()))
             .collect();
         let mut state = self.write();
+        if state.deleted.contains_key(domain_id) {
+            return;
+        }
         remove_certificate_locked(&mut state, &certificate.id);
         for name in &names {
-            state
-                .names
-                .insert(name.clone(), (certificate.id.clone(), key.clone()));
+            state.names.insert(
+                name.clone(),
+                NameEntry {
+                    certificate: certificate.id.clone(),
+                    owner: owner.clone(),
+                    key: key.clone(),
+                },
+            );
         }
         state.certificates.insert(
             certificate.id.clone(),
@@ -146,41 +217,57 @@ impl EdgeCache {
         self.read().routes.get(hostname).cloned()
     }
 
-    /// Routes a domain's hostname to its origin, unless a newer read is already held. Returns
-    /// whether the hostname had no route before (just whitelisted, or seen for the first time).
-    pub(crate) fn insert_route(&self, domain: &Domain) -> bool {
+    /// Routes a domain's hostname to its origin, unless the same or a newer version of that
+    /// record is held, or the record was deleted. A route of another record (a re-claim)
+    /// is replaced, and that record's certificate dropped.
+    pub(crate) fn insert_route(&self, domain: &Domain) -> RouteChange {
         let hostname = normalize_name(domain.hostname.as_str());
         let route = Route::from_domain(domain);
         let mut state = self.write();
-        match state.routes.get(&hostname) {
-            Some(held)
-                if held.domain_id == route.domain_id && held.updated_at > route.updated_at =>
-            {
-                // An older read (the feed overlaps itself) must not undo a newer one.
-                false
-            }
-            held => {
-                let new = held.is_none();
-                state.routes.insert(hostname, route);
-                new
-            }
+        if state.deleted.contains_key(&domain.id) {
+            // A read that began before the deletion.
+            return RouteChange::Unchanged;
         }
+        let change = match state.routes.get(&hostname) {
+            None => RouteChange::New,
+            Some(held) if held.owner == route.owner => {
+                if held.version >= route.version {
+                    // An older read (the feed overlaps itself) must not undo a newer one.
+                    return RouteChange::Unchanged;
+                }
+                RouteChange::Updated
+            }
+            Some(held) => {
+                let previous = CertificateId::managed_for(&held.owner.domain_id);
+                remove_certificate_locked(&mut state, &previous);
+                RouteChange::Updated
+            }
+        };
+        state.routes.insert(hostname, route);
+        change
     }
 
-    /// Marks a route as just confirmed by the store.
-    pub(crate) fn confirm_route(&self, hostname: &str) {
-        if let Some(route) = self.write().routes.get_mut(hostname) {
-            route.checked_at = Instant::now();
-        }
-    }
-
-    /// Forgets a hostname that is no longer whitelisted: its route and the managed
-    /// certificate of the domain that had it.
-    pub(crate) fn remove_hostname(&self, hostname: &str) {
+    /// Applies a tombstone: the deleted record's route goes (unless another record holds the
+    /// hostname by now) and so does its certificate; reads of the record that were under way
+    /// are ignored from now on. Returns whether a route was removed.
+    pub(crate) fn apply_deletion(&self, deleted: &DeletedDomain) -> bool {
+        let hostname = normalize_name(deleted.hostname.as_str());
+        let owner = Owner {
+            account_id: deleted.account_id.clone(),
+            domain_id: deleted.id.clone(),
+        };
         let mut state = self.write();
-        if let Some(route) = state.routes.remove(hostname) {
-            let managed = CertificateId::managed_for(&route.domain_id);
-            remove_certificate_locked(&mut state, &managed);
+        let now = Instant::now();
+        state
+            .deleted
+            .retain(|_, at| now.duration_since(*at) < DELETED_MEMORY);
+        state.deleted.insert(deleted.id.clone(), now);
+        remove_certificate_locked(&mut state, &CertificateId::managed_for(&deleted.id));
+        if state.holds(&hostname, &owner) {
+            state.routes.remove(&hostname);
+            true
+        } else {
+            false
         }
     }
 
@@ -223,7 +310,7 @@ fn remove_certificate_locked(state: &mut CacheState, id: &CertificateId) {
         if state
             .names
             .get(&name)
-            .is_some_and(|(holder, _)| holder == id)
+            .is_some_and(|entry| entry.certificate == *id)
         {
             state.names.remove(&name);
         }
@@ -235,10 +322,11 @@ fn remove_certificate_locked(state: &mut CacheState, id: &CertificateId) {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use edgecert_core::model::{CertificateKind, CertificateStatus, KeyType};
+    use edgecert_core::model::{CertificateStatus, KeyType, ProvisioningStep};
     use edgecert_core::{AccountId, Hostname};
     use rustls::crypto::aws_lc_rs::default_provider;
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use time::OffsetDateTime;
 
     use super::*;
 
@@ -253,20 +341,41 @@ mod tests {
         )
     }
 
-    fn certificate(primary: &str, sans: &[&str]) -> Certificate {
+    fn domain(hostname: &str) -> Domain {
+        let now = OffsetDateTime::now_utc();
+        Domain {
+            id: DomainId::generate(),
+            account_id: AccountId::generate(),
+            hostname: Hostname::parse_domain(hostname).unwrap(),
+            origin_url: "https://origin.example.net".to_owned(),
+            ownership_token: "token".to_owned(),
+            ownership_verified: true,
+            provisioning_step: ProvisioningStep::Active,
+            last_error: None,
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            certificate_id: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    /// The managed certificate of `domain` (extra names in `sans`).
+    fn certificate(domain: &Domain, sans: &[&str]) -> Certificate {
         let now = OffsetDateTime::now_utc();
         Certificate {
-            id: CertificateId::generate(),
-            account_id: AccountId::generate(),
+            id: CertificateId::managed_for(&domain.id),
+            account_id: domain.account_id.clone(),
             kind: CertificateKind::Managed {
-                domain_id: DomainId::generate(),
+                domain_id: domain.id.clone(),
             },
-            domain: Hostname::parse_certificate_name(primary).unwrap(),
+            domain: domain.hostname.clone(),
             sans: sans
                 .iter()
                 .map(|name| Hostname::parse_certificate_name(name).unwrap())
                 .collect(),
-            is_wildcard: primary.starts_with('*'),
+            is_wildcard: false,
             key_type: KeyType::EcdsaP256,
             auto_renew: true,
             status: CertificateStatus::Issued,
@@ -286,39 +395,122 @@ mod tests {
         }
     }
 
+    fn served(cache: &EdgeCache, name: &str) -> Option<*const CertifiedKey> {
+        cache.certificate_for(name).map(|key| Arc::as_ptr(&key))
+    }
+
+    #[test]
+    fn a_certificate_is_served_only_with_its_own_domains_route() {
+        let cache = EdgeCache::default();
+        let shop = domain("shop.example.com");
+        let shop_key = key("shop.example.com");
+        cache.insert_certificate(&certificate(&shop, &[]), "v1", shop_key.clone());
+        assert_eq!(served(&cache, "shop.example.com"), None, "no route yet");
+
+        assert_eq!(cache.insert_route(&shop), RouteChange::New);
+        assert_eq!(
+            served(&cache, "Shop.Example.com."),
+            Some(Arc::as_ptr(&shop_key))
+        );
+        assert_eq!(cache.insert_route(&shop), RouteChange::Unchanged);
+        let mut newer = shop.clone();
+        newer.version = 2;
+        assert_eq!(cache.insert_route(&newer), RouteChange::Updated);
+        assert_eq!(
+            cache.insert_route(&shop),
+            RouteChange::Unchanged,
+            "older read"
+        );
+    }
+
+    #[test]
+    fn a_reclaimed_hostname_never_serves_the_previous_owners_certificate() {
+        let cache = EdgeCache::default();
+        let first = domain("shop.example.com");
+        cache.insert_route(&first);
+        cache.insert_certificate(&certificate(&first, &[]), "v1", key("shop.example.com"));
+        assert!(served(&cache, "shop.example.com").is_some());
+
+        // Another account claims the name: its route arrives before any tombstone.
+        let reclaim = domain("shop.example.com");
+        assert_eq!(cache.insert_route(&reclaim), RouteChange::Updated);
+        assert_eq!(served(&cache, "shop.example.com"), None);
+        assert_eq!(cache.sizes(), (0, 1), "the previous certificate is dropped");
+        let route = cache.route("shop.example.com").unwrap();
+        assert_eq!(route.owner.domain_id, reclaim.id);
+
+        // The old record's tombstone, late, leaves the new claim alone; the new record's own
+        // certificate is served.
+        assert!(!cache.apply_deletion(&DeletedDomain::of(&first, OffsetDateTime::now_utc())));
+        let own = key("shop.example.com");
+        cache.insert_certificate(&certificate(&reclaim, &[]), "v1", own.clone());
+        assert_eq!(served(&cache, "shop.example.com"), Some(Arc::as_ptr(&own)));
+        // A stale read of the deleted record changes nothing.
+        assert_eq!(cache.insert_route(&first), RouteChange::Unchanged);
+        cache.insert_certificate(&certificate(&first, &[]), "v1", key("shop.example.com"));
+        assert_eq!(served(&cache, "shop.example.com"), Some(Arc::as_ptr(&own)));
+    }
+
+    #[test]
+    fn a_tombstone_removes_the_route_and_the_certificate() {
+        let cache = EdgeCache::default();
+        let shop = domain("shop.example.com");
+        cache.insert_route(&shop);
+        cache.insert_certificate(&certificate(&shop, &[]), "v1", key("shop.example.com"));
+        assert!(cache.apply_deletion(&DeletedDomain::of(&shop, OffsetDateTime::now_utc())));
+        assert_eq!(served(&cache, "shop.example.com"), None);
+        assert!(cache.route("shop.example.com").is_none());
+        assert_eq!(cache.sizes(), (0, 0));
+    }
+
     #[test]
     fn exact_names_win_over_the_wildcard_one_label_up() {
         let cache = EdgeCache::default();
-        let wildcard = certificate("*.example.com", &[]);
-        let exact = certificate("shop.example.com", &[]);
+        let shop = domain("shop.example.com");
+        let blog = domain("blog.example.com");
+        // A certificate of one domain record naming a wildcard (the cache's rule, though
+        // managed certificates name their hostname only).
+        let wildcard = certificate(&blog, &["*.example.com"]);
         let wildcard_key = key("*.example.com");
         let exact_key = key("shop.example.com");
+        cache.insert_route(&shop);
+        cache.insert_route(&blog);
         cache.insert_certificate(&wildcard, "v1", wildcard_key.clone());
-        cache.insert_certificate(&exact, "v1", exact_key.clone());
+        cache.insert_certificate(&certificate(&shop, &[]), "v1", exact_key.clone());
 
-        let served = |name| cache.certificate_for(name).map(|k| Arc::as_ptr(&k));
-        assert_eq!(served("shop.example.com"), Some(Arc::as_ptr(&exact_key)));
-        assert_eq!(served("Shop.Example.com."), Some(Arc::as_ptr(&exact_key)));
-        assert_eq!(served("blog.example.com"), Some(Arc::as_ptr(&wildcard_key)));
-        // A wildcard covers one label only, and never the bare parent.
-        assert_eq!(served("a.blog.example.com"), None);
-        assert_eq!(served("example.com"), None);
+        assert_eq!(
+            served(&cache, "shop.example.com"),
+            Some(Arc::as_ptr(&exact_key))
+        );
+        assert_eq!(
+            served(&cache, "blog.example.com"),
+            Some(Arc::as_ptr(&wildcard_key))
+        );
+        // A wildcard covers one label only, never the bare parent, and never a name routed to
+        // another record.
+        assert_eq!(served(&cache, "a.blog.example.com"), None);
+        assert_eq!(served(&cache, "example.com"), None);
+        let other = domain("other.example.com");
+        cache.insert_route(&other);
+        assert_eq!(served(&cache, "other.example.com"), None);
     }
 
     #[test]
     fn replacing_and_removing_a_certificate_updates_every_name() {
         let cache = EdgeCache::default();
-        let mut first = certificate("a.example.com", &["b.example.com"]);
+        let shop = domain("a.example.com");
+        cache.insert_route(&shop);
+        let mut first = certificate(&shop, &["b.example.com"]);
         cache.insert_certificate(&first, "v1", key("a.example.com"));
-        assert!(cache.certificate_for("b.example.com").is_some());
+        assert_eq!(cache.sizes(), (1, 1));
 
         first.sans = vec![];
         cache.insert_certificate(&first, "v2", key("a.example.com"));
-        assert!(cache.certificate_for("b.example.com").is_none());
         assert_eq!(cache.material_version(&first.id).as_deref(), Some("v2"));
+        assert!(served(&cache, "a.example.com").is_some());
 
         cache.remove_certificate(&first.id);
         assert!(cache.certificate_for("a.example.com").is_none());
-        assert_eq!(cache.sizes(), (0, 0));
+        assert_eq!(cache.sizes(), (0, 1));
     }
 }

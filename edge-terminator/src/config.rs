@@ -61,7 +61,7 @@ pub mod vars {
     pub const LOOKUP_BURST: &str = "EDGECERT_TERMINATOR_LOOKUP_BURST";
     /// How long a name found not whitelisted is refused without asking again (default 30).
     pub const NEGATIVE_CACHE_SECS: &str = "EDGECERT_TERMINATOR_NEGATIVE_CACHE_SECS";
-    /// Pause between two reads of the change feeds (default 10).
+    /// Pause between two reads of the change feeds (default 1).
     pub const REFRESH_SECS: &str = "EDGECERT_TERMINATOR_REFRESH_SECS";
     /// `true` to send the client's Host to origins instead of the origin URL's host.
     pub const PRESERVE_HOST: &str = "EDGECERT_TERMINATOR_PRESERVE_HOST";
@@ -131,9 +131,8 @@ pub struct TerminatorConfig {
     /// How far back each feed read reaches before the last change seen (writers' clock skew,
     /// index propagation).
     pub change_overlap: Duration,
-    /// A hostname served for longer than this is checked again against the store in the
-    /// background when it gets traffic (a deleted domain stops being served).
-    pub revalidate_after: Duration,
+    /// `/healthz` answers 503 once the store has not been read for this long.
+    pub unhealthy_after_store_failures: Duration,
     /// Vault reads in flight while loading certificates.
     pub load_concurrency: usize,
     /// Items per page of the change feeds.
@@ -176,10 +175,13 @@ impl Default for TerminatorConfig {
             // issued in one or two waves (BENCHMARKS.md, scenario 4) while bounding the load
             // one terminator puts on the CA.
             max_concurrent_issuances: 32,
-            refresh_interval: Duration::from_secs(10),
+            // Within a second, every edge follows a deletion, a re-claim or a new certificate.
+            refresh_interval: Duration::from_secs(1),
             full_resync_interval: Duration::from_secs(3600),
-            change_overlap: Duration::from_secs(120),
-            revalidate_after: Duration::from_secs(60),
+            // Covers writers' clock skew and the change index's propagation (under a second on
+            // DynamoDB); each pass re-reads this much, so it is kept short.
+            change_overlap: Duration::from_secs(15),
+            unhealthy_after_store_failures: Duration::from_secs(60),
             load_concurrency: 32,
             feed_page_size: 500,
             redirect_https_port: 443,

@@ -75,11 +75,20 @@ fn bucket_key(client: IpAddr) -> IpAddr {
     }
 }
 
-/// Names recently refused, with when the refusal lapses.
+/// A refusal: until when it holds, and the version of the domain record it was decided on
+/// (`None` when no record had the name).
+#[derive(Debug, Clone, Copy)]
+struct Refused {
+    until: Instant,
+    as_of: Option<u64>,
+}
+
+/// Names recently refused, with when the refusal lapses. A change to the name's domain that
+/// the refusal did not see lifts it at once ([`NegativeCache::forget_before`]).
 #[derive(Debug)]
 pub(crate) struct NegativeCache {
     capacity: usize,
-    entries: Mutex<HashMap<String, Instant>>,
+    entries: Mutex<HashMap<String, Refused>>,
 }
 
 impl NegativeCache {
@@ -94,7 +103,7 @@ impl NegativeCache {
     pub(crate) fn contains(&self, name: &str) -> bool {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         match entries.get(name) {
-            Some(until) if *until > Instant::now() => true,
+            Some(refused) if refused.until > Instant::now() => true,
             Some(_) => {
                 entries.remove(name);
                 false
@@ -103,27 +112,37 @@ impl NegativeCache {
         }
     }
 
-    /// Refuses `name` for `ttl`.
-    pub(crate) fn insert(&self, name: &str, ttl: Duration) {
+    /// Refuses `name` for `ttl`, decided on version `as_of` of its domain (`None`: no domain).
+    pub(crate) fn insert(&self, name: &str, ttl: Duration, as_of: Option<u64>) {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= self.capacity && !entries.contains_key(name) {
-            entries.retain(|_, until| *until > now);
+            entries.retain(|_, refused| refused.until > now);
             if entries.len() >= self.capacity {
                 // Full of live refusals: dropping them costs a few extra lookups, which the
                 // per-client limiter still bounds.
                 entries.clear();
             }
         }
-        entries.insert(name.to_owned(), now + ttl);
+        entries.insert(
+            name.to_owned(),
+            Refused {
+                until: now + ttl,
+                as_of,
+            },
+        );
     }
 
-    /// Forgets a refusal (the name was just whitelisted).
-    pub(crate) fn remove(&self, name: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(name);
+    /// Lifts the refusal of `name` unless it was decided on `version` of its domain or a later
+    /// one: the domain changed since (whitelisted, nudged, issued, re-claimed).
+    pub(crate) fn forget_before(&self, name: &str, version: u64) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries
+            .get(name)
+            .is_some_and(|refused| refused.as_of.is_none_or(|as_of| as_of < version))
+        {
+            entries.remove(name);
+        }
     }
 }
 
@@ -160,14 +179,26 @@ mod tests {
     #[test]
     fn refusals_lapse_and_stay_bounded() {
         let cache = NegativeCache::new(2);
-        cache.insert("a.example.com", Duration::from_secs(60));
+        cache.insert("a.example.com", Duration::from_secs(60), None);
         assert!(cache.contains("a.example.com"));
-        cache.insert("b.example.com", Duration::ZERO);
+        cache.insert("b.example.com", Duration::ZERO, None);
         assert!(!cache.contains("b.example.com"));
-        cache.insert("c.example.com", Duration::from_secs(60));
-        cache.insert("d.example.com", Duration::from_secs(60));
+        cache.insert("c.example.com", Duration::from_secs(60), None);
+        cache.insert("d.example.com", Duration::from_secs(60), None);
         assert!(cache.contains("d.example.com"));
-        cache.remove("d.example.com");
+        cache.forget_before("d.example.com", 1);
         assert!(!cache.contains("d.example.com"));
+    }
+
+    #[test]
+    fn only_a_domain_change_the_refusal_did_not_see_lifts_it() {
+        let cache = NegativeCache::new(10);
+        cache.insert("shop.example.com", Duration::from_secs(60), Some(4));
+        // The feed reads again the version the refusal was decided on (its overlap).
+        cache.forget_before("shop.example.com", 4);
+        assert!(cache.contains("shop.example.com"));
+        // A newer version (a nudge, an issued certificate) lifts it.
+        cache.forget_before("shop.example.com", 5);
+        assert!(!cache.contains("shop.example.com"));
     }
 }

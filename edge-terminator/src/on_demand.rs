@@ -156,8 +156,9 @@ impl OnDemand {
         let this = Arc::clone(self);
         let name = name.to_owned();
         tokio::spawn(async move {
-            let result = this.fly(&hostname).await;
-            this.remember(&name, &result);
+            let mut as_of = None;
+            let result = this.fly(&hostname, &mut as_of).await;
+            this.remember(&name, &result, as_of);
             this.shared
                 .metrics
                 .count(ON_DEMAND, "outcome", outcome_label(&result));
@@ -181,8 +182,9 @@ impl OnDemand {
         Ok(receiver)
     }
 
-    /// Negative-caches a refusal for as long as it holds.
-    fn remember(&self, name: &str, result: &Result<(), Refusal>) {
+    /// Negative-caches a refusal for as long as it holds, or until the domain changes past
+    /// version `as_of` (the version the refusal was decided on).
+    fn remember(&self, name: &str, result: &Result<(), Refusal>, as_of: Option<u64>) {
         let ttl = match result {
             Ok(()) => return,
             Err(Refusal::NotWhitelisted) => self.shared.config.negative_cache_ttl,
@@ -197,25 +199,28 @@ impl OnDemand {
             }
             Err(_) => return,
         };
-        self.shared.negative.insert(name, ttl);
+        self.shared.negative.insert(name, ttl, as_of);
     }
 
-    /// One flight: from the hostname to a certificate in the cache.
-    async fn fly(&self, hostname: &Hostname) -> Result<(), Refusal> {
+    /// One flight: from the hostname to a certificate in the cache. `as_of` ends up holding
+    /// the version of the domain the outcome was decided on.
+    async fn fly(&self, hostname: &Hostname, as_of: &mut Option<u64>) -> Result<(), Refusal> {
         let store = &self.shared.services.store;
         let mut domain = store
             .domain_by_hostname(hostname)
             .await
             .map_err(unavailable)?
             .ok_or(Refusal::NotWhitelisted)?;
+        // The route of the record found (a re-claimed name replaces the previous owner's).
         self.shared.cache.insert_route(&domain);
+        *as_of = Some(domain.version);
         let id = CertificateId::managed_for(&domain.id);
         for _ in 0..STEP_ATTEMPTS {
             let certificate = store
                 .get_certificate(&domain.account_id, &id)
                 .await
                 .map_err(unavailable)?;
-            match self.next_move(certificate, &domain).await? {
+            match self.next_move(certificate, &domain, as_of).await? {
                 Move::Done => return Ok(()),
                 Move::Issue => return self.issue(&domain, &id).await,
                 Move::ReadDomainAgain => {
@@ -224,6 +229,8 @@ impl OnDemand {
                         .await
                         .map_err(unavailable)?
                         .ok_or(Refusal::NotWhitelisted)?;
+                    self.shared.cache.insert_route(&domain);
+                    *as_of = Some(domain.version);
                 }
                 Move::ReadCertificateAgain => {}
             }
@@ -237,10 +244,11 @@ impl OnDemand {
         &self,
         certificate: Option<Certificate>,
         domain: &Domain,
+        as_of: &mut Option<u64>,
     ) -> Result<Move, Refusal> {
         let now = self.shared.services.clock.now();
         let Some(certificate) = certificate else {
-            return self.request_certificate(domain).await;
+            return self.request_certificate(domain, as_of).await;
         };
         if let Servable::Serve(_) = servable(&certificate, now) {
             return match self.shared.load_certificate(&certificate).await {
@@ -260,7 +268,7 @@ impl OnDemand {
             },
             // Issued without material, expired or revoked: the domain's step decides.
             _ if domain.provisioning_step != ProvisioningStep::Active => {
-                self.request_certificate(domain).await
+                self.request_certificate(domain, as_of).await
             }
             status => Err(not_ready(&format!(
                 "the certificate is {}",
@@ -271,11 +279,19 @@ impl OnDemand {
 
     /// Moves the domain along its steps with the core's use case, which requests its managed
     /// certificate once the DNS step passes.
-    async fn request_certificate(&self, domain: &Domain) -> Result<Move, Refusal> {
+    async fn request_certificate(
+        &self,
+        domain: &Domain,
+        as_of: &mut Option<u64>,
+    ) -> Result<Move, Refusal> {
         if domain.provisioning_step == ProvisioningStep::WaitingOwnership {
             return Err(not_ready("the domain's ownership is not verified yet"));
         }
-        match run_current_step(&self.shared.services, domain.clone()).await {
+        let stepped = run_current_step(&self.shared.services, domain.clone()).await;
+        if let Ok(updated) = &stepped {
+            *as_of = Some(updated.version);
+        }
+        match stepped {
             Ok(updated) if updated.provisioning_step == ProvisioningStep::Issuing => {
                 Ok(Move::ReadCertificateAgain)
             }

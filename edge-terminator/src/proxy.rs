@@ -30,7 +30,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use url::Url;
 
-use crate::cache::{Route, normalize_name};
+use crate::cache::{Owner, Route, normalize_name};
 use crate::metrics::PROXY_RESPONSES;
 use crate::origin::{BoxError, ConnectError, OriginClient, connect_error, limited};
 use crate::shared::Shared;
@@ -45,6 +45,9 @@ pub(crate) struct ClientConnection {
     pub(crate) peer: SocketAddr,
     /// The TLS server name, normalised.
     pub(crate) server_name: String,
+    /// The domain record whose certificate the handshake presented: requests are proxied only
+    /// while the hostname still belongs to it.
+    pub(crate) owner: Option<Owner>,
 }
 
 /// Headers that describe one connection, never forwarded (RFC 9110, section 7.6.1).
@@ -141,7 +144,15 @@ impl Proxy {
         let Some(route) = self.route(&host).await else {
             return plain(StatusCode::NOT_FOUND, "Not Found: no site for this host\n");
         };
-        self.shared.revalidate_if_stale(&host);
+        if connection.owner.as_ref() != Some(&route.owner) {
+            // The hostname was deleted and claimed again since this connection's handshake:
+            // the client must connect again and get the new owner's certificate.
+            tracing::info!(sni = %host, failure = "owner_changed", "the hostname changed hands since the handshake");
+            return plain(
+                StatusCode::MISDIRECTED_REQUEST,
+                "Misdirected Request: this site changed since the connection was opened\n",
+            );
+        }
         let Some(origin) = route.origin.clone() else {
             tracing::warn!(sni = %host, failure = "invalid_origin_url", "the domain's origin URL cannot be used");
             return bad_gateway();
@@ -438,9 +449,9 @@ fn empty() -> ProxyBody {
 }
 
 /// A short plain-text response.
-pub(crate) fn plain(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+pub(crate) fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<ProxyBody> {
     let mut response = Response::new(
-        Full::new(Bytes::from_static(body.as_bytes()))
+        Full::new(body.into())
             .map_err(|never| match never {})
             .boxed_unsync(),
     );

@@ -5,12 +5,18 @@
 //!   loads the vault material of each page's certificates in parallel
 //!   (`load_concurrency`) while the next page is fetched. Listeners serve meanwhile: a name not
 //!   loaded yet goes through the on-demand path, which reads that one certificate directly.
-//! - Then, every `refresh_interval`, it reads only what changed since the previous pass began
-//!   (minus `change_overlap` for writers' clock skew and index propagation), and skips the vault
-//!   when the served material version did not change. That is O(changes), not O(certificates).
-//! - Deletions do not appear in a change feed: hostnames with traffic are re-checked on use
-//!   (`revalidate_after`), and every `full_resync_interval` a full pass drops whatever it did
-//!   not see.
+//! - Then, every `refresh_interval` (a second), it reads only what changed since the previous
+//!   pass began (minus `change_overlap` for writers' clock skew and index propagation), and
+//!   skips the vault when the served material version did not change. That is O(changes), not
+//!   O(certificates), and not O(traffic): no hostname is looked up again because it is used.
+//! - Deleted domains come through the domain feed as tombstones: the hostname's route and
+//!   certificate go at once when they belong to the deleted record (account and domain id),
+//!   and stay when another record has claimed the name since. A route of a new record replaces
+//!   the old one and stops its certificate being served ([`EdgeCache`](crate::cache)).
+//! - A domain change the negative cache's refusal did not see lifts the refusal, so a name
+//!   whitelisted, nudged or issued since is tried again on its next handshake.
+//! - Every `full_resync_interval`, and whenever the last pass is older than the store keeps
+//!   tombstones, a full pass reads everything again and drops whatever it did not see.
 //! - A failed read changes nothing in the cache (the last good certificates stay served); a
 //!   certificate whose material could not be read is retried on the next round.
 
@@ -19,14 +25,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use edgecert_core::model::{Certificate, Domain};
+use edgecert_core::model::{Certificate, DeletedDomain, DomainChange};
 use edgecert_core::ports::{Page, PageRequest};
 use edgecert_core::{CertificateId, Error};
 use futures::StreamExt as _;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::cache::normalize_name;
+use crate::cache::{RouteChange, normalize_name};
 use crate::metrics::CACHE_REFRESHES;
 use crate::shared::Shared;
 
@@ -57,12 +63,23 @@ impl Refresher {
         }
     }
 
+    /// Whether the next pass must read everything: the first one, one per
+    /// `full_resync_interval`, and any after a gap long enough for the store to have dropped
+    /// tombstones this terminator has not read.
+    fn needs_full_pass(&self) -> bool {
+        let resync_due = self
+            .last_full_pass
+            .is_none_or(|at| at.elapsed() >= self.shared.config.full_resync_interval);
+        let tombstones_may_be_gone = self.domains_since.is_some_and(|since| {
+            self.shared.services.clock.now() - since > DeletedDomain::RETENTION / 2
+        });
+        resync_due || tombstones_may_be_gone
+    }
+
     /// Runs until `shutdown` turns true.
     pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         loop {
-            let full = self
-                .last_full_pass
-                .is_none_or(|at| at.elapsed() >= self.shared.config.full_resync_interval);
+            let full = self.needs_full_pass();
             let started = Instant::now();
             let result = if full {
                 self.full_pass().await
@@ -72,6 +89,7 @@ impl Refresher {
             let kind = if full { "full" } else { "incremental" };
             match result {
                 Ok(()) => {
+                    self.shared.store_read_succeeded();
                     self.shared.metrics.count(CACHE_REFRESHES, "outcome", "ok");
                     let (certificates, routes) = self.shared.cache.sizes();
                     tracing::debug!(
@@ -241,7 +259,8 @@ impl Refresher {
             .await
     }
 
-    /// Pages through the domain feed, routing every hostname it returns.
+    /// Pages through the domain feed: routes every hostname it returns, and applies every
+    /// tombstone.
     async fn read_domains(&mut self, since: OffsetDateTime) -> Result<FeedRead<String>, Error> {
         let mut read = FeedRead {
             seen: HashSet::new(),
@@ -259,10 +278,24 @@ impl Refresher {
                 .store
                 .domains_changed_since(since, request)
                 .await?;
-            for domain in &page.items {
-                self.apply_domain(domain);
-                read.seen.insert(normalize_name(domain.hostname.as_str()));
-                read.newest = read.newest.max(Some(domain.updated_at));
+            for change in &page.items {
+                let hostname = normalize_name(change.hostname().as_str());
+                match change {
+                    DomainChange::Changed(domain) => {
+                        self.apply_domain(&hostname, domain);
+                        read.seen.insert(hostname);
+                    }
+                    DomainChange::Deleted(deleted) => {
+                        if self.shared.cache.apply_deletion(deleted) {
+                            tracing::info!(
+                                sni = %hostname,
+                                domain = %deleted.id,
+                                "domain deleted; stopped serving it"
+                            );
+                        }
+                    }
+                }
+                read.newest = read.newest.max(Some(change.changed_at()));
             }
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
@@ -271,13 +304,12 @@ impl Refresher {
         }
     }
 
-    fn apply_domain(&self, domain: &Domain) {
-        if self.shared.cache.insert_route(domain) {
-            // A name refused as not whitelisted, and whitelisted since, is tried again at once.
-            // A known domain that is not ready keeps its refusal: its own step writes bring it
-            // back to the feed, and must not undo the refusal every round.
-            let hostname = normalize_name(domain.hostname.as_str());
-            self.shared.negative.remove(&hostname);
+    fn apply_domain(&self, hostname: &str, domain: &edgecert_core::model::Domain) {
+        let change = self.shared.cache.insert_route(domain);
+        if change != RouteChange::Unchanged {
+            // A refusal decided on an older version of this domain (or before it existed) no
+            // longer holds: the next handshake asks again.
+            self.shared.negative.forget_before(hostname, domain.version);
         }
     }
 }

@@ -426,7 +426,16 @@ async fn serve_https(
     metrics.count(HANDSHAKES, "outcome", "ok");
     let h2 = tls.get_ref().1.alpn_protocol() == Some(ALPN_H2);
     let io = TokioIo::new(IdleTimeout::new(tls, config.idle_timeout));
-    let connection = Arc::new(ClientConnection { peer, server_name });
+    let owner = edge
+        .shared
+        .cache
+        .route(&server_name)
+        .map(|route| route.owner);
+    let connection = Arc::new(ClientConnection {
+        peer,
+        server_name,
+        owner,
+    });
     let proxy = Arc::clone(&edge.proxy);
     let service =
         service_fn(move |request| Arc::clone(&proxy).handle(request, Arc::clone(&connection)));

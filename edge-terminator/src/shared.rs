@@ -1,13 +1,11 @@
 //! [`Shared`]: what every task of one terminator reads — the core's services, the
-//! configuration, the cache and the metrics — plus the two operations several of them need:
-//! loading a certificate's material into the cache, and checking a served hostname against the
-//! store again.
+//! configuration, the cache and the metrics — plus the operation several of them need:
+//! loading a certificate's material into the cache.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
-use edgecert_core::Hostname;
 use edgecert_core::model::{Certificate, CertificateKind, CertificateStatus};
 use edgecert_core::ports::MaterialVersion;
 use edgecert_core::usecases::Services;
@@ -33,8 +31,8 @@ pub(crate) struct Shared {
     pub(crate) negative: NegativeCache,
     /// Whether the first full load finished.
     pub(crate) loaded: AtomicBool,
-    /// Hostnames being checked against the store right now.
-    revalidating: Mutex<HashSet<String>>,
+    /// When the refresher last read the store successfully.
+    last_store_read: Mutex<Option<Instant>>,
 }
 
 /// What a certificate item means for the edge.
@@ -83,8 +81,36 @@ impl Shared {
             metrics: Arc::new(Metrics::default()),
             negative,
             loaded: AtomicBool::new(false),
-            revalidating: Mutex::new(HashSet::new()),
+            last_store_read: Mutex::new(None),
         }
+    }
+
+    /// Notes that the refresher just read the store.
+    pub(crate) fn store_read_succeeded(&self) {
+        *self
+            .last_store_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    /// Why this terminator should not take new traffic, if it should not: the first full load
+    /// has not finished, or the store has not been read for longer than
+    /// `unhealthy_after_store_failures`. Serving what it holds goes on either way.
+    pub(crate) fn unhealthy(&self) -> Option<String> {
+        if !self.loaded.load(Ordering::Relaxed) {
+            return Some("the first load of certificates has not finished".to_owned());
+        }
+        let last = *self
+            .last_store_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let since = last.map(|at| at.elapsed())?;
+        (since > self.config.unhealthy_after_store_failures).then(|| {
+            format!(
+                "the store has not been read for {} s; serving the certificates already loaded",
+                since.as_secs()
+            )
+        })
     }
 
     /// Gauges for `/metrics`.
@@ -132,57 +158,6 @@ impl Shared {
             }
         }
     }
-
-    /// Checks in the background that `hostname` is still whitelisted and where it goes, when
-    /// its route was last confirmed longer ago than `revalidate_after`. Requests keep being
-    /// served from the cache meanwhile.
-    pub(crate) fn revalidate_if_stale(self: &Arc<Self>, hostname: &str) {
-        let Some(route) = self.cache.route(hostname) else {
-            return;
-        };
-        if route.checked_at.elapsed() < self.config.revalidate_after {
-            return;
-        }
-        {
-            let mut running = self
-                .revalidating
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if !running.insert(hostname.to_owned()) {
-                return;
-            }
-        }
-        let shared = Arc::clone(self);
-        let hostname = hostname.to_owned();
-        tokio::spawn(async move {
-            shared.revalidate(&hostname).await;
-            shared
-                .revalidating
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&hostname);
-        });
-    }
-
-    async fn revalidate(&self, hostname: &str) {
-        let Ok(parsed) = Hostname::parse_domain(hostname) else {
-            return;
-        };
-        match self.services.store.domain_by_hostname(&parsed).await {
-            Ok(Some(domain)) => {
-                self.cache.insert_route(&domain);
-                self.cache.confirm_route(hostname);
-            }
-            Ok(None) => {
-                tracing::info!(sni = %hostname, "domain no longer whitelisted; stopped serving it");
-                self.cache.remove_hostname(hostname);
-            }
-            // Keep serving what we know; the next request tries again.
-            Err(error) => {
-                tracing::warn!(sni = %hostname, %error, "could not revalidate a domain");
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -191,7 +166,7 @@ mod tests {
 
     use edgecert_core::ids::ZoneId;
     use edgecert_core::model::KeyType;
-    use edgecert_core::{AccountId, CertificateId, DomainId};
+    use edgecert_core::{AccountId, CertificateId, DomainId, Hostname};
     use time::Duration;
 
     use super::*;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use edgecert_core::model::{
     Account, AccountUsage, ApiKeyHash, BucketLimits, Certificate, CertificateEvent, Domain,
-    Http01Challenge, Lease, SecretString, Zone,
+    DomainChange, Http01Challenge, Lease, SecretString, Zone,
 };
 use edgecert_core::ports::{
     AccountStore, CertificateMaterial, CertificateStore, ChallengeStore, DomainStore, EventLog,
@@ -26,6 +26,7 @@ pub struct FakeStore {
     failing: AtomicBool,
     writes: AtomicUsize,
     reads: AtomicUsize,
+    lookups: AtomicUsize,
     feed_items: AtomicUsize,
 }
 
@@ -36,6 +37,7 @@ impl FakeStore {
             failing: AtomicBool::new(false),
             writes: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
+            lookups: AtomicUsize::new(0),
             feed_items: AtomicUsize::new(0),
         })
     }
@@ -53,6 +55,17 @@ impl FakeStore {
     /// Reads attempted so far.
     pub fn reads(&self) -> usize {
         self.reads.load(Ordering::SeqCst)
+    }
+
+    /// Reads of one domain or certificate (by hostname or id) so far: what a terminator would
+    /// pay per request if it looked names up on traffic.
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+
+    fn lookup(&self) -> Result<()> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.read()
     }
 
     /// Items the change feeds (domains and certificates) returned so far.
@@ -108,11 +121,11 @@ impl DomainStore for FakeStore {
         self.inner.create_domain(domain, max_domains).await
     }
     async fn get_domain(&self, account: &AccountId, id: &DomainId) -> Result<Option<Domain>> {
-        self.read()?;
+        self.lookup()?;
         self.inner.get_domain(account, id).await
     }
     async fn domain_by_hostname(&self, hostname: &Hostname) -> Result<Option<Domain>> {
-        self.read()?;
+        self.lookup()?;
         self.inner.domain_by_hostname(hostname).await
     }
     async fn list_domains(&self, account: &AccountId, page: PageRequest) -> Result<Page<Domain>> {
@@ -123,15 +136,20 @@ impl DomainStore for FakeStore {
         self.write()?;
         self.inner.update_domain(domain).await
     }
-    async fn delete_domain(&self, account: &AccountId, id: &DomainId) -> Result<()> {
+    async fn delete_domain(
+        &self,
+        account: &AccountId,
+        id: &DomainId,
+        at: OffsetDateTime,
+    ) -> Result<()> {
         self.write()?;
-        self.inner.delete_domain(account, id).await
+        self.inner.delete_domain(account, id, at).await
     }
     async fn domains_changed_since(
         &self,
         since: OffsetDateTime,
         page: PageRequest,
-    ) -> Result<Page<Domain>> {
+    ) -> Result<Page<DomainChange>> {
         self.read()?;
         let page = self.inner.domains_changed_since(since, page).await?;
         self.feed_items
@@ -181,7 +199,7 @@ impl CertificateStore for FakeStore {
         account: &AccountId,
         id: &CertificateId,
     ) -> Result<Option<Certificate>> {
-        self.read()?;
+        self.lookup()?;
         self.inner.get_certificate(account, id).await
     }
     async fn list_certificates(

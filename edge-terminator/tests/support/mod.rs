@@ -167,10 +167,21 @@ impl Env {
 
     /// Whitelists `hostname` (step `waiting_dns`, no certificate), as the API would.
     pub async fn whitelist(&self, hostname: &str, origin_url: &str) -> Domain {
+        self.whitelist_for(&self.account.id, hostname, origin_url)
+            .await
+    }
+
+    /// Whitelists `hostname` for `account` (step `waiting_dns`, no certificate).
+    pub async fn whitelist_for(
+        &self,
+        account: &AccountId,
+        hostname: &str,
+        origin_url: &str,
+    ) -> Domain {
         let now = OffsetDateTime::now_utc();
         let domain = Domain {
             id: DomainId::generate(),
-            account_id: self.account.id.clone(),
+            account_id: account.clone(),
             hostname: Hostname::parse_domain(hostname).unwrap(),
             origin_url: origin_url.to_owned(),
             ownership_token: "edgecert-verify-test".to_owned(),

@@ -291,7 +291,10 @@ async fn updates_tell_a_deleted_item_from_a_stale_version() {
         matches!(stale, Error::VersionConflict(ItemKind::Domain)),
         "{stale:?}"
     );
-    store.delete_domain(&account, &domain.id).await.unwrap();
+    store
+        .delete_domain(&account, &domain.id, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     let gone = store.update_domain(&domain).await.unwrap_err();
     assert!(
         matches!(gone, Error::NotFound(ItemKind::Domain)),

@@ -7,8 +7,8 @@ use edgecert_core::ItemKind;
 use edgecert_core::PlanName;
 use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use edgecert_core::model::{
-    ApiKey, ApiKeyHash, BucketLimits, CertificateEvent, CertificateStatus, EventLevel,
-    Http01Challenge, ProvisioningStep, SecretString,
+    ApiKey, ApiKeyHash, BucketLimits, CertificateEvent, CertificateStatus, DeletedDomain,
+    DomainChange, EventLevel, Http01Challenge, ProvisioningStep, SecretString,
 };
 use edgecert_core::ports::{CertificateMaterial, MAX_MATERIAL_BYTES, MaterialVersion, PageRequest};
 use time::Duration;
@@ -204,7 +204,7 @@ pub async fn deleting_a_domain_frees_its_hostname_and_its_place(adapters: &Adapt
 
     adapters
         .store
-        .delete_domain(&first, &domain.id)
+        .delete_domain(&first, &domain.id, NOW)
         .await
         .unwrap();
 
@@ -231,7 +231,7 @@ pub async fn deleting_a_domain_frees_its_hostname_and_its_place(adapters: &Adapt
         .unwrap();
     let again = adapters
         .store
-        .delete_domain(&first, &domain.id)
+        .delete_domain(&first, &domain.id, NOW)
         .await
         .unwrap_err();
     assert!(
@@ -263,7 +263,7 @@ pub async fn domains_are_invisible_to_other_accounts(adapters: &Adapters) {
     );
     let error = adapters
         .store
-        .delete_domain(&stranger, &domain.id)
+        .delete_domain(&stranger, &domain.id, NOW)
         .await
         .unwrap_err();
     assert!(
@@ -847,7 +847,10 @@ pub async fn change_feeds_follow_updates_in_order(adapters: &Adapters) {
         feed_ids(
             limit,
             move |page| store.domains_changed_since(since, page),
-            |domain: &edgecert_core::model::Domain| domain.id.to_string(),
+            |change: &DomainChange| match change {
+                DomainChange::Changed(domain) => domain.id.to_string(),
+                DomainChange::Deleted(deleted) => format!("deleted {}", deleted.id),
+            },
         )
     };
     let changed_certificates = |since: time::OffsetDateTime, limit: u32| {
@@ -899,24 +902,101 @@ pub async fn change_feeds_follow_updates_in_order(adapters: &Adapters) {
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1);
-    assert_eq!(page.items[0].origin_url, "https://moved.example.net");
+    assert!(
+        matches!(&page.items[0], DomainChange::Changed(domain) if domain.origin_url == "https://moved.example.net"),
+        "{:?}",
+        page.items
+    );
 
-    // Deleted items leave the feed.
+    // Deleted domains leave a tombstone at their deletion time; deleted certificates leave.
     store
-        .delete_domain(&second_account, &domains[1].id)
+        .delete_domain(&second_account, &domains[1].id, NOW + Duration::minutes(1))
         .await
         .unwrap();
     store
         .delete_certificate(&second_account, &certificates[1].id)
         .await
         .unwrap();
+    let mut expected = domain_ids(&[2, 0]);
+    expected.push(format!("deleted {}", domains[1].id));
     assert_eq!(
         changed_domains(NOW - Duration::hours(1), 100).await,
-        domain_ids(&[2, 0])
+        expected
     );
     assert_eq!(
         changed_certificates(NOW - Duration::hours(1), 100).await,
         certificate_ids(&[2, 0])
+    );
+}
+
+/// A deleted domain appears in the feed as a tombstone naming its record, account and
+/// hostname; when another account claims the hostname afterwards, the feed shows the tombstone
+/// first and the new claim after it, and the hostname lookup finds only the new claim.
+pub async fn a_deleted_domain_leaves_a_tombstone_before_its_reclaim(adapters: &Adapters) {
+    let first = new_account(adapters, PlanName::Plus).await;
+    let second = new_account(adapters, PlanName::Plus).await;
+    let store = &adapters.store;
+    let hostname = fixtures::unique_hostname("reclaimed");
+    let mut original = fixtures::domain(&first, &hostname);
+    original.updated_at = NOW - Duration::minutes(10);
+    store.create_domain(&original, 5).await.unwrap();
+
+    store
+        .delete_domain(&first, &original.id, NOW)
+        .await
+        .unwrap();
+    let mut reclaim = fixtures::domain(&second, &hostname);
+    reclaim.updated_at = NOW + Duration::seconds(1);
+    store.create_domain(&reclaim, 5).await.unwrap();
+
+    let page = store
+        .domains_changed_since(NOW - Duration::minutes(1), PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items,
+        vec![
+            DomainChange::Deleted(DeletedDomain {
+                id: original.id.clone(),
+                account_id: first.clone(),
+                hostname: hostname.clone(),
+                deleted_at: NOW,
+            }),
+            DomainChange::Changed(reclaim.clone()),
+        ]
+    );
+    // Paged one change at a time, the same order.
+    let mut cursor = None;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let page = store
+            .domains_changed_since(
+                NOW - Duration::minutes(1),
+                PageRequest {
+                    cursor: cursor.take(),
+                    limit: 1,
+                },
+            )
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|change| change.domain_id().clone()));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![original.id.clone(), reclaim.id.clone()]);
+    assert_eq!(
+        store
+            .domains_changed_since(NOW + Duration::milliseconds(500), PageRequest::first(10))
+            .await
+            .unwrap()
+            .items,
+        vec![DomainChange::Changed(reclaim.clone())]
+    );
+    assert_eq!(
+        store.domain_by_hostname(&hostname).await.unwrap(),
+        Some(reclaim)
     );
 }
 

@@ -51,6 +51,7 @@ macro_rules! conformance_suite {
                 due_query_returns_only_due_certificates_in_order,
                 due_query_pages_and_follows_updates,
                 change_feeds_follow_updates_in_order,
+                a_deleted_domain_leaves_a_tombstone_before_its_reclaim,
                 events_are_listed_newest_first_per_certificate,
                 http01_answers_round_trip_and_expire,
                 lease_is_exclusive_under_parallel_acquires,

@@ -136,6 +136,16 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     ) STRICT;
     ",
+    // 5: tombstones of deleted domains, read with the domain change feed so that every edge
+    // stops serving a deleted (or re-claimed) hostname; `deleted_at` in Unix nanoseconds.
+    "
+    CREATE TABLE domain_tombstones (
+        id TEXT PRIMARY KEY NOT NULL,
+        deleted_at INTEGER NOT NULL,
+        data TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX domain_tombstones_by_time ON domain_tombstones (deleted_at, id);
+    ",
 ];
 
 /// Work for the database's thread.
@@ -451,7 +461,7 @@ mod tests {
 
     #[tokio::test]
     async fn rows_written_before_the_change_feeds_are_found_by_them() {
-        use edgecert_core::model::{Domain, ProvisioningStep};
+        use edgecert_core::model::{Domain, DomainChange, ProvisioningStep};
         use edgecert_core::ports::{DomainStore, PageRequest};
         use edgecert_core::{DomainId, Hostname};
         use rusqlite::params;
@@ -503,7 +513,7 @@ mod tests {
         let found = around(datetime!(2026-06-01 12:00:00.200 UTC))
             .await
             .unwrap();
-        assert_eq!(found.items, vec![domain.clone()]);
+        assert_eq!(found.items, vec![DomainChange::Changed(domain.clone())]);
         let after = around(datetime!(2026-06-01 12:00:00.300 UTC))
             .await
             .unwrap();

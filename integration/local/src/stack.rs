@@ -83,7 +83,7 @@ impl LocalOptions {
             http01_port: None,
             edge_https_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8443)),
             edge_admin_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            edge_refresh_interval: Duration::from_secs(10),
+            edge_refresh_interval: Duration::from_secs(1),
             certificate_validity: None,
             renewal_interval: Duration::from_secs(60),
             issuer_interval: Duration::from_secs(1),
@@ -124,6 +124,10 @@ pub struct StackInfo {
     pub renewal_interval_seconds: u64,
     /// Lifetime of Pebble's certificates in seconds, when not Pebble's default.
     pub certificate_validity_seconds: Option<u64>,
+    /// Pebble's process id (tests stop and resume it to play a CA outage).
+    pub pebble_pid: u32,
+    /// pebble-challtestsrv's process id.
+    pub challtestsrv_pid: u32,
 }
 
 /// The running stack; dropping it stops every child process.
@@ -276,6 +280,8 @@ impl LocalStack {
                 .unwrap_or_default(),
             renewal_interval_seconds: options.renewal_interval.as_secs(),
             certificate_validity_seconds: options.certificate_validity.map(|d| d.as_secs()),
+            pebble_pid: pebble.pebble_pid(),
+            challtestsrv_pid: pebble.challtestsrv_pid(),
         };
         std::fs::write(
             options.data_dir.join("stack.json"),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use edgecert_core::model::Domain;
+use edgecert_core::model::{DeletedDomain, Domain, DomainChange};
 use edgecert_core::ports::{DomainStore, Page, PageRequest};
 use edgecert_core::{AccountId, DomainId, Error, Hostname, ItemKind, Result};
 use time::OffsetDateTime;
@@ -14,17 +14,21 @@ use super::accounts::DOMAIN_COUNT;
 use super::cursor::CursorScope;
 use super::items::{self, Item, keyed, model_item, n, s};
 use super::keys::{
-    ACCOUNT_SK, DOMAIN_PREFIX, HOST_SK, account_pk, created_key, domain_sk, host_pk, updated_key,
+    ACCOUNT_SK, DOMAIN_PREFIX, HOST_SK, account_pk, created_key, domain_sk, host_pk, tombstone_pk,
+    ttl_seconds, updated_key,
 };
 use super::schema::{
-    BY_CREATED, BY_HOSTNAME, CHANGED_DOMAINS, GSI1PK, GSI3PK, GSI3SK, LSI1SK, PK, SK, VERSION,
+    BY_CREATED, CHANGED_DOMAINS, ENTITY, GSI1PK, GSI3PK, GSI3SK, LSI1SK, PK, SK, TTL, VERSION,
     entity,
 };
 use super::{
     DynamoStore, PageQuery, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, changes_query,
     decode_page, writes,
 };
-use crate::error::AwsError;
+
+/// How long a tombstone item outlives its retention before TTL may remove it: readers are
+/// promised [`DeletedDomain::RETENTION`], and DynamoDB's TTL never deletes early.
+const TOMBSTONE_TTL_MARGIN: time::Duration = time::Duration::hours(1);
 
 impl DynamoStore {
     /// The domain item and its version, if it exists.
@@ -99,18 +103,19 @@ impl DomainStore for DynamoStore {
     }
 
     async fn domain_by_hostname(&self, hostname: &Hostname) -> Result<Option<Domain>> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_HOSTNAME)
-            .key_condition_expression("#host = :host")
-            .expression_attribute_names("#host", GSI1PK)
-            .expression_attribute_values(":host", s(hostname.as_str()))
-            .send()
-            .await
-            .map_err(|error| AwsError::dynamodb("Query", error))?;
-        output.items().first().map(items::from_data).transpose()
+        // The hostname's claim item names the domain that holds it, and both are read with
+        // strongly consistent `GetItem`s: a global index could still return a deleted domain,
+        // or the previous claim of a re-claimed hostname.
+        let Some(claim) = self
+            .get_item(items::key(host_pk(hostname.as_str()), HOST_SK))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let corrupt = |_| Error::Corrupt(format!("item {}: bad id", items::describe(&claim)));
+        let account = AccountId::parse(items::string(&claim, "account_id")?).map_err(corrupt)?;
+        let id = DomainId::parse(items::string(&claim, "domain_id")?).map_err(corrupt)?;
+        self.get_domain(&account, &id).await
     }
 
     async fn list_domains(&self, account: &AccountId, page: PageRequest) -> Result<Page<Domain>> {
@@ -158,7 +163,12 @@ impl DomainStore for DynamoStore {
         Ok(next)
     }
 
-    async fn delete_domain(&self, account: &AccountId, id: &DomainId) -> Result<()> {
+    async fn delete_domain(
+        &self,
+        account: &AccountId,
+        id: &DomainId,
+        at: OffsetDateTime,
+    ) -> Result<()> {
         // Read the hostname to free its claim, then delete only if nobody changed the domain
         // meanwhile; a concurrent update makes us read again.
         for _ in 0..TRANSACTION_ATTEMPTS {
@@ -167,6 +177,22 @@ impl DomainStore for DynamoStore {
             };
             let domain: Domain = items::from_data(&item)?;
             let version: u64 = items::number(&item, VERSION)?;
+            let tombstone = DeletedDomain::of(&domain, at);
+            let mut tombstone_item = model_item(
+                tombstone_pk(id),
+                domain_sk(id),
+                entity::DOMAIN_TOMBSTONE,
+                &tombstone,
+                1,
+            )?;
+            tombstone_item.insert(GSI3PK.to_owned(), s(CHANGED_DOMAINS));
+            tombstone_item.insert(GSI3SK.to_owned(), s(updated_key(at, id.as_str())));
+            tombstone_item.insert(
+                TTL.to_owned(),
+                n(ttl_seconds(
+                    at + DeletedDomain::RETENTION + TOMBSTONE_TTL_MARGIN,
+                )),
+            );
             let writes = vec![
                 writes::delete(
                     &self.table,
@@ -190,6 +216,7 @@ impl DomainStore for DynamoStore {
                     HashMap::from([("#count".to_owned(), DOMAIN_COUNT.to_owned())]),
                     HashMap::from([(":one".to_owned(), n(1))]),
                 )?,
+                writes::put(&self.table, tombstone_item)?,
             ];
             let outcome = self.transact("delete_domain", writes).await?;
             if outcome.failed(2) {
@@ -208,8 +235,20 @@ impl DomainStore for DynamoStore {
         &self,
         since: OffsetDateTime,
         page: PageRequest,
-    ) -> Result<Page<Domain>> {
+    ) -> Result<Page<DomainChange>> {
         let query = changes_query(CHANGED_DOMAINS, DOMAIN_PREFIX, since);
-        decode_page(self.query_page(query, page).await?)
+        let page = self.query_page(query, page).await?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(|item| match items::string(item, ENTITY)? {
+                    entity::DOMAIN_TOMBSTONE => items::from_data(item).map(DomainChange::Deleted),
+                    _ => items::from_data(item).map(DomainChange::Changed),
+                })
+                .collect::<Result<_>>()?,
+            next_cursor: page.next_cursor,
+            items_read: page.items_read,
+        })
     }
 }

@@ -52,6 +52,11 @@ pub(crate) fn host_pk(hostname: &str) -> String {
     format!("HOST#{hostname}")
 }
 
+/// `TOMB#{domain}`: the partition of a deleted domain's tombstone.
+pub(crate) fn tombstone_pk(id: &DomainId) -> String {
+    format!("TOMB#{id}")
+}
+
 /// `ZONE#{id}`.
 pub(crate) fn zone_sk(id: &ZoneId) -> String {
     format!("{ZONE_PREFIX}{id}")

@@ -11,6 +11,7 @@
 //! | `api_key` | `APIKEY#{sha256 hex}` | `APIKEY` | `account_id` |
 //! | `domain` | `ACCT#{account}` | `DOM#{id}` | `LSI1SK` = `DOM#{created}#{id}`, `GSI1PK` = hostname, `GSI3PK` = `CHANGED#DOM` and `GSI3SK` = `{updated}#{id}` |
 //! | `hostname` | `HOST#{hostname}` | `HOST` | `account_id`, `domain_id` (global uniqueness) |
+//! | `domain_tombstone` | `TOMB#{domain}` | `DOM#{domain}` | `GSI3PK` = `CHANGED#DOM` and `GSI3SK` = `{deleted}#{id}`, `ttl` (deleted + 1 day + 1 hour); `data` is the [`DeletedDomain`](edgecert_core::model::DeletedDomain) |
 //! | `zone` | `ACCT#{account}` | `ZONE#{id}` | `LSI1SK` = `ZONE#{created}#{id}` |
 //! | `certificate` | `ACCT#{account}` | `CERT#{id}` | `LSI1SK` = `CERT#{created}#{id}`, `primary_name`, `status`, `GSI2PK` = `DUE` and `GSI2SK` = `{due}#{id}` while [`due_at`](edgecert_core::model::Certificate::due_at) is set, `GSI3PK` = `CHANGED#CERT` and `GSI3SK` = `{updated}#{id}` |
 //! | `certificate_name` | `CERTNAME#{account}#{primary name}` | `CERTNAME` | `certificate_id` (per-account uniqueness of downloadable certificates) |
@@ -35,7 +36,7 @@
 //!
 //! The table streams `NEW_AND_OLD_IMAGES` (the issuer reads certificate items: filter on
 //! `entity` = `certificate` and `status`) and expires `event`, `http01` and `lease` items
-//! through TTL on `ttl`.
+//! and `domain_tombstone` items through TTL on `ttl`.
 
 /// Partition key of every item.
 pub const PK: &str = "PK";
@@ -90,6 +91,8 @@ pub mod entity {
     pub const DOMAIN: &str = "domain";
     /// The global uniqueness claim on a hostname.
     pub const HOSTNAME: &str = "hostname";
+    /// A deleted domain in the domain change feed.
+    pub const DOMAIN_TOMBSTONE: &str = "domain_tombstone";
     /// A DNS zone.
     pub const ZONE: &str = "zone";
     /// A certificate.

@@ -24,6 +24,16 @@ pub(crate) fn put_new(table: &str, item: Item) -> Result<TransactWriteItem> {
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
+/// Puts an item, replacing any item with the same key.
+pub(crate) fn put(table: &str, item: Item) -> Result<TransactWriteItem> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .build()
+        .map_err(AwsError::build("a transactional put"))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
 /// Updates an item under a condition.
 pub(crate) fn update(
     table: &str,

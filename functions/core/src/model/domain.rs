@@ -1,7 +1,7 @@
 //! Whitelisted customer domains served by the edge.
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use crate::hostname::Hostname;
 use crate::ids::{AccountId, CertificateId, DomainId};
@@ -75,5 +75,72 @@ impl Domain {
     /// The DNS name of the ownership TXT record.
     pub fn ownership_record_name(&self) -> String {
         format!("_edgecert-verify.{}", self.hostname)
+    }
+}
+
+/// A deleted domain as the change feed reports it (a tombstone): which record of which account
+/// held the hostname. Every edge drops the hostname's route and certificate when they belong to
+/// that record, and only then: the name may already be claimed again, by another account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedDomain {
+    /// The deleted record.
+    pub id: DomainId,
+    /// Its owner.
+    pub account_id: AccountId,
+    /// The hostname it held.
+    pub hostname: Hostname,
+    /// When it was deleted (the writer's clock, like `updated_at`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub deleted_at: OffsetDateTime,
+}
+
+impl DeletedDomain {
+    /// How long stores keep tombstones in the feed. A reader whose last look is older than
+    /// this may have missed deletions and must read everything again instead.
+    pub const RETENTION: Duration = Duration::days(1);
+
+    /// The tombstone of `domain`, deleted at `at`.
+    pub fn of(domain: &Domain, at: OffsetDateTime) -> DeletedDomain {
+        DeletedDomain {
+            id: domain.id.clone(),
+            account_id: domain.account_id.clone(),
+            hostname: domain.hostname.clone(),
+            deleted_at: at,
+        }
+    }
+}
+
+/// One entry of the domain change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainChange {
+    /// The domain as stored now (created or updated).
+    Changed(Domain),
+    /// The domain was deleted.
+    Deleted(DeletedDomain),
+}
+
+impl DomainChange {
+    /// When the change happened: `updated_at`, or `deleted_at`.
+    pub fn changed_at(&self) -> OffsetDateTime {
+        match self {
+            DomainChange::Changed(domain) => domain.updated_at,
+            DomainChange::Deleted(deleted) => deleted.deleted_at,
+        }
+    }
+
+    /// The hostname the change is about.
+    pub fn hostname(&self) -> &Hostname {
+        match self {
+            DomainChange::Changed(domain) => &domain.hostname,
+            DomainChange::Deleted(deleted) => &deleted.hostname,
+        }
+    }
+
+    /// The domain record the change is about.
+    pub fn domain_id(&self) -> &DomainId {
+        match self {
+            DomainChange::Changed(domain) => &domain.id,
+            DomainChange::Deleted(deleted) => &deleted.id,
+        }
     }
 }

@@ -13,7 +13,7 @@ mod zone;
 pub use account::{Account, AccountUsage, ApiKey, ApiKeyHash};
 pub use certificate::{Certificate, CertificateKind, CertificateStatus, KeyType};
 pub use challenge::Http01Challenge;
-pub use domain::{Domain, ProvisioningStep};
+pub use domain::{DeletedDomain, Domain, DomainChange, ProvisioningStep};
 pub use event::{CertificateEvent, EventLevel};
 pub use lease::Lease;
 pub use secret::SecretString;

@@ -9,7 +9,10 @@
 //! - The change feeds ([`DomainStore::domains_changed_since`],
 //!   [`CertificateStore::certificates_changed_since`]) read an index of `updated_at`, so a
 //!   reader that keeps a copy (the edge terminator) pays for what changed, not for everything.
-//!   Deleted items do not appear in them.
+//!   A deleted domain appears in its feed as a tombstone
+//!   ([`DeletedDomain`](crate::model::DeletedDomain)) for its `RETENTION`; deleted
+//!   certificates do not appear (a managed certificate is deleted only with its domain, and
+//!   downloadable ones are never served).
 
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
@@ -19,7 +22,7 @@ use crate::hostname::Hostname;
 use crate::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use crate::model::{
     Account, AccountUsage, ApiKeyHash, BucketLimits, Certificate, CertificateEvent, Domain,
-    Http01Challenge, Lease, Zone,
+    DomainChange, Http01Challenge, Lease, Zone,
 };
 
 /// Which page of a list to read.
@@ -77,23 +80,33 @@ pub trait DomainStore: Send + Sync {
     async fn create_domain(&self, domain: &Domain, max_domains: u32) -> Result<()>;
     /// Reads one of the account's domains.
     async fn get_domain(&self, account: &AccountId, id: &DomainId) -> Result<Option<Domain>>;
-    /// Finds a domain by hostname, in any account (the edge's lookup).
+    /// Finds a domain by hostname, in any account (the edge's lookup). Strongly consistent: a
+    /// domain deleted before the call is never returned, and a re-claimed hostname returns
+    /// the new claim.
     async fn domain_by_hostname(&self, hostname: &Hostname) -> Result<Option<Domain>>;
     /// Lists the account's domains, oldest first.
     async fn list_domains(&self, account: &AccountId, page: PageRequest) -> Result<Page<Domain>>;
     /// Version-checked update.
     async fn update_domain(&self, domain: &Domain) -> Result<Domain>;
-    /// Deletes the domain and frees its hostname and its place in the limit.
-    async fn delete_domain(&self, account: &AccountId, id: &DomainId) -> Result<()>;
-    /// Domains of every account whose `updated_at` is at or after `since`, oldest change first,
-    /// read from an index of change times (never a scan of all domains). Adapters may keep that
-    /// index at millisecond precision, so items changed in `since`'s millisecond but before it
-    /// may be returned too; deleted domains are not.
+    /// Deletes the domain, frees its hostname and its place in the limit, and leaves a
+    /// tombstone dated `at` in the change feed, all at once.
+    async fn delete_domain(
+        &self,
+        account: &AccountId,
+        id: &DomainId,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+    /// Changes to domains of every account at or after `since`, oldest first: domains whose
+    /// `updated_at` is that late, and tombstones of domains deleted that late (kept for
+    /// [`DeletedDomain::RETENTION`](crate::model::DeletedDomain::RETENTION)). Read from an
+    /// index of change times (never a scan of all domains). Adapters may keep that index at
+    /// millisecond precision, so changes in `since`'s millisecond but before it may be returned
+    /// too.
     async fn domains_changed_since(
         &self,
         since: OffsetDateTime,
         page: PageRequest,
-    ) -> Result<Page<Domain>>;
+    ) -> Result<Page<DomainChange>>;
 }
 
 /// DNS zones.

@@ -216,7 +216,10 @@ pub async fn delete_domain(
     id: &DomainId,
 ) -> Result<()> {
     let domain = get_domain(services, account_id, id).await?;
-    services.store.delete_domain(account_id, id).await?;
+    services
+        .store
+        .delete_domain(account_id, id, services.clock.now())
+        .await?;
     if let Some(certificate_id) = &domain.certificate_id {
         match services
             .store

@@ -1,19 +1,21 @@
 //! Whitelisted domains: a hostname belongs to one domain in the whole store.
 
 use async_trait::async_trait;
-use edgecert_core::model::Domain;
+use edgecert_core::model::{DeletedDomain, Domain, DomainChange};
 use edgecert_core::ports::{DomainStore, Page, PageRequest};
 use edgecert_core::{AccountId, DomainId, Hostname, ItemKind};
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
 use super::{
-    Counter, SqliteStore, adjust_usage, changes_page, decode, encode, expect_version, instant_key,
-    is_unique_violation, list_page, next_version, usage_count, version_column,
+    ChangeCursor, Counter, SqliteStore, adjust_usage, decode, empty_page, encode, expect_version,
+    finish_page, instant_key, is_unique_violation, list_page, next_version, page_limit,
+    usage_count, version_column,
 };
 use crate::error::EmbeddedError;
 
 const TABLE: &str = "domains";
+const TOMBSTONES: &str = "domain_tombstones";
 
 #[async_trait]
 impl DomainStore for SqliteStore {
@@ -138,16 +140,40 @@ impl DomainStore for SqliteStore {
         .await
     }
 
-    async fn delete_domain(&self, account: &AccountId, id: &DomainId) -> edgecert_core::Result<()> {
+    async fn delete_domain(
+        &self,
+        account: &AccountId,
+        id: &DomainId,
+        at: OffsetDateTime,
+    ) -> edgecert_core::Result<()> {
         let (account, id) = (account.clone(), id.clone());
         self.write(move |transaction| {
-            let deleted = transaction.execute(
-                "DELETE FROM domains WHERE id = ?1 AND account_id = ?2",
-                params![id.as_str(), account.as_str()],
-            )?;
-            if deleted == 0 {
+            let data: Option<String> = transaction
+                .query_row(
+                    "DELETE FROM domains WHERE id = ?1 AND account_id = ?2 RETURNING data",
+                    params![id.as_str(), account.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(data) = data else {
                 return Err(edgecert_core::Error::NotFound(ItemKind::Domain).into());
-            }
+            };
+            let domain: Domain = decode(TABLE, &data)?;
+            let tombstone = DeletedDomain::of(&domain, at);
+            transaction.execute(
+                "INSERT OR REPLACE INTO domain_tombstones (id, deleted_at, data)
+                 VALUES (?1, ?2, ?3)",
+                params![
+                    id.as_str(),
+                    instant_key(at),
+                    encode(TOMBSTONES, &tombstone)?
+                ],
+            )?;
+            // Tombstones past their retention go with the next delete: no timer needed.
+            transaction.execute(
+                "DELETE FROM domain_tombstones WHERE deleted_at < ?1",
+                params![instant_key(at - DeletedDomain::RETENTION)],
+            )?;
             adjust_usage(transaction, account.as_str(), Counter::Domains, -1)
         })
         .await
@@ -157,8 +183,44 @@ impl DomainStore for SqliteStore {
         &self,
         since: OffsetDateTime,
         page: PageRequest,
-    ) -> edgecert_core::Result<Page<Domain>> {
-        self.read(move |connection| changes_page(connection, TABLE, since, &page))
-            .await
+    ) -> edgecert_core::Result<Page<DomainChange>> {
+        self.read(move |connection| {
+            let after = ChangeCursor::parse(since, page.cursor.as_deref())?;
+            let Some(limit) = page_limit(&page) else {
+                return Ok(empty_page());
+            };
+            // Both indexes are read in `(time, id)` order and merged; ids never repeat across
+            // them (a deleted domain's id is never reused).
+            let mut statement = connection.prepare_cached(
+                "SELECT updated_at, id, data, 0 FROM domains
+                     WHERE (updated_at, id) > (?1, ?2)
+                 UNION ALL
+                 SELECT deleted_at, id, data, 1 FROM domain_tombstones
+                     WHERE (deleted_at, id) > (?1, ?2)
+                 ORDER BY 1, 2 LIMIT ?3",
+            )?;
+            let mut rows = statement.query(params![after.updated_at, after.id, limit])?;
+            let mut items = Vec::new();
+            let mut last = None;
+            while let Some(row) = rows.next()? {
+                last = Some(ChangeCursor {
+                    updated_at: row.get(0)?,
+                    id: row.get(1)?,
+                });
+                let data: String = row.get(2)?;
+                let deleted: i64 = row.get(3)?;
+                items.push(if deleted == 0 {
+                    DomainChange::Changed(decode(TABLE, &data)?)
+                } else {
+                    DomainChange::Deleted(decode(TOMBSTONES, &data)?)
+                });
+            }
+            Ok(finish_page(
+                items,
+                limit,
+                last.map(|cursor| cursor.encode()),
+            ))
+        })
+        .await
     }
 }

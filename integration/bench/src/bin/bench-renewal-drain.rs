@@ -37,7 +37,7 @@ use edgecert_core::hostname::Hostname;
 use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use edgecert_core::model::{
     Account, AccountUsage, ApiKeyHash, BucketLimits, Certificate, CertificateEvent,
-    CertificateStatus, Domain, EventLevel, Http01Challenge, Lease, Zone,
+    CertificateStatus, Domain, DomainChange, EventLevel, Http01Challenge, Lease, Zone,
 };
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{
@@ -1108,14 +1108,19 @@ impl DomainStore for CountingStore {
     async fn update_domain(&self, domain: &Domain) -> CoreResult<Domain> {
         self.timed(self.inner.update_domain(domain)).await
     }
-    async fn delete_domain(&self, account: &AccountId, id: &DomainId) -> CoreResult<()> {
-        self.timed(self.inner.delete_domain(account, id)).await
+    async fn delete_domain(
+        &self,
+        account: &AccountId,
+        id: &DomainId,
+        at: OffsetDateTime,
+    ) -> CoreResult<()> {
+        self.timed(self.inner.delete_domain(account, id, at)).await
     }
     async fn domains_changed_since(
         &self,
         since: OffsetDateTime,
         page: PageRequest,
-    ) -> CoreResult<Page<Domain>> {
+    ) -> CoreResult<Page<DomainChange>> {
         self.timed(self.inner.domains_changed_since(since, page))
             .await
     }

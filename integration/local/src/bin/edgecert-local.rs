@@ -60,7 +60,7 @@ struct Args {
     edge_admin_addr: SocketAddr,
     /// Seconds between two reloads of changed certificates and routes by the edge (the same
     /// variable as the terminator container's).
-    #[arg(long, env = "EDGECERT_TERMINATOR_REFRESH_SECS", default_value_t = 10)]
+    #[arg(long, env = "EDGECERT_TERMINATOR_REFRESH_SECS", default_value_t = 1)]
     edge_refresh_seconds: u64,
     /// Seconds between two renewer runs.
     #[arg(long, env = "EDGECERT_RENEWAL_INTERVAL_SECONDS", default_value_t = 60)]
