@@ -12,13 +12,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use edgecert_core::model::{Certificate, EventLevel, Http01Challenge, Lease};
+use edgecert_core::model::{Certificate, EventLevel, Http01Challenge};
 use instant_acme::{
     AuthorizationState, AuthorizationStatus, ChallengeStatus, ChallengeType, Order, OrderStatus,
 };
 
 use crate::failure::{Failure, Stop};
 use crate::issuer::Issuer;
+use crate::lease::LeaseKeeper;
 use crate::preflight::Validation;
 use crate::steps::Step;
 
@@ -139,7 +140,7 @@ impl Issuer {
         order: &mut Order,
         certificate: &Certificate,
         validation: &Validation,
-        lease: &mut Lease,
+        lease: &LeaseKeeper,
         withdrawn: &mut BTreeSet<String>,
     ) -> Result<(), Stop> {
         let kind = challenge_type(validation);
@@ -160,7 +161,7 @@ impl Issuer {
             .await;
         }
         for (index, round) in into_rounds(answers).iter().enumerate() {
-            self.keep_lease(lease).await?;
+            lease.check()?;
             let outcome = self
                 .run_round(order, certificate, validation, &kind, round, index == 0)
                 .await;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use edgecert_core::model::{
-    Certificate, CertificateEvent, CertificateKind, CertificateStatus, Domain, EventLevel, Lease,
+    Certificate, CertificateEvent, CertificateKind, CertificateStatus, Domain, EventLevel,
     ProvisioningStep, SecretString,
 };
 use edgecert_core::ports::{CertificateMaterial, Issuance, IssueOutcome, MaterialVersion};
@@ -42,6 +42,7 @@ use crate::error::{AcmeError, Result};
 use crate::failure::{Failure, Stop};
 use crate::http::{self, RetryAfterRecorder};
 use crate::keys;
+use crate::lease::LeaseKeeper;
 use crate::preflight::{self, Refusal, Validation};
 use crate::steps::{Step, StepHook};
 
@@ -144,27 +145,6 @@ impl Issuer {
         }
     }
 
-    /// Extends the lease; `LeaseLost` when another owner took it over meanwhile.
-    pub(crate) async fn keep_lease(&self, lease: &mut Lease) -> Result<(), Stop> {
-        match self
-            .services
-            .store
-            .renew_lease(lease, self.config.lease_ttl, self.now())
-            .await
-        {
-            Ok(renewed) => {
-                *lease = renewed;
-                Ok(())
-            }
-            Err(Error::LeaseHeld { .. }) => Err(Stop::LeaseLost),
-            // Still ours until it expires; the next renewal may succeed.
-            Err(error) => {
-                tracing::warn!(%error, "could not renew the issuance lease");
-                Ok(())
-            }
-        }
-    }
-
     async fn read(
         &self,
         account: &AccountId,
@@ -216,7 +196,7 @@ impl Issuer {
     /// Everything after the lease: pre-flight, then attempts.
     async fn run(
         &self,
-        lease: &mut Lease,
+        lease: &LeaseKeeper,
         account: &AccountId,
         id: &CertificateId,
     ) -> edgecert_core::Result<IssueOutcome> {
@@ -281,6 +261,9 @@ impl Issuer {
                     attempt += 1;
                 }
                 Err(Stop::Failed(failure)) => {
+                    if lease.check().is_err() {
+                        return Ok(IssueOutcome::InProgress);
+                    }
                     let Some(latest) = self.read(account, id).await? else {
                         return Ok(IssueOutcome::Skipped);
                     };
@@ -295,13 +278,14 @@ impl Issuer {
         &self,
         certificate: Certificate,
         validation: &Validation,
-        lease: &mut Lease,
+        lease: &LeaseKeeper,
     ) -> Result<Certificate, Stop> {
         let account = self
             .account
             .get(self.services.vault.as_ref())
             .await
             .map_err(Failure::from_account)?;
+        lease.check()?;
         let (mut order, certificate) = self.open_order(account, certificate).await?;
         self.step(Step::OrderCreated, &certificate.id);
 
@@ -316,7 +300,7 @@ impl Issuer {
         self.sweep(&mut order, &certificate, validation, &withdrawn)
             .await;
         validated?;
-        self.keep_lease(lease).await?;
+        lease.check()?;
 
         let (key, certificate) = self.order_key(&mut order, certificate).await?;
         self.step(Step::KeyStored, &certificate.id);
@@ -371,7 +355,7 @@ impl Issuer {
             .with_dead_order()
             .into());
         }
-        self.keep_lease(lease).await?;
+        lease.check()?;
         self.store_issued(account, certificate, chain, &key, &leaf)
             .await
     }
@@ -770,7 +754,7 @@ impl Issuance for Issuer {
                 return Ok(IssueOutcome::Skipped);
             }
             let name = lease_name(&stored);
-            let mut lease = match self
+            let lease = match self
                 .services
                 .store
                 .acquire_lease(&name, &lease_owner(), self.config.lease_ttl, now)
@@ -780,11 +764,19 @@ impl Issuance for Issuer {
                 Err(Error::LeaseHeld { .. }) => return Ok(IssueOutcome::InProgress),
                 Err(error) => return Err(error),
             };
-            let outcome =
-                http::with_retry_after_slot(self.run(&mut lease, account, certificate)).await;
-            if let Err(error) = self.services.store.release_lease(&lease).await {
-                tracing::warn!(%error, "could not release the issuance lease; it will expire");
-            }
+            let keeper = LeaseKeeper::start(
+                Arc::clone(&self.services.store),
+                Arc::clone(&self.services.clock),
+                lease,
+                self.config.lease_ttl,
+            );
+            // Stopped where it stands once the lease is lost, as a crash would stop it: the
+            // new owner resumes from what was stored.
+            let outcome = tokio::select! {
+                outcome = http::with_retry_after_slot(self.run(&keeper, account, certificate)) => outcome,
+                () = keeper.lost() => Ok(IssueOutcome::InProgress),
+            };
+            keeper.release().await;
             outcome
         }
         .instrument(span)

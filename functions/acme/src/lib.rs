@@ -31,6 +31,7 @@ mod failure;
 mod http;
 mod issuer;
 mod keys;
+mod lease;
 mod preflight;
 mod steps;
 pub mod testing;

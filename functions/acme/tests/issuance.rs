@@ -31,6 +31,7 @@ on_both_backends!(
     a_validation_that_fails_before_its_answer_reads_as_a_validation_failure,
     servfail_on_the_challenge_record_fails_and_leaves_no_txt,
     a_crash_after_any_step_resumes_the_same_order,
+    a_lease_outlives_a_hung_ca_so_no_second_order_starts,
     ten_concurrent_calls_place_exactly_one_order,
     a_rate_limit_is_honoured_until_retry_after,
     a_vault_write_failure_keeps_the_served_certificate_until_its_successor_is_stored,
@@ -441,6 +442,90 @@ async fn a_crash_after_any_step_resumes_the_same_order(backend: Backend) {
             "{step}"
         );
     }
+}
+
+/// Stops the CA process (SIGSTOP) right after the order is created, and says so.
+struct StopCaAfterOrder {
+    pid: u32,
+    stopped: tokio::sync::Notify,
+}
+
+impl edgecert_acme::StepHook for StopCaAfterOrder {
+    fn after(&self, step: Step, _: &edgecert_core::CertificateId) {
+        if step == Step::OrderCreated {
+            signal(self.pid, "STOP");
+            self.stopped.notify_one();
+        }
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+async fn a_lease_outlives_a_hung_ca_so_no_second_order_starts(backend: Backend) {
+    // A Pebble of its own: it is stopped in the middle of the order.
+    let pebble = Pebble::start(PebbleOptions::default()).await.unwrap();
+    let h = Harness::new(backend, &pebble).await;
+    let zone = h.zone("challtestsrv").await;
+    let certificate = h
+        .downloadable(
+            &zone,
+            &format!("hung.{}", zone.name),
+            &[],
+            KeyType::EcdsaP256,
+        )
+        .await;
+    // A lease shorter than one request's timeout: the CA hangs for longer than the lease.
+    let mut config = h.config();
+    config.lease_ttl = time::Duration::seconds(3);
+    config.request_timeout = Duration::from_secs(30);
+    let hook = Arc::new(StopCaAfterOrder {
+        pid: pebble.pebble_pid(),
+        stopped: tokio::sync::Notify::new(),
+    });
+    let first = h.issuer_with_config(config.clone(), Some(hook.clone()));
+    let (account, id) = (h.account.id.clone(), certificate.id.clone());
+    let running = tokio::spawn(async move { first.issue(&account, &id).await });
+    tokio::time::timeout(Duration::from_secs(30), hook.stopped.notified())
+        .await
+        .expect("the order was never created");
+
+    // GIVEN the CA hangs for more than the lease's time to live (the first run's request
+    // waits), as seen by every worker's clock
+    for _ in 0..3 {
+        h.clock.advance(time::Duration::seconds(2));
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+
+    // WHEN another worker is asked to issue the same certificate
+    let second = h.issuer_with_config(config, None);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(5),
+        second.issue(&h.account.id, &certificate.id),
+    )
+    .await;
+    signal(pebble.pebble_pid(), "CONT");
+
+    // THEN it finds the lease held (it would otherwise hang on the stopped CA)
+    assert_eq!(
+        outcome
+            .expect("the second worker took the lease over and waited on the hung CA")
+            .unwrap(),
+        IssueOutcome::InProgress
+    );
+    // AND the first run completes with the one order
+    let finished = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the first run did not finish after the CA resumed")
+        .unwrap()
+        .unwrap();
+    issued(finished);
+    assert_eq!(h.faults.new_orders(), 1);
 }
 
 async fn ten_concurrent_calls_place_exactly_one_order(backend: Backend) {

@@ -217,8 +217,20 @@ impl Harness {
         Arc::new(self.build_issuer(Some(hook)))
     }
 
+    /// An issuer with `config` (from [`Harness::config`], changed) and an optional hook.
+    pub fn issuer_with_config(
+        &self,
+        config: IssuerConfig,
+        hook: Option<Arc<dyn StepHook>>,
+    ) -> Arc<Issuer> {
+        Arc::new(self.build_issuer_with(config, hook))
+    }
+
     fn build_issuer(&self, hook: Option<Arc<dyn StepHook>>) -> Issuer {
-        let config = self.config();
+        self.build_issuer_with(self.config(), hook)
+    }
+
+    fn build_issuer_with(&self, config: IssuerConfig, hook: Option<Arc<dyn StepHook>>) -> Issuer {
         let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
         let issuer =
             Issuer::with_http_client(self.services.clone(), config, self.faults.client(http));
