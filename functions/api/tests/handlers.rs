@@ -746,11 +746,11 @@ async fn origins_the_edge_must_not_reach_are_refused() {
         reply.expect_error(400, "invalid_origin");
     }
 
-    // Public addresses are fine, by name or by literal.
+    // Globally reachable addresses are fine, by name or by literal (never connected to here).
     for origin in [
         origin_url(),
-        "http://198.51.100.20:8080/base".to_owned(),
-        "https://[2001:db8::20]/".to_owned(),
+        "http://1.0.0.1:8080/base".to_owned(),
+        "https://[2606:4700:4700::1001]/".to_owned(),
     ] {
         let hostname = format!(
             "{}.customer-one.com",

@@ -37,10 +37,11 @@ pub const EDGE_HOSTNAME: &str = "edge.edgecert.test";
 /// told otherwise, so a hostname "points at the edge" until a test gives it another address.
 pub const EDGE_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// An origin host that resolves to a public (documentation) address, so the strict origin
-/// policy accepts it.
+/// An origin host that resolves to a globally reachable address, so the strict origin policy
+/// accepts it. (Documentation ranges such as 198.51.100.0/24 are not globally reachable in the
+/// IANA registry, so the policy refuses them.) Handler tests never connect to it.
 pub const ORIGIN_HOST: &str = "origin.saas-platform.com";
-const ORIGIN_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+const ORIGIN_ADDRESS: Ipv4Addr = Ipv4Addr::new(1, 1, 1, 1);
 
 /// The event files, by the function (Lambda binary) of their route.
 pub const FIXTURES: &[(&str, &str)] = &[
