@@ -305,7 +305,11 @@ mod tests {
                 HostnameRules::DOMAIN,
                 "empty label",
             ),
-            ("shop.example.com.。".into(), HostnameRules::DOMAIN, "empty label"),
+            (
+                "shop.example.com.。".into(),
+                HostnameRules::DOMAIN,
+                "empty label",
+            ),
             ("co.uk".into(), HostnameRules::DOMAIN, "public suffix"),
             ("com".into(), HostnameRules::DOMAIN, "public suffix"),
             ("github.io".into(), HostnameRules::DOMAIN, "public suffix"),
@@ -402,7 +406,11 @@ mod tests {
             // Names that only end like a special-use domain.
             ("shop.local.com", HostnameRules::DOMAIN, "shop.local.com"),
             ("mytest.com", HostnameRules::DOMAIN, "mytest.com"),
-            ("arpa.example.com", HostnameRules::DOMAIN, "arpa.example.com"),
+            (
+                "arpa.example.com",
+                HostnameRules::DOMAIN,
+                "arpa.example.com",
+            ),
             (
                 "a-b.c-d.example.com",
                 HostnameRules::DOMAIN,

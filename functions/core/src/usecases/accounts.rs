@@ -154,7 +154,10 @@ mod tests {
     /// Issue 12, defect 8: no control characters, trimmed, capped.
     #[test]
     fn account_names_are_trimmed_capped_and_printable() {
-        assert_eq!(account_name("  Shop Builder Inc \t").unwrap(), "Shop Builder Inc");
+        assert_eq!(
+            account_name("  Shop Builder Inc \t").unwrap(),
+            "Shop Builder Inc"
+        );
         assert_eq!(account_name("Bücher GmbH").unwrap(), "Bücher GmbH");
         let longest = "x".repeat(MAX_ACCOUNT_NAME_CHARS);
         assert_eq!(account_name(&longest).unwrap(), longest);

@@ -531,7 +531,11 @@ mod tests {
             assert_eq!(error.code(), "invalid_hostname");
             assert!(error.to_string().contains("edgecert-saas.com"), "{error}");
         }
-        for accepted in ["myedgecert-saas.com", "edgecert-saas.com.au", "shop.customer.com"] {
+        for accepted in [
+            "myedgecert-saas.com",
+            "edgecert-saas.com.au",
+            "shop.customer.com",
+        ] {
             assert!(check_not_operator_name(&operator, &name(accepted)).is_ok());
         }
         // Under a multi-label public suffix, the registrable domain is the one below it.
