@@ -28,6 +28,7 @@ mod on_demand;
 mod origin;
 mod proxy;
 mod refresh;
+mod request_head;
 mod server;
 mod shared;
 mod tls;
