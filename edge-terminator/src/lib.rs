@@ -35,5 +35,6 @@ mod tls;
 
 pub use config::{DeploymentConfig, TerminatorConfig, vars};
 pub use error::{Result, TerminatorError};
+pub use io::IdleTimeout;
 pub use origin::roots_from_pem;
 pub use server::{Listeners, Terminator};
