@@ -72,7 +72,7 @@ impl Site {
         let tls = tls_connect(
             self.terminator.https_addr(),
             &self.name,
-            tls_client(&[self.env.ca.root.clone()], &[b"http/1.1"]),
+            tls_client(std::slice::from_ref(&self.env.ca.root), &[b"http/1.1"]),
         )
         .await
         .expect("TLS handshake with the edge");
@@ -312,7 +312,7 @@ async fn a_websocket_upgrade_still_goes_through() {
     let tls = tls_connect(
         site.terminator.https_addr(),
         &site.name,
-        tls_client(&[site.env.ca.root.clone()], &[b"http/1.1"]),
+        tls_client(std::slice::from_ref(&site.env.ca.root), &[b"http/1.1"]),
     )
     .await
     .unwrap();

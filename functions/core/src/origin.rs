@@ -292,9 +292,7 @@ mod tests {
             assert!(OriginUrl::parse(allowed, &private).is_ok(), "{allowed}");
         }
         // A NAT64 translator's private network is not the operator's.
-        for refused_input in ["http://[64:ff9b::a00:1]/"] {
-            assert!(refused(refused_input, private), "{refused_input}");
-        }
+        assert!(refused("http://[64:ff9b::a00:1]/", private));
         for refused_input in [
             "http://[fd00:ec2::254]/",
             "http://169.254.169.254/",
