@@ -93,7 +93,8 @@ pub struct TerminatorConfig {
     pub header_read_timeout: Duration,
     /// A connection with no byte read or written for this long is closed.
     pub idle_timeout: Duration,
-    /// Largest request head accepted (HTTP/1 buffer, h2 header list); larger gets 431.
+    /// Largest request head accepted, measured exactly on every request (`request_head`);
+    /// larger gets 431. hyper and h2 stop reading heads at twice this.
     pub max_header_bytes: usize,
     /// Client connections served at once, on each of the HTTPS and HTTP listeners; more are
     /// closed at once.

@@ -1,6 +1,7 @@
 //! The plain-HTTP listener (port 80 behind the NLB): ACME HTTP-01 answers read from the store,
 //! so any terminator answers for an issuance run by any other process, and a permanent
-//! redirect to HTTPS for everything else.
+//! redirect to HTTPS for everything else. Request heads are held to the same rules as on
+//! HTTPS ([`crate::request_head`]: `431` past `max_header_bytes`, `400` for two `Host`s).
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use hyper::body::Incoming;
 use crate::cache::normalize_name;
 use crate::metrics::HTTP01;
 use crate::proxy::{ProxyBody, plain};
+use crate::request_head;
 use crate::shared::Shared;
 
 /// Path prefix of HTTP-01 validation requests (RFC 8555, section 8.3).
@@ -19,6 +21,10 @@ const CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 /// Answers one request on the HTTP listener.
 pub(crate) async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ProxyBody> {
+    if let Some(refusal) = request_head::refusal(&request, shared.config.max_header_bytes) {
+        shared.metrics.count(HTTP01, "outcome", "bad_request");
+        return refusal;
+    }
     if let Some(token) = request.uri().path().strip_prefix(CHALLENGE_PATH) {
         return challenge(&shared, &request, token).await;
     }

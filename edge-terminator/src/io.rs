@@ -14,9 +14,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// A stream closed after `idle` without traffic in either direction.
+/// A stream closed after `idle` without traffic in either direction. Public so the local
+/// runner's API server bounds its connections the same way.
 #[derive(Debug)]
-pub(crate) struct IdleTimeout<T> {
+pub struct IdleTimeout<T> {
     inner: T,
     idle: Duration,
     last_activity: Instant,
@@ -25,7 +26,7 @@ pub(crate) struct IdleTimeout<T> {
 
 impl<T> IdleTimeout<T> {
     /// Wraps `inner`; the idle time starts now.
-    pub(crate) fn new(inner: T, idle: Duration) -> Self {
+    pub fn new(inner: T, idle: Duration) -> Self {
         let now = Instant::now();
         IdleTimeout {
             inner,

@@ -28,11 +28,13 @@ mod on_demand;
 mod origin;
 mod proxy;
 mod refresh;
+mod request_head;
 mod server;
 mod shared;
 mod tls;
 
 pub use config::{DeploymentConfig, TerminatorConfig, vars};
 pub use error::{Result, TerminatorError};
+pub use io::IdleTimeout;
 pub use origin::roots_from_pem;
 pub use server::{Listeners, Terminator};

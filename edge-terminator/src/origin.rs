@@ -341,6 +341,14 @@ mod tests {
             "http://[::ffff:a9fe:a9fe]/",
             "http://[::1]:9/",
             "http://10.1.2.3/",
+            // IPv6 forms that carry an IPv4 address, and special-purpose IPv4 blocks: the
+            // connector judges them with the core's registry table (issue 12, defect 3).
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:a9fe:a9fe::1]/",
+            "http://[::a9fe:a9fe]/",
+            "http://[64:ff9b::a00:1]/",
+            "http://198.18.0.1/",
+            "http://192.0.0.1/",
         ] {
             let error = connector(vec![], strict)
                 .connect(uri.parse().unwrap())
@@ -374,6 +382,31 @@ mod tests {
             "{error}"
         );
         assert_eq!(rebinding.metrics.counter(ORIGIN_REFUSED, "loopback"), 2);
+
+        // A name that resolves to NAT64 or 6to4 forms of internal addresses is refused too,
+        // even where loopback origins are allowed: a translator's loopback is not ours.
+        let local = OriginPolicy {
+            allow_loopback: true,
+            allow_private: false,
+        };
+        let embedded = connector(
+            vec![
+                "64:ff9b::7f00:1".parse().unwrap(),
+                "2002:a9fe:a9fe::1".parse().unwrap(),
+            ],
+            local,
+        );
+        let error = embedded
+            .clone()
+            .connect("http://rebind.example.com/".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ConnectError::Refused { .. }), "{error}");
+        assert_eq!(embedded.metrics.counter(ORIGIN_REFUSED, "loopback"), 1);
+        assert_eq!(
+            embedded.metrics.counter(ORIGIN_REFUSED, "ipv6-transition"),
+            1
+        );
     }
 
     #[tokio::test]

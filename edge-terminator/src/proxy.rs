@@ -3,15 +3,26 @@
 //!
 //! - The request's host (`Host`, or `:authority` in h2) must be the TLS server name: a client
 //!   cannot use one customer's certificate to reach another customer's origin (421).
-//! - Hop-by-hop headers are dropped, `X-Forwarded-For/-Proto/-Host` are set by the edge
-//!   (client-sent ones are replaced: the edge is the first hop it can vouch for), and `Host`
-//!   becomes the origin URL's host unless `preserve_host`.
+//! - The request head is checked first ([`crate::request_head`]): over `max_header_bytes`
+//!   answers `431`, two `Host` fields `400`; neither reaches the origin.
+//! - Hop-by-hop headers are dropped both ways (RFC 9110, section 7.6.1): `Connection` and every
+//!   header it names, `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding`, `Upgrade`,
+//!   `Trailer` and the proxy authentication headers.
+//! - What the origin learns about the client comes from the edge alone: `X-Forwarded-For`
+//!   and `X-Real-IP` (the client's address as the edge's socket saw it), `X-Forwarded-Proto`
+//!   (`https`), `X-Forwarded-Host` (the requested host) and `Forwarded` (RFC 7239, the same
+//!   three facts) are set by the edge; any the client sent, and the other client-address
+//!   headers some origins trust (`X-Client-IP`, `True-Client-IP`, `X-Cluster-Client-IP`), are
+//!   dropped. The edge is the first hop it can vouch for. `Host` becomes the origin URL's host
+//!   unless `preserve_host`.
 //! - Each request to an origin carries `Via: 1.1 <edge hostname>`. A request that arrives with
 //!   this edge already in its `Via` came back from an origin: the site's origin leads to the
 //!   edge itself (say, the vanity name), and it is answered `508 Loop Detected` instead of being
 //!   proxied again and again.
-//! - `Connection: upgrade` requests (WebSocket) are passed on; after the origin's `101`, both
-//!   upgraded connections are spliced together.
+//! - Only WebSocket upgrades are passed on (an HTTP/1.1 `GET` with `Connection: upgrade` and
+//!   `websocket` among its `Upgrade` protocols, forwarded as `Upgrade: websocket`); after the
+//!   origin's `101`, both upgraded connections are spliced together. Any other upgrade (`h2c`,
+//!   a bare `Connection: upgrade`) is proxied as a plain request, without its upgrade headers.
 //! - Origin failures answer `502` or `504` with a plain body naming no internals; the reason
 //!   is logged with the server name.
 
@@ -33,6 +44,7 @@ use url::Url;
 use crate::cache::{Owner, Route, normalize_name};
 use crate::metrics::PROXY_RESPONSES;
 use crate::origin::{BoxError, ConnectError, OriginClient, connect_error, limited};
+use crate::request_head;
 use crate::shared::Shared;
 
 /// Body of every response the proxy sends.
@@ -50,8 +62,9 @@ pub(crate) struct ClientConnection {
     pub(crate) owner: Option<Owner>,
 }
 
-/// Headers that describe one connection, never forwarded (RFC 9110, section 7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Headers that describe one connection, never forwarded (RFC 9110, section 7.6.1), besides
+/// those `Connection` names.
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -60,11 +73,27 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Headers through which a client could claim another address to an origin that trusts
+/// them; the edge sets the ones it speaks ([`X_FORWARDED_FOR`], [`X_REAL_IP`], `Forwarded`)
+/// and drops the rest, with every `X-Forwarded-*`.
+const CLIENT_ADDRESS_HEADERS: [HeaderName; 5] = [
+    header::FORWARDED,
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-client-ip"),
+    HeaderName::from_static("true-client-ip"),
+    HeaderName::from_static("x-cluster-client-ip"),
 ];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// The only upgrade passed on to origins.
+const WEBSOCKET: &str = "websocket";
 
 /// The proxy: the shared state and the pooled client to origins.
 pub(crate) struct Proxy {
@@ -112,6 +141,16 @@ impl Proxy {
         mut request: Request<Incoming>,
         connection: &ClientConnection,
     ) -> Response<ProxyBody> {
+        if let Some(refusal) = request_head::refusal(&request, self.shared.config.max_header_bytes)
+        {
+            tracing::info!(
+                sni = %connection.server_name,
+                failure = "bad_request_head",
+                status = refusal.status().as_u16(),
+                "request head refused"
+            );
+            return refusal;
+        }
         let Some(host) = request_host(&request) else {
             return plain(
                 StatusCode::BAD_REQUEST,
@@ -255,8 +294,9 @@ impl Proxy {
 
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
-        headers.remove(header::UPGRADE);
-        headers.remove(header::FORWARDED);
+        for name in &CLIENT_ADDRESS_HEADERS {
+            headers.remove(name);
+        }
         let forwarded: Vec<HeaderName> = headers
             .keys()
             .filter(|name| name.as_str().starts_with("x-forwarded-"))
@@ -269,11 +309,16 @@ impl Proxy {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(header::UPGRADE, protocol);
         }
-        let peer =
-            HeaderValue::from_str(&connection.peer.ip().to_string()).map_err(|_| "peer address")?;
-        headers.insert(X_FORWARDED_FOR.clone(), peer);
+        let client_ip = connection.peer.ip();
+        let peer = HeaderValue::from_str(&client_ip.to_string()).map_err(|_| "peer address")?;
+        headers.insert(X_FORWARDED_FOR.clone(), peer.clone());
+        headers.insert(X_REAL_IP.clone(), peer);
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
         headers.insert(X_FORWARDED_HOST.clone(), client_host.clone());
+        headers.insert(
+            header::FORWARDED,
+            forwarded_value(client_ip, &client_host).ok_or("forwarded header")?,
+        );
         headers.append(header::VIA, self.via.clone());
         let host = if self.shared.config.preserve_host {
             client_host
@@ -374,21 +419,49 @@ fn request_host<B>(request: &Request<B>) -> Option<String> {
     Some(normalize_name(authority.host()))
 }
 
-/// The protocol of an HTTP/1.1 upgrade request (`Connection: upgrade` + `Upgrade`).
+/// `Upgrade: websocket` when the request is a WebSocket upgrade: HTTP/1.1 `GET` with
+/// `Connection: upgrade` and `websocket` among its `Upgrade` protocols. Any other protocol
+/// (`h2c`...) is not passed on: the origin would switch a connection the edge cannot follow.
 fn upgrade_protocol<B>(request: &Request<B>) -> Option<HeaderValue> {
-    if request.version() != Version::HTTP_11 || request.method() == Method::CONNECT {
+    if request.version() != Version::HTTP_11 || request.method() != Method::GET {
         return None;
     }
-    let wants_upgrade = request
-        .headers()
-        .get_all(header::CONNECTION)
+    let tokens = |name: header::HeaderName| {
+        request
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+    };
+    let wants_upgrade = tokens(header::CONNECTION)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    wants_upgrade
-        .then(|| request.headers().get(header::UPGRADE).cloned())
-        .flatten()
+        .any(|token| token.eq_ignore_ascii_case("upgrade"));
+    // A protocol may carry a version (`websocket/13` is not registered, but `name/version`
+    // is the syntax): only the name is compared.
+    let websocket = tokens(header::UPGRADE).iter().any(|protocol| {
+        protocol
+            .split('/')
+            .next()
+            .is_some_and(|name| name.trim().eq_ignore_ascii_case(WEBSOCKET))
+    });
+    (wants_upgrade && websocket).then(|| HeaderValue::from_static(WEBSOCKET))
+}
+
+/// `Forwarded` (RFC 7239) from what the edge knows: the client's address, the requested host
+/// and `https`. IPv6 addresses and hosts are quoted, as the RFC's syntax requires for `[`, `:`.
+fn forwarded_value(client: std::net::IpAddr, host: &HeaderValue) -> Option<HeaderValue> {
+    let host = host.to_str().ok()?;
+    if host.contains(['"', '\\']) {
+        return None;
+    }
+    let client = match client {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    HeaderValue::from_str(&format!("for={client};host=\"{host}\";proto=https")).ok()
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
@@ -560,5 +633,38 @@ mod tests {
             .body(())
             .unwrap();
         assert!(upgrade_protocol(&plain).is_none());
+        let h2c = Request::builder()
+            .uri("/")
+            .header(header::CONNECTION, "Upgrade, HTTP2-Settings")
+            .header(header::UPGRADE, "h2c")
+            .body(())
+            .unwrap();
+        assert!(upgrade_protocol(&h2c).is_none());
+        let listed = Request::builder()
+            .uri("/ws")
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "h2c, WebSocket")
+            .body(())
+            .unwrap();
+        assert_eq!(upgrade_protocol(&listed).unwrap(), "websocket");
+        let posted = Request::post("/ws")
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "websocket")
+            .body(())
+            .unwrap();
+        assert!(upgrade_protocol(&posted).is_none());
+    }
+
+    #[test]
+    fn forwarded_says_what_the_edge_saw() {
+        let host = HeaderValue::from_static("shop.example.com:8443");
+        assert_eq!(
+            forwarded_value("203.0.113.5".parse().unwrap(), &host).unwrap(),
+            "for=203.0.113.5;host=\"shop.example.com:8443\";proto=https"
+        );
+        assert_eq!(
+            forwarded_value("2001:db8::5".parse().unwrap(), &host).unwrap(),
+            "for=\"[2001:db8::5]\";host=\"shop.example.com:8443\";proto=https"
+        );
     }
 }

@@ -444,7 +444,7 @@ async fn serve_https(
         builder
             .timer(TokioTimer::new())
             .max_concurrent_streams(config.max_concurrent_streams)
-            .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
+            .max_header_list_size(u32::try_from(coarse_head_limit(config)).unwrap_or(u32::MAX));
         let connection = builder.serve_connection(io, service);
         drive!(connection, shutdown, peer);
     } else {
@@ -486,7 +486,15 @@ fn http1_builder(config: &TerminatorConfig) -> http1::Builder {
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
-        // Request heads larger than this are answered 431 by hyper.
-        .max_buf_size(config.max_header_bytes.max(8192));
+        .max_buf_size(coarse_head_limit(config).max(8192));
     builder
+}
+
+/// The bound hyper (and h2) put on a request head: twice `max_header_bytes`. The exact limit is
+/// `crate::request_head`'s, on every head hyper parsed; hyper's own is only the backstop
+/// against unbounded heads, and is set above the exact one so that a head somewhat over the
+/// limit is read whole and answered `431` cleanly, rather than cut off mid-send (a connection
+/// closed with unread bytes is reset, and the client may never see the answer).
+fn coarse_head_limit(config: &TerminatorConfig) -> usize {
+    config.max_header_bytes.saturating_mul(2)
 }

@@ -445,10 +445,12 @@ async fn origins_resolving_to_internal_addresses_are_refused_at_connect_time() {
         OriginPolicy::default(),
     );
 
-    // A name that resolves to a public address when whitelisted, and to loopback later.
+    // A name that resolves to a public address when whitelisted, and to loopback later. (A
+    // globally reachable address: documentation ranges are refused. Never connected to: the
+    // record is replaced before any request.)
     let rebinding_origin = unique_name("rebind");
     challtestsrv
-        .add_a(&rebinding_origin, &[Ipv4Addr::new(203, 0, 113, 10)])
+        .add_a(&rebinding_origin, &[Ipv4Addr::new(1, 0, 0, 10)])
         .await
         .unwrap();
     let rebinding_name = unique_name("rebinding");

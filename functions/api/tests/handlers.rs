@@ -14,8 +14,8 @@ use edgecert_api::request::MAX_BODY_BYTES;
 use edgecert_api::{Access, ROUTES, auth, routes};
 use edgecert_core::origin::OriginPolicy;
 use harness::{
-    ACCOUNT_PLACEHOLDER, AUTHORIZER_EVENT, ApiCall, EDGE_HOSTNAME, FIXTURES, Harness, ORIGIN_HOST,
-    TestAccount, origin_url, unique_apex,
+    ACCOUNT_PLACEHOLDER, AUTHORIZER_EVENT, ApiCall, EDGE_HOSTNAME, FIXTURES, Harness,
+    OPERATOR_DOMAIN, ORIGIN_HOST, TestAccount, origin_url, unique_apex,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -427,6 +427,23 @@ async fn account_requests_with_bad_input_are_refused() {
             json!({ "name": "x".repeat(201), "plan": "pro" }),
             "invalid_name",
         ),
+        // Issue 12, defect 8: control and invisible formatting characters.
+        (
+            json!({ "name": "Acme\nadmin", "plan": "pro" }),
+            "invalid_name",
+        ),
+        (
+            json!({ "name": "Acme\u{1b}[2J", "plan": "pro" }),
+            "invalid_name",
+        ),
+        (
+            json!({ "name": "Acme\u{0}", "plan": "pro" }),
+            "invalid_name",
+        ),
+        (
+            json!({ "name": "\u{202e}emcA", "plan": "pro" }),
+            "invalid_name",
+        ),
         (
             json!({ "name": "Acme", "plan": "platinum" }),
             "invalid_field",
@@ -470,6 +487,15 @@ async fn account_requests_with_bad_input_are_refused() {
         )
         .await
         .expect_error(400, "invalid_field");
+    harness
+        .call(
+            ApiCall::new("accounts-update")
+                .by_admin()
+                .id(&account.id)
+                .json(json!({ "name": "Renamed\r\nInc" })),
+        )
+        .await
+        .expect_error(400, "invalid_name");
     harness
         .call(
             ApiCall::new("accounts-update")
@@ -533,7 +559,7 @@ async fn the_fixture_body_whitelists_its_hostname() {
         .dns
         .add_a(
             "origin.saas.example.com",
-            &[std::net::Ipv4Addr::new(198, 51, 100, 8)],
+            &[std::net::Ipv4Addr::new(1, 0, 0, 8)],
         )
         .await
         .unwrap();
@@ -674,9 +700,10 @@ async fn hostnames_that_break_the_rules_are_refused() {
 }
 
 #[tokio::test]
-async fn no_account_can_claim_the_edge_hostname() {
+async fn no_account_can_claim_the_operators_domain() {
     // The edge's own hostname points at the edge by definition: whitelisting it would pass the
-    // DNS check at once and route the operator's traffic to an account's origin.
+    // DNS check at once and route the operator's traffic to an account's origin. Every other
+    // name of the operator's registered domain (issue 12, defect 8) is the operator's too.
     let harness = Harness::start().await;
     let account = harness.create_account("pro", false).await;
 
@@ -685,8 +712,11 @@ async fn no_account_can_claim_the_edge_hostname() {
         EDGE_HOSTNAME.to_uppercase(),
         format!("{EDGE_HOSTNAME}."),
         format!("shop.{EDGE_HOSTNAME}"),
+        OPERATOR_DOMAIN.to_owned(),
+        format!("www.{OPERATOR_DOMAIN}"),
+        format!("status.eu.{OPERATOR_DOMAIN}"),
     ] {
-        harness
+        let message = harness
             .call(
                 ApiCall::new("domains-create")
                     .by_account(&account.id)
@@ -694,12 +724,48 @@ async fn no_account_can_claim_the_edge_hostname() {
             )
             .await
             .expect_error(400, "invalid_hostname");
+        assert!(
+            message.contains("operator's own domain"),
+            "{hostname}: {message}"
+        );
     }
     // Names that merely end the same way are someone else's.
     harness
-        .create_domain(&account, &format!("my{EDGE_HOSTNAME}"))
+        .create_domain(&account, &format!("shop.my{OPERATOR_DOMAIN}"))
         .await;
     assert_eq!(limits(&harness, &account).await["domain_count"], 1);
+}
+
+#[tokio::test]
+async fn special_use_and_doubly_dotted_names_are_refused() {
+    // Issue 12, defect 8: names that can never get a public certificate, and `name..`.
+    let harness = Harness::start().await;
+    let account = harness.create_account("pro", false).await;
+
+    for (hostname, reason) in [
+        ("shop.customer-one.com..", "empty label"),
+        ("printer.local", "special-use"),
+        ("db.internal", "special-use"),
+        ("shop.test", "special-use"),
+        ("nothing.invalid", "special-use"),
+        ("abcdefghijklmnop.onion", "special-use"),
+        ("router.home.arpa", "special-use"),
+        ("1.0.0.10.in-addr.arpa", "special-use"),
+        ("app.localhost", "special-use"),
+        ("site.alt", "special-use"),
+        ("shop.example", "special-use"),
+    ] {
+        let message = harness
+            .call(
+                ApiCall::new("domains-create")
+                    .by_account(&account.id)
+                    .json(json!({ "hostname": hostname, "origin_url": origin_url() })),
+            )
+            .await
+            .expect_error(400, "invalid_hostname");
+        assert!(message.contains(reason), "{hostname}: {message}");
+    }
+    assert_eq!(limits(&harness, &account).await["domain_count"], 0);
 }
 
 #[tokio::test]
@@ -725,6 +791,21 @@ async fn origins_the_edge_must_not_reach_are_refused() {
         "http://localhost/",
         "http://LOCALHOST:3000/",
         "http://api.localhost/",
+        // Issue 12, defect 3: IPv6 forms that embed an IPv4 address, special-purpose blocks.
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[2002:a9fe:a9fe::1]/",
+        "http://[::169.254.169.254]/",
+        "http://[::10.0.0.1]/",
+        "http://[64:ff9b::a00:1]/",
+        "http://198.18.0.1/",
+        "http://192.0.0.1/",
+        "http://203.0.113.7/",
+        // Issue 12, defect 8: ports 0 and below 1024 but 80/443, query strings, fragments.
+        "http://origin.saas-platform.com:0/",
+        "http://origin.saas-platform.com:22/",
+        "http://origin.saas-platform.com:25/",
+        "https://origin.saas-platform.com/app?token=secret",
+        "https://origin.saas-platform.com/app#top",
         "ftp://files.saas-platform.com/",
         "file:///etc/passwd",
         "gopher://origin.saas-platform.com/",
@@ -746,11 +827,27 @@ async fn origins_the_edge_must_not_reach_are_refused() {
         reply.expect_error(400, "invalid_origin");
     }
 
-    // Public addresses are fine, by name or by literal.
+    // An origin URL of 60 KB (under the 64 KiB body limit) is refused for its length.
+    let long_origin = format!("https://{ORIGIN_HOST}/{}", "a".repeat(60 * 1024));
+    let message = harness
+        .call(
+            ApiCall::new("domains-create")
+                .by_account(&account.id)
+                .json(json!({ "hostname": "e.customer-one.com", "origin_url": long_origin })),
+        )
+        .await
+        .expect_error(400, "invalid_origin");
+    assert!(message.contains("2048 bytes"), "{message}");
+
+    // Globally reachable addresses are fine, by name or by literal (never connected to here),
+    // and so are the ports 80, 443 and 1024 up.
     for origin in [
         origin_url(),
-        "http://198.51.100.20:8080/base".to_owned(),
-        "https://[2001:db8::20]/".to_owned(),
+        "http://1.0.0.1:8080/base".to_owned(),
+        "https://[2606:4700:4700::1001]/".to_owned(),
+        format!("http://{ORIGIN_HOST}:80/"),
+        format!("http://{ORIGIN_HOST}:443/"),
+        format!("https://{ORIGIN_HOST}:1024/app/"),
     ] {
         let hostname = format!(
             "{}.customer-one.com",
@@ -856,6 +953,120 @@ async fn malformed_bodies_get_their_own_codes() {
             .expect_error(400, "invalid_field");
     }
     assert_eq!(limits(&harness, &account).await["domain_count"], 0);
+}
+
+/// Whether `message` names a Rust type or serde's internals rather than fields and JSON words.
+fn leaks_internals(message: &str) -> bool {
+    let camel_case = message
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .any(|word| {
+            word.chars()
+                .zip(word.chars().skip(1))
+                .any(|(a, b)| a.is_ascii_lowercase() && b.is_ascii_uppercase())
+        });
+    let words = [
+        "struct", "enum", "variant", "u8", "u16", "u32", "u64", "i32", "i64", "usize", "Option",
+        "Vec", "String", "line ", "column", "serde",
+    ];
+    camel_case || words.iter().any(|word| message.contains(word))
+}
+
+#[tokio::test]
+async fn malformed_bodies_never_name_internal_types_on_any_route() {
+    // Issue 12, defect 8: "expected struct NewDomain at line 1 column 4" named a Rust type.
+    let harness = Harness::start().await;
+    let account = harness.create_account("elite", false).await;
+    // Every route that reads a JSON body, with its fields.
+    let routes: [(&str, &[&str]); 7] = [
+        (
+            "accounts-create",
+            &["name", "plan", "require_ownership_verification"],
+        ),
+        (
+            "accounts-update",
+            &["name", "plan", "require_ownership_verification"],
+        ),
+        ("domains-create", &["hostname", "origin_url"]),
+        ("domains-update", &["origin_url"]),
+        ("zones-create", &["name", "provider", "provider_zone_id"]),
+        (
+            "certificates-create",
+            &[
+                "zone_id",
+                "domain",
+                "sans",
+                "wildcard",
+                "auto_renew",
+                "key_type",
+            ],
+        ),
+        ("certificates-update", &["auto_renew"]),
+    ];
+    let mut bodies_sent = 0;
+    for (function, fields) in routes {
+        let route = ROUTES
+            .iter()
+            .find(|route| route.function == function)
+            .unwrap_or_else(|| panic!("{function} is not a route"));
+        let call = || match route.access {
+            Access::Admin => ApiCall::new(function).by_admin(),
+            Access::Account => ApiCall::new(function).by_account(&account.id),
+        };
+        let mut malformed: Vec<(String, bool)> = [
+            "42",
+            "\"text\"",
+            "[]",
+            "null",
+            "true",
+            "{\"unknown\": 1}",
+            "{\"a\": {\"b\": [1, 2]}}",
+            "{",
+            "{\"a\": 1,}",
+            "{} trailing",
+        ]
+        .iter()
+        .map(|body| (body.to_string(), true))
+        .collect();
+        // An empty object and each field with values of every JSON type: some are of the
+        // right type (then the request may go on), the others must be refused without naming
+        // a type.
+        malformed.push(("{}".to_owned(), false));
+        for field in fields {
+            for value in [
+                json!(42),
+                json!(-1),
+                json!(true),
+                json!([1]),
+                json!({"x": 1}),
+                json!(null),
+                json!("x"),
+            ] {
+                malformed.push((json!({ *field: value }).to_string(), false));
+            }
+            malformed.push((format!("{{\"{field}\": \"a\", \"{field}\": \"b\"}}"), false));
+        }
+        for (body, must_refuse) in malformed {
+            let reply = harness.call(call().body(&body)).await;
+            bodies_sent += 1;
+            if must_refuse {
+                assert_eq!(reply.status, 400, "{function} {body}: {}", reply.body);
+                let code = reply.body["error"]["code"].as_str().unwrap_or_default();
+                assert!(
+                    ["invalid_json", "invalid_field", "unknown_field"].contains(&code),
+                    "{function} {body}: {}",
+                    reply.body
+                );
+            }
+            if reply.status >= 400 {
+                let message = reply.body["error"]["message"].as_str().unwrap_or_default();
+                assert!(!leaks_internals(message), "{function} {body}: {message}");
+            }
+        }
+    }
+    assert!(bodies_sent > 100);
+    assert!(leaks_internals(
+        "expected struct NewDomain at line 1 column 4"
+    ));
 }
 
 #[tokio::test]
@@ -1193,7 +1404,7 @@ async fn a_domain_reads_back_and_its_origin_changes() {
         .dns
         .add_a(
             "origin-2.saas.example.com",
-            &[std::net::Ipv4Addr::new(198, 51, 100, 9)],
+            &[std::net::Ipv4Addr::new(1, 0, 0, 9)],
         )
         .await
         .unwrap();

@@ -467,7 +467,7 @@ async fn every_function_binary_answers_its_event_on_moto() {
     let pebble: &Pebble = harness::pebble().await;
     let dns = pebble.challtestsrv();
     for origin in ["origin.saas.example.com", "origin-2.saas.example.com"] {
-        dns.add_a(origin, &[std::net::Ipv4Addr::new(198, 51, 100, 8)])
+        dns.add_a(origin, &[std::net::Ipv4Addr::new(1, 0, 0, 8)])
             .await
             .expect("challtestsrv takes the origin's address");
     }

@@ -2,9 +2,15 @@
 //!
 //! Input is converted with IDNA (UTS 46) to lower-case ASCII, then checked: at most 253
 //! octets, labels of 1 to 63 letters, digits and hyphens (no leading or trailing hyphen), no IP
-//! literal, no `localhost`, not a public suffix (Mozilla's list through the `psl` crate), and a
-//! wildcard only as the whole leftmost label where the caller allows one. A trailing dot is
-//! accepted and dropped, so `Shop.Example.com.` and `shop.example.com` are the same name.
+//! literal, not a special-use name that can never get a public certificate (`localhost`,
+//! `.local`, `.test`, `.onion`... see [`SPECIAL_USE_DOMAINS`]), not a public suffix (Mozilla's
+//! list through the `psl` crate), and a wildcard only as the whole leftmost label where the
+//! caller allows one. One trailing dot is accepted and dropped, so `Shop.Example.com.` and
+//! `shop.example.com` are the same name; two (`name..`) are an empty label.
+//!
+//! Names read back from storage are parsed without the special-use rule
+//! ([`Hostname`]'s `Deserialize`), so a name stored before a rule was added is still readable;
+//! issuance checks every name against the rules again before it reaches the CA.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -15,6 +21,29 @@ use crate::error::{Error, Result};
 
 const MAX_NAME_OCTETS: usize = 253;
 const MAX_LABEL_OCTETS: usize = 63;
+
+/// Domains from the IANA Special-Use Domain Names registry (RFC 6761, section 5) that no
+/// public CA can issue for, each with the RFC that reserved it, plus `internal`, reserved by
+/// ICANN for private use. A name equal to one or under one is refused.
+///
+/// `example.com`, `example.net` and `example.org` are in the registry too, but are left out on
+/// purpose: they are real delegated names that every test, the documentation and Pebble use
+/// (Pebble issues for them), and refusing them would only break those.
+pub const SPECIAL_USE_DOMAINS: &[(&str, &str)] = &[
+    ("localhost", "RFC 6761"),
+    ("local", "RFC 6762, multicast DNS"),
+    ("test", "RFC 6761"),
+    ("invalid", "RFC 6761"),
+    ("example", "RFC 6761"),
+    ("onion", "RFC 7686"),
+    ("alt", "RFC 9476"),
+    // The whole infrastructure domain: its registry rows (home.arpa RFC 8375, resolver.arpa
+    // RFC 9462, service.arpa RFC 9665, ipv4only.arpa RFC 8880, the in-addr.arpa private and
+    // link-local reverse zones...) and the rest of it, which only holds reverse and protocol
+    // zones (RFC 3172).
+    ("arpa", "RFC 3172, RFC 6761"),
+    ("internal", "ICANN resolution of 29 July 2024"),
+];
 
 /// Which names a caller accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,6 +65,13 @@ impl HostnameRules {
 
     /// Normalises and checks `input`.
     pub fn parse(&self, input: &str) -> Result<Hostname> {
+        let hostname = self.parse_form(input)?;
+        check_not_special_use(hostname.base())?;
+        Ok(hostname)
+    }
+
+    /// Every rule but the special-use one: the form of a name read back from storage.
+    fn parse_form(&self, input: &str) -> Result<Hostname> {
         let trimmed = input.trim();
         let without_dot = trimmed.strip_suffix('.').unwrap_or(trimmed);
         if without_dot.is_empty() {
@@ -56,8 +92,12 @@ impl HostnameRules {
         }
         let ascii = idna::domain_to_ascii(base_input)
             .map_err(|_| invalid("the name is not a valid internationalised domain name"))?;
-        // UTS 46 mapping can turn some characters into dots; the result is checked as a whole.
-        let base = ascii.strip_suffix('.').unwrap_or(&ascii).to_owned();
+        // UTS 46 mapping can turn some characters into dots (`。`), so the root's dot may only
+        // appear now; but only one: `name..` keeps an empty label, refused below.
+        let base = match ascii.strip_suffix('.') {
+            Some(rest) if without_dot.len() == trimmed.len() => rest.to_owned(),
+            _ => ascii,
+        };
         check_ldh(&base)?;
         let full_len = base.len() + if wildcard { 2 } else { 0 };
         if full_len > MAX_NAME_OCTETS {
@@ -68,10 +108,9 @@ impl HostnameRules {
         if base.parse::<IpAddr>().is_ok() || looks_numeric(last_label(&base)) {
             return Err(invalid("IP addresses are not accepted, use a DNS name"));
         }
-        if base == "localhost" || base.ends_with(".localhost") {
-            return Err(invalid("localhost names cannot get public certificates"));
-        }
-        if is_public_suffix(&base) {
+        // A special-use TLD is not on the public suffix list, so it reads as a suffix; the
+        // special-use rule gives the better reason.
+        if is_public_suffix(&base) && special_use_domain(&base).is_none() {
             return Err(invalid("the name is a public suffix and cannot be claimed"));
         }
         let name = if wildcard { format!("*.{base}") } else { base };
@@ -81,6 +120,23 @@ impl HostnameRules {
 
 fn invalid(reason: &str) -> Error {
     Error::InvalidHostname(reason.to_owned())
+}
+
+/// The special-use domain `name` equals or lies under, with its RFC.
+fn special_use_domain(name: &str) -> Option<(&'static str, &'static str)> {
+    SPECIAL_USE_DOMAINS.iter().copied().find(|(domain, _)| {
+        name.strip_suffix(domain)
+            .is_some_and(|head| head.is_empty() || head.ends_with('.'))
+    })
+}
+
+fn check_not_special_use(name: &str) -> Result<()> {
+    match special_use_domain(name) {
+        Some((domain, rfc)) => Err(invalid(&format!(
+            ".{domain} is a special-use domain ({rfc}): its names can never get a public certificate"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn last_label(name: &str) -> &str {
@@ -185,8 +241,10 @@ impl fmt::Display for Hostname {
 
 impl TryFrom<String> for Hostname {
     type Error = Error;
+    /// Reads a stored name: the form is checked, not the special-use rule, so a name stored
+    /// before that rule existed stays readable (and deletable).
     fn try_from(text: String) -> Result<Hostname> {
-        HostnameRules::CERTIFICATE.parse(&text)
+        HostnameRules::CERTIFICATE.parse_form(&text)
     }
 }
 
@@ -241,6 +299,17 @@ mod tests {
             ("2001:db8::1".into(), HostnameRules::DOMAIN, "IP addresses"),
             ("localhost".into(), HostnameRules::DOMAIN, "localhost"),
             ("app.localhost".into(), HostnameRules::DOMAIN, "localhost"),
+            ("name..".into(), HostnameRules::DOMAIN, "empty label"),
+            (
+                "shop.example.com..".into(),
+                HostnameRules::DOMAIN,
+                "empty label",
+            ),
+            (
+                "shop.example.com.。".into(),
+                HostnameRules::DOMAIN,
+                "empty label",
+            ),
             ("co.uk".into(), HostnameRules::DOMAIN, "public suffix"),
             ("com".into(), HostnameRules::DOMAIN, "public suffix"),
             ("github.io".into(), HostnameRules::DOMAIN, "public suffix"),
@@ -295,9 +364,14 @@ mod tests {
     fn valid_hostnames_are_normalised() {
         let cases = [
             (
-                "bücher.example",
+                "bücher.example.com",
                 HostnameRules::DOMAIN,
-                "xn--bcher-kva.example",
+                "xn--bcher-kva.example.com",
+            ),
+            (
+                "shop.example.com。",
+                HostnameRules::DOMAIN,
+                "shop.example.com",
             ),
             (
                 "Shop.Example.COM",
@@ -317,14 +391,25 @@ mod tests {
             ("example.co.uk", HostnameRules::DOMAIN, "example.co.uk"),
             ("*.example.com", HostnameRules::CERTIFICATE, "*.example.com"),
             (
-                "*.Bücher.example.",
+                "*.Bücher.example.com.",
                 HostnameRules::CERTIFICATE,
-                "*.xn--bcher-kva.example",
+                "*.xn--bcher-kva.example.com",
             ),
             (
-                "xn--bcher-kva.example",
+                "xn--bcher-kva.example.com",
                 HostnameRules::DOMAIN,
-                "xn--bcher-kva.example",
+                "xn--bcher-kva.example.com",
+            ),
+            // example.com/.net/.org are special-use too, but kept: see SPECIAL_USE_DOMAINS.
+            ("example.net", HostnameRules::DOMAIN, "example.net"),
+            ("www.example.org", HostnameRules::DOMAIN, "www.example.org"),
+            // Names that only end like a special-use domain.
+            ("shop.local.com", HostnameRules::DOMAIN, "shop.local.com"),
+            ("mytest.com", HostnameRules::DOMAIN, "mytest.com"),
+            (
+                "arpa.example.com",
+                HostnameRules::DOMAIN,
+                "arpa.example.com",
             ),
             (
                 "a-b.c-d.example.com",
@@ -352,6 +437,49 @@ mod tests {
         );
         assert_eq!(longest_ok.len(), 253);
         assert!(HostnameRules::DOMAIN.parse(&longest_ok).is_ok());
+    }
+
+    /// Issue 12, defect 8: special-use names are refused for domains and certificates alike,
+    /// with a message naming the reservation.
+    #[test]
+    fn special_use_names_are_refused() {
+        for name in [
+            "printer.local",
+            "db.internal",
+            "shop.test",
+            "nothing.invalid",
+            "abcdefghijklmnop.onion",
+            "1.0.0.127.in-addr.arpa",
+            "router.home.arpa",
+            "app.localhost",
+            "site.alt",
+            "shop.example",
+            "local",
+            "test",
+            "home.arpa",
+            "arpa",
+        ] {
+            for rules in [HostnameRules::DOMAIN, HostnameRules::CERTIFICATE] {
+                let error = rules.parse(name).expect_err(name);
+                assert_eq!((error.status(), error.code()), (400, "invalid_hostname"));
+                assert!(
+                    error.to_string().contains("special-use domain"),
+                    "{name}: {error}"
+                );
+            }
+        }
+        let wildcard = HostnameRules::CERTIFICATE
+            .parse("*.corp.internal")
+            .unwrap_err();
+        assert!(wildcard.to_string().contains(".internal"), "{wildcard}");
+    }
+
+    #[test]
+    fn stored_names_stay_readable_when_a_rule_is_added() {
+        // A name whitelisted before the special-use rule still deserialises.
+        let stored: Hostname = serde_json::from_str("\"shop.local\"").unwrap();
+        assert_eq!(stored.as_str(), "shop.local");
+        assert!(serde_json::from_str::<Hostname>("\"shop..example.com\"").is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod origin;
 pub mod plan;
 pub mod ports;
 pub mod renewal;
+pub mod special_purpose;
 pub mod usecases;
 
 pub use error::{Error, ItemKind, Result};

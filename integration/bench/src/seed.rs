@@ -17,10 +17,10 @@ use edgecert_integration::fixtures::install_issued_certificate;
 
 use crate::pki::{BenchCa, KeyKind, Leaf};
 
-/// `count` distinct hostnames, `<prefix>-000001.bench.example` and on.
+/// `count` distinct hostnames, `<prefix>-000001.bench.example.com` and on.
 pub fn hostnames(prefix: &str, count: usize) -> Vec<String> {
     (1..=count)
-        .map(|index| format!("{prefix}-{index:06}.bench.example"))
+        .map(|index| format!("{prefix}-{index:06}.bench.example.com"))
         .collect()
 }
 

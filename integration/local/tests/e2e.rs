@@ -494,7 +494,9 @@ async fn restart(storage: Storage) {
             "POST",
             "/v1/domains",
             &key,
-            Some(json!({"hostname": "shop.restart-e2e.com", "origin_url": "http://127.0.0.1:9"})),
+            Some(
+                json!({"hostname": "shop.restart-e2e.com", "origin_url": "http://127.0.0.1:3000"}),
+            ),
         )
         .await;
     assert_eq!(status, 201, "{domain}");

@@ -30,17 +30,23 @@ use tokio::sync::OnceCell;
 /// The account id in the fixtures' authorizer context (and in `accounts-update`'s path).
 pub const ACCOUNT_PLACEHOLDER: &str = "acct_placeholder000000000";
 
-/// The edge's CNAME target in these tests.
-pub const EDGE_HOSTNAME: &str = "edge.edgecert.test";
+/// The edge's CNAME target in these tests. A name under a real public suffix (not `.test`,
+/// which is special-use and refused anyway), so the rule that the operator's registered domain
+/// ([`OPERATOR_DOMAIN`]) cannot be whitelisted is what the tests see.
+pub const EDGE_HOSTNAME: &str = "edge.edgecert-operator.com";
+
+/// The registrable domain of [`EDGE_HOSTNAME`]: the operator's own.
+pub const OPERATOR_DOMAIN: &str = "edgecert-operator.com";
 
 /// The edge's address in these tests: challtestsrv answers every A query with 127.0.0.1 unless
 /// told otherwise, so a hostname "points at the edge" until a test gives it another address.
 pub const EDGE_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// An origin host that resolves to a public (documentation) address, so the strict origin
-/// policy accepts it.
+/// An origin host that resolves to a globally reachable address, so the strict origin policy
+/// accepts it. (Documentation ranges such as 198.51.100.0/24 are not globally reachable in the
+/// IANA registry, so the policy refuses them.) Handler tests never connect to it.
 pub const ORIGIN_HOST: &str = "origin.saas-platform.com";
-const ORIGIN_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+const ORIGIN_ADDRESS: Ipv4Addr = Ipv4Addr::new(1, 1, 1, 1);
 
 /// The event files, by the function (Lambda binary) of their route.
 pub const FIXTURES: &[(&str, &str)] = &[

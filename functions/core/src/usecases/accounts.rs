@@ -6,10 +6,51 @@ use crate::model::{Account, AccountUsage, ApiKey, ApiKeyHash, SecretString};
 use crate::plan::{Plan, PlanName};
 use crate::usecases::Services;
 
+/// Longest account name, in characters.
+pub const MAX_ACCOUNT_NAME_CHARS: usize = 200;
+
+/// Checks a display name: trimmed, 1 to [`MAX_ACCOUNT_NAME_CHARS`] characters, and no control
+/// or invisible formatting characters (line breaks, escapes, bidirectional overrides,
+/// zero-width characters), which would let a name forge log lines or disguise itself where an
+/// operator reads it.
+pub fn account_name(input: &str) -> Result<String> {
+    let name = input.trim();
+    let invalid = |message: String| Error::BadRequest {
+        code: "invalid_name",
+        message,
+    };
+    if name.is_empty() || name.chars().count() > MAX_ACCOUNT_NAME_CHARS {
+        return Err(invalid(format!(
+            "name must be 1 to {MAX_ACCOUNT_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(is_hidden_character) {
+        return Err(invalid(
+            "name must not contain control or invisible formatting characters".to_owned(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Control characters (C0, DEL, C1) and the invisible format characters that change how text
+/// around them is shown: zero-width ones, bidirectional embeddings, overrides and isolates,
+/// the byte order mark.
+fn is_hidden_character(character: char) -> bool {
+    character.is_control()
+        || matches!(
+            character,
+            '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
 /// What the operator sends to create an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAccount {
-    /// Display name (1 to 200 characters).
+    /// Display name (see [`account_name`]).
     pub name: String,
     /// The plan.
     pub plan: PlanName,
@@ -22,16 +63,10 @@ pub async fn create_account(
     services: &Services,
     new: NewAccount,
 ) -> Result<(Account, SecretString)> {
-    let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Error::BadRequest {
-            code: "invalid_name",
-            message: "name must be 1 to 200 characters".to_owned(),
-        });
-    }
+    let name = account_name(&new.name)?;
     let account = Account {
         id: AccountId::generate(),
-        name: name.to_owned(),
+        name,
         plan: new.plan,
         require_ownership_verification: new.require_ownership_verification,
         created_at: services.clock.now(),
@@ -68,14 +103,7 @@ pub async fn update_account(
         account.plan = plan;
     }
     if let Some(name) = changes.name {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(Error::BadRequest {
-                code: "invalid_name",
-                message: "name must be 1 to 200 characters".to_owned(),
-            });
-        }
-        account.name = name.to_owned();
+        account.name = account_name(&name)?;
     }
     if let Some(required) = changes.require_ownership_verification {
         account.require_ownership_verification = required;
@@ -117,4 +145,38 @@ pub async fn limits(services: &Services, id: &AccountId) -> Result<Limits> {
         plan: *services.plans.get(account.plan),
         usage,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12, defect 8: no control characters, trimmed, capped.
+    #[test]
+    fn account_names_are_trimmed_capped_and_printable() {
+        assert_eq!(
+            account_name("  Shop Builder Inc \t").unwrap(),
+            "Shop Builder Inc"
+        );
+        assert_eq!(account_name("Bücher GmbH").unwrap(), "Bücher GmbH");
+        let longest = "x".repeat(MAX_ACCOUNT_NAME_CHARS);
+        assert_eq!(account_name(&longest).unwrap(), longest);
+        for (input, reason) in [
+            ("", "1 to 200"),
+            ("   ", "1 to 200"),
+            (&*"x".repeat(MAX_ACCOUNT_NAME_CHARS + 1), "1 to 200"),
+            ("Acme\nadmin=true", "control"),
+            ("Ac\rme", "control"),
+            ("Acme\u{1b}[31m", "control"),
+            ("Acme\u{0}", "control"),
+            ("Acme\u{7f}", "control"),
+            ("Ac\u{85}me", "control"),
+            ("Acme\u{202e}cni", "control"),
+            ("Ac\u{200b}me", "control"),
+        ] {
+            let error = account_name(input).expect_err(input);
+            assert_eq!((error.status(), error.code()), (400, "invalid_name"));
+            assert!(error.to_string().contains(reason), "{input:?}: {error}");
+        }
+    }
 }

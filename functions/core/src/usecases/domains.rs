@@ -110,18 +110,23 @@ fn ownership_token() -> String {
     format!("edgecert-verify-{random}")
 }
 
-/// Refuses the edge's own hostname and names under it: they point at the edge by definition, so
-/// whitelisting one would pass the DNS step at once and send the operator's traffic to an
-/// account's origin.
-fn check_not_edge_name(edge: &EdgeSettings, hostname: &Hostname) -> Result<()> {
+/// Refuses the operator's own registered domain — the registrable domain (by the public suffix
+/// list) of the edge hostname — and every name under it. The edge hostname points at the edge
+/// by definition, so whitelisting it would pass the DNS step at once and send the operator's
+/// traffic to an account's origin; and any other name in the operator's domain (`www`, `api`,
+/// `status`...) is the operator's to serve, not an account's, whatever its DNS says today.
+fn check_not_operator_name(edge: &EdgeSettings, hostname: &Hostname) -> Result<()> {
     let edge_name = edge.hostname.trim_end_matches('.').to_ascii_lowercase();
-    let name = hostname.as_str();
-    let under_edge = name
-        .strip_suffix(edge_name.as_str())
+    // An edge hostname that is itself a public suffix has no registrable domain: only it and
+    // the names under it are the operator's.
+    let operator_domain = psl::domain_str(&edge_name).unwrap_or(&edge_name);
+    let name = hostname.base();
+    let under_operator = name
+        .strip_suffix(operator_domain)
         .is_some_and(|head| head.is_empty() || head.ends_with('.'));
-    if under_edge {
+    if under_operator {
         return Err(Error::InvalidHostname(format!(
-            "{edge_name} is the edge's own hostname and cannot be whitelisted"
+            "{operator_domain} is the operator's own domain (the edge is {edge_name}): its names cannot be whitelisted"
         )));
     }
     Ok(())
@@ -135,7 +140,7 @@ pub async fn create_domain(
     origin_url: &str,
 ) -> Result<Domain> {
     let hostname = Hostname::parse_domain(hostname)?;
-    check_not_edge_name(&services.edge, &hostname)?;
+    check_not_operator_name(&services.edge, &hostname)?;
     let origin = check_origin(services, origin_url).await?;
     let account = services
         .store
@@ -507,6 +512,42 @@ mod tests {
                 IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 10)),
             ],
         }
+    }
+
+    /// Issue 12, defect 8: the operator's registered domain, not only the edge hostname.
+    #[test]
+    fn the_operators_registered_domain_cannot_be_whitelisted() {
+        let edge_under = |edge_hostname: &str| EdgeSettings {
+            hostname: edge_hostname.to_owned(),
+            addresses: vec![],
+        };
+        let name = |text: &str| Hostname::parse_domain(text).unwrap();
+        let operator = edge_under("edge.edgecert-saas.com");
+        for refused in [
+            "edgecert-saas.com",
+            "www.edgecert-saas.com",
+            "edge.edgecert-saas.com",
+            "shop.edge.edgecert-saas.com",
+            "status.eu.edgecert-saas.com",
+        ] {
+            let error = check_not_operator_name(&operator, &name(refused)).expect_err(refused);
+            assert_eq!(error.code(), "invalid_hostname");
+            assert!(error.to_string().contains("edgecert-saas.com"), "{error}");
+        }
+        for accepted in [
+            "myedgecert-saas.com",
+            "edgecert-saas.com.au",
+            "shop.customer.com",
+        ] {
+            assert!(check_not_operator_name(&operator, &name(accepted)).is_ok());
+        }
+        // Under a multi-label public suffix, the registrable domain is the one below it.
+        let uk = edge_under("edge.cdn.operator.co.uk");
+        assert!(check_not_operator_name(&uk, &name("www.operator.co.uk")).is_err());
+        assert!(check_not_operator_name(&uk, &name("shop.other.co.uk")).is_ok());
+        // A trailing dot or upper case in the configuration changes nothing.
+        let dotted = edge_under("Edge.EdgeCert-SaaS.com.");
+        assert!(check_not_operator_name(&dotted, &name("www.edgecert-saas.com")).is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use edgecert_bench::report::{Options, Section, Table, ratio, whole};
 use edgecert_bench::seed::Seeder;
 use edgecert_bench::tls_load::{HandshakeTotals, TlsVersion, handshakes, load_client};
 
-const NAME: &str = "handshake.bench.example";
+const NAME: &str = "handshake.bench.example.com";
 const SERVERS: [&str; 3] = ["edgecert terminator", "nginx", "haproxy"];
 
 /// The three servers for one key type.
