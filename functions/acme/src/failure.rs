@@ -31,6 +31,9 @@ pub(crate) struct Failure {
     pub(crate) transient: bool,
     /// Whether the stored order can never complete (a new one is needed next time).
     pub(crate) order_dead: bool,
+    /// Whether the CA never answered (refused, reset, timed out): retrying at once only waits
+    /// for the same timeout again.
+    pub(crate) ca_unreachable: bool,
 }
 
 impl Failure {
@@ -43,6 +46,20 @@ impl Failure {
             retry_after: None,
             transient: false,
             order_dead: false,
+            ca_unreachable: false,
+        }
+    }
+
+    /// The CA is known to be unreachable until `until` (see [`CaOutage`](crate::ca_outage)):
+    /// recorded without asking it.
+    pub(crate) fn ca_cooling_down(wait: Duration) -> Failure {
+        Failure {
+            retry_after: Some(wait),
+            ca_unreachable: true,
+            ..Failure::new(
+                "order",
+                "The certificate authority could not be reached; it will be asked again",
+            )
         }
     }
 
@@ -73,18 +90,23 @@ impl Failure {
                 retry_after,
                 transient: false,
                 order_dead: false,
+                ca_unreachable: false,
             },
             // Our HTTP client reports transport failures (resets, timeouts, TLS) as `Other`:
             // the next attempt resumes the stored order.
             instant_acme::Error::Other(error) => {
                 tracing::warn!(step, %error, "ACME request failed");
+                // Refused or unanswered: asking again at once would wait as long again. A
+                // connection lost mid-answer is worth another attempt in the same run.
+                let unreachable = error.downcast_ref::<http::CaUnreachable>().is_some();
                 Failure {
                     step,
                     message: format!("{doing}: the certificate authority could not be reached"),
                     problem: None,
                     retry_after,
-                    transient: retry_after.is_none(),
+                    transient: !unreachable && retry_after.is_none(),
                     order_dead: false,
+                    ca_unreachable: unreachable,
                 }
             }
             other => {
@@ -98,6 +120,7 @@ impl Failure {
                     retry_after,
                     transient: false,
                     order_dead: false,
+                    ca_unreachable: false,
                 }
             }
         }
@@ -136,6 +159,7 @@ impl Failure {
             retry_after,
             transient,
             order_dead: false,
+            ca_unreachable: false,
         }
     }
 

@@ -136,14 +136,30 @@ impl HttpClient for HyperCaClient {
         Box::pin(async move {
             match tokio::time::timeout(deadline, response).await {
                 Ok(Ok(response)) => Ok(BytesResponse::from(response)),
+                Ok(Err(error)) if error.is_connect() => Err(instant_acme::Error::Other(Box::new(
+                    CaUnreachable(format!("cannot connect to the CA: {error}")),
+                ))),
                 Ok(Err(error)) => Err(instant_acme::Error::Other(Box::new(error))),
-                Err(_) => Err(instant_acme::Error::Other(
-                    format!("no answer from the CA within {}s", deadline.as_secs()).into(),
-                )),
+                Err(_) => Err(instant_acme::Error::Other(Box::new(CaUnreachable(
+                    format!("no answer from the CA within {}s", deadline.as_secs()),
+                )))),
             }
         })
     }
 }
+
+/// A request that never reached the CA or never got an answer: the CA is down, stopped or
+/// cut off, not merely one connection lost.
+#[derive(Debug)]
+pub(crate) struct CaUnreachable(pub(crate) String);
+
+impl std::fmt::Display for CaUnreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CaUnreachable {}
 
 /// Shares one client between the accounts built from it (instant-acme takes a `Box`).
 pub(crate) struct SharedHttpClient(pub(crate) Arc<dyn HttpClient>);

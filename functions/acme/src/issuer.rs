@@ -37,6 +37,7 @@ use tracing::Instrument as _;
 
 use crate::account::AccountSlot;
 use crate::ari;
+use crate::ca_outage::CaOutage;
 use crate::config::IssuerConfig;
 use crate::error::{AcmeError, Result};
 use crate::failure::{Failure, Stop};
@@ -58,6 +59,8 @@ pub struct Issuer {
     pub(crate) services: Services,
     pub(crate) config: IssuerConfig,
     account: AccountSlot,
+    /// Whether the CA was just found unreachable.
+    ca_outage: CaOutage,
     hook: Option<Arc<dyn StepHook>>,
 }
 
@@ -90,6 +93,7 @@ impl Issuer {
             services,
             config,
             account,
+            ca_outage: CaOutage::default(),
             hook: None,
         }
     }
@@ -237,13 +241,23 @@ impl Issuer {
             None,
         )
         .await;
+        if let Some(until) = self.ca_outage.cooling_down(self.now()) {
+            // The CA did not answer a moment ago: say so now rather than wait for its timeout.
+            let wait = std::time::Duration::try_from(until - self.now()).unwrap_or_default();
+            return self
+                .record_failure(certificate, Failure::ca_cooling_down(wait))
+                .await;
+        }
         let mut attempt = 1;
         loop {
             let Some(certificate) = self.read(account, id).await? else {
                 return Ok(IssueOutcome::Skipped);
             };
             match self.attempt(certificate, &validation, lease).await {
-                Ok(issued) => return Ok(IssueOutcome::Issued(issued)),
+                Ok(issued) => {
+                    self.ca_outage.answered();
+                    return Ok(IssueOutcome::Issued(issued));
+                }
                 Err(Stop::Gone) => return Ok(IssueOutcome::Skipped),
                 Err(Stop::LeaseLost) => return Ok(IssueOutcome::InProgress),
                 Err(Stop::Failed(failure))
@@ -260,9 +274,18 @@ impl Issuer {
                     tokio::time::sleep(self.config.attempt_pause * attempt).await;
                     attempt += 1;
                 }
-                Err(Stop::Failed(failure)) => {
+                Err(Stop::Failed(mut failure)) => {
                     if lease.check().is_err() {
                         return Ok(IssueOutcome::InProgress);
+                    }
+                    if failure.ca_unreachable {
+                        let until = self.ca_outage.unreachable(self.now());
+                        let wait =
+                            std::time::Duration::try_from(until - self.now()).unwrap_or_default();
+                        failure.retry_after =
+                            Some(failure.retry_after.unwrap_or_default().max(wait));
+                    } else if failure.problem.is_some() {
+                        self.ca_outage.answered();
                     }
                     let Some(latest) = self.read(account, id).await? else {
                         return Ok(IssueOutcome::Skipped);

@@ -23,6 +23,7 @@
 
 mod account;
 mod ari;
+mod ca_outage;
 mod caa;
 mod challenges;
 mod config;

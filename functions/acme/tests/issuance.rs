@@ -32,6 +32,7 @@ on_both_backends!(
     servfail_on_the_challenge_record_fails_and_leaves_no_txt,
     a_crash_after_any_step_resumes_the_same_order,
     a_lease_outlives_a_hung_ca_so_no_second_order_starts,
+    an_unreachable_ca_is_reported_at_once_and_not_asked_again_during_its_cool_down,
     ten_concurrent_calls_place_exactly_one_order,
     a_rate_limit_is_honoured_until_retry_after,
     a_vault_write_failure_keeps_the_served_certificate_until_its_successor_is_stored,
@@ -526,6 +527,62 @@ async fn a_lease_outlives_a_hung_ca_so_no_second_order_starts(backend: Backend) 
         .unwrap();
     issued(finished);
     assert_eq!(h.faults.new_orders(), 1);
+}
+
+async fn an_unreachable_ca_is_reported_at_once_and_not_asked_again_during_its_cool_down(
+    backend: Backend,
+) {
+    let pebble = Pebble::start(PebbleOptions::default()).await.unwrap();
+    let h = Harness::new(backend, &pebble).await;
+    let zone = h.zone("challtestsrv").await;
+    let first = h
+        .downloadable(&zone, &format!("a.{}", zone.name), &[], KeyType::EcdsaP256)
+        .await;
+    let second = h
+        .downloadable(&zone, &format!("b.{}", zone.name), &[], KeyType::EcdsaP256)
+        .await;
+    let mut config = h.config();
+    config.request_timeout = Duration::from_secs(2);
+    let issuer = h.issuer_with_config(config, None);
+
+    // GIVEN the CA stopped (it accepts connections and never answers)
+    signal(pebble.pebble_pid(), "STOP");
+    // WHEN a certificate is issued
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        issuer.issue(&h.account.id, &first.id),
+    )
+    .await;
+    let waited = started.elapsed();
+    let recorded = failed(outcome.expect("the run waited on the stopped CA").unwrap());
+    // THEN the failure is recorded after one request timeout, not after retries of it
+    assert!(
+        waited < Duration::from_secs(5),
+        "took {waited:?}: the unreachable CA was asked again within the run"
+    );
+    assert!(
+        recorded
+            .last_error
+            .as_deref()
+            .is_some_and(|error| error.contains("could not be reached")),
+        "{recorded:?}"
+    );
+    assert!(recorded.next_attempt_at.unwrap() > h.clock.now());
+
+    // WHEN another certificate is issued during the cool-down
+    let requests = h.faults.requests();
+    let started = std::time::Instant::now();
+    let recorded = failed(issuer.issue(&h.account.id, &second.id).await.unwrap());
+    // THEN it fails at once, without a request, with a next attempt after the cool-down
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(h.faults.requests(), requests);
+    assert!(recorded.next_attempt_at.unwrap() >= h.clock.now() + time::Duration::seconds(30));
+
+    // WHEN the CA is back and the cool-down is over THEN issuance works again
+    signal(pebble.pebble_pid(), "CONT");
+    h.clock.advance(time::Duration::minutes(2));
+    issued(issuer.issue(&h.account.id, &second.id).await.unwrap());
 }
 
 async fn ten_concurrent_calls_place_exactly_one_order(backend: Backend) {

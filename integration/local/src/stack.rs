@@ -149,12 +149,14 @@ pub fn issuer_config(directory_url: String, ca_root: PathBuf) -> IssuerConfig {
     let mut config = IssuerConfig::new(directory_url)
         .with_ca_root_pem(ca_root)
         .with_caa_identities([PEBBLE_CAA_IDENTITY]);
-    // Pebble on loopback validates in well under a second, so a short lease costs nothing
-    // while a run lasts, and an issuance cut short by a killed runner is picked up again
-    // within half a minute of the restart instead of five (the lease must outlast one poll,
-    // hence the shorter poll too).
+    // A running issuance renews its lease, so the lease's length only bounds how long the
+    // names of a run cut short (a killed runner) stay locked: half a minute here instead of
+    // five, so a restart picks them up again soon.
     config.lease_ttl = time::Duration::seconds(30);
     config.poll_timeout = Duration::from_secs(20);
+    // Pebble answers on loopback in milliseconds: one stopped or killed is known as such
+    // (and shown on the domain) within this, not within a production CA's allowance.
+    config.request_timeout = Duration::from_secs(10);
     config
 }
 

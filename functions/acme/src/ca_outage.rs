@@ -1,0 +1,84 @@
+//! [`CaOutage`]: what one issuer remembers of its CA being unreachable.
+//!
+//! When a request to the CA fails at the transport level (refused, reset, timed out), every
+//! run started in the next moments would wait for the same timeout, and so would every
+//! handshake of a new name waiting on one. Instead, the first such failure opens a cool-down
+//! (30 s, doubling while the CA stays unreachable, at most 5 minutes): runs in it record "the
+//! certificate authority could not be reached" with the end of the cool-down as the next
+//! attempt, without a request. The first run after the cool-down asks the CA again; an answer
+//! of any kind closes the outage.
+
+use std::sync::{Mutex, PoisonError};
+
+use time::{Duration, OffsetDateTime};
+
+/// First cool-down after the CA could not be reached.
+const FIRST_COOL_DOWN: Duration = Duration::seconds(30);
+/// Longest cool-down.
+const MAX_COOL_DOWN: Duration = Duration::minutes(5);
+
+#[derive(Debug, Default)]
+struct State {
+    /// End of the current cool-down.
+    until: Option<OffsetDateTime>,
+    /// Unreachable failures in a row.
+    failures: u32,
+}
+
+/// The CA's reachability as seen by one issuer.
+#[derive(Debug, Default)]
+pub(crate) struct CaOutage {
+    state: Mutex<State>,
+}
+
+impl CaOutage {
+    /// The end of the cool-down in force at `now`, if any.
+    pub(crate) fn cooling_down(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.lock().until.filter(|until| *until > now)
+    }
+
+    /// Notes a request that never got an answer; returns the end of the new cool-down.
+    pub(crate) fn unreachable(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let mut state = self.lock();
+        state.failures = state.failures.saturating_add(1);
+        let doublings = state.failures.saturating_sub(1).min(8);
+        let cool_down = (FIRST_COOL_DOWN * 2i32.pow(doublings)).min(MAX_COOL_DOWN);
+        let until = now + cool_down;
+        state.until = Some(until);
+        until
+    }
+
+    /// Notes that the CA answered (with anything).
+    pub(crate) fn answered(&self) {
+        *self.lock() = State::default();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn cool_downs_double_while_the_ca_stays_unreachable_and_end_when_it_answers() {
+        let now = datetime!(2026-06-01 12:00 UTC);
+        let outage = CaOutage::default();
+        assert_eq!(outage.cooling_down(now), None);
+        assert_eq!(outage.unreachable(now), now + Duration::seconds(30));
+        assert_eq!(outage.cooling_down(now), Some(now + Duration::seconds(30)));
+        assert_eq!(outage.cooling_down(now + Duration::seconds(30)), None);
+        assert_eq!(outage.unreachable(now), now + Duration::seconds(60));
+        for _ in 0..10 {
+            outage.unreachable(now);
+        }
+        assert_eq!(outage.cooling_down(now), Some(now + Duration::minutes(5)));
+        outage.answered();
+        assert_eq!(outage.cooling_down(now), None);
+        assert_eq!(outage.unreachable(now), now + Duration::seconds(30));
+    }
+}
