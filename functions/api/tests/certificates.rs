@@ -525,6 +525,7 @@ async fn every_plan_rule_answers_with_the_reference_sentence_in_order() {
         name: Hostname::parse_domain(&unique_apex("unverified")).unwrap(),
         provider: "challtestsrv".to_owned(),
         provider_zone_id: "local".to_owned(),
+        role_arn: None,
         verified: false,
         created_at: OffsetDateTime::now_utc(),
         version: 1,

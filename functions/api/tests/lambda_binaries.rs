@@ -48,6 +48,10 @@ const API_BINARIES: &[(&str, &str)] = &[
     ("zones-list", env!("CARGO_BIN_EXE_zones-list")),
     ("zones-delete", env!("CARGO_BIN_EXE_zones-delete")),
     (
+        "zones-verification",
+        env!("CARGO_BIN_EXE_zones-verification"),
+    ),
+    (
         "certificates-create",
         env!("CARGO_BIN_EXE_certificates-create"),
     ),
@@ -643,6 +647,7 @@ async fn every_function_binary_answers_its_event_on_moto() {
         name: Hostname::parse_domain("example-shop.com").expect("a zone name"),
         provider: "route53".to_owned(),
         provider_zone_id: "Z0123456789ABCDEFGHIJ".to_owned(),
+        role_arn: None,
         verified: true,
         created_at: time::OffsetDateTime::now_utc(),
         version: 1,

@@ -37,6 +37,7 @@ fn account() -> Account {
         name: "Layout Test".to_owned(),
         plan: PlanName::Elite,
         require_ownership_verification: false,
+        zone_token: None,
         created_at: NOW,
         version: 1,
     }

@@ -47,6 +47,7 @@ async fn hosted_zone(client: &Client) -> Zone {
         name: Hostname::parse_domain(&name).expect("a valid zone name"),
         provider: "route53".to_owned(),
         provider_zone_id: id,
+        role_arn: None,
         verified: false,
         created_at: OffsetDateTime::now_utc(),
         version: 1,

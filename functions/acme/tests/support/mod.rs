@@ -173,6 +173,7 @@ impl Harness {
             name: "Issuance tests".to_owned(),
             plan: PlanName::Elite,
             require_ownership_verification: false,
+            zone_token: None,
             created_at: clock.now(),
             version: 1,
         };
@@ -242,6 +243,7 @@ impl Harness {
             name,
             provider: provider.to_owned(),
             provider_zone_id: "local".to_owned(),
+            role_arn: None,
             verified,
             created_at: self.clock.now(),
             version: 1,

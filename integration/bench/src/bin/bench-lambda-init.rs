@@ -81,6 +81,7 @@ const FIXTURES: &[(&str, &str)] = &[
     fixture!("zones-create"),
     fixture!("zones-list"),
     fixture!("zones-delete"),
+    fixture!("zones-verification"),
     fixture!("certificates-create"),
     fixture!("certificates-list"),
     fixture!("certificates-get"),
