@@ -691,7 +691,7 @@ async fn preflight_refusals_never_reach_the_ca(backend: Backend) {
         .downloadable(
             &claimed_zone,
             &format!("www.{}", claimed_zone.name),
-            &[shop.clone()],
+            std::slice::from_ref(&shop),
             KeyType::EcdsaP256,
         )
         .await;

@@ -98,7 +98,7 @@ struct ExternalIds(Arc<Mutex<Vec<Option<String>>>>);
 
 impl ExternalIds {
     fn seen(&self) -> Vec<Option<String>> {
-        self.0.lock().unwrap().clone()
+        self.0.lock().expect("the spy's lock").clone()
     }
 }
 
@@ -116,7 +116,7 @@ impl Intercept for ExternalIds {
         if let Some(input) = context.input().downcast_ref::<AssumeRoleInput>() {
             self.0
                 .lock()
-                .unwrap()
+                .expect("the spy's lock")
                 .push(input.external_id().map(str::to_owned));
         }
         Ok(())
