@@ -168,6 +168,10 @@ impl ZoneStore for FakeStore {
         self.read()?;
         self.inner.get_zone(account, id).await
     }
+    async fn zone_by_name(&self, name: &Hostname) -> Result<Option<Zone>> {
+        self.read()?;
+        self.inner.zone_by_name(name).await
+    }
     async fn list_zones(&self, account: &AccountId, page: PageRequest) -> Result<Page<Zone>> {
         self.read()?;
         self.inner.list_zones(account, page).await

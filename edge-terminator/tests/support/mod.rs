@@ -125,6 +125,7 @@ impl Env {
             name: "Terminator tests".to_owned(),
             plan: PlanName::Elite,
             require_ownership_verification: false,
+            zone_token: None,
             created_at: OffsetDateTime::now_utc(),
             version: 1,
         };

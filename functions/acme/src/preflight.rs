@@ -2,16 +2,20 @@
 //!
 //! Hostname rules and the plan first (cheap, and what the customer can fix in the API), then
 //! ownership: for a managed certificate its domain must point at the edge (HTTP-01 lands
-//! there); for a downloadable one the zone must exist, belong to the account, be verified and
-//! hold every name (DNS-01 writes there). CAA last, as it costs a few DNS queries per name.
+//! there); for a downloadable one the zone must exist, belong to the account, be verified,
+//! still be claimed by the account, be reachable by its provider for this account, and hold
+//! every name (DNS-01 writes there), and no name may be whitelisted by another account since
+//! (the request checked that too, but a domain may be whitelisted later). CAA last, as it costs
+//! a few DNS queries per name.
 
 use std::sync::Arc;
 
 use edgecert_core::hostname::HostnameRules;
 use edgecert_core::model::{Certificate, CertificateKind, CertificateStatus, Zone};
 use edgecert_core::ports::DnsProvider;
-use edgecert_core::usecases::Services;
 use edgecert_core::usecases::domains::points_at_edge;
+use edgecert_core::usecases::{Services, certificates, zones};
+use edgecert_core::{Error, Hostname};
 
 use crate::caa;
 use crate::failure::Failure;
@@ -45,6 +49,15 @@ impl From<Failure> for Refusal {
 }
 
 const STEP: &str = "preflight";
+
+/// A refusal the customer can act on, in its own words; an outage while checking, as one.
+fn refusal(doing: &str, error: &Error) -> Failure {
+    if error.is_retryable() || error.status() >= 500 {
+        Failure::from_core(STEP, doing, error)
+    } else {
+        Failure::new(STEP, error.public_message())
+    }
+}
 
 /// Runs every check for `certificate`.
 pub(crate) async fn check(
@@ -117,6 +130,9 @@ pub(crate) async fn check(
                 )
                 .into());
             }
+            zones::check_claimed(services, &zone)
+                .await
+                .map_err(|error| refusal("Checking the zone's claim", &error))?;
             if let Some(outside) = certificate.names().find(|name| !name.is_under(&zone.name)) {
                 return Err(Failure::new(
                     STEP,
@@ -127,10 +143,18 @@ pub(crate) async fn check(
                 )
                 .into());
             }
+            let names: Vec<&Hostname> = certificate.names().collect();
+            certificates::check_names_unclaimed(services, &certificate.account_id, &names)
+                .await
+                .map_err(|error| refusal("Checking who whitelisted the names", &error))?;
             let provider = services
                 .dns_providers
                 .for_zone(&zone)
                 .map_err(|error| Failure::new(STEP, error.public_message()))?;
+            provider
+                .check_access(&zone)
+                .await
+                .map_err(|error| refusal("Checking access to the zone", &error))?;
             Validation::Dns01 { zone, provider }
         }
     };

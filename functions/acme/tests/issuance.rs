@@ -826,6 +826,50 @@ async fn preflight_refusals_never_reach_the_ca(backend: Backend) {
     let error = refusal(issuer.issue(&h.account.id, &certificate.id).await.unwrap());
     assert!(error.starts_with("Domain not under zone"), "{error}");
 
+    // A name another account whitelisted after the certificate was requested.
+    let claimed_zone = h.zone("challtestsrv").await;
+    let shop = format!("shop.{}", claimed_zone.name);
+    let certificate = h
+        .downloadable(
+            &claimed_zone,
+            &format!("www.{}", claimed_zone.name),
+            std::slice::from_ref(&shop),
+            KeyType::EcdsaP256,
+        )
+        .await;
+    h.whitelisted_by_another_account(&shop).await;
+    let error = refusal(issuer.issue(&h.account.id, &certificate.id).await.unwrap());
+    assert_eq!(
+        error,
+        format!("The name {shop} is whitelisted by another account")
+    );
+
+    // A wildcard whose base another account whitelisted: the zone's apex.
+    let apex_zone = h.zone("challtestsrv").await;
+    let apex_wildcard = h
+        .downloadable(
+            &apex_zone,
+            &format!("*.{}", apex_zone.name),
+            &[],
+            KeyType::EcdsaP256,
+        )
+        .await;
+    h.whitelisted_by_another_account(apex_zone.name.as_str())
+        .await;
+    let error = refusal(
+        issuer
+            .issue(&h.account.id, &apex_wildcard.id)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        error,
+        format!(
+            "The name {} is whitelisted by another account",
+            apex_zone.name
+        )
+    );
+
     // A wildcard after a downgrade to Pro.
     let wildcard = h
         .downloadable(&zone, &format!("*.{}", zone.name), &[], KeyType::EcdsaP256)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use edgecert_core::model::ApiKeyHash;
 use edgecert_core::origin::OriginPolicy;
+use edgecert_core::ports::ZoneGrants;
 use edgecert_core::usecases::EdgeSettings;
 
 /// A configuration error naming the variable at fault.
@@ -44,6 +45,9 @@ pub mod vars {
     pub const ACME_CONTACT: &str = "EDGECERT_ACME_CONTACT";
     /// Comma-separated CA identities accepted in CAA records (default `letsencrypt.org`).
     pub const CAA_IDENTITIES: &str = "EDGECERT_CAA_IDENTITIES";
+    /// Route 53 hosted zones of the operator's AWS account granted to accounts,
+    /// `acct_…=Z…` comma-separated (`ZoneGrants`); empty grants none.
+    pub const ROUTE53_ZONE_GRANTS: &str = "EDGECERT_ROUTE53_ZONE_GRANTS";
 }
 
 /// How to reach the ACME CA, for the functions that need it.
@@ -72,6 +76,9 @@ pub struct ApiConfig {
     pub dns_server: Option<SocketAddr>,
     /// The ACME CA, when this function talks to it.
     pub acme: Option<AcmeSettings>,
+    /// Route 53 hosted zones the operator granted to accounts (reached with the function's
+    /// own credentials, for those accounts only).
+    pub route53_zone_grants: ZoneGrants,
 }
 
 impl ApiConfig {
@@ -167,6 +174,13 @@ impl ApiConfig {
                 });
             }
         };
+        let route53_zone_grants = ZoneGrants::parse(
+            &get(vars::ROUTE53_ZONE_GRANTS).unwrap_or_default(),
+        )
+        .map_err(|problem| ConfigError {
+            variable: vars::ROUTE53_ZONE_GRANTS,
+            problem,
+        })?;
         Ok(ApiConfig {
             edge: EdgeSettings {
                 hostname,
@@ -176,6 +190,7 @@ impl ApiConfig {
             origin_policy,
             dns_server,
             acme,
+            route53_zone_grants,
         })
     }
 }
@@ -226,6 +241,25 @@ mod tests {
         assert_eq!(config.dns_server, Some("127.0.0.1:8053".parse().unwrap()));
         assert_eq!(config.admin_key, None);
         assert_eq!(config.acme, None);
+        assert!(config.route53_zone_grants.is_empty());
+    }
+
+    #[test]
+    fn route53_zone_grants_are_read_and_checked() {
+        let account = edgecert_core::AccountId::generate();
+        let grants = config(&[
+            (vars::EDGE_HOSTNAME, "edge.example"),
+            (vars::ROUTE53_ZONE_GRANTS, &format!("{account}=Z0123456789")),
+        ])
+        .unwrap()
+        .route53_zone_grants;
+        assert!(grants.allows(&account, "/hostedzone/Z0123456789"));
+        let error = config(&[
+            (vars::EDGE_HOSTNAME, "edge.example"),
+            (vars::ROUTE53_ZONE_GRANTS, "Z0123456789"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.variable, vars::ROUTE53_ZONE_GRANTS);
     }
 
     #[test]

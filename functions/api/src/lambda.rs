@@ -67,6 +67,7 @@ pub async fn aws_state() -> Result<ApiState, lambda_http::Error> {
     // API Gateway gives an integration 30 s: zone verification waits for Route 53's INSYNC
     // well within that, and answers 422 rather than time out when it takes longer.
     let route53 = Route53DnsProvider::from_sdk_config(&aws)
+        .with_grants(config.route53_zone_grants.clone())
         .with_propagation_wait(Duration::from_secs(1), Duration::from_secs(20));
     let dns_providers = DnsProviders::default().with("route53", Arc::new(route53));
     let mut services = Services {

@@ -126,6 +126,13 @@ pub const ROUTES: &[Route] = &[
     route!("POST", "/v1/zones", "zones-create", Account, zones_create),
     route!("GET", "/v1/zones", "zones-list", Account, zones_list),
     route!(
+        "GET",
+        "/v1/zones/verification",
+        "zones-verification",
+        Account,
+        zones_verification
+    ),
+    route!(
         "DELETE",
         "/v1/zones/{id}",
         "zones-delete",
@@ -254,5 +261,14 @@ mod tests {
         assert!(find("PUT", "/v1/domains").is_none());
         assert!(path_exists("/v1/domains"));
         assert!(find("GET", "/v1/domains//ssl").is_none());
+        // A fixed segment is not taken for a zone id.
+        assert_eq!(
+            find("GET", "/v1/zones/verification").unwrap().0.function,
+            "zones-verification"
+        );
+        assert_eq!(
+            find("DELETE", "/v1/zones/verification").unwrap().0.function,
+            "zones-delete"
+        );
     }
 }

@@ -181,6 +181,8 @@ pub struct ZoneView {
     pub provider: String,
     /// The provider's id for the zone.
     pub provider_zone_id: String,
+    /// The role the provider assumes in the account's own provider account, if any.
+    pub role_arn: Option<String>,
     /// Whether a TXT record written through the provider was read back from DNS.
     pub verified: bool,
     /// Creation time.
@@ -194,6 +196,7 @@ impl From<&Zone> for ZoneView {
             name: zone.name.to_string(),
             provider: zone.provider.clone(),
             provider_zone_id: zone.provider_zone_id.clone(),
+            role_arn: zone.role_arn.clone(),
             verified: zone.verified,
             created_at: rfc3339(zone.created_at),
         }

@@ -5,8 +5,9 @@
 //!
 //! State is a fresh SQLite file per test. Zones are served by pebble-challtestsrv: its
 //! management API is the `challtestsrv` DNS provider and its DNS server is the resolver, so a
-//! zone verifies like a real one. A `skipping` provider that writes nothing stands for a zone
-//! whose provider does not serve its public DNS.
+//! zone verifies like a real one, and the zone owner's TXT record holding an account's zone
+//! token is set there too. A `skipping` provider that writes nothing stands for a zone whose
+//! provider does not serve its public DNS.
 
 // Test code: an unwrap that fails is a failed test, reported with its line.
 #![allow(clippy::unwrap_used)]
@@ -73,7 +74,33 @@ fn text(value: &Value) -> &str {
         .unwrap_or_else(|| panic!("{value} is not a string"))
 }
 
-async fn import_zone(harness: &Harness, account: &TestAccount, name: &str) -> Reply {
+/// The account's zone token, read through `GET /v1/zones/verification`.
+async fn zone_token(harness: &Harness, account: &TestAccount) -> String {
+    let record = harness
+        .call(
+            ApiCall::new("zones-verification")
+                .by_account(&account.id)
+                .query(&[]),
+        )
+        .await
+        .expect(200);
+    text(&record["value"]).to_owned()
+}
+
+/// The zone's owner publishes the account's zone token at `_edgecert-zone.<name>` (alongside
+/// any other account's it published).
+async fn publish_token(harness: &Harness, account: &TestAccount, name: &str) {
+    let token = zone_token(harness, account).await;
+    let zone = name.trim_end_matches('.').to_ascii_lowercase();
+    harness
+        .dns
+        .set_txt(&format!("_edgecert-zone.{zone}"), &token)
+        .await
+        .unwrap();
+}
+
+/// `POST /v1/zones` for `name` on challtestsrv, as it is: no token is published.
+async fn import_unproven_zone(harness: &Harness, account: &TestAccount, name: &str) -> Reply {
     harness
         .call(
             ApiCall::new("zones-create").by_account(&account.id).json(
@@ -81,6 +108,12 @@ async fn import_zone(harness: &Harness, account: &TestAccount, name: &str) -> Re
             ),
         )
         .await
+}
+
+/// Publishes the account's zone token for `name`, then imports it.
+async fn import_zone(harness: &Harness, account: &TestAccount, name: &str) -> Reply {
+    publish_token(harness, account, name).await;
+    import_unproven_zone(harness, account, name).await
 }
 
 /// A new verified zone `<unique>.com` of `account`; its id and name.
@@ -220,6 +253,7 @@ async fn a_zone_whose_dns_does_not_serve_the_record_is_refused_and_not_stored() 
 
     // A provider whose writes never reach DNS.
     let name = unique_apex("unserved");
+    publish_token(&harness, &account, &name).await;
     let message = harness
         .call(
             ApiCall::new("zones-create")
@@ -346,6 +380,195 @@ async fn another_accounts_zone_is_not_found_anywhere() {
     }
     // The owner still has it.
     certificate(&harness, &owner, &(id, name)).await;
+}
+
+#[tokio::test]
+async fn an_account_reads_its_zone_token_and_imports_a_zone_only_with_it_in_dns() {
+    let harness = start().await;
+    let account = harness.create_account("pro", false).await;
+    let other = harness.create_account("pro", false).await;
+    let name = unique_apex("proven");
+
+    // GIVEN the record the account must publish, read before any import: its zone token,
+    // stable for the account and not another account's
+    let record = harness
+        .call(
+            ApiCall::new("zones-verification")
+                .by_account(&account.id)
+                .query(&[("name", &format!("{}.", name.to_uppercase()))]),
+        )
+        .await
+        .expect(200);
+    let token = text(&record["value"]).to_owned();
+    assert_eq!(
+        record,
+        json!({
+            "type": "TXT",
+            "name": format!("_edgecert-zone.{name}"),
+            "label": "_edgecert-zone",
+            "value": token,
+        })
+    );
+    assert!(token.starts_with("edgecert-zone-"), "{token}");
+    assert_eq!(zone_token(&harness, &account).await, token);
+    assert_ne!(zone_token(&harness, &other).await, token);
+    harness
+        .call(
+            ApiCall::new("zones-verification")
+                .by_account(&account.id)
+                .query(&[("name", "com")]),
+        )
+        .await
+        .expect_error(400, "invalid_hostname");
+
+    // WHEN the zone is imported with no token in its DNS, or only another account's
+    // THEN it is refused with the exact record and value to create, and nothing is stored
+    for published in [None, Some(&other)] {
+        if let Some(publisher) = published {
+            publish_token(&harness, publisher, &name).await;
+        }
+        let message = import_unproven_zone(&harness, &account, &name)
+            .await
+            .expect_error(422, "zone_token_not_found");
+        assert_eq!(
+            message,
+            format!(
+                "Zone ownership not proven: create the TXT record _edgecert-zone.{name} with the value {token} (this account's zone token), then import the zone again"
+            )
+        );
+    }
+    let listed = harness
+        .call(ApiCall::new("zones-list").by_account(&account.id))
+        .await
+        .expect(200);
+    assert_eq!(listed["zones"], json!([]));
+
+    // WHEN the account's own token is published THEN the import succeeds
+    harness
+        .dns
+        .set_txt(&format!("_edgecert-zone.{name}"), &token)
+        .await
+        .unwrap();
+    let zone = import_unproven_zone(&harness, &account, &name)
+        .await
+        .expect(201);
+    assert_eq!(zone["name"], json!(name));
+    assert_eq!(zone["role_arn"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_zone_name_belongs_to_one_account_until_it_deletes_the_zone() {
+    let harness = start().await;
+    let first = harness.create_account("pro", false).await;
+    let second = harness.create_account("elite", false).await;
+    let name = unique_apex("exclusive");
+    let zone = import_zone(&harness, &first, &name).await.expect(201);
+
+    // Another account, even one the zone's owner also authorised, and the same account
+    // again: 409, and nothing stored.
+    publish_token(&harness, &second, &name).await;
+    for (account, spelled) in [(&second, name.clone()), (&first, name.to_uppercase())] {
+        let message = import_unproven_zone(&harness, account, &spelled)
+            .await
+            .expect_error(409, "zone_exists");
+        assert_eq!(
+            message,
+            "Zone already exists: a zone belongs to one account at a time"
+        );
+    }
+    let listed = harness
+        .call(ApiCall::new("zones-list").by_account(&second.id))
+        .await
+        .expect(200);
+    assert_eq!(listed["zones"], json!([]));
+
+    // Deleting the zone frees its name.
+    harness
+        .call(
+            ApiCall::new("zones-delete")
+                .by_account(&first.id)
+                .id(text(&zone["id"])),
+        )
+        .await
+        .expect(204);
+    import_unproven_zone(&harness, &second, &name)
+        .await
+        .expect(201);
+}
+
+/// Issue 12, defect 2, as reproduced: "Account PRO imported a zone covering a hostname that
+/// account PLUS1 had whitelisted, got a certificate for shop.<that zone>, and downloaded its
+/// private key" and "A zone another account had already imported was imported again (201)".
+#[tokio::test]
+async fn issue_12_another_accounts_hostname_and_zone_stay_theirs() {
+    let harness = start().await;
+    let plus1 = harness.create_account("plus", false).await;
+    let pro = harness.create_account("pro", false).await;
+    let elite = harness.create_account("elite", false).await;
+    let zone_name = unique_apex("shared");
+    let shop = format!("shop.{zone_name}");
+    harness.create_domain(&plus1, &shop).await;
+
+    // PRO imports the zone covering PLUS1's hostname (the zone's owner published PRO's
+    // token: several platforms may serve one customer's zone).
+    let zone = import_zone(&harness, &pro, &zone_name).await.expect(201);
+    let zone_id = text(&zone["id"]).to_owned();
+
+    // It cannot get a certificate for PLUS1's hostname: as the primary name, as a SAN.
+    for body in [
+        json!({ "zone_id": zone_id, "domain": shop }),
+        json!({ "zone_id": zone_id, "domain": format!("www.{zone_name}"), "sans": [shop] }),
+    ] {
+        let message = request(&harness, &pro, body)
+            .await
+            .expect_error(409, "name_claimed_by_another_account");
+        assert_eq!(
+            message,
+            format!("The name {shop} is whitelisted by another account")
+        );
+    }
+    // So there is nothing to download.
+    let listed = list(&harness, &pro).await;
+    assert_eq!(listed["certificates"], json!([]));
+    assert_eq!(listed["limits"]["current_count"], 0);
+    // Its other names in the zone are its own.
+    request(
+        &harness,
+        &pro,
+        json!({ "zone_id": zone_id, "domain": format!("www.{zone_name}") }),
+    )
+    .await
+    .expect(202);
+
+    // A zone another account had already imported cannot be imported again.
+    import_zone(&harness, &elite, &zone_name)
+        .await
+        .expect_error(409, "zone_exists");
+    // And a zone of its own under PLUS1's hostname gets no wildcard of that hostname.
+    let sub_zone = import_zone(&harness, &elite, &shop).await.expect(201);
+    let message = request(
+        &harness,
+        &elite,
+        json!({ "zone_id": text(&sub_zone["id"]), "domain": shop, "wildcard": true }),
+    )
+    .await
+    .expect_error(409, "name_claimed_by_another_account");
+    assert_eq!(
+        message,
+        format!("The name {shop} is whitelisted by another account")
+    );
+    // A name PLUS1 whitelists itself stays PLUS1's to certify.
+    let plus1_zone = import_zone(&harness, &plus1, &unique_apex("own")).await;
+    let plus1_zone = plus1_zone.expect(201);
+    let own = format!("app.{}", text(&plus1_zone["name"]));
+    harness.create_domain(&plus1, &own).await;
+    request(
+        &harness,
+        &plus1,
+        json!({ "zone_id": text(&plus1_zone["id"]), "domain": own }),
+    )
+    .await
+    .expect(202);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -525,6 +748,7 @@ async fn every_plan_rule_answers_with_the_reference_sentence_in_order() {
         name: Hostname::parse_domain(&unique_apex("unverified")).unwrap(),
         provider: "challtestsrv".to_owned(),
         provider_zone_id: "local".to_owned(),
+        role_arn: None,
         verified: false,
         created_at: OffsetDateTime::now_utc(),
         version: 1,

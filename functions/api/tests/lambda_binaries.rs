@@ -48,6 +48,10 @@ const API_BINARIES: &[(&str, &str)] = &[
     ("zones-list", env!("CARGO_BIN_EXE_zones-list")),
     ("zones-delete", env!("CARGO_BIN_EXE_zones-delete")),
     (
+        "zones-verification",
+        env!("CARGO_BIN_EXE_zones-verification"),
+    ),
+    (
         "certificates-create",
         env!("CARGO_BIN_EXE_certificates-create"),
     ),
@@ -125,6 +129,8 @@ impl Deployment {
             "EDGECERT_ISSUE_CONCURRENCY" => "2".to_owned(),
             "EDGECERT_ORDER_BUDGET" => "300".to_owned(),
             "EDGECERT_ORDER_BUDGET_PERIOD_SECONDS" => "10800".to_owned(),
+            // The template's default: no hosted zone of the operator's account is granted.
+            vars::ROUTE53_ZONE_GRANTS => String::new(),
             "RUST_LOG" => "info".to_owned(),
             other => panic!("template.yaml gives the functions {other}: give it a test value"),
         }
@@ -625,14 +631,40 @@ async fn every_function_binary_answers_its_event_on_moto() {
     // --- Zones and certificates ---------------------------------------------------------------
     let zones = functions.call(as_account("zones-list")).await.expect(200);
     assert_eq!(zones, json!({ "zones": [], "next_cursor": null }));
-    // The fixture's body names a Route 53 hosted zone that does not exist (in moto): the
-    // function's Route 53 client is refused, and the zone fails verification.
+    // The fixture's query: the record that proves the account may use example-shop.com.
+    let verification = functions
+        .call(as_account("zones-verification"))
+        .await
+        .expect(200);
+    assert_eq!(verification["type"], "TXT");
+    assert_eq!(verification["name"], "_edgecert-zone.example-shop.com");
+    let token = text(&verification["value"]);
+    assert!(token.starts_with("edgecert-zone-"), "{verification}");
+    // The fixture's body names the Route 53 hosted zone example-shop.com. Without the token
+    // in DNS, the import is refused, naming the record and the value to create.
+    dns.clear_txt("_edgecert-zone.example-shop.com")
+        .await
+        .expect("challtestsrv clears the record");
     let message = functions
         .call(as_account("zones-create"))
         .await
-        .expect_error(422, "zone_verification_failed");
+        .expect_error(422, "zone_token_not_found");
     assert!(
-        message.contains("route53") && message.contains("Z0123456789ABCDEFGHIJ"),
+        message.contains("_edgecert-zone.example-shop.com") && message.contains(&token),
+        "{message}"
+    );
+    // With the token published, the hosted zone must still be reachable as the account's
+    // own (no role_arn) or granted by the operator (none here): the function's own Route 53
+    // credentials are never used for it.
+    dns.set_txt("_edgecert-zone.example-shop.com", &token)
+        .await
+        .expect("challtestsrv serves the token");
+    let message = functions
+        .call(as_account("zones-create"))
+        .await
+        .expect_error(403, "zone_access_denied");
+    assert!(
+        message.contains("role_arn") && message.contains(&account_id),
         "{message}"
     );
     // A zone whose TXT record Route 53 would serve cannot be verified here (challtestsrv is
@@ -643,6 +675,7 @@ async fn every_function_binary_answers_its_event_on_moto() {
         name: Hostname::parse_domain("example-shop.com").expect("a zone name"),
         provider: "route53".to_owned(),
         provider_zone_id: "Z0123456789ABCDEFGHIJ".to_owned(),
+        role_arn: None,
         verified: true,
         created_at: time::OffsetDateTime::now_utc(),
         version: 1,

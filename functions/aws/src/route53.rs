@@ -1,6 +1,19 @@
 //! The DNS provider on Route 53: TXT records in the hosted zone a zone names
 //! (`Zone::provider_zone_id`), for DNS-01 challenges and zone verification.
 //!
+//! **Whose hosted zone.** EdgeCert's own AWS credentials could write every hosted zone of the
+//! operator's AWS account, the operator's own domains included, so they are never used for a
+//! zone merely because an account named it. A zone is reached in one of two ways, and refused
+//! ([`Error::ZoneAccessDenied`]) otherwise:
+//! - **a role in the account's own AWS account** (`Zone::role_arn`): assumed through STS with
+//!   ExternalId = the EdgeCert account id (so one tenant cannot name another tenant's role:
+//!   the role's trust policy requires its owner's ExternalId), and the hosted zone must be the
+//!   zone's name in that AWS account;
+//! - **an operator's grant** ([`ZoneGrants`]): EdgeCert's own credentials, for exactly that
+//!   (EdgeCert account, hosted zone) pair.
+//!
+//! Assumed credentials are cached per (role, account) until five minutes before they expire.
+//!
 //! `set_txt` UPSERTs the record (replacing whatever values it had, as the port promises) and
 //! waits until Route 53 reports the change `INSYNC` on all its name servers: the CA, or the
 //! zone verification's read-back, asks them right after. `clear_txt` reads the record set
@@ -9,46 +22,77 @@
 //! Errors become [`Error::Dns`] with the operation and the hosted zone id; record values never
 //! appear in them.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_route53::Client;
-use aws_sdk_route53::error::DisplayErrorContext;
+use aws_sdk_route53::config::Credentials;
+use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
 };
 use edgecert_core::model::Zone;
-use edgecert_core::ports::DnsProvider;
+use edgecert_core::ports::{DnsProvider, ZoneGrants};
 use edgecert_core::{Error, Result};
 
 /// TTL of the records we write: short, so a value replaced for a retry is not cached long.
 const RECORD_TTL_SECONDS: i64 = 60;
 /// Longest character-string of a TXT record (RFC 1035); longer values are split.
 const MAX_TXT_STRING: usize = 255;
+/// Assumed credentials are used until this long before they expire, then assumed again.
+const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
+/// How long assumed credentials last (STS's default, and the least every role allows).
+const SESSION_SECONDS: i32 = 3600;
 
-/// Writes TXT records in Route 53 hosted zones. Cheap to clone (the SDK client is shared).
+/// Writes TXT records in Route 53 hosted zones: in the account's own AWS account through the
+/// role it gives, or in the operator's for granted zones. Cheap to clone (the SDK clients and
+/// the credentials cache are shared).
 #[derive(Debug, Clone)]
 pub struct Route53DnsProvider {
+    /// EdgeCert's own credentials: operator-granted zones only.
     client: Client,
+    sts: aws_sdk_sts::Client,
+    grants: ZoneGrants,
+    /// Route 53 clients on assumed credentials, by (role ARN, EdgeCert account id).
+    assumed: Arc<Mutex<HashMap<(String, String), AssumedClient>>>,
     poll_interval: Duration,
     propagation_timeout: Duration,
 }
 
+/// A Route 53 client on a role's temporary credentials.
+#[derive(Debug, Clone)]
+struct AssumedClient {
+    client: Client,
+    expires_at: SystemTime,
+}
+
 impl Route53DnsProvider {
-    /// A provider on `client`, waiting up to two minutes for a change to reach every name
-    /// server (Route 53 usually needs well under one).
-    pub fn new(client: Client) -> Self {
+    /// A provider on `client` (EdgeCert's own credentials) and `sts` (to assume the roles
+    /// accounts give), granting no zone, waiting up to two minutes for a change to reach
+    /// every name server (Route 53 usually needs well under one).
+    pub fn new(client: Client, sts: aws_sdk_sts::Client) -> Self {
         Route53DnsProvider {
             client,
+            sts,
+            grants: ZoneGrants::default(),
+            assumed: Arc::default(),
             poll_interval: Duration::from_secs(2),
             propagation_timeout: Duration::from_secs(120),
         }
     }
 
-    /// A provider with its own client on an already loaded SDK configuration.
+    /// A provider with its own clients on an already loaded SDK configuration.
     pub fn from_sdk_config(config: &SdkConfig) -> Self {
-        Route53DnsProvider::new(Client::new(config))
+        Route53DnsProvider::new(Client::new(config), aws_sdk_sts::Client::new(config))
+    }
+
+    /// The zones the operator granted to accounts, reached with EdgeCert's own credentials.
+    pub fn with_grants(mut self, grants: ZoneGrants) -> Self {
+        self.grants = grants;
+        self
     }
 
     /// Polls for `INSYNC` every `interval`, for at most `timeout`.
@@ -58,12 +102,103 @@ impl Route53DnsProvider {
         self
     }
 
+    /// The client that may write `zone`: on the role the account gave, or EdgeCert's own for
+    /// a zone the operator granted to the account; [`Error::ZoneAccessDenied`] otherwise.
+    async fn client_for(&self, zone: &Zone) -> Result<Client> {
+        match &zone.role_arn {
+            Some(role_arn) => self.assumed_client(zone, role_arn).await,
+            None if self.grants.allows(&zone.account_id, &zone.provider_zone_id) => {
+                Ok(self.client.clone())
+            }
+            None => Err(Error::ZoneAccessDenied {
+                reason: format!(
+                    "a route53 zone needs role_arn, a role in your own AWS account that EdgeCert assumes with ExternalId {} (your account id), unless the operator granted you hosted zone {}",
+                    zone.account_id,
+                    hosted_zone_id(zone)
+                ),
+            }),
+        }
+    }
+
+    /// A client on the role's credentials, assumed with the zone's account id as ExternalId.
+    async fn assumed_client(&self, zone: &Zone, role_arn: &str) -> Result<Client> {
+        check_role_arn(role_arn)?;
+        let key = (role_arn.to_owned(), zone.account_id.to_string());
+        let now = SystemTime::now();
+        let fresh = self
+            .cached(&key)
+            .filter(|cached| cached.expires_at > now + CREDENTIALS_MARGIN);
+        if let Some(cached) = fresh {
+            return Ok(cached.client);
+        }
+        let output = self
+            .sts
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name(format!("edgecert-{}", zone.account_id))
+            .external_id(zone.account_id.as_str())
+            .duration_seconds(SESSION_SECONDS)
+            .send()
+            .await
+            .map_err(|error| match error.as_service_error() {
+                // The role's trust policy refused us (or the role does not exist): the
+                // customer's to fix. The code is safe to show; the message may name our role.
+                Some(refused) => Error::ZoneAccessDenied {
+                    reason: format!(
+                        "EdgeCert could not assume role {role_arn} with ExternalId {} ({}); the role's trust policy must allow EdgeCert's role with that ExternalId",
+                        zone.account_id,
+                        refused.code().unwrap_or("refused")
+                    ),
+                },
+                None => Error::dns(format!(
+                    "STS AssumeRole of {role_arn} failed: {}",
+                    DisplayErrorContext(&error)
+                )),
+            })?;
+        let credentials = output.credentials().ok_or_else(|| {
+            Error::dns(format!(
+                "STS AssumeRole of {role_arn} returned no credentials"
+            ))
+        })?;
+        let expires_at = SystemTime::try_from(*credentials.expiration())
+            .unwrap_or(now + Duration::from_secs(60));
+        let config = self
+            .client
+            .config()
+            .to_builder()
+            .credentials_provider(Credentials::new(
+                credentials.access_key_id(),
+                credentials.secret_access_key(),
+                Some(credentials.session_token().to_owned()),
+                Some(expires_at),
+                "edgecert-route53-assume-role",
+            ))
+            .build();
+        let client = Client::from_conf(config);
+        if let Ok(mut assumed) = self.assumed.lock() {
+            assumed.insert(
+                key,
+                AssumedClient {
+                    client: client.clone(),
+                    expires_at,
+                },
+            );
+        }
+        Ok(client)
+    }
+
+    fn cached(&self, key: &(String, String)) -> Option<AssumedClient> {
+        self.assumed
+            .lock()
+            .ok()
+            .and_then(|assumed| assumed.get(key).cloned())
+    }
+
     /// Waits until change `id` is `INSYNC`.
-    async fn wait_in_sync(&self, zone_id: &str, id: &str) -> Result<()> {
+    async fn wait_in_sync(&self, client: &Client, zone_id: &str, id: &str) -> Result<()> {
         let deadline = tokio::time::Instant::now() + self.propagation_timeout;
         loop {
-            let output = self
-                .client
+            let output = client
                 .get_change()
                 .id(id)
                 .send()
@@ -86,9 +221,13 @@ impl Route53DnsProvider {
     }
 
     /// The TXT record set at `name`, if there is one.
-    async fn txt_record_set(&self, zone_id: &str, name: &str) -> Result<Option<ResourceRecordSet>> {
-        let output = self
-            .client
+    async fn txt_record_set(
+        &self,
+        client: &Client,
+        zone_id: &str,
+        name: &str,
+    ) -> Result<Option<ResourceRecordSet>> {
+        let output = client
             .list_resource_record_sets()
             .hosted_zone_id(zone_id)
             .start_record_name(fqdn(name))
@@ -105,13 +244,12 @@ impl Route53DnsProvider {
             .cloned())
     }
 
-    async fn change(&self, zone_id: &str, change: Change) -> Result<String> {
+    async fn change(&self, client: &Client, zone_id: &str, change: Change) -> Result<String> {
         let batch = ChangeBatch::builder()
             .changes(change)
             .build()
             .map_err(|error| build_failure("a change batch", &error))?;
-        let output = self
-            .client
+        let output = client
             .change_resource_record_sets()
             .hosted_zone_id(zone_id)
             .change_batch(batch)
@@ -122,6 +260,35 @@ impl Route53DnsProvider {
             .change_info()
             .map(|info| info.id().to_owned())
             .unwrap_or_default())
+    }
+}
+
+/// An IAM role ARN: `arn:<partition>:iam::<12-digit account>:role/<path and name>`.
+fn check_role_arn(arn: &str) -> Result<()> {
+    let well_formed = arn
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split_once(":iam::"))
+        .is_some_and(|(partition, rest)| {
+            matches!(partition, "aws" | "aws-cn" | "aws-us-gov")
+                && rest.split_once(":role/").is_some_and(|(account, name)| {
+                    account.len() == 12
+                        && account.bytes().all(|byte| byte.is_ascii_digit())
+                        && !name.is_empty()
+                        && name.len() <= 512
+                        && name
+                            .bytes()
+                            .all(|byte| byte.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&byte))
+                })
+        });
+    if well_formed {
+        Ok(())
+    } else {
+        Err(Error::BadRequest {
+            code: "invalid_role_arn",
+            message:
+                "role_arn must be an IAM role ARN: arn:aws:iam::<12-digit AWS account>:role/<name>"
+                    .to_owned(),
+        })
     }
 }
 
@@ -176,7 +343,37 @@ fn build_failure(what: &str, error: &impl std::error::Error) -> Error {
 
 #[async_trait]
 impl DnsProvider for Route53DnsProvider {
+    async fn check_access(&self, zone: &Zone) -> Result<()> {
+        let client = self.client_for(zone).await?;
+        let zone_id = hosted_zone_id(zone);
+        let output = client
+            .get_hosted_zone()
+            .id(zone_id)
+            .send()
+            .await
+            .map_err(|error| match error.as_service_error() {
+                Some(refused) => Error::ZoneAccessDenied {
+                    reason: format!(
+                        "Route 53 refused to read hosted zone {zone_id} ({}); check provider_zone_id, and that the zone is in the AWS account of the role (or granted) with route53:GetHostedZone allowed",
+                        refused.code().unwrap_or("refused")
+                    ),
+                },
+                None => failure("GetHostedZone", zone_id, &error),
+            })?;
+        let name = output
+            .hosted_zone()
+            .map(|hosted| hosted.name().trim_end_matches('.').to_ascii_lowercase())
+            .unwrap_or_default();
+        if name != zone.name.as_str() {
+            return Err(Error::ZoneAccessDenied {
+                reason: format!("hosted zone {zone_id} is {name}, not {}", zone.name),
+            });
+        }
+        Ok(())
+    }
+
     async fn set_txt(&self, zone: &Zone, name: &str, value: &str) -> Result<()> {
+        let client = self.client_for(zone).await?;
         let zone_id = hosted_zone_id(zone);
         let record = ResourceRecord::builder()
             .value(quoted_txt(value))
@@ -194,13 +391,14 @@ impl DnsProvider for Route53DnsProvider {
             .resource_record_set(set)
             .build()
             .map_err(|error| build_failure("a change", &error))?;
-        let id = self.change(zone_id, change).await?;
-        self.wait_in_sync(zone_id, &id).await
+        let id = self.change(&client, zone_id, change).await?;
+        self.wait_in_sync(&client, zone_id, &id).await
     }
 
     async fn clear_txt(&self, zone: &Zone, name: &str) -> Result<()> {
+        let client = self.client_for(zone).await?;
         let zone_id = hosted_zone_id(zone);
-        let Some(set) = self.txt_record_set(zone_id, name).await? else {
+        let Some(set) = self.txt_record_set(&client, zone_id, name).await? else {
             return Ok(());
         };
         let change = Change::builder()
@@ -208,12 +406,12 @@ impl DnsProvider for Route53DnsProvider {
             .resource_record_set(set)
             .build()
             .map_err(|error| build_failure("a change", &error))?;
-        match self.change(zone_id, change).await {
+        match self.change(&client, zone_id, change).await {
             Ok(_) => Ok(()),
             Err(error) => {
                 // Deleted by someone else between our read and our delete: the outcome is
                 // what was asked.
-                if self.txt_record_set(zone_id, name).await?.is_none() {
+                if self.txt_record_set(&client, zone_id, name).await?.is_none() {
                     Ok(())
                 } else {
                     Err(error)
@@ -237,6 +435,27 @@ mod tests {
             quoted_txt(&long),
             format!("\"{}\" \"{}\"", "x".repeat(255), "x".repeat(45))
         );
+    }
+
+    #[test]
+    fn role_arns_name_an_iam_role_in_one_aws_account() {
+        for good in [
+            "arn:aws:iam::111122223333:role/EdgeCertDns",
+            "arn:aws-us-gov:iam::111122223333:role/service/edgecert_dns-1",
+        ] {
+            assert!(check_role_arn(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "arn:aws:iam::111122223333:user/EdgeCertDns",
+            "arn:aws:iam::1111:role/EdgeCertDns",
+            "arn:aws:iam::111122223333:role/",
+            "arn:aws:sts::111122223333:role/EdgeCertDns",
+            "arn:other:iam::111122223333:role/EdgeCertDns",
+            "arn:aws:iam::111122223333:role/a b",
+        ] {
+            let error = check_role_arn(bad).unwrap_err();
+            assert_eq!(error.code(), "invalid_role_arn", "{bad}");
+        }
     }
 
     #[test]

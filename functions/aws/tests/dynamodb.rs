@@ -37,6 +37,7 @@ fn account() -> Account {
         name: "Layout Test".to_owned(),
         plan: PlanName::Elite,
         require_ownership_verification: false,
+        zone_token: None,
         created_at: NOW,
         version: 1,
     }
@@ -250,6 +251,116 @@ async fn items_keep_the_documented_layout() {
     let data: Certificate =
         serde_json::from_str(string(&cert_item, schema::DATA).unwrap()).unwrap();
     assert_eq!(data, stored);
+}
+
+#[tokio::test]
+async fn a_zone_claims_its_name_and_zones_stored_before_claims_hold_none() {
+    use edgecert_core::model::Zone;
+
+    let clients = support::clients().await;
+    let store = support::fresh_store(&clients).await;
+    let zone_for = |account: AccountId, name: &Hostname| Zone {
+        id: ZoneId::generate(),
+        account_id: account,
+        name: name.clone(),
+        provider: "route53".to_owned(),
+        provider_zone_id: "Z0123".to_owned(),
+        role_arn: Some("arn:aws:iam::111122223333:role/EdgeCertDns".to_owned()),
+        verified: true,
+        created_at: NOW,
+        version: 1,
+    };
+    let name = hostname("zone");
+
+    // GIVEN a zone stored by this build: its claim item names it
+    let first = zone_for(new_account(&store).await, &name);
+    store.create_zone(&first).await.unwrap();
+    let claim = raw_item(
+        &clients.dynamodb,
+        &store,
+        format!("ZONENAME#{name}"),
+        "ZONENAME",
+    )
+    .await;
+    assert_eq!(string(&claim, schema::ENTITY), Some("zone_name"));
+    assert_eq!(string(&claim, "zone_id"), Some(first.id.as_str()));
+    assert_eq!(
+        string(&claim, "account_id"),
+        Some(first.account_id.as_str())
+    );
+
+    // AND a zone of the same name stored before claims existed: its item alone (as the
+    // earlier build wrote it), in another account
+    let legacy = zone_for(new_account(&store).await, &name);
+    clients
+        .dynamodb
+        .put_item()
+        .table_name(store.table_name())
+        .item(
+            schema::PK,
+            AttributeValue::S(format!("ACCT#{}", legacy.account_id)),
+        )
+        .item(schema::SK, AttributeValue::S(format!("ZONE#{}", legacy.id)))
+        .item(schema::ENTITY, AttributeValue::S("zone".to_owned()))
+        .item(
+            schema::LSI1SK,
+            AttributeValue::S(format!("ZONE#000000000000000#{}", legacy.id)),
+        )
+        .item(
+            schema::DATA,
+            AttributeValue::S(serde_json::to_string(&legacy).unwrap()),
+        )
+        .item(schema::VERSION, AttributeValue::N("1".to_owned()))
+        .send()
+        .await
+        .unwrap();
+
+    // THEN the legacy zone is found by id but does not hold the name, and deleting it leaves
+    // the claim with the zone that holds it
+    assert_eq!(
+        store
+            .get_zone(&legacy.account_id, &legacy.id)
+            .await
+            .unwrap(),
+        Some(legacy.clone())
+    );
+    assert_eq!(
+        store.zone_by_name(&name).await.unwrap(),
+        Some(first.clone())
+    );
+    store
+        .delete_zone(&legacy.account_id, &legacy.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_zone(&legacy.account_id, &legacy.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.zone_by_name(&name).await.unwrap(),
+        Some(first.clone())
+    );
+
+    // WHEN the claiming zone is deleted THEN its claim goes with it
+    store
+        .delete_zone(&first.account_id, &first.id)
+        .await
+        .unwrap();
+    assert_eq!(store.zone_by_name(&name).await.unwrap(), None);
+    let claim = clients
+        .dynamodb
+        .get_item()
+        .table_name(store.table_name())
+        .key(schema::PK, AttributeValue::S(format!("ZONENAME#{name}")))
+        .key(schema::SK, AttributeValue::S("ZONENAME".to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(claim.item.is_none(), "{claim:?}");
 }
 
 #[tokio::test]

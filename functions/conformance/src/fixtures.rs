@@ -3,7 +3,7 @@
 use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use edgecert_core::model::{
     Account, Certificate, CertificateKind, CertificateStatus, Domain, KeyType, ProvisioningStep,
-    Zone,
+    Zone, ZoneToken,
 };
 use edgecert_core::{Hostname, PlanName};
 use time::OffsetDateTime;
@@ -18,6 +18,7 @@ pub fn account(plan: PlanName) -> Account {
         name: "Acme Status Pages".to_owned(),
         plan,
         require_ownership_verification: false,
+        zone_token: Some(ZoneToken::generate()),
         created_at: NOW,
         version: 1,
     }
@@ -56,6 +57,7 @@ pub fn zone(account: &AccountId, name: &Hostname) -> Zone {
         name: name.clone(),
         provider: "challtestsrv".to_owned(),
         provider_zone_id: "Z123".to_owned(),
+        role_arn: None,
         verified: false,
         created_at: NOW,
         version: 1,

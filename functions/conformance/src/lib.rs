@@ -44,6 +44,8 @@ macro_rules! conformance_suite {
                 domain_list_paginates_in_creation_order,
                 domain_update_is_version_checked,
                 zones_round_trip_and_stay_in_their_account,
+                zone_names_are_unique_across_accounts_until_deleted,
+                zone_name_claim_holds_under_parallel_imports,
                 certificate_names_are_unique_per_account,
                 certificate_limit_holds_under_parallel_creates,
                 managed_certificates_do_not_count_against_the_plan,

@@ -98,6 +98,35 @@ pub enum Error {
     /// The certificate has no issued material to download yet.
     #[error("certificate is not issued yet")]
     NotIssued,
+    /// The zone name is already imported, by this or any other account: a zone name belongs to
+    /// one account at a time.
+    #[error("zone already exists")]
+    ZoneExists,
+    /// The account's zone token was not found in DNS at the zone's token record, so the
+    /// account has not proven that the zone's owner lets it use the zone.
+    #[error(
+        "zone ownership not proven: create the TXT record {record} with the value {value} (this account's zone token), then import the zone again"
+    )]
+    ZoneTokenNotFound {
+        /// The record to create, e.g. `_edgecert-zone.example.com`.
+        record: String,
+        /// The value it must hold: the account's zone token.
+        value: String,
+    },
+    /// The account may not use the zone through its DNS provider (on Route 53: neither a role
+    /// in the account's own AWS account nor an operator's grant). `reason` is built by
+    /// EdgeCert and safe to show.
+    #[error("zone access denied: {reason}")]
+    ZoneAccessDenied {
+        /// What is missing, for the client.
+        reason: String,
+    },
+    /// A name of a certificate is whitelisted (as a domain) by another account.
+    #[error("the name {name} is whitelisted by another account")]
+    NameClaimedByAnotherAccount {
+        /// The name, as the certificate would carry it.
+        name: String,
+    },
     /// A zone could not be verified: the TXT record written through its DNS provider was not
     /// read back from DNS. `reason` is built by EdgeCert and safe to show.
     #[error("zone verification failed: {reason}")]
@@ -180,15 +209,20 @@ impl Error {
             Error::Unauthorized => 401,
             Error::DomainLimitReached
             | Error::CertificateLimitReached
-            | Error::PlanForbids { .. } => 403,
+            | Error::PlanForbids { .. }
+            | Error::ZoneAccessDenied { .. } => 403,
             Error::NotFound(_) => 404,
             Error::DomainExists
+            | Error::ZoneExists
+            | Error::NameClaimedByAnotherAccount { .. }
             | Error::CertificateExists
             | Error::NotIssued
             | Error::VersionConflict(_)
             | Error::LeaseHeld { .. } => 409,
             Error::PayloadTooLarge { .. } => 413,
-            Error::TxtNotFound { .. } | Error::ZoneVerificationFailed { .. } => 422,
+            Error::TxtNotFound { .. }
+            | Error::ZoneTokenNotFound { .. }
+            | Error::ZoneVerificationFailed { .. } => 422,
             Error::MaterialTooLarge { .. } | Error::Corrupt(_) => 500,
             Error::Store(_) | Error::Vault(_) | Error::Dns(_) | Error::IssuanceUnavailable => 503,
             // The CA asking us to slow down, or not answering, is a temporary unavailability;
@@ -217,6 +251,10 @@ impl Error {
             Error::TxtNotFound { .. } => "txt_not_found",
             Error::NotIssued => "not_issued",
             Error::ZoneVerificationFailed { .. } => "zone_verification_failed",
+            Error::ZoneExists => "zone_exists",
+            Error::ZoneTokenNotFound { .. } => "zone_token_not_found",
+            Error::ZoneAccessDenied { .. } => "zone_access_denied",
+            Error::NameClaimedByAnotherAccount { .. } => "name_claimed_by_another_account",
             Error::IssuanceUnavailable => "issuance_unavailable",
             Error::VersionConflict(_) => "conflict",
             Error::LeaseHeld { .. } => "in_progress",
@@ -234,6 +272,9 @@ impl Error {
             Error::NotFound(ItemKind::Zone) => "Zone not found or no permission".to_owned(),
             Error::NotFound(kind) => format!("{} not found", capitalize(&kind.to_string())),
             Error::DomainExists => "Domain already exists".to_owned(),
+            Error::ZoneExists => {
+                "Zone already exists: a zone belongs to one account at a time".to_owned()
+            }
             Error::DomainLimitReached => "Domain limit reached for plan".to_owned(),
             Error::VersionConflict(_) => {
                 "The item was changed by another request; retry".to_owned()
@@ -346,6 +387,43 @@ mod tests {
         assert_eq!(
             failed.public_message(),
             "Zone verification failed: the record was not found in DNS"
+        );
+        let token = Error::ZoneTokenNotFound {
+            record: "_edgecert-zone.example.com".to_owned(),
+            value: "edgecert-zone-0123".to_owned(),
+        };
+        assert_eq!(
+            (token.status(), token.code()),
+            (422, "zone_token_not_found")
+        );
+        let message = token.public_message();
+        assert!(
+            message.contains(
+                "TXT record _edgecert-zone.example.com with the value edgecert-zone-0123"
+            ),
+            "{message}"
+        );
+        assert_eq!(
+            (Error::ZoneExists.status(), Error::ZoneExists.code()),
+            (409, "zone_exists")
+        );
+        let denied = Error::ZoneAccessDenied {
+            reason: "no role".to_owned(),
+        };
+        assert_eq!(
+            (denied.status(), denied.code()),
+            (403, "zone_access_denied")
+        );
+        let claimed = Error::NameClaimedByAnotherAccount {
+            name: "shop.example.com".to_owned(),
+        };
+        assert_eq!(
+            (claimed.status(), claimed.code()),
+            (409, "name_claimed_by_another_account")
+        );
+        assert_eq!(
+            claimed.public_message(),
+            "The name shop.example.com is whitelisted by another account"
         );
         let unavailable = Error::IssuanceUnavailable;
         assert_eq!(

@@ -18,6 +18,7 @@ fn zone(name: &str) -> Zone {
         name: Hostname::parse_domain(name).unwrap(),
         provider: "challtestsrv".to_owned(),
         provider_zone_id: "local".to_owned(),
+        role_arn: None,
         verified: true,
         created_at: time::OffsetDateTime::now_utc(),
         version: 1,

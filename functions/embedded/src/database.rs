@@ -146,6 +146,14 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX domain_tombstones_by_time ON domain_tombstones (deleted_at, id);
     ",
+    // 6: a zone name belongs to one zone at a time: the zone holding the claim has its name
+    // here. Zones stored before this step keep NULL: they were never proven by their account
+    // (and the same name may be in several accounts), so none of them is given the claim;
+    // their accounts import them again.
+    "
+    ALTER TABLE zones ADD COLUMN name TEXT;
+    CREATE UNIQUE INDEX zones_by_name ON zones (name) WHERE name IS NOT NULL;
+    ",
 ];
 
 /// Work for the database's thread.
@@ -521,6 +529,77 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn zones_stored_before_name_claims_hold_no_claim() {
+        use edgecert_core::model::Zone;
+        use edgecert_core::ports::ZoneStore;
+        use edgecert_core::{Error, Hostname, ZoneId};
+        use rusqlite::params;
+
+        // GIVEN a database at schema 4 where two accounts imported the same zone name (which
+        // nothing prevented then)
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("edgecert.db");
+        let legacy = |account: AccountId| Zone {
+            id: ZoneId::generate(),
+            account_id: account,
+            name: Hostname::parse_domain("shared.example.com").unwrap(),
+            provider: "challtestsrv".to_owned(),
+            provider_zone_id: "Z1".to_owned(),
+            role_arn: None,
+            verified: true,
+            created_at: datetime!(2026-06-01 11:00 UTC),
+            version: 1,
+        };
+        let (first, second) = (legacy(AccountId::generate()), legacy(AccountId::generate()));
+        {
+            let connection = Connection::open(&path).unwrap();
+            for step in &MIGRATIONS[..4] {
+                connection.execute_batch(step).unwrap();
+            }
+            connection.pragma_update(None, "user_version", 4).unwrap();
+            for zone in [&first, &second] {
+                connection
+                    .execute(
+                        "INSERT INTO zones (id, account_id, created_at, version, data)
+                         VALUES (?1, ?2, 0, 1, ?3)",
+                        params![
+                            zone.id.as_str(),
+                            zone.account_id.as_str(),
+                            serde_json::to_string(zone).unwrap()
+                        ],
+                    )
+                    .unwrap();
+            }
+        }
+
+        // WHEN this build opens it
+        let store = Database::open(&path).unwrap().store();
+
+        // THEN both zones are still there, neither holds the name, and deleting one frees
+        // nothing; a new import claims the name once.
+        assert_eq!(
+            store.get_zone(&first.account_id, &first.id).await.unwrap(),
+            Some(first.clone())
+        );
+        assert_eq!(store.zone_by_name(&first.name).await.unwrap(), None);
+        store
+            .delete_zone(&second.account_id, &second.id)
+            .await
+            .unwrap();
+        let claimed = legacy(first.account_id.clone());
+        store.create_zone(&claimed).await.unwrap();
+        assert_eq!(
+            store.zone_by_name(&first.name).await.unwrap(),
+            Some(claimed)
+        );
+        let again = store
+            .create_zone(&legacy(second.account_id.clone()))
+            .await
+            .unwrap_err();
+        assert!(matches!(again, Error::ZoneExists), "{again:?}");
+    }
+
+    #[tokio::test]
     async fn data_persists_across_reopen() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("edgecert.db");
@@ -529,6 +608,7 @@ mod tests {
             name: "Status Pages".to_owned(),
             plan: PlanName::Pro,
             require_ownership_verification: false,
+            zone_token: Some(edgecert_core::model::ZoneToken::generate()),
             created_at: datetime!(2026-06-01 12:00 UTC),
             version: 1,
         };

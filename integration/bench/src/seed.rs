@@ -57,6 +57,7 @@ impl Seeder {
             name: "Benchmarks".to_owned(),
             plan: PlanName::Elite,
             require_ownership_verification: false,
+            zone_token: None,
             created_at: OffsetDateTime::now_utc(),
             version: 1,
         };

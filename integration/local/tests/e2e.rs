@@ -167,7 +167,25 @@ async fn vector_on_moto() {
 // ---------------------------------------------------------------------------------------------
 // CertaDNS
 
+/// Imports `name` for the account of `key`, after publishing the account's zone token (read
+/// through the API) at `_edgecert-zone.<name>` in challtestsrv, as the zone's owner would.
 async fn zone(runner: &Runner, key: &str, name: &str) -> String {
+    let (status, record) = runner
+        .call(
+            "GET",
+            &format!("/v1/zones/verification?name={name}"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["name"], format!("_edgecert-zone.{name}"), "{record}");
+    runner
+        .challtestsrv(
+            "/set-txt",
+            json!({"host": format!("_edgecert-zone.{name}."), "value": record["value"]}),
+        )
+        .await;
     let (status, zone) = runner
         .call(
             "POST",

@@ -173,6 +173,7 @@ impl Harness {
             name: "Issuance tests".to_owned(),
             plan: PlanName::Elite,
             require_ownership_verification: false,
+            zone_token: None,
             created_at: clock.now(),
             version: 1,
         };
@@ -254,6 +255,7 @@ impl Harness {
             name,
             provider: provider.to_owned(),
             provider_zone_id: "local".to_owned(),
+            role_arn: None,
             verified,
             created_at: self.clock.now(),
             version: 1,
@@ -362,6 +364,38 @@ impl Harness {
         domain.certificate_id = Some(certificate.id.clone());
         let domain = self.store.update_domain(&domain).await.unwrap();
         (domain, certificate)
+    }
+
+    /// `hostname` whitelisted by a new account other than the harness's.
+    pub async fn whitelisted_by_another_account(&self, hostname: &str) -> Domain {
+        let now = self.clock.now();
+        let other = Account {
+            id: AccountId::generate(),
+            name: "Another tenant".to_owned(),
+            ..self.account.clone()
+        };
+        self.store
+            .create_account(&other, &ApiKey::generate().hash)
+            .await
+            .unwrap();
+        let domain = Domain {
+            id: DomainId::generate(),
+            account_id: other.id,
+            hostname: Hostname::parse_domain(hostname).unwrap(),
+            origin_url: "http://127.0.0.1:9".to_owned(),
+            ownership_token: "edgecert-verify-test".to_owned(),
+            ownership_verified: true,
+            provisioning_step: ProvisioningStep::WaitingDns,
+            last_error: None,
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            certificate_id: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.store.create_domain(&domain, 100).await.unwrap();
+        domain
     }
 
     /// The stored certificate.

@@ -24,3 +24,4 @@ pub mod limits_get;
 pub mod zones_create;
 pub mod zones_delete;
 pub mod zones_list;
+pub mod zones_verification;

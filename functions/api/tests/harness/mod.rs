@@ -111,6 +111,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../../../../events/zones-delete.json"),
     ),
     (
+        "zones-verification",
+        include_str!("../../../../events/zones-verification.json"),
+    ),
+    (
         "certificates-create",
         include_str!("../../../../events/certificates-create.json"),
     ),

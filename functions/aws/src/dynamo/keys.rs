@@ -12,6 +12,8 @@ pub(crate) const ACCOUNT_SK: &str = "ACCOUNT";
 pub(crate) const API_KEY_SK: &str = "APIKEY";
 /// Sort key of a hostname uniqueness item.
 pub(crate) const HOST_SK: &str = "HOST";
+/// Sort key of a zone-name uniqueness item.
+pub(crate) const ZONE_NAME_SK: &str = "ZONENAME";
 /// Sort key of a certificate-name uniqueness item.
 pub(crate) const CERT_NAME_SK: &str = "CERTNAME";
 /// Sort key of an HTTP-01 item.
@@ -60,6 +62,11 @@ pub(crate) fn tombstone_pk(id: &DomainId) -> String {
 /// `ZONE#{id}`.
 pub(crate) fn zone_sk(id: &ZoneId) -> String {
     format!("{ZONE_PREFIX}{id}")
+}
+
+/// `ZONENAME#{zone name}`.
+pub(crate) fn zone_name_pk(name: &str) -> String {
+    format!("ZONENAME#{name}")
 }
 
 /// `CERT#{id}`.

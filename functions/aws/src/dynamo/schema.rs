@@ -13,6 +13,7 @@
 //! | `hostname` | `HOST#{hostname}` | `HOST` | `account_id`, `domain_id` (global uniqueness) |
 //! | `domain_tombstone` | `TOMB#{domain}` | `DOM#{domain}` | `GSI3PK` = `CHANGED#DOM` and `GSI3SK` = `{deleted}#{id}`, `ttl` (deleted + 1 day + 1 hour); `data` is the [`DeletedDomain`](edgecert_core::model::DeletedDomain) |
 //! | `zone` | `ACCT#{account}` | `ZONE#{id}` | `LSI1SK` = `ZONE#{created}#{id}` |
+//! | `zone_name` | `ZONENAME#{zone name}` | `ZONENAME` | `account_id`, `zone_id` (global uniqueness of zone names; zones stored before it existed have none) |
 //! | `certificate` | `ACCT#{account}` | `CERT#{id}` | `LSI1SK` = `CERT#{created}#{id}`, `primary_name`, `status`, `GSI2PK` = `DUE` and `GSI2SK` = `{due}#{id}` while [`due_at`](edgecert_core::model::Certificate::due_at) is set, `GSI3PK` = `CHANGED#CERT` and `GSI3SK` = `{updated}#{id}` |
 //! | `certificate_name` | `CERTNAME#{account}#{primary name}` | `CERTNAME` | `certificate_id` (per-account uniqueness of downloadable certificates) |
 //! | `event` | `EVENTS#{certificate}` | `EVT#{at}#{sequence}#{random}` | `ttl` (at + 30 days) |
@@ -95,6 +96,8 @@ pub mod entity {
     pub const DOMAIN_TOMBSTONE: &str = "domain_tombstone";
     /// A DNS zone.
     pub const ZONE: &str = "zone";
+    /// The global uniqueness claim on a zone name.
+    pub const ZONE_NAME: &str = "zone_name";
     /// A certificate.
     pub const CERTIFICATE: &str = "certificate";
     /// The per-account uniqueness claim on a downloadable certificate's primary name.

@@ -1,4 +1,5 @@
-//! DNS zones: plain items in their account's partition.
+//! DNS zones: a zone item in its account's partition and a global claim on its name, written
+//! together. Zones stored before claims existed have none: deleting them frees nothing.
 
 use std::collections::HashMap;
 
@@ -6,14 +7,43 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use edgecert_core::model::Zone;
 use edgecert_core::ports::{Page, PageRequest, ZoneStore};
-use edgecert_core::{AccountId, Error, ItemKind, Result, ZoneId};
+use edgecert_core::{AccountId, Error, Hostname, ItemKind, Result, ZoneId};
 
 use super::cursor::CursorScope;
-use super::items::{self, model_item, s};
-use super::keys::{ZONE_PREFIX, account_pk, created_key, zone_sk};
+use super::items::{self, keyed, model_item, s};
+use super::keys::{ZONE_NAME_SK, ZONE_PREFIX, account_pk, created_key, zone_name_pk, zone_sk};
 use super::schema::{BY_CREATED, LSI1SK, PK, SK, entity};
-use super::{DynamoStore, PageQuery, VersionedUpdate, decode_page};
+use super::{DynamoStore, PageQuery, Transaction, VersionedUpdate, decode_page, writes};
 use crate::error::AwsError;
+
+/// The account holding a zone-name claim.
+const ACCOUNT_ID: &str = "account_id";
+/// The zone holding a zone-name claim.
+const ZONE_ID: &str = "zone_id";
+
+impl DynamoStore {
+    /// Deletes the zone item alone (a zone without the claim on its name).
+    async fn delete_zone_item(&self, account: &AccountId, id: &ZoneId) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(account_pk(account), zone_sk(id))))
+            .condition_expression("attribute_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match error.as_service_error() {
+                Some(DeleteItemError::ConditionalCheckFailedException(_)) => {
+                    Err(Error::NotFound(ItemKind::Zone))
+                }
+                _ => Err(AwsError::dynamodb("DeleteItem", error).into()),
+            },
+        }
+    }
+}
 
 #[async_trait]
 impl ZoneStore for DynamoStore {
@@ -29,10 +59,24 @@ impl ZoneStore for DynamoStore {
             LSI1SK.to_owned(),
             s(created_key(ZONE_PREFIX, zone.created_at, zone.id.as_str())),
         );
-        if self.put_new(item).await? {
-            Ok(())
-        } else {
+        let mut claim = keyed(
+            zone_name_pk(zone.name.as_str()),
+            ZONE_NAME_SK,
+            entity::ZONE_NAME,
+        );
+        claim.insert(ACCOUNT_ID.to_owned(), s(zone.account_id.as_str()));
+        claim.insert(ZONE_ID.to_owned(), s(zone.id.as_str()));
+        let writes = vec![
+            writes::put_new(&self.table, item)?,
+            writes::put_new(&self.table, claim)?,
+        ];
+        let outcome = self.transact("create_zone", writes).await?;
+        if outcome.failed(1) {
+            Err(Error::ZoneExists)
+        } else if outcome.failed(0) {
             Err(AwsError::Duplicate { what: "zone id" }.into())
+        } else {
+            Ok(())
         }
     }
 
@@ -41,6 +85,20 @@ impl ZoneStore for DynamoStore {
             .await?
             .map(|item| items::from_data(&item))
             .transpose()
+    }
+
+    async fn zone_by_name(&self, name: &Hostname) -> Result<Option<Zone>> {
+        let Some(claim) = self
+            .get_item(items::key(zone_name_pk(name.as_str()), ZONE_NAME_SK))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let account = AccountId::parse(items::string(&claim, ACCOUNT_ID)?)
+            .map_err(|_| Error::Corrupt(format!("zone name claim {name} names no account")))?;
+        let id = ZoneId::parse(items::string(&claim, ZONE_ID)?)
+            .map_err(|_| Error::Corrupt(format!("zone name claim {name} names no zone")))?;
+        self.get_zone(&account, &id).await
     }
 
     async fn list_zones(&self, account: &AccountId, page: PageRequest) -> Result<Page<Zone>> {
@@ -85,23 +143,31 @@ impl ZoneStore for DynamoStore {
     }
 
     async fn delete_zone(&self, account: &AccountId, id: &ZoneId) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(items::key(account_pk(account), zone_sk(id))))
-            .condition_expression("attribute_exists(PK)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => match error.as_service_error() {
-                Some(DeleteItemError::ConditionalCheckFailedException(_)) => {
-                    Err(Error::NotFound(ItemKind::Zone))
-                }
-                _ => Err(AwsError::dynamodb("DeleteItem", error).into()),
-            },
+        let Some(zone) = self.get_zone(account, id).await? else {
+            return Err(Error::NotFound(ItemKind::Zone));
+        };
+        // The claim goes with the zone only when it is this zone's: a zone stored before
+        // claims existed may share its name with the zone that holds it.
+        let writes = vec![
+            writes::delete(
+                &self.table,
+                items::key(account_pk(account), zone_sk(id)),
+                Some("attribute_exists(PK)"),
+                HashMap::new(),
+                HashMap::new(),
+            )?,
+            writes::delete(
+                &self.table,
+                items::key(zone_name_pk(zone.name.as_str()), ZONE_NAME_SK),
+                Some("attribute_not_exists(PK) OR #zone = :zone"),
+                HashMap::from([("#zone".to_owned(), ZONE_ID.to_owned())]),
+                HashMap::from([(":zone".to_owned(), s(id.as_str()))]),
+            )?,
+        ];
+        match self.transact("delete_zone", writes).await? {
+            Transaction::Committed => Ok(()),
+            outcome if outcome.failed(0) => Err(Error::NotFound(ItemKind::Zone)),
+            _ => self.delete_zone_item(account, id).await,
         }
     }
 }

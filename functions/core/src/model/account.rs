@@ -20,11 +20,36 @@ pub struct Account {
     pub plan: PlanName,
     /// Whether new domains must prove ownership with a TXT record before provisioning.
     pub require_ownership_verification: bool,
+    /// The value the account publishes as TXT at `_edgecert-zone.<zone>` to prove that the
+    /// zone's owner lets it use the zone ([`ZoneToken`]). `None` only for accounts created
+    /// before zone tokens existed; the first use gives them one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_token: Option<String>,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Optimistic-concurrency version, maintained by the store.
     pub version: u64,
+}
+
+/// An account's zone token: 128 random bits, stable for the account, stored with it.
+///
+/// Random and stored rather than derived from a server secret by HMAC: there is no secret to
+/// provision to every function and rotate, and a token (which is public once in DNS) says
+/// nothing about the account id or any other account's token. It is not a credential: it
+/// only binds a zone owner's TXT record to one account.
+pub struct ZoneToken;
+
+impl ZoneToken {
+    /// Prefix of every zone token, so a TXT value says what it is for.
+    pub const PREFIX: &'static str = "edgecert-zone-";
+
+    /// A new random token, e.g. `edgecert-zone-3f2a…` (32 hex digits).
+    pub fn generate() -> String {
+        let mut bytes = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        format!("{}{}", Self::PREFIX, hex::encode(bytes))
+    }
 }
 
 /// What an account currently holds, as counted by the store's limit counters.
@@ -93,5 +118,23 @@ mod tests {
         assert_eq!(ApiKeyHash::of(first.plaintext.expose()), first.hash);
         assert_ne!(first.hash.as_str(), first.plaintext.expose());
         assert!(!format!("{first:?}").contains(first.plaintext.expose()));
+    }
+
+    #[test]
+    fn zone_tokens_are_random_and_say_what_they_are() {
+        let (first, second) = (ZoneToken::generate(), ZoneToken::generate());
+        assert_ne!(first, second);
+        assert!(
+            first.starts_with(ZoneToken::PREFIX) && first.len() == 46,
+            "{first}"
+        );
+    }
+
+    #[test]
+    fn accounts_stored_before_zone_tokens_read_back_without_one() {
+        let stored = r#"{"id":"acct_0123456789abcdefghijklmnop","name":"Old","plan":"pro",
+            "require_ownership_verification":false,"created_at":"2026-01-01T00:00:00Z","version":3}"#;
+        let account: Account = serde_json::from_str(stored).unwrap();
+        assert_eq!(account.zone_token, None);
     }
 }

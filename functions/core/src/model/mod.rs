@@ -10,7 +10,7 @@ mod secret;
 mod token_bucket;
 mod zone;
 
-pub use account::{Account, AccountUsage, ApiKey, ApiKeyHash};
+pub use account::{Account, AccountUsage, ApiKey, ApiKeyHash, ZoneToken};
 pub use certificate::{Certificate, CertificateKind, CertificateStatus, KeyType};
 pub use challenge::Http01Challenge;
 pub use domain::{DeletedDomain, Domain, DomainChange, ProvisioningStep};

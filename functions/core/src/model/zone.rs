@@ -19,6 +19,11 @@ pub struct Zone {
     pub provider: String,
     /// The provider's id for the zone (a Route 53 hosted zone id).
     pub provider_zone_id: String,
+    /// The role the provider assumes to reach the zone in the account's own provider account
+    /// (Route 53: an IAM role ARN, assumed with the EdgeCert account id as ExternalId).
+    /// `None` when the provider reaches the zone with EdgeCert's own credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
     /// Whether a TXT written through the provider was read back from DNS.
     pub verified: bool,
     /// Creation time.

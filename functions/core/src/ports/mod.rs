@@ -11,7 +11,7 @@ mod vault;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dns::{CaaRecord, DnsResolver};
-pub use dns_provider::{DnsProvider, DnsProviders};
+pub use dns_provider::{DnsProvider, DnsProviders, ZoneGrants};
 pub use issuance::{Issuance, IssueOutcome};
 pub use store::{
     AccountStore, CertificateStore, ChallengeStore, DomainStore, EventLog, LeaseStore, Page,

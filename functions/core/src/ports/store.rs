@@ -109,18 +109,25 @@ pub trait DomainStore: Send + Sync {
     ) -> Result<Page<DomainChange>>;
 }
 
-/// DNS zones.
+/// DNS zones, with a global unique claim on the zone name.
+///
+/// Zones stored before names were claimed (an earlier schema) hold no claim: they are found by
+/// id but not by [`ZoneStore::zone_by_name`], and deleting them frees nothing.
 #[async_trait]
 pub trait ZoneStore: Send + Sync {
-    /// Stores a new zone.
+    /// Stores a new zone if its name is not claimed by any zone of any account
+    /// ([`ZoneExists`](crate::Error::ZoneExists)), claiming the name, atomically.
     async fn create_zone(&self, zone: &Zone) -> Result<()>;
     /// Reads one of the account's zones.
     async fn get_zone(&self, account: &AccountId, id: &ZoneId) -> Result<Option<Zone>>;
+    /// The zone, in any account, that holds the claim on `name`.
+    async fn zone_by_name(&self, name: &Hostname) -> Result<Option<Zone>>;
     /// Lists the account's zones, oldest first.
     async fn list_zones(&self, account: &AccountId, page: PageRequest) -> Result<Page<Zone>>;
-    /// Version-checked update.
+    /// Version-checked update. A zone's name never changes (its claim stays on the name it
+    /// was created with): callers keep it.
     async fn update_zone(&self, zone: &Zone) -> Result<Zone>;
-    /// Deletes a zone.
+    /// Deletes a zone and frees its name when it holds the claim.
     async fn delete_zone(&self, account: &AccountId, id: &ZoneId) -> Result<()>;
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, ItemKind, Result};
 use crate::ids::AccountId;
-use crate::model::{Account, AccountUsage, ApiKey, ApiKeyHash, SecretString};
+use crate::model::{Account, AccountUsage, ApiKey, ApiKeyHash, SecretString, ZoneToken};
 use crate::plan::{Plan, PlanName};
 use crate::usecases::Services;
 
@@ -69,6 +69,7 @@ pub async fn create_account(
         name,
         plan: new.plan,
         require_ownership_verification: new.require_ownership_verification,
+        zone_token: Some(ZoneToken::generate()),
         created_at: services.clock.now(),
         version: 1,
     };

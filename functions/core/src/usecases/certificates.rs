@@ -8,7 +8,10 @@
 //!
 //! The checks of a request run in the reference's order, each with its sentence: paid plan,
 //! zone, names under the zone, wildcard plan, auto-renew plan, then the plan's limit and the
-//! per-account uniqueness of the primary name (both enforced atomically by the store).
+//! per-account uniqueness of the primary name (both enforced atomically by the store). Two
+//! checks of tenant isolation come with the zone and the names: the zone's name must be
+//! claimed by this account (imported with its zone token), and no name may be whitelisted by
+//! another account ([`check_names_unclaimed`], which the issuer's pre-flight asks again).
 
 use crate::error::{Error, ItemKind, Result};
 use crate::hostname::Hostname;
@@ -20,6 +23,7 @@ use crate::model::{
 use crate::ports::{MaterialVersion, PageRequest};
 use crate::usecases::Services;
 use crate::usecases::accounts::{self, Limits};
+use crate::usecases::zones;
 
 /// Most names one certificate may carry besides its primary name (Let's Encrypt allows 100
 /// names per certificate).
@@ -107,6 +111,8 @@ pub async fn request_certificate(
     {
         return Err(Error::DomainNotUnderZone);
     }
+    let names: Vec<&Hostname> = std::iter::once(&domain).chain(&sans).collect();
+    check_names_unclaimed(services, account_id, &names).await?;
     if std::iter::once(&domain)
         .chain(&sans)
         .any(Hostname::is_wildcard)
@@ -159,15 +165,52 @@ pub async fn request_certificate(
 }
 
 /// The zone a request names, when it is the account's and verified; the reference's 404
-/// otherwise (a malformed id included, so ids cannot be probed).
+/// otherwise (a malformed id included, so ids cannot be probed). A zone whose name the account
+/// does not hold the claim on is refused ([`zones::check_claimed`]).
 async fn verified_zone(services: &Services, account_id: &AccountId, zone_id: &str) -> Result<Zone> {
     let id = ZoneId::parse(zone_id.trim()).map_err(|_| Error::NotFound(ItemKind::Zone))?;
-    services
+    let zone = services
         .store
         .get_zone(account_id, &id)
         .await?
         .filter(|zone| zone.verified)
-        .ok_or(Error::NotFound(ItemKind::Zone))
+        .ok_or(Error::NotFound(ItemKind::Zone))?;
+    zones::check_claimed(services, &zone).await?;
+    Ok(zone)
+}
+
+/// Refuses certificate names that another account has whitelisted as a domain:
+/// [`Error::NameClaimedByAnotherAccount`] naming the whitelisted hostname.
+///
+/// A wildcard `*.example.com` is refused when `example.com` itself is another account's
+/// domain. It is not refused for another account's `shop.example.com`, although it would
+/// cover that name: the zone's owner proved it lets this account use the whole zone, the edge
+/// keeps serving the other account's own certificate for its name (it chooses by exact SNI),
+/// and whitelisting needs no proof of ownership by default, so letting any whitelisted
+/// subdomain block a wildcard would let any account block any zone's wildcard.
+pub async fn check_names_unclaimed(
+    services: &Services,
+    account_id: &AccountId,
+    names: &[&Hostname],
+) -> Result<()> {
+    for name in names {
+        let whitelisted = if name.is_wildcard() {
+            // A base that is not a valid domain (a public suffix) is nobody's domain.
+            match Hostname::parse_domain(name.base()) {
+                Ok(base) => base,
+                Err(_) => continue,
+            }
+        } else {
+            (*name).clone()
+        };
+        let owner = services.store.domain_by_hostname(&whitelisted).await?;
+        if owner.is_some_and(|domain| &domain.account_id != account_id) {
+            return Err(Error::NameClaimedByAnotherAccount {
+                name: whitelisted.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// One of the account's downloadable certificates, or 404.

@@ -387,6 +387,7 @@ mod tests {
             name: Hostname::parse_domain("example.com").unwrap(),
             provider: "challtestsrv".to_owned(),
             provider_zone_id: "Z1".to_owned(),
+            role_arn: None,
             verified: true,
             created_at: datetime!(2026-06-01 12:00 UTC),
             version: 1,

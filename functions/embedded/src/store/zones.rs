@@ -1,15 +1,17 @@
-//! DNS zones imported by accounts.
+//! DNS zones imported by accounts: a zone's `name` column is its claim on the name, unique
+//! among the zones that have one (zones stored before claims existed have none).
 
 use async_trait::async_trait;
 use edgecert_core::model::Zone;
 use edgecert_core::ports::{Page, PageRequest, ZoneStore};
-use edgecert_core::{AccountId, ItemKind, ZoneId};
+use edgecert_core::{AccountId, Hostname, ItemKind, ZoneId};
 use rusqlite::{OptionalExtension, params};
 
 use super::{
-    SqliteStore, decode, encode, expect_version, instant_key, list_page, next_version,
-    version_column,
+    SqliteStore, decode, encode, expect_version, instant_key, is_unique_violation, list_page,
+    next_version, version_column,
 };
+use crate::error::EmbeddedError;
 
 const TABLE: &str = "zones";
 
@@ -18,17 +20,27 @@ impl ZoneStore for SqliteStore {
     async fn create_zone(&self, zone: &Zone) -> edgecert_core::Result<()> {
         let zone = zone.clone();
         self.write(move |transaction| {
-            transaction.execute(
-                "INSERT INTO zones (id, account_id, created_at, version, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    zone.id.as_str(),
-                    zone.account_id.as_str(),
-                    instant_key(zone.created_at),
-                    version_column(zone.version)?,
-                    encode(TABLE, &zone)?
-                ],
-            )?;
+            transaction
+                .execute(
+                    "INSERT INTO zones (id, account_id, name, created_at, version, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        zone.id.as_str(),
+                        zone.account_id.as_str(),
+                        zone.name.as_str(),
+                        instant_key(zone.created_at),
+                        version_column(zone.version)?,
+                        encode(TABLE, &zone)?
+                    ],
+                )
+                .map_err(|error| {
+                    // Zone ids are random: a collision is on the name.
+                    if is_unique_violation(&error) {
+                        EmbeddedError::Refused(edgecert_core::Error::ZoneExists)
+                    } else {
+                        error.into()
+                    }
+                })?;
             Ok(())
         })
         .await
@@ -45,6 +57,21 @@ impl ZoneStore for SqliteStore {
                 .query_row(
                     "SELECT data FROM zones WHERE id = ?1 AND account_id = ?2",
                     params![id.as_str(), account.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            data.map(|data| decode(TABLE, &data)).transpose()
+        })
+        .await
+    }
+
+    async fn zone_by_name(&self, name: &Hostname) -> edgecert_core::Result<Option<Zone>> {
+        let name = name.clone();
+        self.read(move |connection| {
+            let data: Option<String> = connection
+                .query_row(
+                    "SELECT data FROM zones WHERE name = ?1",
+                    params![name.as_str()],
                     |row| row.get(0),
                 )
                 .optional()?;

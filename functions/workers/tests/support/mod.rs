@@ -174,6 +174,7 @@ impl Harness {
             name: "Worker tests".to_owned(),
             plan: PlanName::Elite,
             require_ownership_verification: false,
+            zone_token: None,
             created_at: clock.now(),
             version: 1,
         };
@@ -241,6 +242,7 @@ impl Harness {
             name: Hostname::parse_domain(&format!("{}.example.com", unique_label("z"))).unwrap(),
             provider: "challtestsrv".to_owned(),
             provider_zone_id: "local".to_owned(),
+            role_arn: None,
             verified: true,
             created_at: self.clock.now(),
             version: 1,

@@ -81,6 +81,7 @@ const FIXTURES: &[(&str, &str)] = &[
     fixture!("zones-create"),
     fixture!("zones-list"),
     fixture!("zones-delete"),
+    fixture!("zones-verification"),
     fixture!("certificates-create"),
     fixture!("certificates-list"),
     fixture!("certificates-get"),
@@ -393,6 +394,8 @@ impl Deployment {
             "EDGECERT_ISSUE_CONCURRENCY" => "2".to_owned(),
             "EDGECERT_ORDER_BUDGET" => "300".to_owned(),
             "EDGECERT_ORDER_BUDGET_PERIOD_SECONDS" => "10800".to_owned(),
+            // The template's default: no hosted zone of the operator's account is granted.
+            vars::ROUTE53_ZONE_GRANTS => String::new(),
             // The template's default level: the functions log as deployed.
             "RUST_LOG" => "info".to_owned(),
             other => bail!("template.yaml gives the functions {other}: give it a value here"),

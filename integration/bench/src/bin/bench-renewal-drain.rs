@@ -1134,6 +1134,9 @@ impl ZoneStore for CountingStore {
     async fn get_zone(&self, account: &AccountId, id: &ZoneId) -> CoreResult<Option<Zone>> {
         self.timed(self.inner.get_zone(account, id)).await
     }
+    async fn zone_by_name(&self, name: &Hostname) -> CoreResult<Option<Zone>> {
+        self.timed(self.inner.zone_by_name(name)).await
+    }
     async fn list_zones(&self, account: &AccountId, page: PageRequest) -> CoreResult<Page<Zone>> {
         self.timed(self.inner.list_zones(account, page)).await
     }
