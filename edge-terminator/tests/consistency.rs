@@ -61,6 +61,7 @@ async fn other_account(store: &Arc<dyn Store>) -> AccountId {
         name: "Another platform".to_owned(),
         plan: PlanName::Elite,
         require_ownership_verification: false,
+        zone_token: None,
         created_at: OffsetDateTime::now_utc(),
         version: 1,
     };
