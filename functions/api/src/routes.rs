@@ -58,6 +58,7 @@ pub const ROUTES: &[Route] = &[
         Admin,
         accounts_create
     ),
+    route!("GET", "/v1/accounts", "accounts-list", Admin, accounts_list),
     route!(
         "PATCH",
         "/v1/accounts/{id}",
@@ -308,7 +309,10 @@ mod tests {
 
     #[test]
     fn dashboard_paths_match_greedily_under_assets_only() {
-        assert_eq!(find_dashboard("GET", "/").unwrap().operation, "dashboard-page");
+        assert_eq!(
+            find_dashboard("GET", "/").unwrap().operation,
+            "dashboard-page"
+        );
         for path in ["/assets/0123abcd/app.js", "/assets/x"] {
             assert_eq!(
                 find_dashboard("GET", path).unwrap().operation,
@@ -320,7 +324,13 @@ mod tests {
             match_path("/assets/{proxy+}", "/assets/v1/app.js"),
             Some(vec![("proxy".to_owned(), "v1/app.js".to_owned())])
         );
-        for path in ["/assets", "/assets/", "/assets//x", "/index.html", "/v1/domains"] {
+        for path in [
+            "/assets",
+            "/assets/",
+            "/assets//x",
+            "/index.html",
+            "/v1/domains",
+        ] {
             assert!(find_dashboard("GET", path).is_none(), "{path}");
         }
         assert!(find_dashboard("POST", "/").is_none());

@@ -136,10 +136,8 @@ impl Dashboard {
             hash.update(source.bytes);
         }
         let version = hex::encode(&hash.finalize()[..6]);
-        let page = PAGE_TEMPLATE.replace(
-            ASSET_BASE_PLACEHOLDER,
-            &format!("{ASSETS_PATH}{version}"),
-        );
+        let page =
+            PAGE_TEMPLATE.replace(ASSET_BASE_PLACEHOLDER, &format!("{ASSETS_PATH}{version}"));
         Dashboard {
             page: Prepared::new("text/html; charset=utf-8", page.into_bytes()),
             assets: SOURCES
@@ -193,7 +191,11 @@ impl Dashboard {
     }
 }
 
-fn served(prepared: &Prepared, gzip_accepted: bool, cache_control: &'static str) -> Response<Vec<u8>> {
+fn served(
+    prepared: &Prepared,
+    gzip_accepted: bool,
+    cache_control: &'static str,
+) -> Response<Vec<u8>> {
     let (body, compressed) = prepared.body(gzip_accepted);
     let mut response = Response::new(body.to_vec());
     let headers = response.headers_mut();
@@ -201,7 +203,10 @@ fn served(prepared: &Prepared, gzip_accepted: bool, cache_control: &'static str)
         header::CONTENT_TYPE,
         HeaderValue::from_static(prepared.content_type),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     if prepared.gzip.is_some() {
         headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }

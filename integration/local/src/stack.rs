@@ -100,6 +100,8 @@ const PEBBLE_CAA_IDENTITY: &str = "pebble.letsencrypt.org";
 pub struct StackInfo {
     /// Base URL of the API.
     pub api_url: String,
+    /// The web dashboard (on the API's origin).
+    pub dashboard_url: String,
     /// File holding the operator's admin key (0600).
     pub admin_key_file: PathBuf,
     /// `sqlite:<path>` or `aws:<endpoint>`.
@@ -261,6 +263,7 @@ impl LocalStack {
 
         let info = StackInfo {
             api_url: format!("http://{api_addr}"),
+            dashboard_url: format!("http://{api_addr}/"),
             admin_key_file: options.data_dir.join("admin-key"),
             storage,
             acme_directory: pebble.directory_url(),

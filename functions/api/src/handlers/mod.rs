@@ -3,6 +3,7 @@
 //! serves every dashboard route and needs no state (`handle(&Request)`).
 
 pub mod accounts_create;
+pub mod accounts_list;
 pub mod accounts_update;
 pub mod certificates_create;
 pub mod certificates_delete;
