@@ -108,7 +108,7 @@ export function certificatesPage(root) {
     return h('tr', { dataset: { id: certificate.id, status: certificate.status } },
       cell('Domain', h('span', { class: 'mono', dataset: { field: 'domain' } }, certificate.domain)),
       cell('SANs', sans.length
-        ? h('span', { dataset: { field: 'sans' }, title: sans.join(', ') }, String(sans.length),
+        ? h('span', { dataset: { field: 'sans', count: String(sans.length) }, title: sans.join(', ') }, String(sans.length),
           h('span', { class: 'visually-hidden', text: `: ${sans.join(', ')}` }))
         : dash('No additional names')),
       cell('Status', h('div', {},
@@ -230,7 +230,10 @@ export function certificatesPage(root) {
       if (!zones.length) {
         replace(zone, h('option', { value: '', text: 'No zones imported' }));
         zone.disabled = true;
-        replace(zoneHelp, h('p', { class: 'notice' }, 'Certificates are issued for names under a zone you imported. ', h('a', { href: '#/zones', text: 'Import a zone' }), ' first.'));
+        const link = h('a', { href: '#/zones', text: 'Import a zone' });
+        replace(zoneHelp, h('p', { class: 'notice' }, 'Certificates are issued for names under a zone you imported. ', link, ' first.'));
+        // The disabled dropdown cannot keep the focus: the way forward gets it.
+        if (document.activeElement === zone || document.activeElement === document.body) link.focus();
         return;
       }
       submit.disabled = false;

@@ -19,6 +19,23 @@ export function openModal({ title, body, actions = [], wide = false, name, initi
     if (dialog.open) dialog.close();
   };
   closeButton.addEventListener('click', close);
+  // Tab and Shift+Tab cycle inside the dialog (the browser would otherwise move on to its own
+  // toolbar after the last field).
+  dialog.addEventListener('keydown', (event) => {
+    if (event.key !== 'Tab') return;
+    const focusable = [...dialog.querySelectorAll('button, input, select, textarea, a[href], [tabindex]:not([tabindex="-1"])')]
+      .filter((element) => !element.disabled && element.offsetParent !== null);
+    if (!focusable.length) return;
+    const first = focusable[0];
+    const last = focusable[focusable.length - 1];
+    if (event.shiftKey && document.activeElement === first) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && document.activeElement === last) {
+      event.preventDefault();
+      first.focus();
+    }
+  });
   dialog.addEventListener('close', () => {
     dialog.remove();
     if (onClose) onClose();

@@ -138,7 +138,7 @@ pub struct LocalStack {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     terminator: Terminator,
-    _pebble: Pebble,
+    pebble: Pebble,
 }
 
 /// The local stack's issuer settings, for Pebble at `directory_url` whose HTTPS listener is
@@ -291,13 +291,18 @@ impl LocalStack {
             shutdown,
             tasks: vec![api, issuer_task, renewer_task],
             terminator,
-            _pebble: pebble,
+            pebble,
         })
     }
 
     /// The services the API and the workers run on (store, vault, issuer...), for tests.
     pub fn services(&self) -> &Services {
         &self.services
+    }
+
+    /// The stack's Pebble (its management API tells tests what the CA did, e.g. revocations).
+    pub fn pebble(&self) -> &Pebble {
+        &self.pebble
     }
 
     /// Stops the edge (gracefully), then the API, the issuer and the renewer; Pebble and
