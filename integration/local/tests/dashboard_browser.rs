@@ -4,8 +4,8 @@
 //!
 //! The eight scenarios of issue 15, plus the first load's weight, focus and keyboard handling
 //! in modals, and the phone layout. Each test saves screenshots under
-//! `<target>/tmp/dashboard-screenshots/`; with `EDGECERT_UPDATE_DOCS=1` the main ones are also
-//! written to `docs/dashboard/` (committed, shown in the README).
+//! `<target>/tmp/dashboard-screenshots/`; with `EDGECERT_UPDATE_DOCS=1` the main ones
+//! ([`DOC_SCREENSHOTS`]) are also written to `docs/dashboard/` (committed, shown in the README).
 //!
 //! Without Chromium the tests skip with a message, unless `EDGECERT_REQUIRE_BROWSER` is set
 //! (`integration/scripts/test.sh` sets it): then they fail.
@@ -34,6 +34,22 @@ const ISSUANCE: Duration = Duration::from_secs(90);
 
 /// The first load's budget: every byte the page fetches before it is interactive.
 const FIRST_LOAD_BUDGET: u64 = 200 * 1024;
+
+/// The screenshots `EDGECERT_UPDATE_DOCS=1` writes to `docs/dashboard/` (the README shows them).
+const DOC_SCREENSHOTS: &[&str] = &[
+    "sign-in",
+    "domains",
+    "dns-config",
+    "domain-active",
+    "certificates",
+    "request-certificate",
+    "download",
+    "logs",
+    "plus-limit",
+    "error-403",
+    "operator",
+    "phone-domains",
+];
 
 /// A desktop viewport, and a phone's.
 const DESKTOP: (u32, u32) = (1280, 860);
@@ -144,9 +160,21 @@ impl Dashboard {
     }
 
     /// A screenshot under the target dir; with `EDGECERT_UPDATE_DOCS`, also `docs/dashboard/`.
+    /// Key material on screen is replaced first: committed files never hold a key, not even
+    /// a test stack's (so take screenshots after reading what is on screen).
     async fn screenshot(&self, name: &str) {
+        self.browser
+            .execute(
+                "for (const e of document.querySelectorAll('[data-field=private-key-pem]')) \
+                   e.value = '-----BEGIN PRIVATE KEY-----\\n(not shown in screenshots)\\n-----END PRIVATE KEY-----\\n'; \
+                 for (const e of document.querySelectorAll('[data-field=api-key]')) e.value = 'eck_(not shown in screenshots)'; \
+                 return true;",
+                json!([]),
+            )
+            .await
+            .unwrap();
         let path = self.browser.screenshot(name).await.unwrap();
-        if std::env::var_os("EDGECERT_UPDATE_DOCS").is_some() {
+        if std::env::var_os("EDGECERT_UPDATE_DOCS").is_some() && DOC_SCREENSHOTS.contains(&name) {
             let docs = edgecert_integration::workspace_root().join("docs/dashboard");
             std::fs::create_dir_all(&docs).unwrap();
             std::fs::copy(&path, docs.join(format!("{name}.png"))).unwrap();
@@ -690,7 +718,6 @@ async fn scenarios_3_4_5_wildcard_certificate_download_renew_toggle_and_revoke()
         2,
         "a Copy button for each PEM"
     );
-    dashboard.screenshot("download").await;
     browser
         .click_css("dialog[open] [data-action='save-certificate']")
         .await;
@@ -717,6 +744,7 @@ async fn scenarios_3_4_5_wildcard_certificate_download_renew_toggle_and_revoke()
         .property("dialog[open] [data-field='certificate-pem']", "value")
         .await;
     assert_eq!(shown.as_str().unwrap().as_bytes(), crt.as_slice());
+    dashboard.screenshot("download").await;
     browser
         .click_css("dialog[open] [data-action='cancel']")
         .await;
@@ -1042,6 +1070,8 @@ async fn scenario_8_markup_in_user_strings_is_shown_as_text_and_never_runs() {
     let no_markup = "document.querySelectorAll('main img, dialog img').length === 0 && window.__xss === undefined && window.__violations.length === 0";
 
     // The operator names an account with markup; the list shows it as text.
+    dashboard.account("Shop Builder Inc", "pro", false).await;
+    dashboard.account("Status Pages Inc", "elite", true).await;
     dashboard.sign_in(&dashboard.stack.admin_key).await;
     browser.execute(SENTINELS, json!([])).await.unwrap();
     browser.fill("#account-name", payload).await;
@@ -1062,6 +1092,20 @@ async fn scenario_8_markup_in_user_strings_is_shown_as_text_and_never_runs() {
             json!([payload]),
         )
         .await;
+    // The copy button puts the key on the clipboard.
+    browser.grant_clipboard().await.unwrap();
+    browser
+        .click_css("[data-field='new-account'] [data-action='copy']")
+        .await;
+    let copied = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             navigator.clipboard.readText().then(done, e => done('clipboard: ' + e.message));",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied, key.as_str());
     dashboard.screenshot("operator").await;
     assert_eq!(
         browser
@@ -1071,6 +1115,35 @@ async fn scenario_8_markup_in_user_strings_is_shown_as_text_and_never_runs() {
         true,
         "an element or a script came out of the account name"
     );
+    // The operator moves the markup-named account to Elite.
+    let account_id = browser
+        .property("[data-field='new-account']", "dataset")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let row = format!("tr[data-id='{account_id}']");
+    browser
+        .execute(
+            "const select = document.querySelector(arguments[0] + ' select'); select.value = 'elite'; \
+             select.dispatchEvent(new Event('change')); return true;",
+            json!([row]),
+        )
+        .await
+        .unwrap();
+    browser
+        .click_css(&format!("{row} [data-action='change-plan']"))
+        .await;
+    browser
+        .wait_until(
+            "the plan saved",
+            WAIT,
+            "document.querySelector(arguments[0] + ' [role=status]').textContent === 'Now on elite'",
+            json!([row]),
+        )
+        .await;
+    let (_, limits) = dashboard.api("GET", "/v1/limits", &key, None).await;
+    assert_eq!(limits["plan"], "elite");
     browser.click_css("[data-action='sign-out']").await;
 
     // That account adds a domain whose hostname is markup (refused: the API's message shows),

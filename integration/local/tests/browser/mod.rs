@@ -244,6 +244,19 @@ impl Browser {
         Ok(())
     }
 
+    /// Lets the page read and write the clipboard (headless Chromium asks nobody).
+    pub async fn grant_clipboard(&self) -> anyhow::Result<()> {
+        self.command(
+            "POST",
+            "/goog/cdp/execute",
+            json!({ "cmd": "Browser.grantPermissions", "params": {
+                "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"],
+            }}),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Loads `url` and waits for the document.
     pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
         self.command("POST", "/url", json!({ "url": url })).await?;
