@@ -2,9 +2,9 @@
 //! `chromedriver` over W3C WebDriver with a small client on the tree's reqwest. Every wait is
 //! bounded and fails with what it waited for, a screenshot and the page's text.
 //!
-//! Each [`Browser`] has its own chromedriver (a [`ServiceProcess`] on a free port) and a fresh
-//! profile directory; dropping it ends the WebDriver session (which closes Chromium) and then
-//! stops chromedriver.
+//! Each [`Browser`] has its own chromedriver (a [`ServiceProcess`] on a free port, in a process
+//! group of its own with the Chromium it starts) and a fresh profile directory; dropping it ends
+//! the WebDriver session (which closes Chromium) and then stops the group.
 
 #![allow(dead_code)] // each test uses part of the client
 
@@ -47,6 +47,14 @@ const FLAGS: &[&str] = &[
     "--hide-scrollbars",
     "--force-device-scale-factor=1",
 ];
+
+/// Runs chromedriver (`$1`, options `$2...`) under a shell that leads a new process group
+/// (`setsid`) and, on SIGTERM, sends SIGTERM to the whole group: chromedriver and every
+/// Chromium process it started.
+const DRIVER_GROUP: &str = r#"trap 'trap - TERM; kill -TERM 0' TERM
+"$@" --allowed-ips=127.0.0.1 &
+wait $!
+"#;
 
 /// Whether Chromium and chromedriver are installed; when they are not, the suite skips only if
 /// [`REQUIRE_BROWSER`] is unset, and says so.
@@ -92,12 +100,19 @@ impl Browser {
             .prefix("edgecert-browser-")
             .tempdir()?;
         let port = free_port()?;
+        // chromedriver and the Chromium it starts run in a process group of their own, led by
+        // a shell that ends the whole group when it is told to stop (by our drop, or because
+        // this test process died): a failed session never leaves a browser behind.
         let mut driver = ServiceProcess::spawn(
             "chromedriver",
-            Path::new(CHROMEDRIVER),
+            Path::new("setsid"),
             [
+                "sh".to_owned(),
+                "-c".to_owned(),
+                DRIVER_GROUP.to_owned(),
+                "chromedriver-group".to_owned(),
+                CHROMEDRIVER.to_owned(),
                 format!("--port={port}"),
-                "--allowed-ips=127.0.0.1".to_owned(),
             ],
             &[],
             work_dir.path(),
