@@ -40,7 +40,9 @@ const DOC_SCREENSHOTS: &[&str] = &[
     "sign-in",
     "domains",
     "dns-config",
+    "dns-ownership",
     "domain-active",
+    "zones",
     "certificates",
     "request-certificate",
     "download",
@@ -583,6 +585,177 @@ async fn scenario_2_the_first_https_request_makes_the_row_active_without_a_reloa
         .unwrap();
     assert_eq!(same, "yes", "the page was reloaded");
     dashboard.screenshot("domain-active").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The other domain and zone actions: ownership TXT and its verification, retry (nudge), edit
+// origin, delete with a confirmation; a zone deleted.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_actions_verify_retry_edit_and_delete_and_zones_delete() {
+    let Some(dashboard) = Dashboard::start().await else {
+        return;
+    };
+    let browser = &dashboard.browser;
+    let origin = start_origin("actions").await;
+    let (_, key) = dashboard.account("Verified Shops", "pro", true).await;
+    dashboard.sign_in(&key).await;
+
+    let hostname = format!("shop.{}.com", unique("owner"));
+    browser.fill("#domain-hostname", &hostname).await;
+    browser.fill("#domain-origin", &origin).await;
+    browser.click_css("[data-action='add-domain']").await;
+    dashboard.modal("dns").await;
+    // The ownership TXT is among the records, with its own copy buttons.
+    let txt = browser
+        .wait_until(
+            "the ownership TXT record",
+            WAIT,
+            "(() => { const row = document.querySelector('dialog[open] tr[data-record-type=TXT]'); \
+               return row && [row.querySelector('[data-field=name]').textContent, row.querySelector('[data-field=value]').textContent]; })()",
+            json!([]),
+        )
+        .await;
+    assert_eq!(txt[0], format!("_edgecert-verify.{hostname}"));
+    // Verifying before the record exists: the API's 422, verbatim, in the dialog.
+    browser
+        .click_css("dialog[open] [data-action='verify']")
+        .await;
+    let refusal = browser.text_of("dialog[open] [data-role='error']").await;
+    assert_eq!(
+        refusal,
+        format!("Ownership TXT record not found at _edgecert-verify.{hostname}")
+    );
+    dashboard.screenshot("dns-ownership").await;
+    browser.press("\u{E00C}").await.unwrap();
+    let id = browser
+        .wait_until(
+            "the row waits for ownership",
+            WAIT,
+            "document.querySelector('tr[data-step=waiting_ownership]')?.dataset.id",
+            json!([]),
+        )
+        .await;
+    let id = id.as_str().unwrap().to_owned();
+    let row = format!("tr[data-id='{id}']");
+
+    // The customer creates the record; "Verify ownership" in the row passes.
+    dashboard
+        .stack
+        .pebble()
+        .challtestsrv()
+        .set_txt(txt[0].as_str().unwrap(), txt[1].as_str().unwrap())
+        .await
+        .unwrap();
+    dashboard.row_action(&id, "verify").await;
+    browser
+        .wait_until(
+            "ownership verified",
+            WAIT,
+            "(() => { const row = document.querySelector(arguments[0]); return row && row.dataset.step !== 'waiting_ownership' && !row.querySelector('[data-action=verify]'); })()",
+            json!([row]),
+        )
+        .await;
+
+    // Edit origin: a bad one is refused inline, verbatim; a good one shows in the row.
+    dashboard.row_action(&id, "edit").await;
+    dashboard.modal("edit-origin").await;
+    browser
+        .fill(
+            "dialog[open] input[name='origin_url']",
+            "ftp://files.example.com",
+        )
+        .await;
+    browser.click_css("dialog[open] [data-action='save']").await;
+    let refusal = browser.text_of("dialog[open] [data-role='error']").await;
+    let (_, expected) = dashboard
+        .api(
+            "PATCH",
+            &format!("/v1/domains/{id}"),
+            &key,
+            Some(json!({"origin_url": "ftp://files.example.com"})),
+        )
+        .await;
+    assert_eq!(refusal, expected["error"]["message"].as_str().unwrap());
+    let moved = format!("{origin}/v2/");
+    browser
+        .fill("dialog[open] input[name='origin_url']", &moved)
+        .await;
+    browser.click_css("dialog[open] [data-action='save']").await;
+    browser
+        .wait_until(
+            "the new origin in the row",
+            WAIT,
+            "document.querySelector(arguments[0] + ' [data-field=origin]')?.textContent === arguments[1]",
+            json!([row, moved]),
+        )
+        .await;
+
+    // "Retry now" checks the DNS at once (it points at the edge) and provisions the name.
+    if browser
+        .execute(
+            "return document.querySelector(arguments[0]).dataset.step;",
+            json!([row]),
+        )
+        .await
+        .unwrap()
+        != "active"
+    {
+        dashboard.row_action(&id, "nudge").await;
+    }
+    browser
+        .wait_until(
+            "the domain active after the retry",
+            Duration::from_secs(60),
+            "document.querySelector(arguments[0])?.dataset.step === 'active'",
+            json!([row]),
+        )
+        .await;
+
+    // Delete, confirmed.
+    dashboard.row_action(&id, "delete").await;
+    dashboard.modal("delete-domain").await;
+    // Cancel first: nothing happens.
+    browser
+        .click_css("dialog[open] [data-action='cancel']")
+        .await;
+    browser.find(&row).await;
+    dashboard.row_action(&id, "delete").await;
+    dashboard.modal("delete-domain").await;
+    browser
+        .click_css("dialog[open] [data-action='confirm']")
+        .await;
+    browser
+        .wait_until(
+            "the row is gone",
+            WAIT,
+            "!document.querySelector(arguments[0])",
+            json!([row]),
+        )
+        .await;
+    let (status, _) = dashboard
+        .api("GET", &format!("/v1/domains/{id}"), &key, None)
+        .await;
+    assert_eq!(status, 404);
+
+    // A zone imported, then deleted with a confirmation.
+    let zone = format!("{}.com", unique("gone"));
+    dashboard.import_zone(&zone).await;
+    browser.click_css("tbody [data-action='delete']").await;
+    dashboard.modal("delete-zone").await;
+    browser
+        .click_css("dialog[open] [data-action='confirm']")
+        .await;
+    browser
+        .wait_until(
+            "no zone left",
+            WAIT,
+            "!document.querySelector('tbody [data-field=name]')",
+            json!([]),
+        )
+        .await;
+    let (_, zones) = dashboard.api("GET", "/v1/zones", &key, None).await;
+    assert_eq!(zones["zones"], json!([]));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1314,6 +1487,43 @@ async fn the_first_load_is_under_200_kb_compressed_with_strict_headers() {
     assert_eq!(
         outcome,
         json!({ "threw": true, "seen": ["require-trusted-types-for"], "ran": false })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_countdowns_are_green_over_30_days_yellow_7_to_30_red_under_7() {
+    let Some(dashboard) = Dashboard::start().await else {
+        return;
+    };
+    let browser = &dashboard.browser;
+    browser.goto(dashboard.url()).await.unwrap();
+    browser.find("#api-key").await;
+    // The page's own module, as the certificates page calls it.
+    let tones = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             const base = document.querySelector('link[rel=stylesheet]').href.replace(/app\\.css$/, ''); \
+             import(base + 'dom.js').then((dom) => { \
+               const now = Date.now(); const day = 86400000; \
+               done([45, 31, 30, 7.5, 6.9, 0.5, -1].map((days) => { \
+                 const e = dom.countdown(new Date(now + days * day).toISOString(), now); \
+                 return [days, e.dataset.tone, e.textContent]; })); \
+             }, (e) => done(String(e)));",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        tones,
+        json!([
+            [45, "green", "in 45 days"],
+            [31, "green", "in 31 days"],
+            [30, "yellow", "in 30 days"],
+            [7.5, "yellow", "in 7 days"],
+            [6.9, "red", "in 6 days"],
+            [0.5, "red", "in 12 h"],
+            [-1, "red", "expired"]
+        ])
     );
 }
 
