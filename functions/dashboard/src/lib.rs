@@ -88,6 +88,7 @@ impl Prepared {
     fn new(content_type: &'static str, identity: Vec<u8>) -> Prepared {
         let gzip = (identity.len() >= GZIP_MIN_BYTES)
             .then(|| gzip(&identity))
+            .flatten()
             .filter(|compressed| compressed.len() < identity.len());
         Prepared {
             content_type,
@@ -105,12 +106,13 @@ impl Prepared {
     }
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
+/// The gzip form of `bytes`; `None` if compressing failed (writing into a Vec does not, but a
+/// failure must mean "serve uncompressed", never an empty body labelled gzip).
+fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
     use std::io::Write as _;
     let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 3), Compression::best());
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(bytes);
-    encoder.finish().unwrap_or_default()
+    encoder.write_all(bytes).ok()?;
+    encoder.finish().ok().filter(|compressed| !compressed.is_empty())
 }
 
 /// The dashboard's files, versioned and compressed; built once per process ([`dashboard`]).
