@@ -2,11 +2,21 @@
 # Installs what EdgeCert's tests and local stack need on a fresh Debian machine, and nothing
 # that is already there: Pebble + pebble-challtestsrv (apt), a Python venv with moto_server,
 # cfn-lint and cargo-lambda (which brings zig), and the SAM CLI in a venv of its own (large).
-# Safe to run again.
+# --browser adds chromium + chromium-driver (the dashboard's browser tests), --peers the
+# benchmarks' peers. Safe to run again.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="${EDGECERT_TOOLS_VENV:-$repo/.venv-tools}"
 sam_venv="${EDGECERT_SAM_VENV:-$repo/.venv-sam}"
+
+peers="" browser=""
+for arg in "$@"; do
+  case "$arg" in
+    --peers) peers=yes ;;
+    --browser) browser=yes ;;
+    *) echo "setup: unknown option $arg (known: --peers --browser)" >&2; exit 2 ;;
+  esac
+done
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 pip_install() { "$1/bin/pip" install -q --disable-pip-version-check "${@:2}"; }
@@ -37,10 +47,18 @@ if [ ! -x "$sam_venv/bin/sam" ]; then
   pip_install "$sam_venv" aws-sam-cli
 fi
 
+# The dashboard's browser tests (test.sh passes --browser; run-local.sh does not need them):
+# Debian's Chromium and its WebDriver, driven headless by integration/local/tests/dashboard_browser.rs.
+if [ -n "$browser" ] && { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; }; then
+  echo "setup: installing chromium and chromium-driver (apt) for the dashboard's browser tests"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 # The benchmarks' peers and load tools (bench.sh passes --peers). Their packages would start
 # system services on install; a policy-rc.d that forbids it is put in place for the install
 # when the machine has none.
-if [ "${1:-}" = "--peers" ]; then
+if [ -n "$peers" ]; then
   missing=()
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
   command -v caddy >/dev/null || missing+=(caddy)

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # The README's test command: format, lints, template checks (cfn-lint, sam validate), every test
 # (unit, the adapter conformance suite on SQLite and on DynamoDB + Secrets Manager in moto, the
-# Lambda binaries through a Runtime API emulator, local services), a smoke run of every
-# benchmark scenario, and the release build of every Lambda function with cargo-lambda.
+# Lambda binaries through a Runtime API emulator, local services, the dashboard in headless
+# Chromium), a smoke run of every benchmark scenario, and the release build of every Lambda
+# function with cargo-lambda.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
-bash integration/scripts/setup.sh
+bash integration/scripts/setup.sh --browser
 venv="${EDGECERT_TOOLS_VENV:-$repo/.venv-tools}"
 sam_venv="${EDGECERT_SAM_VENV:-$repo/.venv-sam}"
 export EDGECERT_TOOLS_VENV="$venv"
+# The dashboard function's test transforms template.yaml with the SAM venv's samtranslator.
+export EDGECERT_SAM_VENV="$sam_venv"
+# The dashboard's browser tests fail, rather than skip, without Chromium.
+export EDGECERT_REQUIRE_BROWSER=1
 # The AWS SDK must never look for real credentials or the instance-metadata address.
 export AWS_EC2_METADATA_DISABLED=true AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 

@@ -112,6 +112,10 @@ impl AccountStore for FakeStore {
         self.read()?;
         self.inner.account_usage(id).await
     }
+    async fn list_accounts(&self, page: PageRequest) -> Result<Page<Account>> {
+        self.read()?;
+        self.inner.list_accounts(page).await
+    }
 }
 
 #[async_trait]

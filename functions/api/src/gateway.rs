@@ -1,6 +1,7 @@
 //! What API Gateway does in front of the Lambda functions, for the local runner: match the
 //! route, run the same authorizer, and hand the handler a request carrying the same context
-//! (path parameters, query string, authorizer fields) it gets in AWS.
+//! (path parameters, query string, authorizer fields) it gets in AWS. The dashboard's routes
+//! go to its handler without the authorizer, as in AWS.
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
 use crate::auth;
+use crate::handlers;
 use crate::request::MAX_BODY_BYTES;
 use crate::response;
 use crate::routes;
@@ -25,6 +27,10 @@ pub async fn dispatch(
     body: Vec<u8>,
 ) -> Response<Body> {
     let path = parts.uri.path().to_owned();
+    // The dashboard's routes need no key (API Gateway runs no authorizer for them).
+    if routes::find_dashboard(parts.method.as_str(), &path).is_some() {
+        return handlers::dashboard::handle(&http::Request::from_parts(parts, Body::Empty));
+    }
     let Some((route, parameters)) = routes::find(parts.method.as_str(), &path) else {
         return if routes::path_exists(&path) {
             response::json(

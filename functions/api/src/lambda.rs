@@ -116,6 +116,16 @@ pub async fn serve_route(function: &str) -> Result<(), lambda_http::Error> {
     serve(route.handler).await
 }
 
+/// Runs the dashboard's function (every route of [`crate::routes::DASHBOARD_ROUTES`]): no
+/// configuration and no AWS client, only the files embedded in the binary.
+pub async fn serve_dashboard() -> Result<(), lambda_http::Error> {
+    init_tracing();
+    lambda_http::run(service_fn(|request: Request| async move {
+        Ok::<Response<Body>, Infallible>(crate::handlers::dashboard::handle(&request))
+    }))
+    .await
+}
+
 /// Runs the API Gateway Lambda authorizer (simple responses): passes the caller's identity, or
 /// `anonymous`, in the context; handlers refuse anonymous callers with 401.
 pub async fn serve_authorizer() -> Result<(), lambda_runtime::Error> {

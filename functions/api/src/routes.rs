@@ -58,6 +58,7 @@ pub const ROUTES: &[Route] = &[
         Admin,
         accounts_create
     ),
+    route!("GET", "/v1/accounts", "accounts-list", Admin, accounts_list),
     route!(
         "PATCH",
         "/v1/accounts/{id}",
@@ -199,31 +200,79 @@ pub const ROUTES: &[Route] = &[
 
 /// Finds the route for a method and a concrete path, with the path's parameters.
 pub fn find(method: &str, path: &str) -> Option<(&'static Route, Vec<(String, String)>)> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     ROUTES
         .iter()
         .filter(|route| route.method.eq_ignore_ascii_case(method))
-        .find_map(|route| {
-            let pattern: Vec<&str> = route.path.split('/').collect();
-            if pattern.len() != segments.len() {
+        .find_map(|route| Some((route, match_path(route.path, path)?)))
+}
+
+/// Matches a concrete path against a path template as API Gateway does: `{name}` takes one
+/// non-empty segment, a final greedy `{name+}` one or more; the parameters, or `None`.
+pub fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let pattern: Vec<&str> = template.trim_end_matches('/').split('/').collect();
+    let mut parameters = Vec::new();
+    for (index, expected) in pattern.iter().enumerate() {
+        let name = expected
+            .strip_prefix('{')
+            .and_then(|rest| rest.strip_suffix('}'));
+        if let Some(greedy) = name.and_then(|name| name.strip_suffix('+')) {
+            let rest = segments.get(index..).unwrap_or_default();
+            if index + 1 != pattern.len() || rest.is_empty() || rest.iter().any(|s| s.is_empty()) {
                 return None;
             }
-            let mut parameters = Vec::new();
-            for (expected, actual) in pattern.iter().zip(&segments) {
-                match expected
-                    .strip_prefix('{')
-                    .and_then(|rest| rest.strip_suffix('}'))
-                {
-                    Some(name) if !actual.is_empty() => {
-                        parameters.push((name.to_owned(), (*actual).to_owned()))
-                    }
-                    Some(_) => return None,
-                    None if expected == actual => {}
-                    None => return None,
-                }
+            parameters.push((greedy.to_owned(), rest.join("/")));
+            return Some(parameters);
+        }
+        let actual = segments.get(index)?;
+        match name {
+            Some(name) if !actual.is_empty() => {
+                parameters.push((name.to_owned(), (*actual).to_owned()))
             }
-            Some((route, parameters))
-        })
+            Some(_) => return None,
+            None if expected == actual => {}
+            None => return None,
+        }
+    }
+    (segments.len() == pattern.len()).then_some(parameters)
+}
+
+/// One route of the web dashboard: answered without a key, by the dashboard's one function
+/// ([`DASHBOARD_FUNCTION`]), with HTML, CSS or JavaScript rather than JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct DashboardRoute {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template, as in API Gateway (`{proxy+}` is greedy).
+    pub path: &'static str,
+    /// Its `operationId` in openapi.yaml (the function serves several routes, and operation
+    /// ids are unique).
+    pub operation: &'static str,
+}
+
+/// The Lambda binary (`src/bin/dashboard.rs`) serving every [`DASHBOARD_ROUTES`] route.
+pub const DASHBOARD_FUNCTION: &str = "dashboard";
+
+/// The dashboard's routes: the page, and its versioned assets (`edgecert_dashboard`).
+pub const DASHBOARD_ROUTES: &[DashboardRoute] = &[
+    DashboardRoute {
+        method: "GET",
+        path: "/",
+        operation: "dashboard-page",
+    },
+    DashboardRoute {
+        method: "GET",
+        path: "/assets/{proxy+}",
+        operation: "dashboard-asset",
+    },
+];
+
+/// The dashboard route for a method and a concrete path.
+pub fn find_dashboard(method: &str, path: &str) -> Option<&'static DashboardRoute> {
+    DASHBOARD_ROUTES.iter().find(|route| {
+        route.method.eq_ignore_ascii_case(method)
+            && (path == route.path || match_path(route.path, path).is_some())
+    })
 }
 
 /// Whether any route has this path (to answer 405 rather than 404 for a wrong method).
@@ -270,5 +319,41 @@ mod tests {
             find("DELETE", "/v1/zones/verification").unwrap().0.function,
             "zones-delete"
         );
+        assert!(find("GET", "/v1/domains/dom_abc/ssl/extra").is_none());
+        assert!(find("GET", "/v1").is_none());
+    }
+
+    #[test]
+    fn dashboard_paths_match_greedily_under_assets_only() {
+        assert_eq!(
+            find_dashboard("GET", "/").unwrap().operation,
+            "dashboard-page"
+        );
+        for path in ["/assets/0123abcd/app.js", "/assets/x"] {
+            assert_eq!(
+                find_dashboard("GET", path).unwrap().operation,
+                "dashboard-asset",
+                "{path}"
+            );
+        }
+        assert_eq!(
+            match_path("/assets/{proxy+}", "/assets/v1/app.js"),
+            Some(vec![("proxy".to_owned(), "v1/app.js".to_owned())])
+        );
+        for path in [
+            "/assets",
+            "/assets/",
+            "/assets//x",
+            "/index.html",
+            "/v1/domains",
+        ] {
+            assert!(find_dashboard("GET", path).is_none(), "{path}");
+        }
+        assert!(find_dashboard("POST", "/").is_none());
+        // No API route is a dashboard route, and the other way round.
+        for route in ROUTES {
+            assert!(find_dashboard(route.method, route.path).is_none());
+        }
+        assert!(find("GET", "/").is_none());
     }
 }

@@ -11,6 +11,7 @@ mod harness;
 use std::collections::HashSet;
 
 use edgecert_api::request::MAX_BODY_BYTES;
+use edgecert_api::routes::DASHBOARD_ROUTES;
 use edgecert_api::{Access, ROUTES, auth, routes};
 use edgecert_core::origin::OriginPolicy;
 use harness::{
@@ -174,8 +175,14 @@ fn the_events_directory_holds_no_stale_files() {
         if event.get("routeKey").is_none() && event.get("type").is_none() {
             continue;
         }
+        // The dashboard's events are fed to its binary by tests/dashboard_function.rs.
+        let dashboard = DASHBOARD_ROUTES
+            .iter()
+            .any(|route| route.operation == function);
         assert!(
-            function == "authorizer" || FIXTURES.iter().any(|(known, _)| *known == function),
+            function == "authorizer"
+                || dashboard
+                || FIXTURES.iter().any(|(known, _)| *known == function),
             "events/{name} is not used by the handler tests"
         );
     }
@@ -210,6 +217,53 @@ async fn the_operator_creates_an_account_whose_key_authenticates_it() {
         serde_json::to_value(&context).unwrap(),
         json!({ "role": "account", "account_id": id })
     );
+}
+
+#[tokio::test]
+async fn the_operator_lists_every_account_page_by_page_without_keys() {
+    let harness = Harness::start().await;
+    let mut created = Vec::new();
+    for plan in ["free", "plus", "pro", "elite", "plus"] {
+        created.push(harness.create_account(plan, plan == "elite").await.id);
+    }
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..5 {
+        let mut call = ApiCall::new("accounts-list").by_admin();
+        let page_size = "2".to_owned();
+        call = match &cursor {
+            Some(cursor) => call.query(&[("limit", &page_size), ("cursor", cursor)]),
+            None => call.query(&[("limit", &page_size)]),
+        };
+        let page = harness.call(call).await.expect(200);
+        for account in page["accounts"].as_array().expect("accounts") {
+            // What the operator sees: never a key, not even its hash.
+            assert!(account.get("api_key").is_none(), "{account}");
+            listed.push(account.clone());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let ids: Vec<&str> = listed.iter().filter_map(|a| a["id"].as_str()).collect();
+    assert_eq!(ids, created, "oldest first, each once");
+    assert_eq!(listed[3]["plan"], "elite");
+    assert_eq!(listed[3]["require_ownership_verification"], true);
+
+    // Only the operator lists accounts; a forged cursor is a 400.
+    harness
+        .call(ApiCall::new("accounts-list").by_account(&created[1]))
+        .await
+        .expect_error(401, "unauthorized");
+    harness
+        .call(
+            ApiCall::new("accounts-list")
+                .by_admin()
+                .query(&[("cursor", "forged")]),
+        )
+        .await
+        .expect_error(400, "invalid_cursor");
 }
 
 #[tokio::test]
@@ -1955,8 +2009,8 @@ async fn the_gateway_matches_routes_and_methods() {
     let account = harness.create_account("pro", false).await;
     let bearer = format!("Bearer {}", account.api_key);
 
+    // (`GET /` is the dashboard's page: tests/dashboard_function.rs and the browser suite.)
     for path in [
-        "/",
         "/v1",
         "/v1/nothing",
         "/v2/domains",
@@ -1968,11 +2022,16 @@ async fn the_gateway_matches_routes_and_methods() {
             .await
             .expect_error(404, "route_not_found");
     }
+    // The dashboard answers GET only.
+    harness
+        .dispatch("POST", "/", Some(&bearer), b"")
+        .await
+        .expect_error(404, "route_not_found");
     for (method, path) in [
         ("PUT", "/v1/domains"),
         ("DELETE", "/v1/domains"),
         ("POST", "/v1/limits"),
-        ("GET", "/v1/accounts"),
+        ("PUT", "/v1/accounts"),
         ("POST", "/v1/domains/dom_00000000000000000000/ssl"),
     ] {
         harness

@@ -33,6 +33,7 @@ use tokio::task::JoinSet;
 const API_BINARIES: &[(&str, &str)] = &[
     ("authorizer", env!("CARGO_BIN_EXE_authorizer")),
     ("accounts-create", env!("CARGO_BIN_EXE_accounts-create")),
+    ("accounts-list", env!("CARGO_BIN_EXE_accounts-list")),
     ("accounts-update", env!("CARGO_BIN_EXE_accounts-update")),
     ("limits-get", env!("CARGO_BIN_EXE_limits-get")),
     ("domains-create", env!("CARGO_BIN_EXE_domains-create")),
@@ -533,6 +534,23 @@ async fn every_function_binary_answers_its_event_on_moto() {
     // An account key is no admin key.
     functions
         .call(ApiCall::new("accounts-create").with_authorizer_context(caller.clone()))
+        .await
+        .expect_error(401, "unauthorized");
+
+    // The operator's list (the fixture's query: limit=20): both accounts, oldest first.
+    let listed = functions
+        .call(ApiCall::new("accounts-list").with_authorizer_context(admin.clone()))
+        .await
+        .expect(200);
+    let ids: Vec<&Value> = listed["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .map(|account| &account["id"])
+        .collect();
+    assert_eq!(ids, [&account["id"], &free["id"]], "{listed}");
+    functions
+        .call(ApiCall::new("accounts-list").with_authorizer_context(caller.clone()))
         .await
         .expect_error(401, "unauthorized");
 

@@ -6,6 +6,11 @@
 //! - every route's function is a binary `src/bin/<function>.rs` that serves that route;
 //! - `openapi.yaml` documents exactly the table's method + path pairs, `operationId` = function.
 //!
+//! The dashboard's routes (`DASHBOARD_ROUTES`) are held to the same places: deployed on the one
+//! function built from `src/bin/dashboard.rs`, without the authorizer (`Auth.Authorizer: NONE`)
+//! and without any AWS permission; documented in openapi.yaml under their own operation ids
+//! with `security: []`. Every API route keeps the default authorizer.
+//!
 //! CloudFormation short forms (`!Ref`, `!GetAtt`, `!Sub`) arrive from serde_yaml 0.9 as tagged
 //! values; the helpers below look through them.
 
@@ -14,6 +19,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use edgecert_api::ROUTES;
+use edgecert_api::routes::{DASHBOARD_FUNCTION, DASHBOARD_ROUTES};
 use serde_yaml::Value;
 
 /// Method, path and function (Lambda binary / operationId) of one route.
@@ -99,7 +105,9 @@ fn resources_of_type<'a>(template: &'a Value, resource_type: &str) -> BTreeMap<S
         .collect()
 }
 
-fn expected_routes() -> BTreeSet<RouteKey> {
+/// What `template.yaml` must deploy: every API route on its function, every dashboard route on
+/// the dashboard's function.
+fn deployed_routes() -> BTreeSet<RouteKey> {
     ROUTES
         .iter()
         .map(|route| {
@@ -109,7 +117,43 @@ fn expected_routes() -> BTreeSet<RouteKey> {
                 route.function.to_owned(),
             )
         })
+        .chain(DASHBOARD_ROUTES.iter().map(|route| {
+            (
+                route.method.to_owned(),
+                route.path.to_owned(),
+                DASHBOARD_FUNCTION.to_owned(),
+            )
+        }))
         .collect()
+}
+
+/// What `openapi.yaml` must document: every API route with its function as operation id,
+/// every dashboard route with its own.
+fn documented_routes() -> BTreeSet<RouteKey> {
+    ROUTES
+        .iter()
+        .map(|route| {
+            (
+                route.method.to_owned(),
+                route.path.to_owned(),
+                route.function.to_owned(),
+            )
+        })
+        .chain(DASHBOARD_ROUTES.iter().map(|route| {
+            (
+                route.method.to_owned(),
+                route.path.to_owned(),
+                route.operation.to_owned(),
+            )
+        }))
+        .collect()
+}
+
+/// Whether a method + path is a dashboard route.
+fn is_dashboard_route(method: &str, path: &str) -> bool {
+    DASHBOARD_ROUTES
+        .iter()
+        .any(|route| route.method == method && route.path == path)
 }
 
 fn describe(routes: &BTreeSet<&RouteKey>) -> String {
@@ -121,11 +165,15 @@ fn describe(routes: &BTreeSet<&RouteKey>) -> String {
         })
 }
 
-/// What `actual` (read from `source`) lacks and has beyond the route table, as problem lines.
-fn route_table_differences(source: &str, actual: &BTreeSet<RouteKey>) -> Vec<String> {
-    let expected = expected_routes();
+/// What `actual` (read from `source`) lacks and has beyond `expected` (from the route table),
+/// as problem lines.
+fn route_table_differences(
+    source: &str,
+    expected: &BTreeSet<RouteKey>,
+    actual: &BTreeSet<RouteKey>,
+) -> Vec<String> {
     let missing: BTreeSet<&RouteKey> = expected.difference(actual).collect();
-    let extra: BTreeSet<&RouteKey> = actual.difference(&expected).collect();
+    let extra: BTreeSet<&RouteKey> = actual.difference(expected).collect();
     let mut problems = Vec::new();
     if !missing.is_empty() {
         problems.push(format!(
@@ -157,8 +205,21 @@ struct TemplateFunction {
     binary: Option<String>,
     build_method: Option<String>,
     code_uri: Option<String>,
-    /// (method, path, ApiId reference) of each `HttpApi` event.
-    http_events: Vec<(String, String, Option<String>)>,
+    /// Each `HttpApi` event.
+    http_events: Vec<HttpEvent>,
+    /// Whether the function declares `Policies`.
+    has_policies: bool,
+}
+
+/// One `HttpApi` event of a function.
+#[derive(Debug)]
+struct HttpEvent {
+    method: String,
+    path: String,
+    /// The logical id its `ApiId` references.
+    api: Option<String>,
+    /// `Auth.Authorizer`, when the event overrides the API's default authorizer.
+    authorizer: Option<String>,
 }
 
 fn template_functions(template: &Value) -> Vec<TemplateFunction> {
@@ -173,16 +234,16 @@ fn template_functions(template: &Value) -> Vec<TemplateFunction> {
                 .into_iter()
                 .flat_map(|events| events.values())
                 .filter(|event| string_at(event, &["Type"]) == Some("HttpApi"))
-                .map(|event| {
-                    (
-                        string_at(event, &["Properties", "Method"])
-                            .unwrap_or("<no Method>")
-                            .to_owned(),
-                        string_at(event, &["Properties", "Path"])
-                            .unwrap_or("<no Path>")
-                            .to_owned(),
-                        lookup(event, &["Properties", "ApiId"]).and_then(referenced_resource),
-                    )
+                .map(|event| HttpEvent {
+                    method: string_at(event, &["Properties", "Method"])
+                        .unwrap_or("<no Method>")
+                        .to_owned(),
+                    path: string_at(event, &["Properties", "Path"])
+                        .unwrap_or("<no Path>")
+                        .to_owned(),
+                    api: lookup(event, &["Properties", "ApiId"]).and_then(referenced_resource),
+                    authorizer: string_at(event, &["Properties", "Auth", "Authorizer"])
+                        .map(str::to_owned),
                 })
                 .collect();
             TemplateFunction {
@@ -192,6 +253,7 @@ fn template_functions(template: &Value) -> Vec<TemplateFunction> {
                 code_uri: string_at(resource, &["Properties", "CodeUri"])
                     .or(global_code_uri)
                     .map(str::to_owned),
+                has_policies: lookup(resource, &["Properties", "Policies"]).is_some(),
                 logical_id,
                 http_events,
             }
@@ -234,11 +296,33 @@ fn template_deploys_exactly_the_route_table() {
             continue;
         };
         binaries.entry(binary.clone()).or_default().push(id.clone());
-        for (method, path, api) in &function.http_events {
+        for HttpEvent {
+            method,
+            path,
+            api,
+            authorizer,
+        } in &function.http_events
+        {
             if !api.as_ref().is_some_and(|api| apis.contains_key(api)) {
                 problems.push(format!("{id}: the {method} {path} event's ApiId ({api:?}) is not a Ref to an AWS::Serverless::HttpApi"));
             }
+            // The dashboard is public: the page must load before anyone has typed a key. Every
+            // API route keeps the API's default authorizer.
+            match (is_dashboard_route(method, path), authorizer.as_deref()) {
+                (true, Some("NONE")) | (false, None) => {}
+                (true, other) => problems.push(format!(
+                    "{id}: the dashboard route {method} {path} needs Auth.Authorizer NONE, has {other:?}"
+                )),
+                (false, Some(other)) => problems.push(format!(
+                    "{id}: the API route {method} {path} overrides the default authorizer with {other}"
+                )),
+            }
             deployed.insert((method.clone(), path.clone(), binary.clone()));
+        }
+        if binary == DASHBOARD_FUNCTION && function.has_policies {
+            problems.push(format!(
+                "{id}: the dashboard function serves files from its binary and needs no Policies"
+            ));
         }
     }
     for (binary, ids) in &binaries {
@@ -252,17 +336,21 @@ fn template_deploys_exactly_the_route_table() {
     let known: BTreeSet<&str> = ROUTES
         .iter()
         .map(|route| route.function)
-        .chain([AUTHORIZER_BINARY])
+        .chain([AUTHORIZER_BINARY, DASHBOARD_FUNCTION])
         .collect();
     for binary in binaries
         .keys()
         .filter(|binary| !known.contains(binary.as_str()))
     {
         problems.push(format!(
-            "binary {binary} is neither a route's function nor the authorizer"
+            "binary {binary} is neither a route's function, the dashboard's nor the authorizer"
         ));
     }
-    problems.extend(route_table_differences("template.yaml", &deployed));
+    problems.extend(route_table_differences(
+        "template.yaml",
+        &deployed_routes(),
+        &deployed,
+    ));
     assert_no_problems("template.yaml", &problems);
 }
 
@@ -354,10 +442,20 @@ fn every_route_function_is_a_binary_serving_that_route() {
             Ok(_) => {}
         }
     }
+    let dashboard = bin_dir.join(format!("{DASHBOARD_FUNCTION}.rs"));
+    match std::fs::read_to_string(&dashboard) {
+        Err(_) => problems.push(format!(
+            "the dashboard's routes: no binary src/bin/{DASHBOARD_FUNCTION}.rs"
+        )),
+        Ok(source) if !source.contains("serve_dashboard()") => problems.push(format!(
+            "src/bin/{DASHBOARD_FUNCTION}.rs does not call serve_dashboard()"
+        )),
+        Ok(_) => {}
+    }
     let known: BTreeSet<&str> = ROUTES
         .iter()
         .map(|route| route.function)
-        .chain([AUTHORIZER_BINARY])
+        .chain([AUTHORIZER_BINARY, DASHBOARD_FUNCTION])
         .collect();
     let entries = std::fs::read_dir(&bin_dir)
         .unwrap_or_else(|error| panic!("cannot list {}: {error}", bin_dir.display()));
@@ -366,7 +464,7 @@ fn every_route_function_is_a_binary_serving_that_route() {
         let stem = name.strip_suffix(".rs");
         if stem.is_some_and(|stem| !known.contains(stem)) {
             problems.push(format!(
-                "src/bin/{name} is neither a route's function nor the authorizer"
+                "src/bin/{name} is neither a route's function, the dashboard's nor the authorizer"
             ));
         }
     }
@@ -392,6 +490,16 @@ fn openapi_documents_exactly_the_route_table() {
                 continue;
             };
             let method = method.to_ascii_uppercase();
+            // An empty `security` list opens an operation to callers without a key: exactly
+            // the dashboard's.
+            let open = lookup(operation, &["security"])
+                .and_then(Value::as_sequence)
+                .is_some_and(Vec::is_empty);
+            if open != is_dashboard_route(&method, path) {
+                problems.push(format!(
+                    "{method} {path}: `security: []` must be set on the dashboard's routes and only there"
+                ));
+            }
             match string_at(operation, &["operationId"]) {
                 Some(operation_id) => {
                     documented.insert((method, path.to_owned(), operation_id.to_owned()));
@@ -400,6 +508,10 @@ fn openapi_documents_exactly_the_route_table() {
             }
         }
     }
-    problems.extend(route_table_differences("openapi.yaml", &documented));
+    problems.extend(route_table_differences(
+        "openapi.yaml",
+        &documented_routes(),
+        &documented,
+    ));
     assert_no_problems("openapi.yaml", &problems);
 }

@@ -50,6 +50,14 @@ pub enum AwsError {
         /// How many times it was tried.
         attempts: u32,
     },
+    /// A batch call kept leaving part of its request unprocessed (the table is throttling).
+    #[error("{operation} left keys unprocessed after {attempts} attempts")]
+    Unprocessed {
+        /// The API operation, e.g. `BatchGetItem`.
+        operation: &'static str,
+        /// How many times it was tried.
+        attempts: u32,
+    },
     /// An item that must be new already exists (an id or API key hash was reused).
     #[error("{what} already exists")]
     Duplicate {

@@ -110,6 +110,76 @@ pub async fn account_update_is_version_checked(adapters: &Adapters) {
     );
 }
 
+/// The operator's list holds every account once, oldest first, across pages, with an
+/// account updated between two pages neither lost nor repeated; a forged cursor is refused.
+pub async fn accounts_are_listed_once_in_creation_order(adapters: &Adapters) {
+    let mut expected = Vec::new();
+    for n in 0..7 {
+        let mut account = fixtures::account(PlanName::Plus);
+        account.name = format!("Customer {n}");
+        account.created_at = NOW + Duration::seconds(n);
+        adapters
+            .store
+            .create_account(&account, &ApiKey::generate().hash)
+            .await
+            .unwrap();
+        expected.push(account);
+    }
+    let mut seen = Vec::new();
+    let mut request = PageRequest::first(3);
+    let mut pages = 0;
+    loop {
+        let page = adapters.store.list_accounts(request.clone()).await.unwrap();
+        assert!(page.items.len() <= 3);
+        seen.extend(page.items);
+        pages += 1;
+        assert!(pages <= 4, "pagination does not end");
+        if pages == 1 {
+            // Two accounts change plan while the operator reads: one already listed, one not.
+            for index in [0, 5] {
+                let mut upgraded = expected[index].clone();
+                upgraded.plan = PlanName::Elite;
+                expected[index] = adapters.store.update_account(&upgraded).await.unwrap();
+            }
+        }
+        match page.next_cursor {
+            Some(cursor) => {
+                request = PageRequest {
+                    cursor: Some(cursor),
+                    limit: 3,
+                }
+            }
+            None => break,
+        }
+    }
+    let ids = |accounts: &[edgecert_core::model::Account]| -> Vec<AccountId> {
+        accounts.iter().map(|account| account.id.clone()).collect()
+    };
+    assert_eq!(ids(&seen), ids(&expected));
+    // Pages read after the update show it.
+    assert_eq!(seen[5], expected[5]);
+    assert_eq!(seen[5].plan, PlanName::Elite);
+
+    let forged = adapters
+        .store
+        .list_accounts(PageRequest {
+            cursor: Some("not-a-cursor".to_owned()),
+            limit: 3,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            forged,
+            Error::BadRequest {
+                code: "invalid_cursor",
+                ..
+            }
+        ),
+        "{forged:?}"
+    );
+}
+
 /// A hostname belongs to one account at most, whatever account asks.
 pub async fn hostnames_are_unique_across_accounts(adapters: &Adapters) {
     let first = new_account(adapters, PlanName::Pro).await;

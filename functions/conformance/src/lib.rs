@@ -37,6 +37,7 @@ macro_rules! conformance_suite {
             $crate::conformance_suite!(@cases $make;
                 account_round_trip_and_api_key_lookup,
                 account_update_is_version_checked,
+                accounts_are_listed_once_in_creation_order,
                 hostnames_are_unique_across_accounts,
                 domain_limit_holds_under_parallel_creates,
                 deleting_a_domain_frees_its_hostname_and_its_place,

@@ -100,6 +100,8 @@ const PEBBLE_CAA_IDENTITY: &str = "pebble.letsencrypt.org";
 pub struct StackInfo {
     /// Base URL of the API.
     pub api_url: String,
+    /// The web dashboard (on the API's origin).
+    pub dashboard_url: String,
     /// File holding the operator's admin key (0600).
     pub admin_key_file: PathBuf,
     /// `sqlite:<path>` or `aws:<endpoint>`.
@@ -140,7 +142,7 @@ pub struct LocalStack {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     terminator: Terminator,
-    _pebble: Pebble,
+    pebble: Pebble,
 }
 
 /// The local stack's issuer settings, for Pebble at `directory_url` whose HTTPS listener is
@@ -267,6 +269,7 @@ impl LocalStack {
 
         let info = StackInfo {
             api_url: format!("http://{api_addr}"),
+            dashboard_url: format!("http://{api_addr}/"),
             admin_key_file: options.data_dir.join("admin-key"),
             storage,
             acme_directory: pebble.directory_url(),
@@ -296,13 +299,18 @@ impl LocalStack {
             shutdown,
             tasks: vec![api, issuer_task, renewer_task],
             terminator,
-            _pebble: pebble,
+            pebble,
         })
     }
 
     /// The services the API and the workers run on (store, vault, issuer...), for tests.
     pub fn services(&self) -> &Services {
         &self.services
+    }
+
+    /// The stack's Pebble (its management API tells tests what the CA did, e.g. revocations).
+    pub fn pebble(&self) -> &Pebble {
+        &self.pebble
     }
 
     /// Stops the edge (gracefully), then the API, the issuer and the renewer; Pebble and

@@ -1,7 +1,9 @@
 //! One module per endpoint. Each exposes `handle(&ApiState, Request) -> Response`, and answers
-//! expected failures as error responses, never as invocation errors.
+//! expected failures as error responses, never as invocation errors. The dashboard's module
+//! serves every dashboard route and needs no state (`handle(&Request)`).
 
 pub mod accounts_create;
+pub mod accounts_list;
 pub mod accounts_update;
 pub mod certificates_create;
 pub mod certificates_delete;
@@ -11,6 +13,7 @@ pub mod certificates_list;
 pub mod certificates_logs;
 pub mod certificates_renew;
 pub mod certificates_update;
+pub mod dashboard;
 pub mod domains_create;
 pub mod domains_delete;
 pub mod domains_dns;

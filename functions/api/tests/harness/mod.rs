@@ -55,6 +55,10 @@ pub const FIXTURES: &[(&str, &str)] = &[
         include_str!("../../../../events/accounts-create.json"),
     ),
     (
+        "accounts-list",
+        include_str!("../../../../events/accounts-list.json"),
+    ),
+    (
         "accounts-update",
         include_str!("../../../../events/accounts-update.json"),
     ),

@@ -1,15 +1,27 @@
 //! Accounts, their API keys and their limit counters.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 use edgecert_core::model::{Account, AccountUsage, ApiKeyHash};
-use edgecert_core::ports::AccountStore;
+use edgecert_core::ports::{AccountStore, Page, PageRequest};
 use edgecert_core::{AccountId, Error, ItemKind, Result};
 
-use super::items::{self, keyed, model_item, n, s};
-use super::keys::{ACCOUNT_SK, API_KEY_SK, account_pk, api_key_pk};
-use super::schema::entity;
-use super::{DynamoStore, Transaction, VersionedUpdate, writes};
+use super::cursor::CursorScope;
+use super::items::{self, Item, keyed, model_item, n, s};
+use super::keys::{
+    ACCOUNT_DIRECTORY_PK, ACCOUNT_ENTRY_PREFIX, ACCOUNT_SK, API_KEY_SK, account_pk, api_key_pk,
+    created_key,
+};
+use super::schema::{PK, SK, entity};
+use super::{DynamoStore, PageQuery, Transaction, VersionedUpdate, backoff, writes};
 use crate::error::AwsError;
+
+/// Keys one BatchGetItem may ask for.
+const BATCH_GET_MAX: usize = 100;
+/// BatchGetItem calls made for one page before its unprocessed keys count as a failure.
+const BATCH_GET_ATTEMPTS: u32 = 8;
 
 /// Counter of the account's domains, on the account item.
 pub(crate) const DOMAIN_COUNT: &str = "domain_count";
@@ -28,6 +40,61 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// The account items of `ids` (BatchGetItem, strongly consistent), by id; keys DynamoDB
+    /// leaves unprocessed are asked again with backoff, a bounded number of times.
+    async fn accounts_by_id(&self, ids: &[AccountId]) -> Result<HashMap<String, Item>> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_GET_MAX) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| items::key(account_pk(id), ACCOUNT_SK))
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(AwsError::build("the account keys"))?,
+            );
+            let mut attempt = 0;
+            while let Some(wanted) = request.take() {
+                if attempt == BATCH_GET_ATTEMPTS {
+                    return Err(AwsError::Unprocessed {
+                        operation: "BatchGetItem",
+                        attempts: attempt,
+                    }
+                    .into());
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                attempt += 1;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, wanted)
+                    .send()
+                    .await
+                    .map_err(|error| AwsError::dynamodb("BatchGetItem", error))?;
+                for item in output
+                    .responses
+                    .and_then(|mut tables| tables.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let account = items::from_data::<Account>(&item)?;
+                    found.insert(account.id.as_str().to_owned(), item);
+                }
+                request = output
+                    .unprocessed_keys
+                    .and_then(|mut tables| tables.remove(&self.table))
+                    .filter(|left| !left.keys().is_empty());
+            }
+        }
+        Ok(found)
+    }
+}
+
 #[async_trait]
 impl AccountStore for DynamoStore {
     async fn create_account(&self, account: &Account, api_key: &ApiKeyHash) -> Result<()> {
@@ -42,9 +109,21 @@ impl AccountStore for DynamoStore {
         account_item.insert(CERTIFICATE_COUNT.to_owned(), n(0));
         let mut key_item = keyed(api_key_pk(api_key), API_KEY_SK, entity::API_KEY);
         key_item.insert(ACCOUNT_ID.to_owned(), s(account.id.as_str()));
+        // The directory entry: the operator lists accounts with one Query of its partition.
+        let mut entry = keyed(
+            ACCOUNT_DIRECTORY_PK.to_owned(),
+            created_key(
+                ACCOUNT_ENTRY_PREFIX,
+                account.created_at,
+                account.id.as_str(),
+            ),
+            entity::ACCOUNT_ENTRY,
+        );
+        entry.insert(ACCOUNT_ID.to_owned(), s(account.id.as_str()));
         let writes = vec![
             writes::put_new(&self.table, account_item)?,
             writes::put_new(&self.table, key_item)?,
+            writes::put_new(&self.table, entry)?,
         ];
         match self.transact("create_account", writes).await? {
             Transaction::Committed => Ok(()),
@@ -101,6 +180,42 @@ impl AccountStore for DynamoStore {
         Ok(AccountUsage {
             domains: items::number(&item, DOMAIN_COUNT)?,
             certificates: items::number(&item, CERTIFICATE_COUNT)?,
+        })
+    }
+    async fn list_accounts(&self, page: PageRequest) -> Result<Page<Account>> {
+        let query = PageQuery {
+            index: None,
+            key_condition: "#pk = :pk",
+            names: HashMap::from([("#pk".to_owned(), PK.to_owned())]),
+            values: HashMap::from([(":pk".to_owned(), s(ACCOUNT_DIRECTORY_PK))]),
+            consistent: true,
+            scope: CursorScope {
+                key_attributes: &[PK, SK],
+                fixed: vec![(PK, ACCOUNT_DIRECTORY_PK.to_owned())],
+                prefixed: vec![(SK, ACCOUNT_ENTRY_PREFIX)],
+            },
+        };
+        let entries = self.query_page(query, page).await?;
+        let ids = entries
+            .items
+            .iter()
+            .map(|entry| {
+                let id = items::string(entry, ACCOUNT_ID)?;
+                AccountId::parse(id).map_err(|_| {
+                    Error::Corrupt(format!("account directory entry names an invalid id {id}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut found = self.accounts_by_id(&ids).await?;
+        let items = ids
+            .iter()
+            .filter_map(|id| found.remove(id.as_str()))
+            .map(|item| items::from_data(&item))
+            .collect::<Result<Vec<Account>>>()?;
+        Ok(Page {
+            items_read: entries.items_read + items.len() as u64,
+            items,
+            next_cursor: entries.next_cursor,
         })
     }
 }

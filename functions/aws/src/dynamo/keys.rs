@@ -21,6 +21,11 @@ pub(crate) const CHALLENGE_SK: &str = "CHAL";
 /// Sort key of a lease item.
 pub(crate) const LEASE_SK: &str = "LEASE";
 
+/// The one partition of the account directory (the operator's list of accounts).
+pub(crate) const ACCOUNT_DIRECTORY_PK: &str = "ACCOUNTS";
+/// Sort key prefix of account directory entries.
+pub(crate) const ACCOUNT_ENTRY_PREFIX: &str = "ACCT#";
+
 /// Sort key (and `LSI1SK`) prefix of domains.
 pub(crate) const DOMAIN_PREFIX: &str = "DOM#";
 /// Sort key (and `LSI1SK`) prefix of zones.

@@ -8,6 +8,7 @@
 //! | entity | PK | SK | other attributes |
 //! |---|---|---|---|
 //! | `account` | `ACCT#{account}` | `ACCOUNT` | `domain_count`, `certificate_count` (limit counters) |
+//! | `account_entry` | `ACCOUNTS` | `ACCT#{created}#{account}` | `account_id` (the account directory: the operator's list, one partition written once per account) |
 //! | `api_key` | `APIKEY#{sha256 hex}` | `APIKEY` | `account_id` |
 //! | `domain` | `ACCT#{account}` | `DOM#{id}` | `LSI1SK` = `DOM#{created}#{id}`, `GSI1PK` = hostname, `GSI3PK` = `CHANGED#DOM` and `GSI3SK` = `{updated}#{id}` |
 //! | `hostname` | `HOST#{hostname}` | `HOST` | `account_id`, `domain_id` (global uniqueness) |
@@ -86,6 +87,8 @@ pub const CHANGED_CERTIFICATES: &str = "CHANGED#CERT";
 pub mod entity {
     /// An account.
     pub const ACCOUNT: &str = "account";
+    /// An account's entry in the account directory.
+    pub const ACCOUNT_ENTRY: &str = "account_entry";
     /// An API key hash pointing at its account.
     pub const API_KEY: &str = "api_key";
     /// A whitelisted domain.

@@ -69,6 +69,9 @@ pub trait AccountStore: Send + Sync {
     async fn account_for_api_key(&self, api_key: &ApiKeyHash) -> Result<Option<AccountId>>;
     /// The account's limit counters.
     async fn account_usage(&self, id: &AccountId) -> Result<AccountUsage>;
+    /// Every account, in creation order (the operator's list); an account appears once even
+    /// when it is updated between two pages.
+    async fn list_accounts(&self, page: PageRequest) -> Result<Page<Account>>;
 }
 
 /// Whitelisted domains, with a global unique index on hostname.

@@ -4,7 +4,9 @@ use crate::error::{Error, ItemKind, Result};
 use crate::ids::AccountId;
 use crate::model::{Account, AccountUsage, ApiKey, ApiKeyHash, SecretString, ZoneToken};
 use crate::plan::{Plan, PlanName};
+use crate::ports::{Page, PageRequest};
 use crate::usecases::Services;
+use crate::usecases::domains::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// Longest account name, in characters.
 pub const MAX_ACCOUNT_NAME_CHARS: usize = 200;
@@ -76,6 +78,19 @@ pub async fn create_account(
     let key = ApiKey::generate();
     services.store.create_account(&account, &key.hash).await?;
     Ok((account, key.plaintext))
+}
+
+/// Every account, a page at a time, oldest first (the operator's list).
+pub async fn list_accounts(
+    services: &Services,
+    cursor: Option<String>,
+    limit: Option<u32>,
+) -> Result<Page<Account>> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
+    services
+        .store
+        .list_accounts(PageRequest { cursor, limit })
+        .await
 }
 
 /// What the operator may change on an account.

@@ -2,11 +2,14 @@
 
 use async_trait::async_trait;
 use edgecert_core::model::{Account, AccountUsage, ApiKeyHash};
-use edgecert_core::ports::AccountStore;
+use edgecert_core::ports::{AccountStore, Page, PageRequest};
 use edgecert_core::{AccountId, ItemKind};
 use rusqlite::{OptionalExtension, params};
 
-use super::{SqliteStore, decode, encode, expect_version, next_version, version_column};
+use super::{
+    SqliteStore, decode, empty_page, encode, expect_version, finish_page, invalid_cursor,
+    next_version, page_limit, version_column,
+};
 use crate::error::EmbeddedError;
 
 const TABLE: &str = "accounts";
@@ -127,6 +130,40 @@ impl AccountStore for SqliteStore {
                 domains: count(domains)?,
                 certificates: count(certificates)?,
             })
+        })
+        .await
+    }
+
+    async fn list_accounts(&self, page: PageRequest) -> edgecert_core::Result<Page<Account>> {
+        self.read(move |connection| {
+            // Accounts are only ever inserted, never moved: rowid order is creation order, and
+            // a cursor (`a.<rowid>`) survives updates of the rows around it.
+            let after = match page.cursor.as_deref() {
+                None => 0,
+                Some(cursor) => cursor
+                    .strip_prefix("a.")
+                    .and_then(|rowid| rowid.parse::<i64>().ok())
+                    .ok_or_else(invalid_cursor)?,
+            };
+            let Some(limit) = page_limit(&page) else {
+                return Ok(empty_page());
+            };
+            let mut statement = connection.prepare_cached(
+                "SELECT rowid, data FROM accounts WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+            )?;
+            let mut rows = statement.query(params![after, limit])?;
+            let mut items = Vec::new();
+            let mut last = None;
+            while let Some(row) = rows.next()? {
+                last = Some(row.get::<_, i64>(0)?);
+                let data: String = row.get(1)?;
+                items.push(decode(TABLE, &data)?);
+            }
+            Ok(finish_page(
+                items,
+                limit,
+                last.map(|rowid| format!("a.{rowid}")),
+            ))
         })
         .await
     }

@@ -1084,6 +1084,9 @@ impl AccountStore for CountingStore {
     async fn account_usage(&self, id: &AccountId) -> CoreResult<AccountUsage> {
         self.timed(self.inner.account_usage(id)).await
     }
+    async fn list_accounts(&self, page: PageRequest) -> CoreResult<Page<Account>> {
+        self.timed(self.inner.list_accounts(page)).await
+    }
 }
 
 #[async_trait]

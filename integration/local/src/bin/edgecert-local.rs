@@ -101,6 +101,10 @@ async fn main() -> anyhow::Result<()> {
     let stack = LocalStack::start(options).await?;
     let info = &stack.info;
     println!("EdgeCert is running (Ctrl-C stops everything)");
+    println!(
+        "  dashboard      {}  (sign in with an account's API key, or the admin key)",
+        info.dashboard_url
+    );
     println!("  API            {}", info.api_url);
     println!(
         "  admin key      {}  (also in {})",
