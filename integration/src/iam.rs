@@ -35,12 +35,26 @@ pub struct IamReport {
     pub aws_managed: Vec<String>,
     /// How many recorded authorizations were checked.
     pub checked: usize,
+    /// Every recorded authorization, grouped: caller, action, resource, leading keys and how
+    /// many times (in the report file only, see [`IamReport::write`]).
+    pub recorded: Vec<String>,
 }
 
 impl IamReport {
     /// Whether every recorded call is allowed.
     pub fn all_allowed(&self) -> bool {
         self.refused.is_empty()
+    }
+
+    /// Writes the report and every recorded call to `path`, for reading after a passing run
+    /// (the test harness shows a passing test's output only with `--nocapture`).
+    pub fn write(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let mut text = self.to_string();
+        text.push_str("Recorded calls (caller: action on resource [leading keys] x count):\n");
+        for line in &self.recorded {
+            text.push_str(&format!("  {line}\n"));
+        }
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
     }
 }
 
@@ -178,6 +192,7 @@ pub fn check(
     report.aws_managed = managed.into_iter().collect();
 
     let mut exercised: BTreeMap<&str, Exercised> = BTreeMap::new();
+    let mut recorded: BTreeMap<String, usize> = BTreeMap::new();
     for call in calls {
         let caller = call.caller.as_str();
         let authorization = &call.authorization;
@@ -235,6 +250,9 @@ pub fn check(
             KeyValue::Values(values) => format!(", leading keys [{}]", values.join(", ")),
             _ => String::new(),
         };
+        *recorded
+            .entry(format!("{caller}: {action} on {}{leading}", authorization.resource))
+            .or_default() += 1;
         if let Some(statement) = denied_by.first() {
             report
                 .refused
@@ -265,6 +283,10 @@ pub fn check(
         }
     }
 
+    report.recorded = recorded
+        .into_iter()
+        .map(|(call, count)| format!("{call} x{count}"))
+        .collect();
     for (caller, policy_statements) in &statements {
         let marks = exercised.remove(caller).unwrap_or_default();
         for statement in policy_statements {

@@ -24,7 +24,11 @@ use edgecert_aws::{AwsClients, DynamoStore, create_table};
 use edgecert_core::model::{ApiKeyHash, Zone};
 use edgecert_core::ports::ZoneStore as _;
 use edgecert_core::{AccountId, Hostname, ZoneId};
-use edgecert_integration::{Http01Responder, InitError, LambdaProcess, Moto, Pebble};
+use edgecert_integration::iam;
+use edgecert_integration::template::{Principal, Stack};
+use edgecert_integration::{
+    AwsRecorder, Http01Responder, InitError, LambdaProcess, Moto, Pebble,
+};
 use harness::{AUTHORIZER_EVENT, ApiCall, EDGE_HOSTNAME};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -93,56 +97,43 @@ fn binary(name: &str) -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The deployment: what template.yaml's parameters stand for here
+// The deployment: a stack of the SAM-transformed template.yaml, with this test's parameters
 
-/// The values of the template's parameters in this test, plus what only a local run sets
-/// (`EDGECERT_DNS_SERVER`, `EDGECERT_ACME_CA_ROOT`).
+/// The stack this test deploys: template.yaml transformed by SAM and evaluated with this test's
+/// parameter values, so every function gets the environment the template gives it (and its IAM
+/// policy names the same table and secrets), plus what only a local run sets
+/// (`EDGECERT_DNS_SERVER`, `EDGECERT_ACME_CA_ROOT`). Every function talks to moto through
+/// the recorder, on an endpoint of its own: its calls are checked against its policy.
 struct Deployment {
+    stack: Stack,
     table: String,
-    secret_prefix: String,
     admin_key: String,
     dns_server: SocketAddr,
-    acme_directory: String,
     acme_ca_root: PathBuf,
-    aws_env: Vec<(String, String)>,
+    recorder: AwsRecorder,
 }
 
 impl Deployment {
-    /// The test's value of the template's variable `name`. A variable the template gains
-    /// without a value here fails the test: this test must start the binaries as deployed.
-    fn value(&self, name: &str) -> String {
-        match name {
-            vars::TABLE_NAME => self.table.clone(),
-            vars::SECRET_PREFIX => self.secret_prefix.clone(),
-            vars::EDGE_HOSTNAME => EDGE_HOSTNAME.to_owned(),
-            // challtestsrv answers every A query with 127.0.0.1 unless told otherwise: every
-            // hostname points at the edge.
-            vars::EDGE_IPS => "127.0.0.1".to_owned(),
-            vars::ADMIN_KEY_SHA256 => ApiKeyHash::of(&self.admin_key).as_str().to_owned(),
-            vars::ACME_DIRECTORY => self.acme_directory.clone(),
-            vars::ACME_CONTACT => "ops@edgecert.test".to_owned(),
-            vars::CAA_IDENTITIES => "letsencrypt.org,pebble.letsencrypt.org".to_owned(),
-            "EDGECERT_ISSUE_CONCURRENCY" => "2".to_owned(),
-            "EDGECERT_ORDER_BUDGET" => "300".to_owned(),
-            "EDGECERT_ORDER_BUDGET_PERIOD_SECONDS" => "10800".to_owned(),
-            "RUST_LOG" => "info".to_owned(),
-            other => panic!("template.yaml gives the functions {other}: give it a test value"),
-        }
-    }
-
-    /// The environment of `binary`: moto's endpoint and dummy credentials, the variables
-    /// template.yaml gives that function (its globals and its own), and the DNS server (so no
-    /// binary ever asks the system's resolvers) and Pebble's listener root where the function
-    /// talks to the CA.
-    fn environment(&self, binary: &str) -> Vec<(String, String)> {
-        let mut env = self.aws_env.clone();
-        let names = edgecert_integration::template::function_variables(binary)
-            .expect("template.yaml deploys the binary");
-        for name in &names {
-            env.push((name.clone(), self.value(name)));
-        }
+    /// The environment of `binary`: its recorder endpoint and moto's dummy credentials, the
+    /// variables template.yaml gives that function (its globals and its own) as this stack
+    /// evaluates them, the DNS server (so no binary ever asks the system's resolvers), and
+    /// Pebble's listener root where the function talks to the CA.
+    async fn environment(&self, binary: &str) -> Vec<(String, String)> {
+        let mut env = self
+            .recorder
+            .aws_env(binary)
+            .await
+            .expect("a recorder endpoint for the function");
+        let variables = self
+            .stack
+            .function_environment(binary)
+            .unwrap_or_else(|error| panic!("the environment of {binary}: {error:#}"));
+        let talks_to_the_ca = variables
+            .iter()
+            .any(|(name, _)| name == vars::ACME_DIRECTORY);
+        env.extend(variables);
         env.push((vars::DNS_SERVER.to_owned(), self.dns_server.to_string()));
-        if names.iter().any(|name| name == vars::ACME_DIRECTORY) {
+        if talks_to_the_ca {
             env.push((
                 vars::ACME_CA_ROOT.to_owned(),
                 self.acme_ca_root.display().to_string(),
@@ -152,36 +143,81 @@ impl Deployment {
     }
 }
 
-/// Moto's shared server, a fresh table, Pebble and challtestsrv (with public addresses for the
-/// fixtures' origins, which the strict origin policy requires).
+/// Moto's shared server behind a recorder, a fresh table, Pebble and challtestsrv (with public
+/// addresses for the fixtures' origins, which the strict origin policy requires).
 async fn deployment() -> Deployment {
     let moto = Moto::shared().await.expect("moto_server starts");
     let clients = AwsClients::for_local_endpoint(&moto.endpoint_url()).await;
-    let table = format!(
+    let unique = format!(
         "edgecert-lambda-{}-{}",
         std::process::id(),
         harness::unique_apex("t").replace('.', "-")
     );
+    let pebble = harness::pebble().await;
+    let admin_key = format!("eca_admin_{}", harness::unique_apex("lambda"));
+    let admin_hash = ApiKeyHash::of(&admin_key).as_str().to_owned();
+    let acme_directory = pebble.directory_url();
+    let template = tokio::task::spawn_blocking(edgecert_integration::template::transformed_template)
+        .await
+        .expect("the transform task completes")
+        .expect("template.yaml transforms (SAM venv)");
+    // The template's parameters as this test deploys it; the others keep their defaults.
+    let stack = Stack::new(
+        template,
+        &unique,
+        &[
+            ("TableName", &unique),
+            ("SecretPrefix", &format!("{unique}/")),
+            ("EdgeHostname", EDGE_HOSTNAME),
+            // challtestsrv answers every A query with 127.0.0.1 unless told otherwise: every
+            // hostname points at the edge.
+            ("EdgeIps", "127.0.0.1"),
+            ("AdminKeySha256", &admin_hash),
+            ("AcmeDirectory", &acme_directory),
+            ("AcmeContactEmail", "ops@edgecert.test"),
+            ("CaaIdentities", "letsencrypt.org,pebble.letsencrypt.org"),
+            ("IssueConcurrency", "2"),
+        ],
+    )
+    .expect("a stack of template.yaml with this test's parameters");
+    let table = stack.physical_id("Table").expect("the table's name");
     create_table(&clients.dynamodb, &table)
         .await
         .expect("the table is created in moto");
-    let pebble = harness::pebble().await;
     Deployment {
-        secret_prefix: format!("{table}/"),
+        stack,
         table,
-        admin_key: format!("eca_admin_{}", harness::unique_apex("lambda")),
+        admin_key,
         dns_server: pebble.challtestsrv().dns_server_addr(),
-        acme_directory: pebble.directory_url(),
         acme_ca_root: pebble.listener_ca_pem_path().to_path_buf(),
-        aws_env: moto.aws_env(),
+        recorder: AwsRecorder::new(moto).expect("the AWS call recorder"),
     }
 }
 
-/// The store on the deployment's table, for what the binaries cannot create here.
+/// The store on the deployment's table, for what the binaries cannot create here (not
+/// recorded: it is the test's, not a function's).
 async fn store(deployment: &Deployment) -> DynamoStore {
     let moto = Moto::shared().await.expect("moto_server starts");
     let clients = AwsClients::for_local_endpoint(&moto.endpoint_url()).await;
     DynamoStore::new(clients.dynamodb, deployment.table.clone())
+}
+
+/// Checks every AWS call the functions made against their roles' policies in the stack, writes
+/// the report (with the statements no call needed) to `<target>/tmp/<file>`, and fails naming
+/// each call no statement allows.
+fn assert_iam_allows_every_call(deployment: &Deployment, ran: &[String], file: &str) {
+    let principals: Vec<(String, Principal)> = ran
+        .iter()
+        .map(|binary| (binary.clone(), Principal::LambdaBinary(binary.clone())))
+        .collect();
+    let calls = deployment.recorder.calls();
+    assert!(!calls.is_empty(), "the recorder saw no AWS call");
+    let report = iam::check(&deployment.stack, &principals, &calls)
+        .unwrap_or_else(|error| panic!("checking IAM: {error:#}"));
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
+    report.write(&path).expect("the IAM report is written");
+    eprintln!("{report}(also in {})", path.display());
+    assert!(report.all_allowed(), "{report}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,7 +236,7 @@ impl Functions {
         let mut starting = JoinSet::new();
         for (name, path) in binaries {
             let (name, path) = (name.clone(), path.clone());
-            let env = deployment.environment(&name);
+            let env = deployment.environment(&name).await;
             starting.spawn(async move {
                 let started = LambdaProcess::start(&name, &path, &env).await;
                 (name, started)
@@ -792,13 +828,36 @@ async fn every_function_binary_answers_its_event_on_moto() {
     assert_eq!(limits["domain_count"], 0);
     assert_eq!(limits["current_count"], 0);
     eprintln!("every function answered after {:?}", started.elapsed());
+
+    // --- IAM: every call each function made is allowed by its role's policy -----------------
+    let ran: Vec<String> = binaries
+        .iter()
+        .map(|(name, _)| name.clone())
+        .chain(WORKER_BINARIES.iter().map(|name| (*name).to_owned()))
+        .collect();
+    let deployed: Vec<String> = deployment
+        .stack
+        .lambda_binaries()
+        .expect("the stack's functions")
+        .into_iter()
+        .map(|(_, binary)| binary)
+        .collect();
+    let mut sorted = ran.clone();
+    sorted.sort();
+    let mut deployed_sorted = deployed.clone();
+    deployed_sorted.sort();
+    assert_eq!(
+        sorted, deployed_sorted,
+        "every Lambda function template.yaml deploys runs in this test, so its calls are checked"
+    );
+    assert_iam_allows_every_call(&deployment, &ran, "iam-lambda-functions.txt");
 }
 
 #[tokio::test]
 async fn a_binary_without_its_table_fails_at_init_naming_the_variable() {
     let deployment = deployment().await;
     for name in ["domains-list", "authorizer"] {
-        let mut env = deployment.environment(name);
+        let mut env = deployment.environment(name).await;
         env.retain(|(variable, _)| variable != vars::TABLE_NAME);
 
         let error = LambdaProcess::start(name, &binary(name), &env)

@@ -8,6 +8,7 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -27,9 +28,23 @@ const INSTALL_HINT: &str = "python3 -m venv .venv-sam && .venv-sam/bin/pip insta
 /// How long the transform may take (about 3 s here: mostly importing the SAM CLI).
 const TRANSFORM_DEADLINE: Duration = Duration::from_secs(120);
 
-/// The workspace's template.yaml, transformed.
+/// The workspace's template.yaml transformed, once per process (the transform takes seconds).
+static WORKSPACE_TEMPLATE: Mutex<Option<Value>> = Mutex::new(None);
+
+/// The workspace's template.yaml, transformed. It blocks for the transform's seconds on first
+/// use: from async code, call it through `tokio::task::spawn_blocking`.
 pub fn transformed_template() -> anyhow::Result<Value> {
-    transform(&workspace_root().join("template.yaml"))
+    // Held while transforming, so concurrent callers wait for one transform instead of
+    // starting their own; a poisoned lock still holds a valid cache.
+    let mut cached = WORKSPACE_TEMPLATE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(template) = cached.as_ref() {
+        return Ok(template.clone());
+    }
+    let template = transform(&workspace_root().join("template.yaml"))?;
+    *cached = Some(template.clone());
+    Ok(template)
 }
 
 /// The SAM template at `path`, transformed into plain CloudFormation (JSON).
