@@ -171,14 +171,24 @@ async fn the_container_issues_on_demand_and_serves_within_its_task_role() {
     }
     // `env -i`: exactly these variables, nothing from the test's environment.
     let mut args = vec!["-i".to_owned()];
-    args.extend(variables.iter().map(|(name, value)| format!("{name}={value}")));
+    args.extend(
+        variables
+            .iter()
+            .map(|(name, value)| format!("{name}={value}")),
+    );
     args.push(env!("CARGO_BIN_EXE_edgecert-terminator").to_owned());
     let work_dir = tempfile::tempdir().expect("a work directory");
-    let mut process = ServiceProcess::spawn(CONTAINER, Path::new("env"), &args, &[], work_dir.path())
-        .expect("the container binary starts");
+    let mut process =
+        ServiceProcess::spawn(CONTAINER, Path::new("env"), &args, &[], work_dir.path())
+            .expect("the container binary starts");
 
     // The first request: issued on demand, then proxied to the origin.
-    let roots = roots_from_pem(&pebble.issuing_root_pem().await.expect("Pebble's issuing root"));
+    let roots = roots_from_pem(
+        &pebble
+            .issuing_root_pem()
+            .await
+            .expect("Pebble's issuing root"),
+    );
     assert!(!roots.is_empty(), "Pebble's issuing root parses");
     let deadline = Instant::now() + FIRST_RESPONSE_WITHIN;
     let answer = loop {
@@ -214,7 +224,10 @@ async fn the_container_issues_on_demand_and_serves_within_its_task_role() {
         .unwrap_or_else(|error| panic!("the container exited: {error:#}"));
     drop(process);
 
-    let principals = [(CONTAINER.to_owned(), Principal::Container(CONTAINER.to_owned()))];
+    let principals = [(
+        CONTAINER.to_owned(),
+        Principal::Container(CONTAINER.to_owned()),
+    )];
     let report = iam::check(&stack, &principals, &recorder.calls())
         .unwrap_or_else(|error| panic!("checking IAM: {error:#}"));
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("iam-terminator.txt");
