@@ -251,7 +251,10 @@ pub fn check(
             _ => String::new(),
         };
         *recorded
-            .entry(format!("{caller}: {action} on {}{leading}", authorization.resource))
+            .entry(format!(
+                "{caller}: {action} on {}{leading}",
+                authorization.resource
+            ))
             .or_default() += 1;
         if let Some(statement) = denied_by.first() {
             report

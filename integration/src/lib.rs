@@ -21,5 +21,5 @@ pub use lambda_runtime::{FunctionError, InitError, InvocationResult, LambdaProce
 
 pub use services::{
     AwsCall, AwsRecorder, CaaPolicy, CallerCredentials, Challtestsrv, ChalltestsrvHttp01, Moto,
-    Pebble, PebbleOptions, ServiceProcess, free_port, http_client, workspace_root,
+    Pebble, PebbleOptions, Route53Zone, ServiceProcess, free_port, http_client, workspace_root,
 };

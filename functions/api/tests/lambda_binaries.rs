@@ -18,16 +18,17 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edgecert_api::config::vars;
 use edgecert_api::{ROUTES, routes};
 use edgecert_aws::{AwsClients, DynamoStore, create_table};
 use edgecert_core::model::{ApiKeyHash, Zone};
 use edgecert_core::ports::ZoneStore as _;
 use edgecert_core::{AccountId, Hostname, ZoneId};
+use edgecert_deployment::vars;
 use edgecert_integration::iam;
 use edgecert_integration::template::{Principal, Stack};
 use edgecert_integration::{
-    AwsRecorder, Http01Responder, InitError, LambdaProcess, Moto, Pebble,
+    AwsRecorder, Http01Responder, InitError, LambdaProcess, Moto, Pebble, PebbleOptions,
+    Route53Zone,
 };
 use harness::{AUTHORIZER_EVENT, ApiCall, EDGE_HOSTNAME};
 use serde_json::{Value, json};
@@ -143,6 +144,22 @@ impl Deployment {
     }
 }
 
+/// The Pebble (and challtestsrv) of this test binary. It never reuses an authorization, so
+/// that every issuance and renewal answers its challenges, and the calls doing so are always
+/// recorded (with reuse, a renewal would skip them half of the time).
+async fn pebble() -> &'static Pebble {
+    static PEBBLE: tokio::sync::OnceCell<Pebble> = tokio::sync::OnceCell::const_new();
+    PEBBLE
+        .get_or_try_init(|| {
+            Pebble::start(PebbleOptions {
+                authz_reuse_percent: Some(0),
+                ..PebbleOptions::default()
+            })
+        })
+        .await
+        .expect("Pebble and pebble-challtestsrv start (apt-get install -y pebble)")
+}
+
 /// Moto's shared server behind a recorder, a fresh table, Pebble and challtestsrv (with public
 /// addresses for the fixtures' origins, which the strict origin policy requires).
 async fn deployment() -> Deployment {
@@ -153,14 +170,15 @@ async fn deployment() -> Deployment {
         std::process::id(),
         harness::unique_apex("t").replace('.', "-")
     );
-    let pebble = harness::pebble().await;
+    let pebble = pebble().await;
     let admin_key = format!("eca_admin_{}", harness::unique_apex("lambda"));
     let admin_hash = ApiKeyHash::of(&admin_key).as_str().to_owned();
     let acme_directory = pebble.directory_url();
-    let template = tokio::task::spawn_blocking(edgecert_integration::template::transformed_template)
-        .await
-        .expect("the transform task completes")
-        .expect("template.yaml transforms (SAM venv)");
+    let template =
+        tokio::task::spawn_blocking(edgecert_integration::template::transformed_template)
+            .await
+            .expect("the transform task completes")
+            .expect("template.yaml transforms (SAM venv)");
     // The template's parameters as this test deploys it; the others keep their defaults.
     let stack = Stack::new(
         template,
@@ -500,7 +518,7 @@ async fn every_function_binary_answers_its_event_on_moto() {
     let workers = worker_binaries();
     let started = Instant::now();
     let deployment = deployment().await;
-    let pebble: &Pebble = harness::pebble().await;
+    let pebble: &Pebble = pebble().await;
     let dns = pebble.challtestsrv();
     for origin in ["origin.saas.example.com", "origin-2.saas.example.com"] {
         dns.add_a(origin, &[std::net::Ipv4Addr::new(198, 51, 100, 8)])
@@ -811,6 +829,81 @@ async fn every_function_binary_answers_its_event_on_moto() {
         .await
         .expect(200);
     assert_eq!(ssl["certificate"]["status"], "issued", "{ssl}");
+
+    // --- DNS-01 through Route 53 ---------------------------------------------------------------
+    // A downloadable certificate on a Route 53 hosted zone (in moto; challtestsrv serves its
+    // records in DNS, as Route 53's name servers would): the issuer and the renewer write and
+    // remove the challenge records through the Route 53 API and the CA validates them; the API
+    // downloads, renews and revokes what they issued.
+    let moto = Moto::shared().await.expect("moto_server starts");
+    let hosted = Arc::new(
+        Route53Zone::create(moto, dns.management_url(), &harness::unique_apex("route53"))
+            .await
+            .expect("a Route 53 hosted zone in moto"),
+    );
+    deployment.recorder.publish_in_dns(Arc::clone(&hosted));
+    let route53_zone = Zone {
+        id: ZoneId::generate(),
+        account_id: AccountId::parse(&account_id).expect("an account id"),
+        name: Hostname::parse_domain(&hosted.name).expect("a zone name"),
+        provider: "route53".to_owned(),
+        provider_zone_id: hosted.id.clone(),
+        verified: true,
+        created_at: time::OffsetDateTime::now_utc(),
+        version: 1,
+    };
+    store
+        .create_zone(&route53_zone)
+        .await
+        .expect("the Route 53 zone is stored");
+    let requested = functions
+        .call(as_account("certificates-create").json(json!({
+            "zone_id": route53_zone.id.to_string(),
+            "domain": format!("app.{}", hosted.name),
+            "auto_renew": true,
+        })))
+        .await
+        .expect(202);
+    let dns01_id = text(&requested["id"]);
+    let stream: Value = serde_json::from_str(
+        &ISSUER_STREAM
+            .replace("acct_placeholder000000000", &account_id)
+            .replace("cert_placeholder000000000", &dns01_id),
+    )
+    .expect("issuer-stream.json");
+    let answer = workers.invoke("issuer", &stream, ISSUANCE_TIMEOUT).await;
+    assert_eq!(answer, json!({ "batchItemFailures": [] }));
+    let issued = functions
+        .call(as_account("certificates-get").id(&dns01_id))
+        .await
+        .expect(200);
+    assert_eq!(issued["status"], "issued", "{issued}");
+    let download = functions
+        .call(as_account("certificates-download").id(&dns01_id))
+        .await
+        .expect(200);
+    assert!(
+        text(&download["certificate_pem"]).starts_with("-----BEGIN CERTIFICATE-----"),
+        "{download}"
+    );
+    // A manual renewal, carried out by the renewer's next run.
+    let renewing = functions
+        .call(as_account("certificates-renew").id(&dns01_id))
+        .await
+        .expect(202);
+    assert_eq!(renewing["status"], "validating", "{renewing}");
+    let report = workers.invoke("renewer", &schedule, ISSUANCE_TIMEOUT).await;
+    assert_eq!(report["issued"], 1, "{report}");
+    assert_eq!(report["error_count"], 0, "{report}");
+    // The fixture's query: revoke=true. The CA revokes it, then it is deleted with its secret.
+    functions
+        .call(as_account("certificates-delete").id(&dns01_id))
+        .await
+        .expect(204);
+    functions
+        .call(as_account("zones-delete").id(&route53_zone.id.to_string()))
+        .await
+        .expect(204);
 
     // --- Cleaning up through the API ----------------------------------------------------------
     for id in [&domain_id, &second_id] {

@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::Moto;
+use super::{Moto, Route53Zone};
 use crate::iam::request::{
     Authorization, AwsRequest, Signature, assumed_access_key_in_response, authorizations,
     secret_arn_in_response,
@@ -76,6 +76,8 @@ struct Shared {
     calls: Mutex<Vec<AwsCall>>,
     /// Access keys handed out by `AssumeRole`, with the role they stand for.
     assumed: Mutex<HashMap<String, String>>,
+    /// Hosted zones whose records are published in DNS after each change.
+    zones: Mutex<Vec<Arc<Route53Zone>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -112,6 +114,7 @@ impl AwsRecorder {
                 client,
                 calls: Mutex::new(Vec::new()),
                 assumed: Mutex::new(HashMap::new()),
+                zones: Mutex::new(Vec::new()),
             }),
             moto_env: moto.aws_env(),
             endpoints: Mutex::new(HashMap::new()),
@@ -158,6 +161,12 @@ impl AwsRecorder {
                 }
             })
             .collect())
+    }
+
+    /// Publishes `zone`'s records in DNS after every change a caller makes to it, before the
+    /// caller gets its answer (see [`Route53Zone`]).
+    pub fn publish_in_dns(&self, zone: Arc<Route53Zone>) {
+        lock(&self.shared.zones).push(zone);
     }
 
     /// Every call recorded so far, in the order they were answered.
@@ -278,6 +287,9 @@ async fn forward(
         ),
     };
 
+    if status.is_success() {
+        publish_changed_zones(shared, &needed).await;
+    }
     record(caller, shared, signature.as_ref(), needed, status, &answer);
 
     let mut response = Response::new(Full::new(answer));
@@ -288,6 +300,27 @@ async fn forward(
         }
     }
     response
+}
+
+/// Publishes in DNS the zones a successful request changed records of.
+async fn publish_changed_zones(shared: &Shared, needed: &[Authorization]) {
+    let changed: Vec<Arc<Route53Zone>> = lock(&shared.zones)
+        .iter()
+        .filter(|zone| {
+            needed.iter().any(|authorization| {
+                authorization.action.as_deref() == Some("route53:ChangeResourceRecordSets")
+                    && authorization
+                        .resource
+                        .ends_with(&format!("hostedzone/{}", zone.bare_id()))
+            })
+        })
+        .cloned()
+        .collect();
+    for zone in changed {
+        if let Err(error) = zone.publish().await {
+            tracing::warn!(error = %format!("{error:#}"), zone = %zone.id, "publishing a hosted zone in DNS");
+        }
+    }
 }
 
 /// Records the authorizations of one answered request.

@@ -2,8 +2,9 @@
 //!
 //! - [`Pebble`]: the ACME test CA, together with pebble-challtestsrv ([`Challtestsrv`]) as its
 //!   DNS server and optional HTTP-01 responder.
-//! - [`Moto`]: moto_server, standing in for DynamoDB, Secrets Manager and Route 53, and
-//!   [`AwsRecorder`] in front of it, recording every call each function makes.
+//! - [`Moto`]: moto_server, standing in for DynamoDB, Secrets Manager and Route 53, with
+//!   [`AwsRecorder`] in front of it, recording every call each function makes, and
+//!   [`Route53Zone`]s whose records challtestsrv serves in DNS.
 //!
 //! Each service owns a temporary directory with its configuration and logs, starts its processes
 //! on free ports ([`free_port`]), waits (bounded) until they answer, and stops them when dropped.
@@ -15,6 +16,7 @@ mod moto;
 mod pebble;
 mod ports;
 mod process;
+mod route53_zone;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,7 @@ pub use moto::Moto;
 pub use pebble::{ChalltestsrvHttp01, Pebble, PebbleOptions};
 pub use ports::free_port;
 pub use process::ServiceProcess;
+pub use route53_zone::Route53Zone;
 
 /// How long a service may take to answer after its process started. Generous because tests
 /// run next to compilers on small machines (moto alone imports for a few seconds).
