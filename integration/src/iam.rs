@@ -23,7 +23,7 @@ use policy::{Applies, ConditionKeys, Effect, KeyValue, Statement};
 #[derive(Debug, Clone, Default)]
 pub struct IamReport {
     /// Calls no statement allows (or that a statement denies, or that cannot be decided), one
-    /// line each: function, action, resource, why.
+    /// line each: function, action, resource, why, and how many times when more than once.
     pub refused: Vec<String>,
     /// Policy statements (and actions of statements) no recorded call needed, by function.
     pub unexercised: Vec<String>,
@@ -193,6 +193,12 @@ pub fn check(
 
     let mut exercised: BTreeMap<&str, Exercised> = BTreeMap::new();
     let mut recorded: BTreeMap<String, usize> = BTreeMap::new();
+    // The same refusal once, with its count.
+    let mut refused: Vec<(String, usize)> = Vec::new();
+    let mut refuse = |line: String| match refused.iter_mut().find(|(seen, _)| *seen == line) {
+        Some((_, count)) => *count += 1,
+        None => refused.push((line, 1)),
+    };
     for call in calls {
         let caller = call.caller.as_str();
         let authorization = &call.authorization;
@@ -211,22 +217,20 @@ pub fn check(
             }
             CallerCredentials::Unsigned => {
                 report.checked += 1;
-                report
-                    .refused
-                    .push(format!("{what}: the request was not signed"));
+                refuse(format!("{what}: the request was not signed"));
                 continue;
             }
             CallerCredentials::Own => {}
         }
         report.checked += 1;
         let Some(policy_statements) = statements.get(caller) else {
-            report.refused.push(format!(
+            refuse(format!(
                 "{what}: {caller} is not one of the principals checked here"
             ));
             continue;
         };
         let Some(action) = &authorization.action else {
-            report.refused.push(format!(
+            refuse(format!(
                 "{what}: the recorder cannot name the IAM action of this request"
             ));
             continue;
@@ -257,9 +261,7 @@ pub fn check(
             ))
             .or_default() += 1;
         if let Some(statement) = denied_by.first() {
-            report
-                .refused
-                .push(format!("{what}{leading}: denied by {statement}"));
+            refuse(format!("{what}{leading}: denied by {statement}"));
         } else if !allowed_by.is_empty() {
             let marks = exercised.entry(caller).or_default();
             for statement in allowed_by {
@@ -275,17 +277,27 @@ pub fn check(
                 }
             }
         } else if !undecided.is_empty() {
-            report.refused.push(format!(
+            refuse(format!(
                 "{what}{leading}: cannot be decided, so it is not passed: {}",
                 undecided.join("; ")
             ));
         } else {
-            report.refused.push(format!(
+            refuse(format!(
                 "{what}{leading}: no statement of its role's policies allows it"
             ));
         }
     }
 
+    report.refused = refused
+        .into_iter()
+        .map(|(line, count)| {
+            if count > 1 {
+                format!("{line} (x{count})")
+            } else {
+                line
+            }
+        })
+        .collect();
     report.recorded = recorded
         .into_iter()
         .map(|(call, count)| format!("{call} x{count}"))
