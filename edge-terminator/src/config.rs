@@ -2,45 +2,20 @@
 //! [`DeploymentConfig`] (what the container binary reads from its environment once at start,
 //! failing with the name of the variable at fault).
 //!
-//! Variables shared with the API and workers keep their names (`EDGECERT_TABLE_NAME`,
-//! `EDGECERT_SECRET_PREFIX`, `EDGECERT_DNS_SERVER`, `EDGECERT_EDGE_HOSTNAME`,
-//! `EDGECERT_EDGE_IPS`, `EDGECERT_ALLOW_*_ORIGINS`); the terminator's own start with
-//! `EDGECERT_TERMINATOR_`.
+//! The variables shared with the API and the workers (table, secrets, edge, origins, DNS, ACME
+//! CA) are read by [`edgecert_deployment::DeploymentConfig`], the one parser of them; the
+//! terminator's own start with `EDGECERT_TERMINATOR_` and are read here.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use edgecert_core::origin::OriginPolicy;
-use edgecert_core::usecases::EdgeSettings;
 use rustls::pki_types::CertificateDer;
 
 use crate::error::{Result, TerminatorError};
 
-/// Names of the environment variables the binary reads.
+/// Names of the terminator's own environment variables (the shared ones are
+/// [`edgecert_deployment::vars`]).
 pub mod vars {
-    /// DynamoDB table name (shared with the API).
-    pub const TABLE_NAME: &str = "EDGECERT_TABLE_NAME";
-    /// Prefix of Secrets Manager secret names (shared with the API).
-    pub const SECRET_PREFIX: &str = "EDGECERT_SECRET_PREFIX";
-    /// `host:port` of the only DNS server to ask; unset means the system's resolvers.
-    pub const DNS_SERVER: &str = "EDGECERT_DNS_SERVER";
-    /// CNAME target customers point subdomains at (what "points at the edge" means).
-    pub const EDGE_HOSTNAME: &str = "EDGECERT_EDGE_HOSTNAME";
-    /// Comma-separated edge addresses for apex names.
-    pub const EDGE_IPS: &str = "EDGECERT_EDGE_IPS";
-    /// `true` to allow loopback origins (local stack only).
-    pub const ALLOW_LOOPBACK_ORIGINS: &str = "EDGECERT_ALLOW_LOOPBACK_ORIGINS";
-    /// `true` to allow private, CGNAT and unique-local origins.
-    pub const ALLOW_PRIVATE_ORIGINS: &str = "EDGECERT_ALLOW_PRIVATE_ORIGINS";
-    /// ACME directory URL (shared with the API and workers).
-    pub const ACME_DIRECTORY: &str = "EDGECERT_ACME_DIRECTORY";
-    /// Contact e-mail of the ACME account.
-    pub const ACME_CONTACT: &str = "EDGECERT_ACME_CONTACT";
-    /// PEM file trusted for the CA's HTTPS listener (Pebble); unset means the system roots.
-    pub const ACME_CA_ROOT: &str = "EDGECERT_ACME_CA_ROOT";
-    /// Comma-separated CA identities accepted in CAA records (default `letsencrypt.org`).
-    pub const CAA_IDENTITIES: &str = "EDGECERT_CAA_IDENTITIES";
     /// HTTPS listen address (default `0.0.0.0:8443`; the NLB maps 443 to it).
     pub const HTTPS_ADDR: &str = "EDGECERT_TERMINATOR_HTTPS_ADDR";
     /// HTTP listen address for HTTP-01 and redirects (default `0.0.0.0:8080`; the NLB maps 80).
@@ -193,8 +168,8 @@ impl Default for TerminatorConfig {
     }
 }
 
-/// What the container binary needs: listeners, the terminator's tunables, the shared
-/// deployment settings and the ACME CA.
+/// What the container binary needs: listeners, the terminator's tunables, and the deployment
+/// settings every EdgeCert process shares (with the ACME CA, which the terminator requires).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DeploymentConfig {
@@ -206,24 +181,8 @@ pub struct DeploymentConfig {
     pub admin_addr: SocketAddr,
     /// The terminator's tunables.
     pub terminator: TerminatorConfig,
-    /// Where customers point DNS.
-    pub edge: EdgeSettings,
-    /// Allowed origin address kinds.
-    pub origin_policy: OriginPolicy,
-    /// The DNS server to ask, if not the system's.
-    pub dns_server: Option<SocketAddr>,
-    /// DynamoDB table.
-    pub table_name: String,
-    /// Secrets Manager name prefix.
-    pub secret_prefix: String,
-    /// ACME directory URL.
-    pub acme_directory_url: String,
-    /// ACME account contact.
-    pub acme_contact_email: Option<String>,
-    /// PEM file trusted for the CA's listener.
-    pub acme_ca_root_file: Option<PathBuf>,
-    /// CA identities accepted in CAA records.
-    pub caa_identities: Vec<String>,
+    /// Table, secrets, edge, origin policy, DNS server and the ACME CA.
+    pub shared: edgecert_deployment::DeploymentConfig,
 }
 
 impl DeploymentConfig {
@@ -234,6 +193,31 @@ impl DeploymentConfig {
 
     /// Reads variables through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<DeploymentConfig> {
+        let env = Env { lookup: &lookup };
+        let shared =
+            edgecert_deployment::DeploymentConfig::from_lookup(&lookup).map_err(shared_problem)?;
+        shared
+            .required_acme("the terminator")
+            .map_err(shared_problem)?;
+        Ok(DeploymentConfig {
+            https_addr: env.address(vars::HTTPS_ADDR, "0.0.0.0:8443")?,
+            http_addr: env.address(vars::HTTP_ADDR, "0.0.0.0:8080")?,
+            admin_addr: env.address(vars::ADMIN_ADDR, "0.0.0.0:9090")?,
+            terminator: TerminatorConfig::from_lookup(&lookup)?,
+            shared,
+        })
+    }
+}
+
+impl TerminatorConfig {
+    /// The tunables set in the process environment (`EDGECERT_TERMINATOR_*`), the defaults
+    /// for the others.
+    pub fn from_env() -> Result<TerminatorConfig> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The tunables read through `lookup`, the defaults for those it does not have.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<TerminatorConfig> {
         let env = Env { lookup: &lookup };
         let defaults = TerminatorConfig::default();
         let mut terminator = TerminatorConfig {
@@ -282,56 +266,15 @@ impl DeploymentConfig {
             terminator.origin_extra_roots =
                 read_pem_roots(&path).map_err(|reason| problem(vars::ORIGIN_CA_FILE, &reason))?;
         }
-        let addresses = match env.get(vars::EDGE_IPS) {
-            None => vec![],
-            Some(list) => list
-                .split(',')
-                .map(|item| {
-                    item.trim().parse::<IpAddr>().map_err(|_| {
-                        problem(
-                            vars::EDGE_IPS,
-                            &format!("'{}' is not an IP address", item.trim()),
-                        )
-                    })
-                })
-                .collect::<Result<_>>()?,
-        };
-        let caa_identities = match env.get(vars::CAA_IDENTITIES) {
-            None => vec![edgecert_acme::LETS_ENCRYPT_CAA_IDENTITY.to_owned()],
-            Some(list) => list
-                .split(',')
-                .map(|item| item.trim().to_owned())
-                .filter(|item| !item.is_empty())
-                .collect(),
-        };
-        Ok(DeploymentConfig {
-            https_addr: env.address(vars::HTTPS_ADDR, "0.0.0.0:8443")?,
-            http_addr: env.address(vars::HTTP_ADDR, "0.0.0.0:8080")?,
-            admin_addr: env.address(vars::ADMIN_ADDR, "0.0.0.0:9090")?,
-            terminator,
-            edge: EdgeSettings {
-                hostname: env.required(vars::EDGE_HOSTNAME)?,
-                addresses,
-            },
-            origin_policy: OriginPolicy {
-                allow_loopback: env.flag(vars::ALLOW_LOOPBACK_ORIGINS)?,
-                allow_private: env.flag(vars::ALLOW_PRIVATE_ORIGINS)?,
-            },
-            dns_server: match env.get(vars::DNS_SERVER) {
-                None => None,
-                Some(text) => Some(text.parse().map_err(|_| {
-                    problem(vars::DNS_SERVER, &format!("'{text}' is not host:port"))
-                })?),
-            },
-            table_name: env.required(vars::TABLE_NAME)?,
-            secret_prefix: env
-                .get(vars::SECRET_PREFIX)
-                .unwrap_or_else(|| "edgecert/".to_owned()),
-            acme_directory_url: env.required(vars::ACME_DIRECTORY)?,
-            acme_contact_email: env.get(vars::ACME_CONTACT),
-            acme_ca_root_file: env.get(vars::ACME_CA_ROOT).map(PathBuf::from),
-            caa_identities,
-        })
+        Ok(terminator)
+    }
+}
+
+/// A shared variable's error as the terminator's.
+fn shared_problem(error: edgecert_deployment::ConfigError) -> TerminatorError {
+    TerminatorError::Config {
+        variable: error.variable,
+        problem: error.problem,
     }
 }
 
@@ -367,10 +310,6 @@ impl Env<'_> {
         (self.lookup)(name)
             .map(|value| value.trim().to_owned())
             .filter(|value| !value.is_empty())
-    }
-
-    fn required(&self, name: &'static str) -> Result<String> {
-        self.get(name).ok_or_else(|| problem(name, "is required"))
     }
 
     fn flag(&self, name: &'static str) -> Result<bool> {
@@ -424,6 +363,8 @@ mod tests {
 
     use std::collections::HashMap;
 
+    use edgecert_deployment::vars as shared;
+
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Result<DeploymentConfig> {
@@ -435,9 +376,9 @@ mod tests {
     }
 
     const REQUIRED: [(&str, &str); 3] = [
-        (vars::EDGE_HOSTNAME, "edge.example.net"),
-        (vars::TABLE_NAME, "edgecert"),
-        (vars::ACME_DIRECTORY, "https://acme.example/dir"),
+        (shared::EDGE_HOSTNAME, "edge.example.net"),
+        (shared::TABLE_NAME, "edgecert"),
+        (shared::ACME_DIRECTORY, "https://acme.example/dir"),
     ];
 
     fn variable(error: TerminatorError) -> &'static str {
@@ -449,7 +390,12 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        assert_eq!(variable(config(&[]).unwrap_err()), vars::EDGE_HOSTNAME);
+        assert_eq!(variable(config(&[]).unwrap_err()), shared::EDGE_HOSTNAME);
+        // The terminator cannot run without a CA.
+        assert_eq!(
+            variable(config(&REQUIRED[..2]).unwrap_err()),
+            shared::ACME_DIRECTORY
+        );
         let mut pairs = REQUIRED.to_vec();
         pairs.push((vars::ON_DEMAND_WAIT_SECS, "soon"));
         let error = config(&pairs).unwrap_err();
@@ -477,8 +423,8 @@ mod tests {
             REQUIRED[2],
             (vars::ON_DEMAND_WAIT_SECS, "7.5"),
             (vars::HTTPS_ADDR, "127.0.0.1:8443"),
-            (vars::ALLOW_LOOPBACK_ORIGINS, "true"),
-            (vars::EDGE_IPS, "203.0.113.1, 2001:db8::1"),
+            (shared::ALLOW_LOOPBACK_ORIGINS, "true"),
+            (shared::EDGE_IPS, "203.0.113.1, 2001:db8::1"),
         ])
         .unwrap();
         assert_eq!(
@@ -487,10 +433,14 @@ mod tests {
         );
         assert_eq!(config.https_addr, "127.0.0.1:8443".parse().unwrap());
         assert_eq!(config.http_addr, "0.0.0.0:8080".parse().unwrap());
-        assert!(config.origin_policy.allow_loopback);
-        assert_eq!(config.edge.addresses.len(), 2);
-        assert_eq!(config.secret_prefix, "edgecert/");
-        assert_eq!(config.caa_identities, vec!["letsencrypt.org".to_owned()]);
+        assert!(config.shared.origin_policy.allow_loopback);
+        assert_eq!(config.shared.edge.addresses.len(), 2);
+        assert_eq!(config.shared.secret_prefix, "edgecert/");
+        let acme = config.shared.required_acme("the terminator").unwrap();
+        assert_eq!(
+            acme.issuer_config().caa_identities,
+            vec!["letsencrypt.org".to_owned()]
+        );
         assert_eq!(config.terminator.max_concurrent_issuances, 32);
     }
 }

@@ -6,10 +6,12 @@
 //! [`Http01Responder`] answers Pebble's HTTP-01 validations from the store, as the edge will.
 //! [`lambda_runtime`] emulates the AWS Lambda Runtime API, so tests run the Lambda binaries
 //! themselves ([`LambdaProcess`]). [`fixtures`] writes store contents as EdgeCert's flows leave
-//! them (an issued certificate without ACME); [`template`] reads what template.yaml deploys.
+//! them (an issued certificate without ACME); [`template`] reads what template.yaml deploys, and
+//! [`iam`] checks the AWS calls an [`AwsRecorder`] saw against the template's IAM policies.
 
 pub mod fixtures;
 mod http01_responder;
+pub mod iam;
 pub mod lambda_runtime;
 pub mod services;
 pub mod template;
@@ -18,6 +20,6 @@ pub use http01_responder::Http01Responder;
 pub use lambda_runtime::{FunctionError, InitError, InvocationResult, LambdaProcess, RuntimeApi};
 
 pub use services::{
-    CaaPolicy, Challtestsrv, ChalltestsrvHttp01, Moto, Pebble, PebbleOptions, ServiceProcess,
-    free_port, http_client, workspace_root,
+    AwsCall, AwsRecorder, CaaPolicy, CallerCredentials, Challtestsrv, ChalltestsrvHttp01, Moto,
+    Pebble, PebbleOptions, Route53Zone, ServiceProcess, free_port, http_client, workspace_root,
 };

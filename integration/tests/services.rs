@@ -281,3 +281,92 @@ fn shared_moto_dies_with_the_test_process() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A change a function makes through its recorder endpoint to a published hosted zone is in
+/// challtestsrv's DNS by the time the function gets the answer, and leaves it when deleted.
+#[tokio::test]
+async fn a_route53_change_through_the_recorder_is_in_dns_when_answered() {
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    use edgecert_integration::{AwsRecorder, Route53Zone};
+    use std::sync::Arc;
+
+    let pebble = Pebble::start(PebbleOptions::default()).await.unwrap();
+    let moto = Moto::shared().await.unwrap();
+    let recorder = AwsRecorder::new(moto).unwrap();
+    let zone = Arc::new(
+        Route53Zone::create(
+            moto,
+            pebble.challtestsrv().management_url(),
+            &format!("published-{}.example", std::process::id()),
+        )
+        .await
+        .unwrap(),
+    );
+    recorder.publish_in_dns(Arc::clone(&zone));
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(recorder.endpoint_for("dns-writer").await.unwrap())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_route53::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await;
+    let client = aws_sdk_route53::Client::new(&config);
+    let host = format!("_acme-challenge.app.{}.", zone.name);
+    let change = |action: ChangeAction| {
+        let set = ResourceRecordSet::builder()
+            .name(&host)
+            .r#type(RrType::Txt)
+            .ttl(60)
+            .resource_records(
+                ResourceRecord::builder()
+                    .value("\"token-one\"")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        ChangeBatch::builder()
+            .changes(
+                Change::builder()
+                    .action(action)
+                    .resource_record_set(set)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let resolver = resolver_for(pebble.challtestsrv().dns_server_addr());
+
+    client
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone.id)
+        .change_batch(change(ChangeAction::Upsert))
+        .send()
+        .await
+        .unwrap();
+    let answer = resolver.txt_lookup(host.as_str()).await.unwrap();
+    let values: Vec<String> = answer.iter().map(ToString::to_string).collect();
+    assert_eq!(values, ["token-one"]);
+
+    client
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone.id)
+        .change_batch(change(ChangeAction::Delete))
+        .send()
+        .await
+        .unwrap();
+    assert!(resolver.txt_lookup(host.as_str()).await.is_err());
+
+    let changes = recorder
+        .calls()
+        .into_iter()
+        .filter(|call| {
+            call.authorization.action.as_deref() == Some("route53:ChangeResourceRecordSets")
+        })
+        .count();
+    assert_eq!(changes, 2);
+}

@@ -23,6 +23,8 @@ use edgecert_core::ports::{
 use edgecert_core::usecases::{EdgeSettings, Services};
 use edgecert_core::{AccountId, DomainId, Hostname, PlanCatalog, PlanName};
 use edgecert_embedded::Database;
+// Not every test binary that includes this module uses it.
+#[allow(unused_imports)]
 pub use edgecert_integration::fixtures::NoIssuance;
 use edgecert_integration::fixtures::install_issued_certificate;
 use edgecert_integration::{Pebble, PebbleOptions};
@@ -145,6 +147,16 @@ impl Env {
     /// Services over `store` and `vault` (this env's, or fakes around them).
     pub fn services(
         &self,
+        store: Arc<dyn Store>,
+        vault: Arc<dyn Vault>,
+        resolver: Arc<dyn DnsResolver>,
+        origin_policy: OriginPolicy,
+    ) -> Services {
+        Env::services_over(store, vault, resolver, origin_policy)
+    }
+
+    /// Services over any `store` and `vault`, with the tests' edge settings.
+    pub fn services_over(
         store: Arc<dyn Store>,
         vault: Arc<dyn Vault>,
         resolver: Arc<dyn DnsResolver>,

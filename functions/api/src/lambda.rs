@@ -1,98 +1,25 @@
-//! The shell every API Lambda binary shares: tracing, configuration and AWS clients once per
-//! cold start, then the runtime loop around one handler.
+//! The shell every API Lambda binary shares: tracing, configuration and AWS services once per
+//! cold start (from the deployment configuration every EdgeCert process shares), then the
+//! runtime loop around one handler.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
-use edgecert_acme::{Issuer, IssuerConfig};
-use edgecert_aws::{DynamoStore, Route53DnsProvider, SecretsManagerVault, load_sdk_config};
-use edgecert_core::PlanCatalog;
-use edgecert_core::ports::{DnsProviders, DnsResolver, SystemClock};
-use edgecert_core::usecases::Services;
-use edgecert_dns::HickoryResolver;
+use edgecert_deployment::{DeploymentConfig, ZoneProviders, aws_services, init_tracing};
 use lambda_http::{Body, Request, Response, service_fn};
 
-use crate::config::{AcmeSettings, ApiConfig, vars};
 use crate::routes::Handler;
 use crate::state::ApiState;
 
-/// JSON logs with structured fields, level from `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_target(false)
-        .without_time()
-        .try_init();
-}
-
-fn required(name: &'static str) -> Result<String, lambda_http::Error> {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.is_empty())
-        .ok_or_else(|| format!("configuration: {name}: is required").into())
-}
-
-/// The issuer's configuration from the function's ACME settings.
-pub fn issuer_config(acme: &AcmeSettings) -> IssuerConfig {
-    let mut config = IssuerConfig::new(acme.directory_url.clone());
-    if let Some(root) = &acme.ca_root_pem {
-        config = config.with_ca_root_pem(root.clone());
-    }
-    if let Some(email) = &acme.contact_email {
-        config = config.with_contact_email(email.clone());
-    }
-    if !acme.caa_identities.is_empty() {
-        config = config.with_caa_identities(acme.caa_identities.iter().cloned());
-    }
-    config
-}
-
-/// Builds the API state on the AWS adapters (DynamoDB, Secrets Manager, Route 53, DNS), with
-/// an ACME issuer when the function's configuration names a CA (`EDGECERT_ACME_DIRECTORY`, set
-/// in template.yaml only for the functions that need one).
+/// Builds the API state on the AWS adapters from the environment, with an ACME issuer when
+/// the function's configuration names a CA (`EDGECERT_ACME_DIRECTORY`, set in template.yaml
+/// only for the functions that need one). Only the authorizer reads the admin key
+/// ([`serve_authorizer`]); the handlers check the role the authorizer passes on.
 pub async fn aws_state() -> Result<ApiState, lambda_http::Error> {
-    let config = ApiConfig::from_env()?;
-    let table = required(vars::TABLE_NAME)?;
-    let secret_prefix =
-        std::env::var(vars::SECRET_PREFIX).unwrap_or_else(|_| "edgecert/".to_owned());
-    let aws = load_sdk_config().await;
-    let resolver: Arc<dyn DnsResolver> = match config.dns_server {
-        Some(server) => Arc::new(HickoryResolver::with_name_server(server)),
-        None => Arc::new(HickoryResolver::from_system_conf()?),
-    };
-    // API Gateway gives an integration 30 s: zone verification waits for Route 53's INSYNC
-    // well within that, and answers 422 rather than time out when it takes longer.
-    let route53 = Route53DnsProvider::from_sdk_config(&aws)
-        .with_grants(config.route53_zone_grants.clone())
-        .with_propagation_wait(Duration::from_secs(1), Duration::from_secs(20));
-    let dns_providers = DnsProviders::default().with("route53", Arc::new(route53));
-    let mut services = Services {
-        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table)),
-        vault: Arc::new(SecretsManagerVault::new(
-            aws_sdk_secretsmanager::Client::new(&aws),
-            secret_prefix,
-        )),
-        resolver,
-        clock: Arc::new(SystemClock),
-        plans: PlanCatalog::default(),
-        edge: config.edge,
-        origin_policy: config.origin_policy,
-        dns_providers,
-        issuance: None,
-    };
-    // The issuer works on the same services (store, vault, DNS providers); it is built from
-    // them first and only then made their `issuance`.
-    if let Some(acme) = &config.acme {
-        let issuer = Issuer::new(services.clone(), issuer_config(acme))?;
-        services.issuance = Some(Arc::new(issuer));
-    }
+    let config = DeploymentConfig::from_env()?;
     Ok(ApiState {
-        services,
-        admin_key: config.admin_key,
+        services: aws_services(&config, ZoneProviders::Route53).await?,
+        admin_key: None,
     })
 }
 
@@ -135,7 +62,9 @@ pub async fn serve_authorizer() -> Result<(), lambda_runtime::Error> {
     use lambda_runtime::LambdaEvent;
 
     init_tracing();
-    let state = Arc::new(aws_state().await?);
+    let mut state = aws_state().await?;
+    state.admin_key = crate::config::admin_key_from_env()?;
+    let state = Arc::new(state);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
             let state = Arc::clone(&state);

@@ -18,13 +18,18 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edgecert_api::config::vars;
 use edgecert_api::{ROUTES, routes};
 use edgecert_aws::{AwsClients, DynamoStore, create_table};
-use edgecert_core::model::{ApiKeyHash, Zone};
-use edgecert_core::ports::ZoneStore as _;
-use edgecert_core::{AccountId, Hostname, ZoneId};
-use edgecert_integration::{Http01Responder, InitError, LambdaProcess, Moto, Pebble};
+use edgecert_core::model::{Account, ApiKey, ApiKeyHash, Zone};
+use edgecert_core::ports::{AccountStore as _, ZoneStore as _};
+use edgecert_core::{AccountId, Hostname, PlanName, ZoneId};
+use edgecert_deployment::vars;
+use edgecert_integration::iam;
+use edgecert_integration::template::{Principal, Stack};
+use edgecert_integration::{
+    AwsRecorder, Http01Responder, InitError, LambdaProcess, Moto, Pebble, PebbleOptions,
+    Route53Zone,
+};
 use harness::{AUTHORIZER_EVENT, ApiCall, EDGE_HOSTNAME};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -98,58 +103,48 @@ fn binary(name: &str) -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The deployment: what template.yaml's parameters stand for here
+// The deployment: a stack of the SAM-transformed template.yaml, with this test's parameters
 
-/// The values of the template's parameters in this test, plus what only a local run sets
-/// (`EDGECERT_DNS_SERVER`, `EDGECERT_ACME_CA_ROOT`).
+/// The stack this test deploys: template.yaml transformed by SAM and evaluated with this test's
+/// parameter values, so every function gets the environment the template gives it (and its IAM
+/// policy names the same table and secrets), plus what only a local run sets
+/// (`EDGECERT_DNS_SERVER`, `EDGECERT_ACME_CA_ROOT`). Every function talks to moto through
+/// the recorder, on an endpoint of its own: its calls are checked against its policy.
 struct Deployment {
+    stack: Stack,
     table: String,
-    secret_prefix: String,
     admin_key: String,
+    /// A hosted zone of the operator's AWS account (in moto) granted to `granted_account` by
+    /// the stack's `Route53ZoneGrants`: DNS-01 through Route 53 with the functions' own roles.
+    granted_zone: Arc<Route53Zone>,
+    /// The EdgeCert account the hosted zone is granted to (created in the store by the test).
+    granted_account: AccountId,
     dns_server: SocketAddr,
-    acme_directory: String,
     acme_ca_root: PathBuf,
-    aws_env: Vec<(String, String)>,
+    recorder: AwsRecorder,
 }
 
 impl Deployment {
-    /// The test's value of the template's variable `name`. A variable the template gains
-    /// without a value here fails the test: this test must start the binaries as deployed.
-    fn value(&self, name: &str) -> String {
-        match name {
-            vars::TABLE_NAME => self.table.clone(),
-            vars::SECRET_PREFIX => self.secret_prefix.clone(),
-            vars::EDGE_HOSTNAME => EDGE_HOSTNAME.to_owned(),
-            // challtestsrv answers every A query with 127.0.0.1 unless told otherwise: every
-            // hostname points at the edge.
-            vars::EDGE_IPS => "127.0.0.1".to_owned(),
-            vars::ADMIN_KEY_SHA256 => ApiKeyHash::of(&self.admin_key).as_str().to_owned(),
-            vars::ACME_DIRECTORY => self.acme_directory.clone(),
-            vars::ACME_CONTACT => "ops@edgecert.test".to_owned(),
-            vars::CAA_IDENTITIES => "letsencrypt.org,pebble.letsencrypt.org".to_owned(),
-            "EDGECERT_ISSUE_CONCURRENCY" => "2".to_owned(),
-            "EDGECERT_ORDER_BUDGET" => "300".to_owned(),
-            "EDGECERT_ORDER_BUDGET_PERIOD_SECONDS" => "10800".to_owned(),
-            // The template's default: no hosted zone of the operator's account is granted.
-            vars::ROUTE53_ZONE_GRANTS => String::new(),
-            "RUST_LOG" => "info".to_owned(),
-            other => panic!("template.yaml gives the functions {other}: give it a test value"),
-        }
-    }
-
-    /// The environment of `binary`: moto's endpoint and dummy credentials, the variables
-    /// template.yaml gives that function (its globals and its own), and the DNS server (so no
-    /// binary ever asks the system's resolvers) and Pebble's listener root where the function
-    /// talks to the CA.
-    fn environment(&self, binary: &str) -> Vec<(String, String)> {
-        let mut env = self.aws_env.clone();
-        let names = edgecert_integration::template::function_variables(binary)
-            .expect("template.yaml deploys the binary");
-        for name in &names {
-            env.push((name.clone(), self.value(name)));
-        }
+    /// The environment of `binary`: its recorder endpoint and moto's dummy credentials, the
+    /// variables template.yaml gives that function (its globals and its own) as this stack
+    /// evaluates them, the DNS server (so no binary ever asks the system's resolvers), and
+    /// Pebble's listener root where the function talks to the CA.
+    async fn environment(&self, binary: &str) -> Vec<(String, String)> {
+        let mut env = self
+            .recorder
+            .aws_env(binary)
+            .await
+            .expect("a recorder endpoint for the function");
+        let variables = self
+            .stack
+            .function_environment(binary)
+            .unwrap_or_else(|error| panic!("the environment of {binary}: {error:#}"));
+        let talks_to_the_ca = variables
+            .iter()
+            .any(|(name, _)| name == vars::ACME_DIRECTORY);
+        env.extend(variables);
         env.push((vars::DNS_SERVER.to_owned(), self.dns_server.to_string()));
-        if names.iter().any(|name| name == vars::ACME_DIRECTORY) {
+        if talks_to_the_ca {
             env.push((
                 vars::ACME_CA_ROOT.to_owned(),
                 self.acme_ca_root.display().to_string(),
@@ -159,36 +154,112 @@ impl Deployment {
     }
 }
 
-/// Moto's shared server, a fresh table, Pebble and challtestsrv (with public addresses for the
-/// fixtures' origins, which the strict origin policy requires).
+/// The Pebble (and challtestsrv) of this test binary. It never reuses an authorization, so
+/// that every issuance and renewal answers its challenges, and the calls doing so are always
+/// recorded (with reuse, a renewal would skip them half of the time).
+async fn pebble() -> &'static Pebble {
+    static PEBBLE: tokio::sync::OnceCell<Pebble> = tokio::sync::OnceCell::const_new();
+    PEBBLE
+        .get_or_try_init(|| {
+            Pebble::start(PebbleOptions {
+                authz_reuse_percent: Some(0),
+                ..PebbleOptions::default()
+            })
+        })
+        .await
+        .expect("Pebble and pebble-challtestsrv start (apt-get install -y pebble)")
+}
+
+/// Moto's shared server behind a recorder, a fresh table, Pebble and challtestsrv (with public
+/// addresses for the fixtures' origins, which the strict origin policy requires).
 async fn deployment() -> Deployment {
     let moto = Moto::shared().await.expect("moto_server starts");
     let clients = AwsClients::for_local_endpoint(&moto.endpoint_url()).await;
-    let table = format!(
+    let unique = format!(
         "edgecert-lambda-{}-{}",
         std::process::id(),
         harness::unique_apex("t").replace('.', "-")
     );
+    let pebble = pebble().await;
+    let admin_key = format!("eca_admin_{}", harness::unique_apex("lambda"));
+    let admin_hash = ApiKeyHash::of(&admin_key).as_str().to_owned();
+    let acme_directory = pebble.directory_url();
+    let granted_zone = Arc::new(
+        Route53Zone::create(
+            moto,
+            pebble.challtestsrv().management_url(),
+            &harness::unique_apex("route53"),
+        )
+        .await
+        .expect("a Route 53 hosted zone in moto"),
+    );
+    let granted_account = AccountId::generate();
+    let grants = format!("{granted_account}={}", granted_zone.id);
+    let template =
+        tokio::task::spawn_blocking(edgecert_integration::template::transformed_template)
+            .await
+            .expect("the transform task completes")
+            .expect("template.yaml transforms (SAM venv)");
+    // The template's parameters as this test deploys it; the others keep their defaults.
+    let stack = Stack::new(
+        template,
+        &unique,
+        &[
+            ("TableName", &unique),
+            ("SecretPrefix", &format!("{unique}/")),
+            ("EdgeHostname", EDGE_HOSTNAME),
+            // challtestsrv answers every A query with 127.0.0.1 unless told otherwise: every
+            // hostname points at the edge.
+            ("EdgeIps", "127.0.0.1"),
+            ("AdminKeySha256", &admin_hash),
+            ("AcmeDirectory", &acme_directory),
+            ("AcmeContactEmail", "ops@edgecert.test"),
+            ("CaaIdentities", "letsencrypt.org,pebble.letsencrypt.org"),
+            ("IssueConcurrency", "2"),
+            ("Route53ZoneGrants", &grants),
+        ],
+    )
+    .expect("a stack of template.yaml with this test's parameters");
+    let table = stack.physical_id("Table").expect("the table's name");
     create_table(&clients.dynamodb, &table)
         .await
         .expect("the table is created in moto");
-    let pebble = harness::pebble().await;
     Deployment {
-        secret_prefix: format!("{table}/"),
+        stack,
         table,
-        admin_key: format!("eca_admin_{}", harness::unique_apex("lambda")),
+        admin_key,
+        granted_zone,
+        granted_account,
         dns_server: pebble.challtestsrv().dns_server_addr(),
-        acme_directory: pebble.directory_url(),
         acme_ca_root: pebble.listener_ca_pem_path().to_path_buf(),
-        aws_env: moto.aws_env(),
+        recorder: AwsRecorder::new(moto).expect("the AWS call recorder"),
     }
 }
 
-/// The store on the deployment's table, for what the binaries cannot create here.
+/// The store on the deployment's table, for what the binaries cannot create here (not
+/// recorded: it is the test's, not a function's).
 async fn store(deployment: &Deployment) -> DynamoStore {
     let moto = Moto::shared().await.expect("moto_server starts");
     let clients = AwsClients::for_local_endpoint(&moto.endpoint_url()).await;
     DynamoStore::new(clients.dynamodb, deployment.table.clone())
+}
+
+/// Checks every AWS call the functions made against their roles' policies in the stack, writes
+/// the report (with the statements no call needed) to `<target>/tmp/<file>`, and fails naming
+/// each call no statement allows.
+fn assert_iam_allows_every_call(deployment: &Deployment, ran: &[String], file: &str) {
+    let principals: Vec<(String, Principal)> = ran
+        .iter()
+        .map(|binary| (binary.clone(), Principal::LambdaBinary(binary.clone())))
+        .collect();
+    let calls = deployment.recorder.calls();
+    assert!(!calls.is_empty(), "the recorder saw no AWS call");
+    let report = iam::check(&deployment.stack, &principals, &calls)
+        .unwrap_or_else(|error| panic!("checking IAM: {error:#}"));
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
+    report.write(&path).expect("the IAM report is written");
+    eprintln!("{report}(also in {})", path.display());
+    assert!(report.all_allowed(), "{report}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -207,7 +278,7 @@ impl Functions {
         let mut starting = JoinSet::new();
         for (name, path) in binaries {
             let (name, path) = (name.clone(), path.clone());
-            let env = deployment.environment(&name);
+            let env = deployment.environment(&name).await;
             starting.spawn(async move {
                 let started = LambdaProcess::start(&name, &path, &env).await;
                 (name, started)
@@ -471,7 +542,7 @@ async fn every_function_binary_answers_its_event_on_moto() {
     let workers = worker_binaries();
     let started = Instant::now();
     let deployment = deployment().await;
-    let pebble: &Pebble = harness::pebble().await;
+    let pebble: &Pebble = pebble().await;
     let dns = pebble.challtestsrv();
     for origin in ["origin.saas.example.com", "origin-2.saas.example.com"] {
         dns.add_a(origin, &[std::net::Ipv4Addr::new(1, 0, 0, 8)])
@@ -827,6 +898,102 @@ async fn every_function_binary_answers_its_event_on_moto() {
         .expect(200);
     assert_eq!(ssl["certificate"]["status"], "issued", "{ssl}");
 
+    // --- DNS-01 through Route 53 ---------------------------------------------------------------
+    // A downloadable certificate on a Route 53 hosted zone (in moto; challtestsrv serves its
+    // records in DNS, as Route 53's name servers would): the issuer and the renewer write and
+    // remove the challenge records through the Route 53 API and the CA validates them; the API
+    // downloads, renews and revokes what they issued.
+    // The hosted zone sits in the operator's AWS account and is granted to one EdgeCert
+    // account (Route53ZoneGrants), which is created here with a key of its own.
+    let hosted = Arc::clone(&deployment.granted_zone);
+    deployment.recorder.publish_in_dns(Arc::clone(&hosted));
+    let granted_key = ApiKey::generate();
+    store
+        .create_account(
+            &Account {
+                id: deployment.granted_account.clone(),
+                name: "Granted zone".to_owned(),
+                plan: PlanName::Elite,
+                require_ownership_verification: false,
+                zone_token: None,
+                created_at: time::OffsetDateTime::now_utc(),
+                version: 1,
+            },
+            &granted_key.hash,
+        )
+        .await
+        .expect("the granted account is stored");
+    let granted_caller = functions.authorize(granted_key.plaintext.expose()).await;
+    let as_granted = |function: &'static str| {
+        ApiCall::new(function).with_authorizer_context(granted_caller.clone())
+    };
+    let route53_zone = Zone {
+        id: ZoneId::generate(),
+        account_id: deployment.granted_account.clone(),
+        name: Hostname::parse_domain(&hosted.name).expect("a zone name"),
+        provider: "route53".to_owned(),
+        provider_zone_id: hosted.id.clone(),
+        role_arn: None,
+        verified: true,
+        created_at: time::OffsetDateTime::now_utc(),
+        version: 1,
+    };
+    store
+        .create_zone(&route53_zone)
+        .await
+        .expect("the Route 53 zone is stored");
+    let requested = functions
+        .call(as_granted("certificates-create").json(json!({
+            "zone_id": route53_zone.id.to_string(),
+            "domain": format!("app.{}", hosted.name),
+            "auto_renew": true,
+        })))
+        .await
+        .expect(202);
+    let dns01_id = text(&requested["id"]);
+    let stream: Value = serde_json::from_str(
+        &ISSUER_STREAM
+            .replace(
+                "acct_placeholder000000000",
+                deployment.granted_account.as_str(),
+            )
+            .replace("cert_placeholder000000000", &dns01_id),
+    )
+    .expect("issuer-stream.json");
+    let answer = workers.invoke("issuer", &stream, ISSUANCE_TIMEOUT).await;
+    assert_eq!(answer, json!({ "batchItemFailures": [] }));
+    let issued = functions
+        .call(as_granted("certificates-get").id(&dns01_id))
+        .await
+        .expect(200);
+    assert_eq!(issued["status"], "issued", "{issued}");
+    let download = functions
+        .call(as_granted("certificates-download").id(&dns01_id))
+        .await
+        .expect(200);
+    assert!(
+        text(&download["certificate_pem"]).starts_with("-----BEGIN CERTIFICATE-----"),
+        "{download}"
+    );
+    // A manual renewal, carried out by the renewer's next run.
+    let renewing = functions
+        .call(as_granted("certificates-renew").id(&dns01_id))
+        .await
+        .expect(202);
+    assert_eq!(renewing["status"], "validating", "{renewing}");
+    let report = workers.invoke("renewer", &schedule, ISSUANCE_TIMEOUT).await;
+    assert_eq!(report["issued"], 1, "{report}");
+    assert_eq!(report["error_count"], 0, "{report}");
+    // The fixture's query: revoke=true. The CA revokes it, then it is deleted with its secret.
+    functions
+        .call(as_granted("certificates-delete").id(&dns01_id))
+        .await
+        .expect(204);
+    functions
+        .call(as_granted("zones-delete").id(&route53_zone.id.to_string()))
+        .await
+        .expect(204);
+
     // --- Cleaning up through the API ----------------------------------------------------------
     for id in [&domain_id, &second_id] {
         functions
@@ -843,13 +1010,36 @@ async fn every_function_binary_answers_its_event_on_moto() {
     assert_eq!(limits["domain_count"], 0);
     assert_eq!(limits["current_count"], 0);
     eprintln!("every function answered after {:?}", started.elapsed());
+
+    // --- IAM: every call each function made is allowed by its role's policy -----------------
+    let ran: Vec<String> = binaries
+        .iter()
+        .map(|(name, _)| name.clone())
+        .chain(WORKER_BINARIES.iter().map(|name| (*name).to_owned()))
+        .collect();
+    let deployed: Vec<String> = deployment
+        .stack
+        .lambda_binaries()
+        .expect("the stack's functions")
+        .into_iter()
+        .map(|(_, binary)| binary)
+        .collect();
+    let mut sorted = ran.clone();
+    sorted.sort();
+    let mut deployed_sorted = deployed.clone();
+    deployed_sorted.sort();
+    assert_eq!(
+        sorted, deployed_sorted,
+        "every Lambda function template.yaml deploys runs in this test, so its calls are checked"
+    );
+    assert_iam_allows_every_call(&deployment, &ran, "iam-lambda-functions.txt");
 }
 
 #[tokio::test]
 async fn a_binary_without_its_table_fails_at_init_naming_the_variable() {
     let deployment = deployment().await;
     for name in ["domains-list", "authorizer"] {
-        let mut env = deployment.environment(name);
+        let mut env = deployment.environment(name).await;
         env.retain(|(variable, _)| variable != vars::TABLE_NAME);
 
         let error = LambdaProcess::start(name, &binary(name), &env)

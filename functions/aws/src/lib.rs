@@ -15,7 +15,8 @@
 //! ```
 //!
 //! The table layout is described in [`schema`]; [`create_table`] creates it (tests and the
-//! local stack; on AWS, `template.yaml` declares it).
+//! local stack; on AWS, `template.yaml` declares it). [`stream`] decodes the table's stream
+//! records into the model, for the issuer.
 
 mod config;
 mod dynamo;
@@ -24,7 +25,7 @@ mod route53;
 mod secrets;
 
 pub use config::{AwsClients, load_sdk_config};
-pub use dynamo::{DynamoStore, create_table, schema};
+pub use dynamo::{DynamoStore, create_table, schema, stream};
 pub use error::{AwsError, Result};
 pub use route53::Route53DnsProvider;
 pub use secrets::SecretsManagerVault;

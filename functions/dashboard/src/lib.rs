@@ -112,7 +112,10 @@ fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
     use std::io::Write as _;
     let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 3), Compression::best());
     encoder.write_all(bytes).ok()?;
-    encoder.finish().ok().filter(|compressed| !compressed.is_empty())
+    encoder
+        .finish()
+        .ok()
+        .filter(|compressed| !compressed.is_empty())
 }
 
 /// The dashboard's files, versioned and compressed; built once per process ([`dashboard`]).

@@ -1,10 +1,10 @@
 //! The workers' own settings, read once at start from the environment. Everything else (table,
-//! secrets, edge, DNS, ACME CA) is the API's configuration ([`edgecert_api::config`]), read from
-//! the same variables. Every variable here also appears in template.yaml and in the local
-//! runner's defaults, and nowhere else.
+//! secrets, edge, DNS, ACME CA) is the deployment configuration every EdgeCert process shares
+//! ([`edgecert_deployment::DeploymentConfig`]). Every variable here also appears in
+//! template.yaml and in the local runner's defaults, and nowhere else.
 
-use edgecert_api::config::ConfigError;
 use edgecert_core::usecases::renewals::{OrderBudget, RenewalSettings};
+use edgecert_deployment::{ConfigError, Variables};
 use time::Duration;
 
 /// Names of the environment variables.
@@ -49,26 +49,10 @@ impl WorkerConfig {
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<WorkerConfig, ConfigError> {
-        let number = |name: &'static str, minimum: u64| -> Result<Option<u64>, ConfigError> {
-            let Some(text) = lookup(name)
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
-            else {
-                return Ok(None);
-            };
-            match text.parse::<u64>() {
-                Ok(value) if value >= minimum => Ok(Some(value)),
-                _ => Err(ConfigError {
-                    variable: name,
-                    problem: format!("'{text}' is not a whole number of at least {minimum}"),
-                }),
-            }
-        };
+        let variables = Variables::new(&lookup);
+        let number = |name, minimum| variables.whole_number(name, minimum);
         let defaults = WorkerConfig::default();
-        let too_large = |variable| ConfigError {
-            variable,
-            problem: "is too large".to_owned(),
-        };
+        let too_large = |variable| ConfigError::new(variable, "is too large");
         Ok(WorkerConfig {
             budget_orders: match number(vars::ORDER_BUDGET, 0)? {
                 Some(orders) => u32::try_from(orders).map_err(|_| too_large(vars::ORDER_BUDGET))?,

@@ -17,13 +17,11 @@ use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use edgecert_aws::schema::{DATA, ENTITY, STATUS, entity};
-use edgecert_core::model::CertificateStatus;
+use edgecert_aws::stream::certificate_in_image;
 use edgecert_core::ports::{Issuance, IssueOutcome, PageRequest};
 use edgecert_core::usecases::Services;
 use edgecert_core::{AccountId, CertificateId};
 use futures::StreamExt as _;
-use serde::Deserialize;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -38,37 +36,29 @@ pub struct IssueRequest {
     pub sequence_number: Option<String>,
 }
 
-/// The ids inside a certificate item's `data` (the rest of the model is the issuer's to read).
-#[derive(Deserialize)]
-struct Ids {
-    id: CertificateId,
-    account_id: AccountId,
-}
-
-/// Whether a stream record asks for an issuance: an inserted or modified `certificate` item
-/// whose new image is `pending` or `validating`. `Err` for a certificate record that cannot be
-/// read (a bug or a manual edit; logged and skipped, as retrying cannot fix it).
+/// Whether a stream record asks for an issuance: an inserted or modified certificate item
+/// whose new image [asks for
+/// issuance](edgecert_core::model::CertificateStatus::asks_for_issuance). `Err` for a
+/// certificate record that cannot be read (a bug or a manual edit; logged and skipped, as
+/// retrying cannot fix it).
 pub fn issue_request(record: &EventRecord) -> Result<Option<IssueRequest>, String> {
     if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
         return Ok(None);
     }
-    // The image in the stream's own JSON form: {"attribute": {"S": "value"}, ...}.
+    // The image in the stream's own JSON form, decoded by the store's adapter.
     let image = serde_json::to_value(&record.change.new_image)
         .map_err(|error| format!("unreadable new image: {error}"))?;
-    let string = |name: &str| image.get(name)?.get("S")?.as_str();
-    if string(ENTITY) != Some(entity::CERTIFICATE) {
+    let certificate = match certificate_in_image(&image) {
+        Ok(Some(certificate)) => certificate,
+        Ok(None) => return Ok(None),
+        Err(error) => return Err(error.to_string()),
+    };
+    if !certificate.status.asks_for_issuance() {
         return Ok(None);
     }
-    let requested = [CertificateStatus::Pending, CertificateStatus::Validating];
-    if !string(STATUS).is_some_and(|status| requested.iter().any(|s| s.as_str() == status)) {
-        return Ok(None);
-    }
-    let data = string(DATA).ok_or("certificate image without data")?;
-    let ids: Ids =
-        serde_json::from_str(data).map_err(|error| format!("undecodable certificate: {error}"))?;
     Ok(Some(IssueRequest {
-        account: ids.account_id,
-        certificate: ids.id,
+        account: certificate.account_id,
+        certificate: certificate.id,
         sequence_number: record.change.sequence_number.clone(),
     }))
 }
@@ -214,10 +204,7 @@ impl IssuerLoop {
                 .due_certificates(now, PageRequest { cursor, limit: 100 })
                 .await?;
             for certificate in page.items {
-                if !matches!(
-                    certificate.status,
-                    CertificateStatus::Pending | CertificateStatus::Validating
-                ) {
+                if !certificate.status.asks_for_issuance() {
                     continue;
                 }
                 if !lock(in_flight).insert(certificate.id.clone()) {

@@ -1,14 +1,14 @@
 //! The shell both worker Lambda binaries share: tracing, configuration, AWS clients and the
-//! ACME issuer once per cold start (exactly as the API's functions build them, from the same
-//! variables), then the runtime loop around one handler.
+//! ACME issuer once per cold start (from the deployment configuration every EdgeCert process
+//! shares), then the runtime loop around one handler.
 
 use std::sync::Arc;
 
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use edgecert_api::config::{ApiConfig, vars as api_vars};
 use edgecert_core::ports::Issuance;
 use edgecert_core::usecases::Services;
+use edgecert_deployment::{DeploymentConfig, ZoneProviders, aws_services, init_tracing};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 use crate::config::WorkerConfig;
@@ -31,31 +31,28 @@ pub struct Worker {
 /// Builds the worker on the AWS adapters from the environment. A worker without a CA
 /// (`EDGECERT_ACME_DIRECTORY`) is a deployment mistake and fails at start.
 pub async fn aws_worker() -> Result<Worker, Error> {
-    let api = ApiConfig::from_env()?;
-    let acme = api.acme.ok_or_else(|| {
-        format!(
-            "configuration: {}: is required by the workers",
-            api_vars::ACME_DIRECTORY
-        )
-    })?;
+    let deployment = DeploymentConfig::from_env()?;
+    let directory_url = deployment
+        .required_acme("the workers")?
+        .directory_url
+        .clone();
     let config = WorkerConfig::from_env()?;
-    let state = edgecert_api::lambda::aws_state().await?;
-    let issuance = state
-        .services
+    let services = aws_services(&deployment, ZoneProviders::Route53).await?;
+    let issuance = services
         .issuance
         .clone()
         .ok_or("the issuer was not built")?;
     Ok(Worker {
-        services: state.services,
+        services,
         issuance,
         config,
-        directory_url: acme.directory_url,
+        directory_url,
     })
 }
 
 /// Runs the issuer on the table's stream (with `ReportBatchItemFailures`).
 pub async fn serve_issuer() -> Result<(), Error> {
-    edgecert_api::lambda::init_tracing();
+    init_tracing();
     let worker = Arc::new(aws_worker().await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
         let worker = Arc::clone(&worker);
@@ -75,7 +72,7 @@ pub async fn serve_issuer() -> Result<(), Error> {
 
 /// Runs the renewer on its EventBridge Scheduler event.
 pub async fn serve_renewer() -> Result<(), Error> {
-    edgecert_api::lambda::init_tracing();
+    init_tracing();
     let worker = Arc::new(aws_worker().await?);
     let settings = Arc::new(worker.config.renewal_settings(&worker.directory_url));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduleEvent>| {

@@ -7,8 +7,13 @@
 //! trigger's stand-in), a [`RenewerTimer`] renews what is due. The edge [`Terminator`] is the
 //! same library the Fargate container runs: HTTPS by SNI with on-demand issuance, and its HTTP
 //! listener on Pebble's HTTP-01 port answers validations from the store.
+//!
+//! The configuration every deployed process shares is the local stack's too: its options and
+//! the Pebble it started become the same variables template.yaml gives a deployment
+//! ([`LocalOptions::deployment_variables`]), read by the same parser
+//! ([`edgecert_deployment::DeploymentConfig`]).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,9 +24,9 @@ use edgecert_acme::{Issuer, IssuerConfig};
 use edgecert_api::ApiState;
 use edgecert_core::PlanCatalog;
 use edgecert_core::model::{ApiKey, ApiKeyHash};
-use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{DnsProviders, Issuance, Store, SystemClock, Vault};
-use edgecert_core::usecases::{EdgeSettings, Services};
+use edgecert_core::usecases::Services;
+use edgecert_deployment::{AcmeSettings, DeploymentConfig, vars};
 use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
 use edgecert_integration::services::{Pebble, PebbleOptions};
 use edgecert_terminator::{Listeners, Terminator, TerminatorConfig};
@@ -42,22 +47,25 @@ pub struct LocalOptions {
     pub api_addr: SocketAddr,
     /// DynamoDB + Secrets Manager endpoint (e.g. moto); `None` for the embedded SQLite store.
     pub aws_endpoint: Option<String>,
-    /// DynamoDB table name (created if missing) when on AWS adapters.
+    /// DynamoDB table name (created if missing) when on AWS adapters
+    /// (`EDGECERT_TABLE_NAME`).
     pub table_name: String,
-    /// Secret name prefix when on AWS adapters.
+    /// Secret name prefix when on AWS adapters (`EDGECERT_SECRET_PREFIX`).
     pub secret_prefix: String,
-    /// CNAME target shown in DNS instructions.
+    /// CNAME target shown in DNS instructions (`EDGECERT_EDGE_HOSTNAME`).
     pub edge_hostname: String,
-    /// Edge addresses shown for apex names (and what "points at the edge" means).
-    pub edge_addresses: Vec<IpAddr>,
+    /// Comma-separated edge addresses shown for apex names, and what "points at the edge"
+    /// means (`EDGECERT_EDGE_IPS`).
+    pub edge_ips: String,
     /// Port Pebble validates HTTP-01 on: the edge's HTTP listener (`None`: a free port).
     pub http01_port: Option<u16>,
     /// The edge's HTTPS listener.
     pub edge_https_addr: SocketAddr,
     /// The edge's admin listener (`/healthz`, `/metrics`); port 0 picks a free one.
     pub edge_admin_addr: SocketAddr,
-    /// How often the edge reloads changed certificates and routes from the store.
-    pub edge_refresh_interval: Duration,
+    /// The edge's tunables (the terminator container's `EDGECERT_TERMINATOR_*`); the local
+    /// stack sets its redirect port and a short shutdown grace itself.
+    pub edge: TerminatorConfig,
     /// Lifetime of the certificates Pebble issues (`None`: Pebble's default, about five
     /// years); short ones show renewals happening.
     pub certificate_validity: Option<Duration>,
@@ -79,11 +87,11 @@ impl LocalOptions {
             table_name: "edgecert".to_owned(),
             secret_prefix: "edgecert/".to_owned(),
             edge_hostname: "edge.edgecert.localhost".to_owned(),
-            edge_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            edge_ips: Ipv4Addr::LOCALHOST.to_string(),
             http01_port: None,
             edge_https_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8443)),
             edge_admin_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            edge_refresh_interval: Duration::from_secs(1),
+            edge: TerminatorConfig::default(),
             certificate_validity: None,
             renewal_interval: Duration::from_secs(60),
             issuer_interval: Duration::from_secs(1),
@@ -94,6 +102,74 @@ impl LocalOptions {
 
 /// The CA identity Pebble stands for in CAA records.
 const PEBBLE_CAA_IDENTITY: &str = "pebble.letsencrypt.org";
+
+/// Where the local stack's CA and DNS are: the Pebble and challtestsrv it started.
+#[derive(Debug, Clone)]
+pub struct LocalCa {
+    /// Pebble's ACME directory.
+    pub directory_url: String,
+    /// The root of Pebble's HTTPS listener (PEM file).
+    pub listener_root: PathBuf,
+    /// challtestsrv's DNS server, the only one EdgeCert asks.
+    pub dns_server: SocketAddr,
+}
+
+impl LocalCa {
+    /// The CA and DNS of `pebble`.
+    pub fn of(pebble: &Pebble) -> LocalCa {
+        LocalCa {
+            directory_url: pebble.directory_url(),
+            listener_root: pebble.listener_ca_pem_path().to_path_buf(),
+            dns_server: pebble.challtestsrv().dns_server_addr(),
+        }
+    }
+}
+
+/// The shared deployment variables the local stack does not set, and why: what a deployment
+/// sets them for does not exist here.
+pub const NOT_SET_LOCALLY: &[(&str, &str)] = &[
+    (
+        vars::ACME_CONTACT,
+        "Pebble sends no expiry notices: the local ACME account needs no contact",
+    ),
+    (
+        vars::ALLOW_PRIVATE_ORIGINS,
+        "origins are on this machine (loopback), never on a private network",
+    ),
+];
+
+impl LocalOptions {
+    /// The deployment variables this stack stands for: what template.yaml gives a deployed
+    /// process, with the local values (these options, Pebble as the CA, challtestsrv as the
+    /// only DNS server, loopback origins allowed). [`NOT_SET_LOCALLY`] says what is left out.
+    pub fn deployment_variables(&self, ca: &LocalCa) -> Vec<(&'static str, String)> {
+        vec![
+            (vars::TABLE_NAME, self.table_name.clone()),
+            (vars::SECRET_PREFIX, self.secret_prefix.clone()),
+            (vars::EDGE_HOSTNAME, self.edge_hostname.clone()),
+            (vars::EDGE_IPS, self.edge_ips.clone()),
+            // The local stack proxies to origins on this machine.
+            (vars::ALLOW_LOOPBACK_ORIGINS, "true".to_owned()),
+            (vars::DNS_SERVER, ca.dns_server.to_string()),
+            (vars::ACME_DIRECTORY, ca.directory_url.clone()),
+            (vars::ACME_CA_ROOT, ca.listener_root.display().to_string()),
+            (vars::CAA_IDENTITIES, PEBBLE_CAA_IDENTITY.to_owned()),
+        ]
+    }
+
+    /// The deployment configuration of this stack, read from [`Self::deployment_variables`]
+    /// by the parser every deployed process uses.
+    pub fn deployment_config(&self, ca: &LocalCa) -> anyhow::Result<DeploymentConfig> {
+        let variables = self.deployment_variables(ca);
+        DeploymentConfig::from_lookup(|name| {
+            variables
+                .iter()
+                .find(|(variable, _)| *variable == name)
+                .map(|(_, value)| value.clone())
+        })
+        .context("the local stack's deployment configuration")
+    }
+}
 
 /// Where everything is; written to `<data dir>/stack.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -148,9 +224,17 @@ pub struct LocalStack {
 /// The local stack's issuer settings, for Pebble at `directory_url` whose HTTPS listener is
 /// signed by the PEM at `ca_root`.
 pub fn issuer_config(directory_url: String, ca_root: PathBuf) -> IssuerConfig {
-    let mut config = IssuerConfig::new(directory_url)
-        .with_ca_root_pem(ca_root)
-        .with_caa_identities([PEBBLE_CAA_IDENTITY]);
+    let acme = AcmeSettings {
+        directory_url,
+        ca_root_pem: Some(ca_root),
+        contact_email: None,
+        caa_identities: vec![PEBBLE_CAA_IDENTITY.to_owned()],
+    };
+    with_local_pacing(acme.issuer_config())
+}
+
+/// `config` paced for Pebble on loopback.
+fn with_local_pacing(mut config: IssuerConfig) -> IssuerConfig {
     // A running issuance renews its lease, so the lease's length only bounds how long the
     // names of a run cut short (a killed runner) stay locked: half a minute here instead of
     // five, so a restart picks them up again soon.
@@ -195,41 +279,37 @@ impl LocalStack {
         std::fs::write(&pebble_root_file, pebble.issuing_root_pem().await?)
             .context("writing Pebble's root")?;
 
-        let (store, vault, storage) = open_storage(&options).await?;
-        let dns_server = pebble.challtestsrv().dns_server_addr();
+        let ca = LocalCa::of(&pebble);
+        let deployment = options.deployment_config(&ca)?;
+        let acme = deployment
+            .required_acme("the local stack")
+            .context("the local stack's CA")?;
+        let (store, vault, storage) = open_storage(&options, &deployment).await?;
+        let dns_server = ca.dns_server;
         let (admin_key, admin_hash) = admin_key(&options.data_dir)?;
         let challtestsrv = ChalltestsrvDnsProvider::new(pebble.challtestsrv().management_url())
             .context("the challtestsrv DNS provider")?;
         let mut services = Services {
             store,
             vault,
-            resolver: Arc::new(HickoryResolver::with_name_server(dns_server)),
+            resolver: Arc::new(HickoryResolver::with_name_server(
+                deployment.dns_server.unwrap_or(dns_server),
+            )),
             clock: Arc::new(SystemClock),
             plans: PlanCatalog::default(),
-            edge: EdgeSettings {
-                hostname: options.edge_hostname.clone(),
-                addresses: options.edge_addresses.clone(),
-            },
-            // The local stack proxies to origins on this machine.
-            origin_policy: OriginPolicy {
-                allow_loopback: true,
-                allow_private: false,
-            },
+            edge: deployment.edge.clone(),
+            origin_policy: deployment.origin_policy,
             dns_providers: DnsProviders::default().with("challtestsrv", Arc::new(challtestsrv)),
             issuance: None,
         };
         // The issuer works on the services without an issuer; the API's services get it.
-        let issuer_config = issuer_config(
-            pebble.directory_url(),
-            pebble.listener_ca_pem_path().to_path_buf(),
-        );
+        let issuer_config = with_local_pacing(acme.issuer_config());
         let issuer: Arc<dyn Issuance> = Arc::new(
             Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?,
         );
         services.issuance = Some(Arc::clone(&issuer));
-        let mut edge_config = TerminatorConfig::default();
+        let mut edge_config = options.edge.clone();
         edge_config.redirect_https_port = listeners.https.local_addr()?.port();
-        edge_config.refresh_interval = options.edge_refresh_interval;
         // Ctrl-C should not keep a developer waiting for idle keep-alive connections.
         edge_config.shutdown_grace = Duration::from_secs(3);
         let terminator = Terminator::start(
@@ -326,6 +406,7 @@ impl LocalStack {
 
 async fn open_storage(
     options: &LocalOptions,
+    deployment: &DeploymentConfig,
 ) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Vault>, String)> {
     match &options.aws_endpoint {
         None => {
@@ -342,21 +423,22 @@ async fn open_storage(
             // The endpoint is an emulator on this machine: dummy credentials and region, never
             // the developer's AWS profile.
             let clients = edgecert_aws::AwsClients::for_local_endpoint(endpoint).await;
-            edgecert_aws::create_table(&clients.dynamodb, &options.table_name)
+            let table = &deployment.table_name;
+            edgecert_aws::create_table(&clients.dynamodb, table)
                 .await
-                .with_context(|| format!("creating table {} at {endpoint}", options.table_name))?;
+                .with_context(|| format!("creating table {table} at {endpoint}"))?;
             Ok((
                 // The API, the issuer and the renewer write concurrently, and moto applies
                 // conditional writes without isolation: serialise them (see the method).
                 Arc::new(
-                    edgecert_aws::DynamoStore::new(clients.dynamodb, options.table_name.clone())
+                    edgecert_aws::DynamoStore::new(clients.dynamodb, table.clone())
                         .with_serialized_writes(),
                 ),
                 Arc::new(edgecert_aws::SecretsManagerVault::new(
                     clients.secrets_manager,
-                    options.secret_prefix.clone(),
+                    deployment.secret_prefix.clone(),
                 )),
-                format!("aws:{endpoint} (table {})", options.table_name),
+                format!("aws:{endpoint} (table {table})"),
             ))
         }
     }

@@ -76,7 +76,6 @@ impl Dashboard {
         // Tests run side by side: every listener on a free port.
         options.api_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         options.edge_https_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        options.edge_refresh_interval = Duration::from_secs(1);
         let stack = LocalStack::start(options)
             .await
             .expect("the local stack starts");

@@ -2,17 +2,21 @@
 //!
 //! - [`Pebble`]: the ACME test CA, together with pebble-challtestsrv ([`Challtestsrv`]) as its
 //!   DNS server and optional HTTP-01 responder.
-//! - [`Moto`]: moto_server, standing in for DynamoDB, Secrets Manager and Route 53.
+//! - [`Moto`]: moto_server, standing in for DynamoDB, Secrets Manager and Route 53, with
+//!   [`AwsRecorder`] in front of it, recording every call each function makes, and
+//!   [`Route53Zone`]s whose records challtestsrv serves in DNS.
 //!
 //! Each service owns a temporary directory with its configuration and logs, starts its processes
 //! on free ports ([`free_port`]), waits (bounded) until they answer, and stops them when dropped.
 //! A missing binary is an error that names the install command: nothing is skipped silently.
 
+mod aws_recorder;
 mod challtestsrv;
 mod moto;
 mod pebble;
 mod ports;
 mod process;
+mod route53_zone;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -22,11 +26,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use rustls::pki_types::CertificateDer;
 
+pub use aws_recorder::{AwsCall, AwsRecorder, CallerCredentials};
 pub use challtestsrv::{CaaPolicy, Challtestsrv};
 pub use moto::Moto;
 pub use pebble::{ChalltestsrvHttp01, Pebble, PebbleOptions};
 pub use ports::free_port;
 pub use process::ServiceProcess;
+pub use route53_zone::Route53Zone;
 
 /// How long a service may take to answer after its process started. Generous because tests
 /// run next to compilers on small machines (moto alone imports for a few seconds).
@@ -73,6 +79,16 @@ fn find_in_search_path(search_path: Option<&std::ffi::OsStr>, name: &str) -> Opt
 /// rather than relying on a process-wide default. No proxy from the environment is used, and
 /// no idle connections are kept, so the client may be used from any Tokio runtime.
 pub fn http_client(roots: &[CertificateDer<'static>]) -> anyhow::Result<reqwest::Client> {
+    http_client_builder(roots)?
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .context("building the HTTP client")
+}
+
+/// What [`http_client`] builds, before its timeout is set.
+fn http_client_builder(
+    roots: &[CertificateDer<'static>],
+) -> anyhow::Result<reqwest::ClientBuilder> {
     let mut root_store = rustls::RootCertStore::empty();
     for root in roots {
         root_store
@@ -86,15 +102,12 @@ pub fn http_client(roots: &[CertificateDer<'static>]) -> anyhow::Result<reqwest:
     .context("configuring TLS versions for the HTTP client")?
     .with_root_certificates(root_store)
     .with_no_client_auth();
-    reqwest::Client::builder()
+    Ok(reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .no_proxy()
-        .timeout(REQUEST_TIMEOUT)
         // Clients may be used from several test runtimes: keep no pooled connections that
         // belong to a runtime that may be gone.
-        .pool_max_idle_per_host(0)
-        .build()
-        .context("building the HTTP client")
+        .pool_max_idle_per_host(0))
 }
 
 /// Polls `probe` until it succeeds, failing with the log tails of `processes` if one of them

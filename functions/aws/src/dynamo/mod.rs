@@ -17,6 +17,7 @@ mod items;
 mod keys;
 mod leases;
 pub mod schema;
+pub mod stream;
 mod table;
 mod token_buckets;
 mod writes;

@@ -37,6 +37,16 @@ impl CertificateStatus {
             CertificateStatus::Revoked => "revoked",
         }
     }
+
+    /// Whether a certificate in this state asks to be issued: new (`pending`) or renewed by
+    /// hand (`validating`). The issuer works on exactly these, however it finds them (the
+    /// table's stream, the due index).
+    pub fn asks_for_issuance(self) -> bool {
+        matches!(
+            self,
+            CertificateStatus::Pending | CertificateStatus::Validating
+        )
+    }
 }
 
 /// Private key algorithm.

@@ -27,11 +27,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use edgecert_api::ROUTES;
-use edgecert_api::config::vars;
+use edgecert_api::config::vars::ADMIN_KEY_SHA256;
 use edgecert_aws::AwsClients;
 use edgecert_bench::process::{LOAD_CORE, SERVER_CORE, Server, pin_self, sibling_binary};
 use edgecert_bench::report::{Options, Section, Table, quantile, ratio, whole};
 use edgecert_core::model::ApiKeyHash;
+use edgecert_deployment::vars;
 use edgecert_integration::lambda_runtime::lambda_environment;
 use edgecert_integration::{Moto, Pebble, PebbleOptions};
 use http_body_util::{BodyExt as _, Full};
@@ -385,7 +386,7 @@ impl Deployment {
             vars::SECRET_PREFIX => format!("{}/", self.table),
             vars::EDGE_HOSTNAME => EDGE_HOSTNAME.to_owned(),
             vars::EDGE_IPS => "127.0.0.1".to_owned(),
-            vars::ADMIN_KEY_SHA256 => self.admin_key_sha256.clone(),
+            ADMIN_KEY_SHA256 => self.admin_key_sha256.clone(),
             // Pebble's listener root is not given (EDGECERT_ACME_CA_ROOT): the functions load
             // the system's roots at init, as deployed. No first invocation here reaches the CA.
             vars::ACME_DIRECTORY => self.acme_directory.clone(),

@@ -1,73 +1,65 @@
 //! `edgecert-local`: runs EdgeCert on this machine until Ctrl-C.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use edgecert_local::{LocalOptions, LocalStack};
+use edgecert_deployment::vars as shared;
+use edgecert_local::{LocalOptions, LocalStack, vars};
+use edgecert_terminator::TerminatorConfig;
 use edgecert_workers::WorkerConfig;
 
 /// EdgeCert on one machine: API, issuer, renewer and edge terminator, Pebble and challtestsrv,
-/// SQLite (or AWS adapters). The workers' order budget and concurrency come from the same variables as in AWS
-/// (EDGECERT_ORDER_BUDGET, EDGECERT_ORDER_BUDGET_PERIOD_SECONDS, EDGECERT_ISSUE_CONCURRENCY).
+/// SQLite (or AWS adapters). The table, secret prefix and edge settings below are the
+/// variables every deployed process shares (read by the same parser); the workers' order budget
+/// and concurrency (EDGECERT_ORDER_BUDGET, EDGECERT_ORDER_BUDGET_PERIOD_SECONDS,
+/// EDGECERT_ISSUE_CONCURRENCY) and the edge's tunables (EDGECERT_TERMINATOR_*, e.g.
+/// EDGECERT_TERMINATOR_REFRESH_SECS) come from the same variables as in AWS.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
     /// Directory for the SQLite file, the admin key and stack.json.
-    #[arg(long, env = "EDGECERT_DATA_DIR", default_value = ".edgecert")]
+    #[arg(long, env = vars::DATA_DIR, default_value = ".edgecert")]
     data_dir: PathBuf,
     /// API listen address.
-    #[arg(long, env = "EDGECERT_API_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = vars::API_ADDR, default_value = "127.0.0.1:8080")]
     api_addr: SocketAddr,
     /// Use DynamoDB + Secrets Manager at this endpoint (e.g. moto) instead of SQLite.
-    #[arg(long, env = "EDGECERT_AWS_ENDPOINT")]
+    #[arg(long, env = vars::AWS_ENDPOINT)]
     aws_endpoint: Option<String>,
-    /// DynamoDB table (created if missing) with --aws-endpoint.
-    #[arg(long, env = "EDGECERT_TABLE_NAME", default_value = "edgecert")]
-    table_name: String,
-    /// Secrets Manager name prefix with --aws-endpoint.
-    #[arg(long, env = "EDGECERT_SECRET_PREFIX", default_value = "edgecert/")]
-    secret_prefix: String,
-    /// CNAME target in DNS instructions.
-    #[arg(
-        long,
-        env = "EDGECERT_EDGE_HOSTNAME",
-        default_value = "edge.edgecert.localhost"
-    )]
-    edge_hostname: String,
-    /// Edge addresses (comma-separated) for apex names.
-    #[arg(
-        long,
-        env = "EDGECERT_EDGE_IPS",
-        default_value = "127.0.0.1",
-        value_delimiter = ','
-    )]
-    edge_ips: Vec<IpAddr>,
+    /// DynamoDB table (created if missing) with --aws-endpoint [default: edgecert].
+    #[arg(long, env = shared::TABLE_NAME)]
+    table_name: Option<String>,
+    /// Secrets Manager name prefix with --aws-endpoint [default: edgecert/].
+    #[arg(long, env = shared::SECRET_PREFIX)]
+    secret_prefix: Option<String>,
+    /// CNAME target in DNS instructions [default: edge.edgecert.localhost].
+    #[arg(long, env = shared::EDGE_HOSTNAME)]
+    edge_hostname: Option<String>,
+    /// Edge addresses (comma-separated) for apex names [default: 127.0.0.1].
+    #[arg(long, env = shared::EDGE_IPS)]
+    edge_ips: Option<String>,
     /// Port Pebble validates HTTP-01 on, where the edge's HTTP listener runs; free port by
     /// default.
-    #[arg(long, env = "EDGECERT_HTTP01_PORT")]
+    #[arg(long, env = vars::HTTP01_PORT)]
     http01_port: Option<u16>,
     /// The edge's HTTPS listener (TLS by SNI, proxy to origins).
     #[arg(
         long,
-        env = "EDGECERT_EDGE_HTTPS_ADDR",
+        env = vars::EDGE_HTTPS_ADDR,
         default_value = "127.0.0.1:8443"
     )]
     edge_https_addr: SocketAddr,
     /// The edge's admin listener (/healthz, /metrics); free port by default.
-    #[arg(long, env = "EDGECERT_EDGE_ADMIN_ADDR", default_value = "127.0.0.1:0")]
+    #[arg(long, env = vars::EDGE_ADMIN_ADDR, default_value = "127.0.0.1:0")]
     edge_admin_addr: SocketAddr,
-    /// Seconds between two reloads of changed certificates and routes by the edge (the same
-    /// variable as the terminator container's).
-    #[arg(long, env = "EDGECERT_TERMINATOR_REFRESH_SECS", default_value_t = 1)]
-    edge_refresh_seconds: u64,
     /// Seconds between two renewer runs.
-    #[arg(long, env = "EDGECERT_RENEWAL_INTERVAL_SECONDS", default_value_t = 60)]
+    #[arg(long, env = vars::RENEWAL_INTERVAL_SECONDS, default_value_t = 60)]
     renewal_interval_seconds: u64,
     /// Lifetime of Pebble's certificates in seconds (short ones show renewals happening);
     /// Pebble's default (about five years) when unset.
-    #[arg(long, env = "EDGECERT_CERTIFICATE_VALIDITY_SECONDS")]
+    #[arg(long, env = vars::CERTIFICATE_VALIDITY_SECONDS)]
     certificate_validity_seconds: Option<u64>,
 }
 
@@ -82,14 +74,23 @@ async fn main() -> anyhow::Result<()> {
     let mut options = LocalOptions::new(args.data_dir);
     options.api_addr = args.api_addr;
     options.aws_endpoint = args.aws_endpoint;
-    options.table_name = args.table_name;
-    options.secret_prefix = args.secret_prefix;
-    options.edge_hostname = args.edge_hostname;
-    options.edge_addresses = args.edge_ips;
+    // Kept as text: the deployment configuration's parser reads them when the stack starts.
+    if let Some(table_name) = args.table_name {
+        options.table_name = table_name;
+    }
+    if let Some(secret_prefix) = args.secret_prefix {
+        options.secret_prefix = secret_prefix;
+    }
+    if let Some(edge_hostname) = args.edge_hostname {
+        options.edge_hostname = edge_hostname;
+    }
+    if let Some(edge_ips) = args.edge_ips {
+        options.edge_ips = edge_ips;
+    }
     options.http01_port = args.http01_port;
     options.edge_https_addr = args.edge_https_addr;
     options.edge_admin_addr = args.edge_admin_addr;
-    options.edge_refresh_interval = Duration::from_secs(args.edge_refresh_seconds.max(1));
+    options.edge = TerminatorConfig::from_env()?;
     options.renewal_interval = Duration::from_secs(args.renewal_interval_seconds.max(1));
     options.certificate_validity = args.certificate_validity_seconds.map(Duration::from_secs);
     options.workers = WorkerConfig::from_env()?;
