@@ -37,6 +37,7 @@ use tokio::task::JoinSet;
 /// Every Lambda binary of this package, by name (Cargo builds them for this test).
 const API_BINARIES: &[(&str, &str)] = &[
     ("authorizer", env!("CARGO_BIN_EXE_authorizer")),
+    ("dashboard", env!("CARGO_BIN_EXE_dashboard")),
     ("accounts-create", env!("CARGO_BIN_EXE_accounts-create")),
     ("accounts-list", env!("CARGO_BIN_EXE_accounts-list")),
     ("accounts-update", env!("CARGO_BIN_EXE_accounts-update")),
@@ -559,6 +560,14 @@ async fn every_function_binary_answers_its_event_on_moto() {
         binaries.len(),
         started.elapsed()
     );
+
+    // --- The dashboard: its page, with no key and no AWS call ---------------------------------
+    let page: Value =
+        serde_json::from_str(include_str!("../../../events/dashboard-page.json")).expect("event");
+    let answer = functions
+        .invoke("dashboard", &page, Duration::from_secs(30))
+        .await;
+    assert_eq!(answer["statusCode"], 200, "{answer}");
 
     // --- Accounts and the authorizer --------------------------------------------------------
     let admin = functions.authorize(&deployment.admin_key).await;
