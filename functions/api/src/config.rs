@@ -24,8 +24,11 @@ pub mod vars {
     pub const EDGE_HOSTNAME: &str = "EDGECERT_EDGE_HOSTNAME";
     /// Comma-separated edge addresses for apex names.
     pub const EDGE_IPS: &str = "EDGECERT_EDGE_IPS";
-    /// Hex SHA-256 of the operator's admin key.
+    /// Hex SHA-256 of the operator's admin key (the local runner's way to give it).
     pub const ADMIN_KEY_SHA256: &str = "EDGECERT_ADMIN_KEY_SHA256";
+    /// ARN or name of the Secrets Manager secret holding the operator's admin key (the Lambda
+    /// authorizer's way: template.yaml gives it only to the authorizer).
+    pub const ADMIN_KEY_SECRET: &str = "EDGECERT_ADMIN_KEY_SECRET";
     /// `true` to allow loopback origins (local stack only).
     pub const ALLOW_LOOPBACK_ORIGINS: &str = "EDGECERT_ALLOW_LOOPBACK_ORIGINS";
     /// `true` to allow private, CGNAT and unique-local origins.
@@ -64,8 +67,10 @@ pub struct AcmeSettings {
 pub struct ApiConfig {
     /// Where customers point DNS.
     pub edge: EdgeSettings,
-    /// The admin key's hash, if admin endpoints are enabled.
+    /// The admin key's hash, if given as a hash.
     pub admin_key: Option<ApiKeyHash>,
+    /// The secret holding the admin key, if given as a secret (never with `admin_key`).
+    pub admin_key_secret: Option<String>,
     /// Allowed origin address kinds.
     pub origin_policy: OriginPolicy,
     /// The DNS server to ask, if not the system's.
@@ -115,6 +120,13 @@ impl ApiConfig {
                 });
             }
         };
+        let admin_key_secret = get(vars::ADMIN_KEY_SECRET);
+        if admin_key.is_some() && admin_key_secret.is_some() {
+            return Err(ConfigError {
+                variable: vars::ADMIN_KEY_SECRET,
+                problem: format!("give the admin key once: {} is set too", vars::ADMIN_KEY_SHA256),
+            });
+        }
         let flag = |name: &'static str| -> Result<bool, ConfigError> {
             match get(name).as_deref() {
                 None | Some("false") | Some("0") => Ok(false),
@@ -173,6 +185,7 @@ impl ApiConfig {
                 addresses,
             },
             admin_key,
+            admin_key_secret,
             origin_policy,
             dns_server,
             acme,
@@ -226,6 +239,24 @@ mod tests {
         assert_eq!(config.dns_server, Some("127.0.0.1:8053".parse().unwrap()));
         assert_eq!(config.admin_key, None);
         assert_eq!(config.acme, None);
+    }
+
+    #[test]
+    fn the_admin_key_is_given_as_a_hash_or_as_a_secret_never_both() {
+        let secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:edgecert/admin-key-Ab12Cd";
+        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let from_secret =
+            config(&[(vars::EDGE_HOSTNAME, "edge.example"), (vars::ADMIN_KEY_SECRET, secret)])
+                .unwrap();
+        assert_eq!(from_secret.admin_key_secret.as_deref(), Some(secret));
+        assert_eq!(from_secret.admin_key, None);
+        let error = config(&[
+            (vars::EDGE_HOSTNAME, "edge.example"),
+            (vars::ADMIN_KEY_SECRET, secret),
+            (vars::ADMIN_KEY_SHA256, hash),
+        ])
+        .unwrap_err();
+        assert_eq!(error.variable, vars::ADMIN_KEY_SECRET);
     }
 
     #[test]

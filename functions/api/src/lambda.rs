@@ -1,18 +1,23 @@
-//! The shell every API Lambda binary shares: tracing, configuration and AWS clients once per
-//! cold start, then the runtime loop around one handler.
+//! The shell of every API Lambda function (run by the one binary of `functions/lambda`):
+//! tracing, configuration and AWS clients once per cold start, then the runtime loop around one
+//! route's handler ([`serve`]) or the authorizer ([`serve_authorizer`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use edgecert_acme::{Issuer, IssuerConfig};
-use edgecert_aws::{DynamoStore, Route53DnsProvider, SecretsManagerVault, load_sdk_config};
+use aws_config::SdkConfig;
+use edgecert_aws::{
+    AdminKeySecret, DynamoStore, Route53DnsProvider, SecretsManagerVault, load_sdk_config,
+};
 use edgecert_core::PlanCatalog;
 use edgecert_core::ports::{DnsProviders, DnsResolver, SystemClock};
 use edgecert_core::usecases::Services;
 use edgecert_dns::HickoryResolver;
 use lambda_http::{Body, Request, Response, service_fn};
 
+use crate::auth::{ADMIN_KEY_REFRESH, RotatingAdminKey};
 use crate::config::{AcmeSettings, ApiConfig, vars};
 use crate::routes::Handler;
 use crate::state::ApiState;
@@ -56,23 +61,28 @@ pub fn issuer_config(acme: &AcmeSettings) -> IssuerConfig {
 /// in template.yaml only for the functions that need one).
 pub async fn aws_state() -> Result<ApiState, lambda_http::Error> {
     let config = ApiConfig::from_env()?;
+    let aws = load_sdk_config().await;
+    aws_state_on(&aws, config).await
+}
+
+/// [`aws_state`] with the SDK configuration and the function's configuration already read.
+async fn aws_state_on(aws: &SdkConfig, config: ApiConfig) -> Result<ApiState, lambda_http::Error> {
     let table = required(vars::TABLE_NAME)?;
     let secret_prefix =
         std::env::var(vars::SECRET_PREFIX).unwrap_or_else(|_| "edgecert/".to_owned());
-    let aws = load_sdk_config().await;
     let resolver: Arc<dyn DnsResolver> = match config.dns_server {
         Some(server) => Arc::new(HickoryResolver::with_name_server(server)),
         None => Arc::new(HickoryResolver::from_system_conf()?),
     };
     // API Gateway gives an integration 30 s: zone verification waits for Route 53's INSYNC
     // well within that, and answers 422 rather than time out when it takes longer.
-    let route53 = Route53DnsProvider::from_sdk_config(&aws)
+    let route53 = Route53DnsProvider::from_sdk_config(aws)
         .with_propagation_wait(Duration::from_secs(1), Duration::from_secs(20));
     let dns_providers = DnsProviders::default().with("route53", Arc::new(route53));
     let mut services = Services {
-        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table)),
+        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table)),
         vault: Arc::new(SecretsManagerVault::new(
-            aws_sdk_secretsmanager::Client::new(&aws),
+            aws_sdk_secretsmanager::Client::new(aws),
             secret_prefix,
         )),
         resolver,
@@ -106,17 +116,11 @@ pub async fn serve(handler: Handler) -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// Runs one route's handler, found by its function name in the route table.
-pub async fn serve_route(function: &str) -> Result<(), lambda_http::Error> {
-    let route = crate::routes::ROUTES
-        .iter()
-        .find(|route| route.function == function)
-        .ok_or_else(|| format!("no route is served by function {function}"))?;
-    serve(route.handler).await
-}
-
 /// Runs the API Gateway Lambda authorizer (simple responses): passes the caller's identity, or
-/// `anonymous`, in the context; handlers refuse anonymous callers with 401.
+/// `anonymous`, in the context; handlers refuse anonymous callers with 401. The admin key is
+/// read from its secret (`EDGECERT_ADMIN_KEY_SECRET`) at the cold start and refreshed every
+/// [`ADMIN_KEY_REFRESH`](crate::auth::ADMIN_KEY_REFRESH); without a secret, the hash in
+/// `EDGECERT_ADMIN_KEY_SHA256` (if any) is the admin key.
 pub async fn serve_authorizer() -> Result<(), lambda_runtime::Error> {
     use aws_lambda_events::apigw::{
         ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
@@ -124,11 +128,30 @@ pub async fn serve_authorizer() -> Result<(), lambda_runtime::Error> {
     use lambda_runtime::LambdaEvent;
 
     init_tracing();
-    let state = Arc::new(aws_state().await?);
+    let config = ApiConfig::from_env()?;
+    let aws = load_sdk_config().await;
+    let rotating = match &config.admin_key_secret {
+        Some(secret_id) => {
+            let secret =
+                AdminKeySecret::new(aws_sdk_secretsmanager::Client::new(&aws), secret_id.clone());
+            let key = RotatingAdminKey::load(secret, ADMIN_KEY_REFRESH)
+                .await
+                .map_err(|error| {
+                    format!("reading the admin key's secret {secret_id}: {error}")
+                })?;
+            Some(Arc::new(key))
+        }
+        None => None,
+    };
+    let state = Arc::new(aws_state_on(&aws, config).await?);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
-            let state = Arc::clone(&state);
+            let (state, rotating) = (Arc::clone(&state), rotating.clone());
             async move {
+                let admin_key = match &rotating {
+                    Some(rotating) => Some(rotating.hash().await),
+                    None => state.admin_key.clone(),
+                };
                 let header = event
                     .payload
                     .headers
@@ -138,9 +161,10 @@ pub async fn serve_authorizer() -> Result<(), lambda_runtime::Error> {
                 // body, but the contract is 401 with our error object. So a presented but unknown
                 // key is let through as `anonymous`, and the handler answers 401 itself. (A request
                 // without an Authorization header never gets here: API Gateway answers 401.)
-                let context = crate::auth::authorize(&state, header)
-                    .await
-                    .unwrap_or_else(crate::auth::anonymous);
+                let context =
+                    crate::auth::authorize_with(&state.services, admin_key.as_ref(), header)
+                        .await
+                        .unwrap_or_else(crate::auth::anonymous);
                 let mut response =
                     ApiGatewayV2CustomAuthorizerSimpleResponse::<serde_json::Value>::default();
                 response.is_authorized = true;

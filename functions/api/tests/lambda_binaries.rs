@@ -22,58 +22,19 @@ use edgecert_api::config::vars;
 use edgecert_api::{ROUTES, routes};
 use edgecert_aws::{AwsClients, DynamoStore, create_table};
 use edgecert_core::model::{ApiKeyHash, Zone};
-use edgecert_core::ports::ZoneStore as _;
-use edgecert_core::{AccountId, Hostname, ZoneId};
+use edgecert_core::ports::{CertificateStore as _, ZoneStore as _};
+use edgecert_core::{AccountId, CertificateId, Hostname, ZoneId};
 use edgecert_integration::{Http01Responder, InitError, LambdaProcess, Moto, Pebble};
 use harness::{AUTHORIZER_EVENT, ApiCall, EDGE_HOSTNAME};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-/// Every Lambda binary of this package, by name (Cargo builds them for this test).
-const API_BINARIES: &[(&str, &str)] = &[
-    ("authorizer", env!("CARGO_BIN_EXE_authorizer")),
-    ("accounts-create", env!("CARGO_BIN_EXE_accounts-create")),
-    ("accounts-update", env!("CARGO_BIN_EXE_accounts-update")),
-    ("limits-get", env!("CARGO_BIN_EXE_limits-get")),
-    ("domains-create", env!("CARGO_BIN_EXE_domains-create")),
-    ("domains-list", env!("CARGO_BIN_EXE_domains-list")),
-    ("domains-get", env!("CARGO_BIN_EXE_domains-get")),
-    ("domains-update", env!("CARGO_BIN_EXE_domains-update")),
-    ("domains-delete", env!("CARGO_BIN_EXE_domains-delete")),
-    ("domains-dns", env!("CARGO_BIN_EXE_domains-dns")),
-    ("domains-verify", env!("CARGO_BIN_EXE_domains-verify")),
-    ("domains-ssl", env!("CARGO_BIN_EXE_domains-ssl")),
-    ("domains-nudge", env!("CARGO_BIN_EXE_domains-nudge")),
-    ("zones-create", env!("CARGO_BIN_EXE_zones-create")),
-    ("zones-list", env!("CARGO_BIN_EXE_zones-list")),
-    ("zones-delete", env!("CARGO_BIN_EXE_zones-delete")),
-    (
-        "certificates-create",
-        env!("CARGO_BIN_EXE_certificates-create"),
-    ),
-    ("certificates-list", env!("CARGO_BIN_EXE_certificates-list")),
-    ("certificates-get", env!("CARGO_BIN_EXE_certificates-get")),
-    (
-        "certificates-download",
-        env!("CARGO_BIN_EXE_certificates-download"),
-    ),
-    (
-        "certificates-renew",
-        env!("CARGO_BIN_EXE_certificates-renew"),
-    ),
-    (
-        "certificates-update",
-        env!("CARGO_BIN_EXE_certificates-update"),
-    ),
-    (
-        "certificates-delete",
-        env!("CARGO_BIN_EXE_certificates-delete"),
-    ),
-    ("certificates-logs", env!("CARGO_BIN_EXE_certificates-logs")),
-];
+/// The functions template.yaml deploys besides the routes' (every one runs the same binary).
+const AUTHORIZER: &str = "authorizer";
+const WORKERS: [&str; 2] = ["issuer", "renewer"];
 
-/// The workers' binaries, in `edgecert-workers` (see [`worker_binaries`]).
-const WORKER_BINARIES: [&str; 2] = ["issuer", "renewer"];
+/// template.yaml's renewer timeout: the deadline its invocations are given here too.
+const RENEWER_TIMEOUT: Duration = Duration::from_secs(900);
 
 const PAID_PLAN: &str = "Certificate management requires paid subscription";
 
@@ -84,12 +45,12 @@ const RENEWER_SCHEDULE: &str = include_str!("../../../events/renewer-schedule.js
 /// How long an issuance through Pebble may take.
 const ISSUANCE_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn binary(name: &str) -> PathBuf {
-    API_BINARIES
-        .iter()
-        .find(|(binary, _)| *binary == name)
-        .map(|(_, path)| PathBuf::from(path))
-        .unwrap_or_else(|| panic!("no binary {name} in API_BINARIES"))
+/// Every function the binary serves by `EDGECERT_FUNCTION`: the authorizer and the routes'.
+fn api_functions() -> Vec<String> {
+    std::iter::once(AUTHORIZER)
+        .chain(ROUTES.iter().map(|route| route.function))
+        .map(str::to_owned)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -101,6 +62,8 @@ struct Deployment {
     table: String,
     secret_prefix: String,
     admin_key: String,
+    /// The secret in moto holding `admin_key`, as template.yaml's AdminKeySecret.
+    admin_key_secret: String,
     dns_server: SocketAddr,
     acme_directory: String,
     acme_ca_root: PathBuf,
@@ -108,10 +71,13 @@ struct Deployment {
 }
 
 impl Deployment {
-    /// The test's value of the template's variable `name`. A variable the template gains
-    /// without a value here fails the test: this test must start the binaries as deployed.
-    fn value(&self, name: &str) -> String {
+    /// The test's value of the template's variable `name` for `function`. A variable the
+    /// template gains without a value here fails the test: this test must start the binaries
+    /// as deployed.
+    fn value(&self, function: &str, name: &str) -> String {
         match name {
+            edgecert_integration::template::FUNCTION_VARIABLE => function.to_owned(),
+            vars::ADMIN_KEY_SECRET => self.admin_key_secret.clone(),
             vars::TABLE_NAME => self.table.clone(),
             vars::SECRET_PREFIX => self.secret_prefix.clone(),
             vars::EDGE_HOSTNAME => EDGE_HOSTNAME.to_owned(),
@@ -134,12 +100,12 @@ impl Deployment {
     /// template.yaml gives that function (its globals and its own), and the DNS server (so no
     /// binary ever asks the system's resolvers) and Pebble's listener root where the function
     /// talks to the CA.
-    fn environment(&self, binary: &str) -> Vec<(String, String)> {
+    fn environment(&self, function: &str) -> Vec<(String, String)> {
         let mut env = self.aws_env.clone();
-        let names = edgecert_integration::template::function_variables(binary)
-            .expect("template.yaml deploys the binary");
+        let names = edgecert_integration::template::function_variables(function)
+            .expect("template.yaml deploys the function");
         for name in &names {
-            env.push((name.clone(), self.value(name)));
+            env.push((name.clone(), self.value(function, name)));
         }
         env.push((vars::DNS_SERVER.to_owned(), self.dns_server.to_string()));
         if names.iter().any(|name| name == vars::ACME_DIRECTORY) {
@@ -166,10 +132,23 @@ async fn deployment() -> Deployment {
         .await
         .expect("the table is created in moto");
     let pebble = harness::pebble().await;
+    // What the stack's GenerateSecretString makes: letters and digits.
+    let admin_key = format!("Adm1n{}", harness::unique_apex("key").replace(['.', '-'], ""));
+    let admin_key_secret = clients
+        .secrets_manager
+        .create_secret()
+        .name(format!("{table}-admin-key"))
+        .secret_string(&admin_key)
+        .send()
+        .await
+        .expect("the admin key's secret is created in moto")
+        .arn
+        .expect("moto answers the secret's ARN");
     Deployment {
         secret_prefix: format!("{table}/"),
         table,
-        admin_key: format!("eca_admin_{}", harness::unique_apex("lambda")),
+        admin_key,
+        admin_key_secret,
         dns_server: pebble.challtestsrv().dns_server_addr(),
         acme_directory: pebble.directory_url(),
         acme_ca_root: pebble.listener_ca_pem_path().to_path_buf(),
@@ -194,11 +173,12 @@ struct Functions {
 }
 
 impl Functions {
-    /// Starts `binaries` (name and path) at once with their deployment environment, and waits
-    /// until each has polled for its first event.
-    async fn start(deployment: &Deployment, binaries: &[(String, PathBuf)]) -> Functions {
+    /// Starts the binary once per function of `functions` at once, each with its deployment
+    /// environment, and waits until each has polled for its first event.
+    async fn start(deployment: &Deployment, functions: &[String]) -> Functions {
+        let path = lambda_binary();
         let mut starting = JoinSet::new();
-        for (name, path) in binaries {
+        for name in functions {
             let (name, path) = (name.clone(), path.clone());
             let env = deployment.environment(&name);
             starting.spawn(async move {
@@ -340,31 +320,40 @@ fn text(value: &Value) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The workers' binaries
+// The binary
 
-/// `issuer` and `renewer`, as fresh as this package's own binaries.
+/// The one Lambda binary (`edgecert-lambda`, crate functions/lambda), as fresh as this test.
 ///
-/// Cargo sets `CARGO_BIN_EXE_<name>` only for the binaries of the package under test, and
-/// `edgecert-workers` depends on this package, so its binaries cannot be a dependency of this
-/// test. Cargo puts them next to this package's binaries, though: they are used from there when
-/// Cargo built them after the last change to any of their sources (their `.d` files list every
+/// Cargo sets `CARGO_BIN_EXE_<name>` only for the binaries of the package under test, and the
+/// binary's package depends on this one, so it cannot be a dependency of this test. Cargo puts
+/// it next to this package's test executables' profile directory, though: it is used from there
+/// when Cargo built it after the last change to any of its sources (its `.d` file lists every
 /// source file, which is what Cargo's own freshness check reads), as `cargo test --workspace`
-/// does before it runs any test. Otherwise (`cargo test -p edgecert-api` after a change) they
-/// are built now, into the same target directory and profile; Cargo released its lock once
-/// the test build was done.
-fn worker_binaries() -> Vec<(String, PathBuf)> {
-    let own = Path::new(env!("CARGO_BIN_EXE_authorizer"));
-    let profile_dir = own.parent().expect("binaries live in a profile directory");
-    let built: Vec<(String, PathBuf)> = WORKER_BINARIES
-        .iter()
-        .map(|name| ((*name).to_owned(), profile_dir.join(name)))
-        .collect();
-    if built.iter().all(|(_, path)| is_fresh(path)) {
-        return built;
-    }
-    eprintln!("building the workers' binaries (cargo build -p edgecert-workers --bins)");
-    build_worker_binaries(profile_dir)
+/// does before it runs any test. Otherwise (`cargo test -p edgecert-api` after a change) it is
+/// built now, into the same target directory and profile; Cargo released its lock once the test
+/// build was done.
+fn lambda_binary() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let test_executable = std::env::current_exe().expect("the test's own path");
+            // <target>/<profile>/deps/<this test>
+            let profile_dir = test_executable
+                .parent()
+                .and_then(Path::parent)
+                .expect("tests live in <profile>/deps");
+            let built = profile_dir.join(LAMBDA_BINARY);
+            if is_fresh(&built) {
+                return built;
+            }
+            eprintln!("building the Lambda binary (cargo build -p edgecert-lambda --bins)");
+            build_lambda_binary(profile_dir)
+        })
+        .clone()
 }
+
+/// The binary's name (functions/lambda/Cargo.toml).
+const LAMBDA_BINARY: &str = "edgecert-lambda";
 
 /// Whether `binary` exists and is newer than every file its Cargo dep-info (`<binary>.d`)
 /// lists, and than `Cargo.lock`.
@@ -389,9 +378,9 @@ fn is_fresh(binary: &Path) -> bool {
         .all(|source| modified(&source).is_some_and(|changed| changed <= built_at))
 }
 
-/// Builds the workers' binaries with Cargo into the target directory and profile of
-/// `profile_dir`, and returns their paths as Cargo reports them.
-fn build_worker_binaries(profile_dir: &Path) -> Vec<(String, PathBuf)> {
+/// Builds the binary with Cargo into the target directory and profile of `profile_dir`, and
+/// returns its path as Cargo reports it.
+fn build_lambda_binary(profile_dir: &Path) -> PathBuf {
     let target_dir = profile_dir.parent().expect("a target directory");
     let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
         Some("debug") | None => "dev",
@@ -401,7 +390,7 @@ fn build_worker_binaries(profile_dir: &Path) -> Vec<(String, PathBuf)> {
     let output = Command::new(cargo)
         .current_dir(edgecert_integration::workspace_root())
         .args(["build", "--quiet", "--message-format=json", "--bins"])
-        .args(["-p", "edgecert-workers", "--profile", profile])
+        .args(["-p", "edgecert-lambda", "--profile", profile])
         .arg("--target-dir")
         .arg(target_dir)
         .output()
@@ -409,7 +398,7 @@ fn build_worker_binaries(profile_dir: &Path) -> Vec<(String, PathBuf)> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "cargo build -p edgecert-workers --bins failed:\n{}\n{}",
+        "cargo build -p edgecert-lambda --bins failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stderr),
         stdout
             .lines()
@@ -417,51 +406,34 @@ fn build_worker_binaries(profile_dir: &Path) -> Vec<(String, PathBuf)> {
             .filter_map(|message| message["message"]["rendered"].as_str().map(str::to_owned))
             .collect::<String>()
     );
-    let mut binaries = Vec::new();
-    for message in stdout
+    stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-    {
-        let name = message["target"]["name"].as_str().unwrap_or_default();
-        let executable = message["executable"].as_str();
-        if let (true, Some(path)) = (WORKER_BINARIES.contains(&name), executable) {
-            binaries.push((name.to_owned(), PathBuf::from(path)));
-        }
-    }
-    binaries.sort();
-    assert_eq!(
-        binaries
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .collect::<Vec<_>>(),
-        WORKER_BINARIES,
-        "cargo built the workers' binaries"
-    );
-    binaries
+        .find(|message| message["target"]["name"] == LAMBDA_BINARY)
+        .and_then(|message| message["executable"].as_str().map(PathBuf::from))
+        .expect("cargo built the Lambda binary")
 }
 
 // ---------------------------------------------------------------------------------------------
 // The tests
 
 #[test]
-fn every_route_and_the_authorizer_have_a_binary_here() {
-    for route in ROUTES {
+fn template_yaml_gives_every_function_its_environment() {
+    let functions = api_functions()
+        .into_iter()
+        .chain(WORKERS.map(str::to_owned));
+    for function in functions {
+        let names = edgecert_integration::template::function_variables(&function)
+            .unwrap_or_else(|error| panic!("{error:#}"));
         assert!(
-            API_BINARIES.iter().any(|(name, _)| *name == route.function),
-            "API_BINARIES lacks {}",
-            route.function
+            names.iter().any(|name| name == vars::TABLE_NAME),
+            "{function}: {names:?}"
         );
     }
-    assert_eq!(
-        API_BINARIES.len(),
-        ROUTES.len() + 1,
-        "the routes and the authorizer"
-    );
 }
 
 #[tokio::test]
 async fn every_function_binary_answers_its_event_on_moto() {
-    let workers = worker_binaries();
     let started = Instant::now();
     let deployment = deployment().await;
     let pebble: &Pebble = harness::pebble().await;
@@ -471,14 +443,11 @@ async fn every_function_binary_answers_its_event_on_moto() {
             .await
             .expect("challtestsrv takes the origin's address");
     }
-    let binaries: Vec<(String, PathBuf)> = API_BINARIES
-        .iter()
-        .map(|(name, path)| ((*name).to_owned(), PathBuf::from(path)))
-        .collect();
-    let mut functions = Functions::start(&deployment, &binaries).await;
+    let api = api_functions();
+    let mut functions = Functions::start(&deployment, &api).await;
     eprintln!(
         "{} API functions initialised after {:?}",
-        binaries.len(),
+        api.len(),
         started.elapsed()
     );
 
@@ -740,7 +709,7 @@ async fn every_function_binary_answers_its_event_on_moto() {
     let _responder = Http01Responder::start(Arc::clone(&store), pebble.http_port())
         .await
         .expect("the HTTP-01 responder listens on Pebble's validation port");
-    let mut workers = Functions::start(&deployment, &workers).await;
+    let mut workers = Functions::start(&deployment, &WORKERS.map(str::to_owned)).await;
 
     // The issuer, on the stream batch naming the managed certificate the nudge requested.
     let stream: Value = serde_json::from_str(
@@ -766,7 +735,9 @@ async fn every_function_binary_answers_its_event_on_moto() {
         .expect(200);
     assert_eq!(nudged["certificate"]["status"], "pending");
     let schedule: Value = serde_json::from_str(RENEWER_SCHEDULE).expect("renewer-schedule.json");
-    let report = workers.invoke("renewer", &schedule, ISSUANCE_TIMEOUT).await;
+    // With template.yaml's timeout, so it takes work (it takes none within five minutes of
+    // its deadline).
+    let report = workers.invoke("renewer", &schedule, RENEWER_TIMEOUT).await;
     assert_eq!(report["examined"], 1, "{report}");
     assert_eq!(report["issued"], 1, "{report}");
     assert_eq!(report["error_count"], 0, "{report}");
@@ -801,7 +772,7 @@ async fn a_binary_without_its_table_fails_at_init_naming_the_variable() {
         let mut env = deployment.environment(name);
         env.retain(|(variable, _)| variable != vars::TABLE_NAME);
 
-        let error = LambdaProcess::start(name, &binary(name), &env)
+        let error = LambdaProcess::start(name, &lambda_binary(), &env)
             .await
             .expect_err("no function starts without its table");
 
@@ -817,4 +788,101 @@ async fn a_binary_without_its_table_fails_at_init_naming_the_variable() {
             "{init}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_authorizer_without_its_admin_key_secret_fails_at_init_naming_it() {
+    let deployment = deployment().await;
+    let missing = format!("{}-no-such-admin-key", deployment.table);
+    let mut env = deployment.environment(AUTHORIZER);
+    for (variable, value) in &mut env {
+        if variable == vars::ADMIN_KEY_SECRET {
+            value.clone_from(&missing);
+        }
+    }
+
+    let error = LambdaProcess::start(AUTHORIZER, &lambda_binary(), &env)
+        .await
+        .expect_err("the authorizer does not start without its admin key");
+
+    let init = error
+        .downcast_ref::<InitError>()
+        .unwrap_or_else(|| panic!("not an init error: {error:#}"));
+    let last = init.output_tail.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("Error: ")
+            && last.contains(&format!("reading the admin key's secret {missing}"))
+            && last.contains("GetSecretValue"),
+        "{init}"
+    );
+    assert!(
+        !init.output_tail.contains(&deployment.admin_key),
+        "the key never reaches the logs: {init}"
+    );
+}
+
+/// The renewer takes no certificate within five minutes of its Lambda deadline (the context's
+/// deadline, which the Runtime API gives with each event): invoked with a minute left, it
+/// leaves a due certificate due, and still publishes the expiry metric.
+#[tokio::test]
+async fn the_renewer_takes_no_work_close_to_its_deadline() {
+    let deployment = deployment().await;
+    harness::pebble()
+        .await
+        .challtestsrv()
+        .add_a("origin.saas.example.com", &[std::net::Ipv4Addr::new(198, 51, 100, 8)])
+        .await
+        .expect("challtestsrv takes the origin's address");
+    // A managed certificate due now: an account, its domain, and a nudge (the fixtures' bodies).
+    let api = ["accounts-create", "domains-create", "domains-nudge"].map(str::to_owned);
+    let mut functions = Functions::start(&deployment, &api).await;
+    let account = functions
+        .call(ApiCall::new("accounts-create").with_authorizer_context(json!({ "role": "admin" })))
+        .await
+        .expect(201);
+    let caller = json!({ "role": "account", "account_id": account["id"] });
+    let domain = functions
+        .call(ApiCall::new("domains-create").with_authorizer_context(caller.clone()))
+        .await
+        .expect(201);
+    let nudged = functions
+        .call(
+            ApiCall::new("domains-nudge")
+                .with_authorizer_context(caller)
+                .id(&text(&domain["id"])),
+        )
+        .await
+        .expect(200);
+    assert_eq!(nudged["certificate"]["status"], "pending", "{nudged}");
+    let account_id = AccountId::parse(&text(&account["id"])).expect("an account id");
+    let certificate_id =
+        CertificateId::parse(&text(&nudged["certificate"]["id"])).expect("a certificate id");
+    let store = store(&deployment).await;
+    let before = store
+        .get_certificate(&account_id, &certificate_id)
+        .await
+        .expect("the store answers")
+        .expect("the certificate exists");
+    let mut workers = Functions::start(&deployment, &["renewer".to_owned()]).await;
+    let schedule: Value = serde_json::from_str(RENEWER_SCHEDULE).expect("renewer-schedule.json");
+
+    let report = workers
+        .invoke("renewer", &schedule, Duration::from_secs(60))
+        .await;
+
+    assert_eq!(report["examined"], 0, "{report}");
+    assert_eq!(report["unstarted"], 1, "{report}");
+    let after = store
+        .get_certificate(&account_id, &certificate_id)
+        .await
+        .expect("the store answers")
+        .expect("the certificate is still there");
+    assert_eq!(after.version, before.version, "untouched: {after:?}");
+    assert_eq!(after.due_at(), before.due_at(), "still due");
+    let output = workers.process("renewer").output_tail();
+    assert!(
+        output.lines().any(|line| line.starts_with("{\"_aws\"")
+            && line.contains("\"CertificatesExpiringWithin7Days\":0")),
+        "the renewer prints its EMF metric line:\n{output}"
+    );
 }

@@ -1,9 +1,10 @@
 //! The route table (`src/routes.rs`) is the single source of the API's routes. These tests hold
 //! the other places that name routes to it:
 //!
-//! - `template.yaml` (SAM) deploys exactly the table's method + path pairs, each on the Lambda
-//!   built from the binary the table names, plus the authorizer wired as the API's default;
-//! - every route's function is a binary `src/bin/<function>.rs` that serves that route;
+//! - `template.yaml` (SAM) deploys exactly the table's method + path pairs, each on a Lambda
+//!   whose `EDGECERT_FUNCTION` is the function the table names (every function runs the one
+//!   binary of `functions/lambda`, which serves the function that variable names; that crate's
+//!   tests hold the binary to the template), plus the authorizer wired as the API's default;
 //! - `openapi.yaml` documents exactly the table's method + path pairs, `operationId` = function.
 //!
 //! CloudFormation short forms (`!Ref`, `!GetAtt`, `!Sub`) arrive from serde_yaml 0.9 as tagged
@@ -16,11 +17,21 @@ use std::path::{Path, PathBuf};
 use edgecert_api::ROUTES;
 use serde_yaml::Value;
 
-/// Method, path and function (Lambda binary / operationId) of one route.
+/// Method, path and function (`EDGECERT_FUNCTION` / operationId) of one route.
 type RouteKey = (String, String, String);
 
-/// The authorizer's binary (`src/bin/authorizer.rs`).
-const AUTHORIZER_BINARY: &str = "authorizer";
+/// The variable that names the function a Lambda of the template is.
+const FUNCTION_VARIABLE: &str = "EDGECERT_FUNCTION";
+
+/// The authorizer's `EDGECERT_FUNCTION`.
+const AUTHORIZER: &str = "authorizer";
+
+/// The workers' `EDGECERT_FUNCTION`s (functions/workers); they serve no route.
+const WORKERS: [&str; 2] = ["issuer", "renewer"];
+
+/// The one Lambda binary every function runs, and the crate it is built from.
+const LAMBDA_BINARY: &str = "edgecert-lambda";
+const LAMBDA_CRATE: &str = "functions/lambda";
 
 /// The methods an OpenAPI path item may hold operations for.
 const OPENAPI_METHODS: [&str; 8] = [
@@ -154,6 +165,8 @@ fn assert_no_problems(source: &str, problems: &[String]) {
 /// One `AWS::Serverless::Function` of the template, as far as these tests care.
 struct TemplateFunction {
     logical_id: String,
+    /// Its `EDGECERT_FUNCTION`.
+    function: Option<String>,
     binary: Option<String>,
     build_method: Option<String>,
     code_uri: Option<String>,
@@ -186,6 +199,11 @@ fn template_functions(template: &Value) -> Vec<TemplateFunction> {
                 })
                 .collect();
             TemplateFunction {
+                function: string_at(
+                    resource,
+                    &["Properties", "Environment", "Variables", FUNCTION_VARIABLE],
+                )
+                .map(str::to_owned),
                 binary: string_at(resource, &["Metadata", "BuildProperties", "Binary"])
                     .map(str::to_owned),
                 build_method: string_at(resource, &["Metadata", "BuildMethod"]).map(str::to_owned),
@@ -199,28 +217,26 @@ fn template_functions(template: &Value) -> Vec<TemplateFunction> {
         .collect()
 }
 
-/// Whether a `CodeUri` (relative to the template) is this crate's directory.
-fn is_this_crate(code_uri: &str) -> bool {
+/// Whether a `CodeUri` (relative to the template) is the one Lambda binary's crate.
+fn is_the_lambda_crate(code_uri: &str) -> bool {
     let resolve = |path: PathBuf| path.canonicalize().ok();
-    resolve(workspace_root().join(code_uri)).is_some_and(|dir| Some(dir) == resolve(crate_dir()))
+    resolve(workspace_root().join(code_uri))
+        .is_some_and(|dir| Some(dir) == resolve(workspace_root().join(LAMBDA_CRATE)))
 }
 
 #[test]
 fn template_deploys_exactly_the_route_table() {
     let template = read_yaml(&workspace_root().join("template.yaml"));
     let apis = resources_of_type(&template, "AWS::Serverless::HttpApi");
-    let functions: Vec<TemplateFunction> = template_functions(&template)
-        .into_iter()
-        .filter(|function| function.code_uri.as_deref().is_some_and(is_this_crate))
-        .collect();
+    let functions = template_functions(&template);
     assert!(
         !functions.is_empty(),
-        "template.yaml has no AWS::Serverless::Function with CodeUri pointing at functions/api"
+        "template.yaml has no AWS::Serverless::Function"
     );
 
     let mut problems = Vec::new();
     let mut deployed = BTreeSet::new();
-    let mut binaries = BTreeMap::<String, Vec<String>>::new();
+    let mut names = BTreeMap::<String, Vec<String>>::new();
     for function in &functions {
         let id = &function.logical_id;
         if function.build_method.as_deref() != Some("rust-cargolambda") {
@@ -229,22 +245,34 @@ fn template_deploys_exactly_the_route_table() {
                 function.build_method
             ));
         }
-        let Some(binary) = &function.binary else {
-            problems.push(format!("{id}: no Metadata.BuildProperties.Binary"));
+        if function.binary.as_deref() != Some(LAMBDA_BINARY) {
+            problems.push(format!(
+                "{id}: Metadata.BuildProperties.Binary is {:?}, expected {LAMBDA_BINARY}",
+                function.binary
+            ));
+        }
+        if !function.code_uri.as_deref().is_some_and(is_the_lambda_crate) {
+            problems.push(format!(
+                "{id}: CodeUri {:?} is not {LAMBDA_CRATE}",
+                function.code_uri
+            ));
+        }
+        let Some(name) = &function.function else {
+            problems.push(format!("{id}: no Environment.Variables.{FUNCTION_VARIABLE}"));
             continue;
         };
-        binaries.entry(binary.clone()).or_default().push(id.clone());
+        names.entry(name.clone()).or_default().push(id.clone());
         for (method, path, api) in &function.http_events {
             if !api.as_ref().is_some_and(|api| apis.contains_key(api)) {
                 problems.push(format!("{id}: the {method} {path} event's ApiId ({api:?}) is not a Ref to an AWS::Serverless::HttpApi"));
             }
-            deployed.insert((method.clone(), path.clone(), binary.clone()));
+            deployed.insert((method.clone(), path.clone(), name.clone()));
         }
     }
-    for (binary, ids) in &binaries {
+    for (name, ids) in &names {
         if ids.len() > 1 {
             problems.push(format!(
-                "binary {binary} is deployed by several functions: {}",
+                "{FUNCTION_VARIABLE} {name} is deployed by several functions: {}",
                 ids.join(", ")
             ));
         }
@@ -252,14 +280,12 @@ fn template_deploys_exactly_the_route_table() {
     let known: BTreeSet<&str> = ROUTES
         .iter()
         .map(|route| route.function)
-        .chain([AUTHORIZER_BINARY])
+        .chain([AUTHORIZER])
+        .chain(WORKERS)
         .collect();
-    for binary in binaries
-        .keys()
-        .filter(|binary| !known.contains(binary.as_str()))
-    {
+    for name in names.keys().filter(|name| !known.contains(name.as_str())) {
         problems.push(format!(
-            "binary {binary} is neither a route's function nor the authorizer"
+            "{FUNCTION_VARIABLE} {name} is neither a route's function, the authorizer nor a worker"
         ));
     }
     problems.extend(route_table_differences("template.yaml", &deployed));
@@ -272,11 +298,11 @@ fn template_wires_the_authorizer_as_the_default() {
     let functions = template_functions(&template);
     let authorizers: Vec<&TemplateFunction> = functions
         .iter()
-        .filter(|function| function.binary.as_deref() == Some(AUTHORIZER_BINARY))
+        .filter(|function| function.function.as_deref() == Some(AUTHORIZER))
         .collect();
     let [authorizer] = authorizers.as_slice() else {
         panic!(
-            "template.yaml needs exactly one function with Binary {AUTHORIZER_BINARY}, found {}",
+            "template.yaml needs exactly one function with {FUNCTION_VARIABLE} {AUTHORIZER}, found {}",
             authorizers.len()
         );
     };
@@ -285,12 +311,6 @@ fn template_wires_the_authorizer_as_the_default() {
         "{} (the authorizer) must not serve routes itself: {:?}",
         authorizer.logical_id,
         authorizer.http_events
-    );
-    assert!(
-        authorizer.code_uri.as_deref().is_some_and(is_this_crate),
-        "{}: CodeUri {:?} is not functions/api",
-        authorizer.logical_id,
-        authorizer.code_uri
     );
 
     let apis = resources_of_type(&template, "AWS::Serverless::HttpApi");
@@ -337,40 +357,6 @@ fn template_wires_the_authorizer_as_the_default() {
             "{api_id}: {default}'s identity source must be the Authorization header, got {headers:?}"
         );
     }
-}
-
-#[test]
-fn every_route_function_is_a_binary_serving_that_route() {
-    let bin_dir = crate_dir().join("src").join("bin");
-    let mut problems = Vec::new();
-    for route in ROUTES {
-        let path = bin_dir.join(format!("{}.rs", route.function));
-        match std::fs::read_to_string(&path) {
-            Err(_) => problems.push(format!("{} {}: no binary src/bin/{}.rs", route.method, route.path, route.function)),
-            Ok(source) if !source.contains(&format!("serve_route(\"{}\")", route.function)) => problems.push(format!(
-                "src/bin/{}.rs does not call serve_route(\"{}\"), so its Lambda would not serve {} {}",
-                route.function, route.function, route.method, route.path
-            )),
-            Ok(_) => {}
-        }
-    }
-    let known: BTreeSet<&str> = ROUTES
-        .iter()
-        .map(|route| route.function)
-        .chain([AUTHORIZER_BINARY])
-        .collect();
-    let entries = std::fs::read_dir(&bin_dir)
-        .unwrap_or_else(|error| panic!("cannot list {}: {error}", bin_dir.display()));
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let stem = name.strip_suffix(".rs");
-        if stem.is_some_and(|stem| !known.contains(stem)) {
-            problems.push(format!(
-                "src/bin/{name} is neither a route's function nor the authorizer"
-            ));
-        }
-    }
-    assert_no_problems("src/bin", &problems);
 }
 
 #[test]

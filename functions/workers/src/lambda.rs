@@ -73,14 +73,20 @@ pub async fn serve_issuer() -> Result<(), Error> {
     .await
 }
 
-/// Runs the renewer on its EventBridge Scheduler event.
+/// Runs the renewer on its EventBridge Scheduler event: a run that takes no certificate within
+/// [`renewer::DEADLINE_MARGIN`] of the invocation's deadline, then the expiry metric.
 pub async fn serve_renewer() -> Result<(), Error> {
     edgecert_api::lambda::init_tracing();
     let worker = Arc::new(aws_worker().await?);
+    let table: Arc<str> = std::env::var(api_vars::TABLE_NAME)
+        .map_err(|_| format!("configuration: {}: is required", api_vars::TABLE_NAME))?
+        .into();
     let settings = Arc::new(worker.config.renewal_settings(&worker.directory_url));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduleEvent>| {
-        let (worker, settings) = (Arc::clone(&worker), Arc::clone(&settings));
+        let (worker, settings, table) =
+            (Arc::clone(&worker), Arc::clone(&settings), Arc::clone(&table));
         async move {
+            let settings = renewer::settings_for_deadline(&settings, event.context.deadline());
             let report = renewer::handle_schedule(
                 &worker.services,
                 worker.issuance.as_ref(),
@@ -88,6 +94,7 @@ pub async fn serve_renewer() -> Result<(), Error> {
                 &event.payload,
             )
             .await?;
+            renewer::publish_expiry_metric(&worker.services, &table).await;
             Ok::<serde_json::Value, Error>(serde_json::to_value(report)?)
         }
     }))
