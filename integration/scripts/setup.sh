@@ -2,7 +2,8 @@
 # Installs what EdgeCert's tests and local stack need on a fresh Debian machine, and nothing
 # that is already there: Pebble + pebble-challtestsrv (apt), a Python venv with moto_server,
 # cfn-lint and cargo-lambda (which brings zig), and the SAM CLI in a venv of its own (large).
-# Safe to run again.
+# --deploy adds what building for AWS needs (arm64 Rust targets, umoci, skopeo,
+# docker-registry); --peers the benchmarks' peers. Safe to run again.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="${EDGECERT_TOOLS_VENV:-$repo/.venv-tools}"
@@ -37,31 +38,61 @@ if [ ! -x "$sam_venv/bin/sam" ]; then
   pip_install "$sam_venv" aws-sam-cli
 fi
 
-# The benchmarks' peers and load tools (bench.sh passes --peers). Their packages would start
-# system services on install; a policy-rc.d that forbids it is put in place for the install
-# when the machine has none.
-if [ "${1:-}" = "--peers" ]; then
-  missing=()
-  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-  command -v caddy >/dev/null || missing+=(caddy)
-  command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    echo "setup: installing benchmark peers (apt): ${missing[*]}"
-    policy=/usr/sbin/policy-rc.d
-    placed=""
-    if [ ! -e "$policy" ]; then
-      printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
-      as_root chmod +x "$policy"
-      placed=yes
-    fi
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    if [ -n "$placed" ]; then as_root rm -f "$policy"; fi
-  fi
-fi
-
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo is missing; install Rust (rustup) first" >&2
   exit 1
 fi
+
+# Packages that would start system services on install get a policy-rc.d that forbids it for
+# the install, when the machine has none.
+apt_install_without_services() {
+  local policy=/usr/sbin/policy-rc.d placed=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod +x "$policy"
+    placed=yes
+  fi
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  if [ -n "$placed" ]; then as_root rm -f "$policy"; fi
+}
+
+for option in "$@"; do
+  case "$option" in
+    # The benchmarks' peers and load tools (bench.sh passes --peers).
+    --peers)
+      missing=()
+      command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+      command -v caddy >/dev/null || missing+=(caddy)
+      command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+      if [ "${#missing[@]}" -gt 0 ]; then
+        echo "setup: installing benchmark peers (apt): ${missing[*]}"
+        apt_install_without_services "${missing[@]}"
+      fi
+      ;;
+    # What building for AWS needs (test.sh and deploy.sh pass --deploy): the arm64 Rust
+    # targets (Lambda on Graviton through cargo-lambda's zig, glibc; the terminator image's
+    # static musl binary), umoci and skopeo to assemble and push the image without a Docker
+    # daemon, docker-registry for CI's push test on loopback, and the CA bundle the image ships.
+    --deploy)
+      missing=()
+      command -v umoci >/dev/null || missing+=(umoci)
+      command -v skopeo >/dev/null || missing+=(skopeo)
+      command -v docker-registry >/dev/null || missing+=(docker-registry)
+      [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+      if [ "${#missing[@]}" -gt 0 ]; then
+        echo "setup: installing image tools (apt): ${missing[*]}"
+        apt_install_without_services "${missing[@]}"
+      fi
+      for rust_target in aarch64-unknown-linux-gnu aarch64-unknown-linux-musl; do
+        if ! rustup target list --installed 2>/dev/null | grep -qx "$rust_target"; then
+          echo "setup: adding the Rust target $rust_target (rustup)"
+          rustup target add "$rust_target" >/dev/null
+        fi
+      done
+      ;;
+    *) echo "setup: unknown option $option (known: --peers, --deploy)" >&2; exit 2 ;;
+  esac
+done
+
 echo "setup: ready (pebble $(dpkg-query -W -f='${Version}' pebble 2>/dev/null || echo '?'), venv $venv, SAM venv $sam_venv)"

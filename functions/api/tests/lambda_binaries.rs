@@ -880,9 +880,13 @@ async fn the_renewer_takes_no_work_close_to_its_deadline() {
     assert_eq!(after.version, before.version, "untouched: {after:?}");
     assert_eq!(after.due_at(), before.due_at(), "still due");
     let output = workers.process("renewer").output_tail();
+    let metric = output
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line.get("_aws").is_some());
     assert!(
-        output.lines().any(|line| line.starts_with("{\"_aws\"")
-            && line.contains("\"CertificatesExpiringWithin7Days\":0")),
-        "the renewer prints its EMF metric line:\n{output}"
+        metric.is_some_and(|metric| metric["CertificatesExpiringWithin7Days"] == 0
+            && metric["Table"] == json!(deployment.table)),
+        "the renewer prints its EMF metric line for its table:\n{output}"
     );
 }
