@@ -2,8 +2,9 @@
 # Installs what EdgeCert's tests and local stack need on a fresh Debian machine, and nothing
 # that is already there: Pebble + pebble-challtestsrv (apt), a Python venv with moto_server,
 # cfn-lint and cargo-lambda (which brings zig), and the SAM CLI in a venv of its own (large).
-# --deploy adds what building for AWS needs (arm64 Rust targets, umoci, skopeo,
-# docker-registry); --peers the benchmarks' peers. Safe to run again.
+# --deploy adds what building for AWS needs (arm64 Rust targets, umoci, skopeo),
+# --image-check what the test command's image check needs (docker-registry, qemu-user),
+# --peers the benchmarks' peers. Safe to run again.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="${EDGECERT_TOOLS_VENV:-$repo/.venv-tools}"
@@ -73,12 +74,11 @@ for option in "$@"; do
     # What building for AWS needs (test.sh and deploy.sh pass --deploy): the arm64 Rust
     # targets (Lambda on Graviton through cargo-lambda's zig, glibc; the terminator image's
     # static musl binary), umoci and skopeo to assemble and push the image without a Docker
-    # daemon, docker-registry for CI's push test on loopback, and the CA bundle the image ships.
+    # daemon, and the CA bundle the image ships.
     --deploy)
       missing=()
       command -v umoci >/dev/null || missing+=(umoci)
       command -v skopeo >/dev/null || missing+=(skopeo)
-      command -v docker-registry >/dev/null || missing+=(docker-registry)
       [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
       if [ "${#missing[@]}" -gt 0 ]; then
         echo "setup: installing image tools (apt): ${missing[*]}"
@@ -91,7 +91,18 @@ for option in "$@"; do
         fi
       done
       ;;
-    *) echo "setup: unknown option $option (known: --peers, --deploy)" >&2; exit 2 ;;
+    # The test command's image check (test.sh passes --image-check): a registry to push to on
+    # loopback, and qemu to start the image's aarch64 binary on this machine.
+    --image-check)
+      missing=()
+      command -v docker-registry >/dev/null || missing+=(docker-registry)
+      command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
+      if [ "${#missing[@]}" -gt 0 ]; then
+        echo "setup: installing the image check's tools (apt): ${missing[*]}"
+        apt_install_without_services "${missing[@]}"
+      fi
+      ;;
+    *) echo "setup: unknown option $option (known: --peers, --deploy, --image-check)" >&2; exit 2 ;;
   esac
 done
 

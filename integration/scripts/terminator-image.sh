@@ -7,12 +7,14 @@
 #   terminator-image.sh build [LAYOUT]                      # default LAYOUT: <target>/terminator-image
 #   terminator-image.sh push LAYOUT DESTINATION [skopeo copy options...]
 #   terminator-image.sh check                               # CI: build, push to a docker-registry
-#                                                           # on loopback, pull back, compare
+#                                                           # on loopback, pull back, compare, and
+#                                                           # start the binary under qemu-aarch64
 #
 # DESTINATION is a skopeo reference, e.g. docker://<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>.
 # `build` prints the image's manifest digest last. The binary is built with the plain release
-# profile (panic=unwind: a panicking connection task must not take the process down) in a
-# target directory of its own (<target>/image-build), so it can run beside `sam build`.
+# profile (panic=unwind: a panicking connection task must not take the process down, so not
+# cargo-lambda's deployment profile, which aborts) in a target directory of its own
+# (<target>/image-build): its target and profile share nothing with the Lambda build.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
@@ -58,21 +60,24 @@ build() {
   PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$build_dir" timeout 3600 \
     cargo lambda build --release --disable-optimizations --locked \
     --target "$rust_target" -p edgecert-terminator --bin edgecert-terminator
-  local binary="$build_dir/$rust_target/release/edgecert-terminator"
+  # cargo-lambda moves the binary it built to <target>/lambda/<name>/bootstrap.
+  local binary="$build_dir/lambda/edgecert-terminator/bootstrap"
   check_static_aarch64 "$binary"
-
-  # The image's file tree, rebuilt each time.
-  local staging="$build_dir/image-rootfs"
-  rm -rf "$staging"
-  install -D -m 0755 "$binary" "$staging/usr/local/bin/edgecert-terminator"
-  install -D -m 0644 "$ca_bundle" "$staging/etc/ssl/certs/ca-certificates.crt"
 
   rm -rf "$layout"
   mkdir -p "$(dirname "$layout")"
   umoci init --layout "$layout"
   umoci new --image "$layout:$tag"
-  # One layer: the binary and the CA bundle, owned by root, readable by the task's user.
-  umoci insert --rootless --image "$layout:$tag" "$staging" /
+  # The image's file tree, as one layer: unpacked (empty), filled, repacked. (Not `umoci
+  # insert`: umoci 0.4.7 writes inserted layers without the last entry's padding and tar's
+  # end-of-archive blocks, which Go's archive/tar in containerd reads as a truncated layer.)
+  local bundle="$build_dir/image-bundle"
+  rm -rf "$bundle"
+  umoci unpack --rootless --image "$layout:$tag" "$bundle" >/dev/null
+  install -D -m 0755 "$binary" "$bundle/rootfs/usr/local/bin/edgecert-terminator"
+  install -D -m 0644 "$ca_bundle" "$bundle/rootfs/etc/ssl/certs/ca-certificates.crt"
+  umoci repack --image "$layout:$tag" "$bundle"
+  rm -rf "$bundle"
   # What the Dockerfile's runtime stage said: an unprivileged user (nothing listens below
   # 1024), the listeners template.yaml's NLB forwards to, SIGTERM for a graceful stop.
   umoci config --image "$layout:$tag" --os linux --architecture arm64 \
@@ -104,13 +109,17 @@ push() {
 # (aarch64, the entrypoint and user above, the very binary). The registry listens on a free
 # loopback port and is stopped by its process id.
 check() {
-  local work layout port registry_pid=""
+  local layout port
+  # Globals: the EXIT trap reads them after this function has returned.
+  registry_pid=""
   work="$(mktemp -d)"
   trap 'if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
   layout="$work/layout"
   build "$layout"
 
-  command -v docker-registry >/dev/null || die "docker-registry is missing: run integration/scripts/setup.sh --deploy"
+  for tool in docker-registry qemu-aarch64; do
+    command -v "$tool" >/dev/null || die "$tool is missing: run integration/scripts/setup.sh --image-check"
+  done
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   cat >"$work/registry.yml" <<EOF
 version: 0.1
@@ -158,27 +167,25 @@ for port in ("8443/tcp", "8080/tcp", "9090/tcp"):
 if problems:
     sys.exit("the pushed image's config: " + "; ".join(problems))
 EOF
-  # Pulled back: the layer holds exactly the binary that was built.
+  # Pulled back: the layers hold exactly the binary that was built (GNU tar: umoci's layers
+  # end without tar's end-of-archive blocks, which Python's tarfile insists on).
   timeout 300 skopeo copy --src-tls-verify=false "$reference" "dir:$work/pulled" >/dev/null
   mkdir -p "$work/rootfs"
-  python3 - "$work/pulled" "$work/rootfs" <<'EOF'
-import json, os, sys, tarfile
-pulled, rootfs = sys.argv[1], sys.argv[2]
-with open(os.path.join(pulled, "manifest.json")) as f:
-    manifest = json.load(f)
-layers = manifest["layers"]
-if len(layers) != 1:
-    sys.exit(f"expected one layer, found {len(layers)}")
-digest = layers[0]["digest"].split(":", 1)[1]
-with tarfile.open(os.path.join(pulled, digest)) as layer:
-    layer.extractall(rootfs, filter="data")
-EOF
-  local built="$target/image-build/$rust_target/release/edgecert-terminator"
+  local layer
+  for layer in $(python3 -c 'import json, sys; print(" ".join(l["digest"].split(":", 1)[1] for l in json.load(open(sys.argv[1]))["layers"]))' "$work/pulled/manifest.json"); do
+    tar -xzf "$work/pulled/$layer" -C "$work/rootfs"
+  done
+  local built="$target/image-build/lambda/edgecert-terminator/bootstrap"
   cmp "$built" "$work/rootfs/usr/local/bin/edgecert-terminator" \
     || die "the pulled image's binary differs from the one built"
   [ -s "$work/rootfs/etc/ssl/certs/ca-certificates.crt" ] || die "the pulled image has no CA bundle"
   check_static_aarch64 "$work/rootfs/usr/local/bin/edgecert-terminator"
-  echo "terminator-image: check passed (built, pushed to 127.0.0.1:$port, pulled back identical)"
+  # And it runs on aarch64 (emulated): with no configuration it stops at the first variable.
+  local started_output status=0
+  started_output="$(env -i timeout 60 qemu-aarch64 "$work/rootfs/usr/local/bin/edgecert-terminator" 2>&1)" || status=$?
+  [ "$status" -ne 0 ] && [[ "$started_output" == *"configuration: EDGECERT_"*"is required"* ]] \
+    || die "the image's binary did not start and refuse its missing configuration (status $status): $started_output"
+  echo "terminator-image: check passed (built, pushed to 127.0.0.1:$port, pulled back identical, starts on aarch64)"
 }
 
 case "${1:-}" in
