@@ -12,6 +12,7 @@
 #                               put the edge in an existing VPC (two public subnets in two AZs);
 #                               default: the stack creates a dual-stack VPC of its own
 #   --region REGION             default: the AWS SDK's (AWS_REGION, the profile)
+#   --s3-bucket NAME            where sam uploads the functions (default: SAM's managed bucket)
 #   --parameter KEY=VALUE       any other template.yaml parameter (repeatable)
 #   --build-only                build the functions and the image, then stop before any AWS call
 #
@@ -29,10 +30,10 @@ export EDGECERT_TOOLS_VENV="$venv" EDGECERT_SAM_VENV="$sam_venv" SAM_CLI_TELEMET
 target="${CARGO_TARGET_DIR:-$repo/target}"
 
 die() { echo "deploy: $*" >&2; exit 1; }
-usage() { sed -n '2,21p' "$0"; exit "${1:-2}"; }
+usage() { sed -n '2,22p' "$0"; exit "${1:-2}"; }
 
 stack="" edge_hostname="" acme="staging" caa="" contact="" alarm_topic="" vpc="" subnets=""
-ipv6="" region="" build_only="" extra=()
+ipv6="" region="" bucket="" build_only="" extra=()
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --stack-name) stack="${2:-}"; shift 2 ;;
@@ -46,6 +47,7 @@ while [ "$#" -gt 0 ]; do
     --subnet-ids) subnets="${2:-}"; shift 2 ;;
     --ipv6-addresses) ipv6="${2:-}"; shift 2 ;;
     --region) region="${2:-}"; shift 2 ;;
+    --s3-bucket) bucket="${2:-}"; shift 2 ;;
     --parameter) extra+=("${2:-}"); shift 2 ;;
     --build-only) build_only=yes; shift ;;
     -h|--help) usage 0 ;;
@@ -82,6 +84,8 @@ fi
 parameters+=("${extra[@]}")
 region_args=()
 [ -z "$region" ] || region_args=(--region "$region")
+bucket_args=(--resolve-s3)
+[ -z "$bucket" ] || bucket_args=(--s3-bucket "$bucket")
 
 sam="$sam_venv/bin/sam"
 # boto3 from the SAM CLI's venv: the few AWS calls sam has no command for.
@@ -91,12 +95,15 @@ bash integration/scripts/setup.sh --deploy
 
 if [ -z "$build_only" ]; then
   echo "deploy: checking AWS credentials"
-  aws_python <<'EOF' || die "no usable AWS credentials (the SDK's chain: AWS_PROFILE, AWS_ACCESS_KEY_ID..., SSO); every step from here needs an AWS account"
+  aws_python <<'EOF' || die "AWS is not reachable as said above; every step from here needs an AWS account (credentials from the SDK's chain: AWS_PROFILE, AWS_ACCESS_KEY_ID..., SSO)"
 import sys, boto3
-identity = boto3.client("sts", region_name=sys.argv[1] or None).get_caller_identity()
 session = boto3.session.Session(region_name=sys.argv[1] or None)
 if not session.region_name:
     sys.exit("deploy: no region: pass --region or set AWS_REGION")
+try:
+    identity = session.client("sts").get_caller_identity()
+except Exception as error:  # one line for the operator, not a traceback
+    sys.exit(f"deploy: {type(error).__name__}: {error}")
 print(f"deploy: account {identity['Account']}, region {session.region_name}, as {identity['Arn']}")
 EOF
 fi
@@ -113,7 +120,7 @@ if [ -n "$build_only" ]; then
 fi
 
 deploy_stack() {
-  timeout 3600 "$sam" deploy --stack-name "$stack" "${region_args[@]}" --resolve-s3 \
+  timeout 3600 "$sam" deploy --stack-name "$stack" "${region_args[@]}" "${bucket_args[@]}" \
     --capabilities CAPABILITY_IAM --no-confirm-changeset --no-fail-on-empty-changeset \
     --parameter-overrides "$@"
 }
@@ -137,7 +144,7 @@ if [ -z "$repository" ]; then
   # First deploy: everything but the terminator, which needs its image in the stack's
   # repository first. The edge's addresses are allocated here already.
   echo "deploy: first deploy of $stack (creates the image repository)"
-  deploy_stack "${parameters[@]}" "TerminatorImage="
+  deploy_stack "${parameters[@]}"
   repository="$(output TerminatorRepositoryUri)"
   [ -n "$repository" ] || die "the stack has no TerminatorRepositoryUri output"
 fi
