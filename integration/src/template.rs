@@ -90,7 +90,11 @@ fn transform() -> anyhow::Result<Value> {
         .arg(root.join("integration/scripts/sam-transform.py"))
         .arg(root.join("template.yaml"))
         .arg("EdgeHostname=edge.example.net")
-        .stdout(output_file.reopen().context("reopening the transform's file")?)
+        .stdout(
+            output_file
+                .reopen()
+                .context("reopening the transform's file")?,
+        )
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", python.display()))?;
@@ -168,7 +172,9 @@ pub fn rule_refusals(
             {
                 refusals.push(format!(
                     "{name}: {}",
-                    assertion["AssertDescription"].as_str().unwrap_or("(no description)")
+                    assertion["AssertDescription"]
+                        .as_str()
+                        .unwrap_or("(no description)")
                 ));
             }
         }
@@ -180,17 +186,18 @@ fn rule_bool(value: &Value, parameters: &BTreeMap<String, String>) -> anyhow::Re
     let (function, arguments) = single_key(value)?;
     let list = || arguments.as_array().context("expects a list");
     match function {
-        "Fn::And" => list()?.iter().try_fold(true, |all, item| {
-            Ok(all & rule_bool(item, parameters)?)
-        }),
-        "Fn::Or" => list()?.iter().try_fold(false, |any, item| {
-            Ok(any | rule_bool(item, parameters)?)
-        }),
-        "Fn::Not" => Ok(!rule_bool(list()?.first().context("Fn::Not of nothing")?, parameters)?),
+        "Fn::And" => list()?
+            .iter()
+            .try_fold(true, |all, item| Ok(all & rule_bool(item, parameters)?)),
+        "Fn::Or" => list()?
+            .iter()
+            .try_fold(false, |any, item| Ok(any | rule_bool(item, parameters)?)),
+        "Fn::Not" => Ok(!rule_bool(
+            list()?.first().context("Fn::Not of nothing")?,
+            parameters,
+        )?),
         "Fn::Equals" => match list()?.as_slice() {
-            [left, right] => {
-                Ok(rule_value(left, parameters)? == rule_value(right, parameters)?)
-            }
+            [left, right] => Ok(rule_value(left, parameters)? == rule_value(right, parameters)?),
             _ => bail!("Fn::Equals takes two values"),
         },
         "Fn::Contains" => match list()?.as_slice() {
@@ -222,7 +229,10 @@ fn rule_value(value: &Value, parameters: &BTreeMap<String, String>) -> anyhow::R
 }
 
 fn single_key(value: &Value) -> anyhow::Result<(&str, &Value)> {
-    match value.as_object().map(|object| object.iter().collect::<Vec<_>>()) {
+    match value
+        .as_object()
+        .map(|object| object.iter().collect::<Vec<_>>())
+    {
         Some(entries) if entries.len() == 1 => Ok((entries[0].0.as_str(), entries[0].1)),
         _ => bail!("{value} is not an intrinsic function"),
     }

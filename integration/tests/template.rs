@@ -50,7 +50,8 @@ fn names_in(stack_name: &str, template: &Value) -> BTreeMap<String, String> {
         };
         for (property, value) in properties {
             let kind = resource["Type"].as_str().unwrap_or_default();
-            if property.ends_with("Name") && !NOT_ACCOUNT_NAMES.contains(&(kind, property.as_str())) {
+            if property.ends_with("Name") && !NOT_ACCOUNT_NAMES.contains(&(kind, property.as_str()))
+            {
                 let evaluated = stack.evaluate(value, template).unwrap_or_else(|error| {
                     panic!("{id}.{property}: cannot evaluate {value}: {error:#}")
                 });
@@ -73,9 +74,9 @@ fn names_in(stack_name: &str, template: &Value) -> BTreeMap<String, String> {
                     .map(|pair| &pair["Value"]),
             );
         for (index, prefix) in prefixes.enumerate() {
-            let evaluated = stack.evaluate(prefix, template).unwrap_or_else(|error| {
-                panic!("{id}: EDGECERT_SECRET_PREFIX {prefix}: {error:#}")
-            });
+            let evaluated = stack
+                .evaluate(prefix, template)
+                .unwrap_or_else(|error| panic!("{id}: EDGECERT_SECRET_PREFIX {prefix}: {error:#}"));
             names.insert(format!("{id} EDGECERT_SECRET_PREFIX #{index}"), evaluated);
         }
     }
@@ -91,7 +92,11 @@ fn two_stacks_coexist_in_one_account_and_region() {
     // secret prefix of every function.
     let functions = of_type(template, "AWS::Lambda::Function").len();
     assert!(
-        first.keys().filter(|key| key.ends_with(".LogGroupName")).count() > functions,
+        first
+            .keys()
+            .filter(|key| key.ends_with(".LogGroupName"))
+            .count()
+            > functions,
         "the log groups are named: {first:#?}"
     );
     assert_eq!(
@@ -144,7 +149,10 @@ fn names_that_would_outlive_a_deleted_stack_are_left_to_cloudformation() {
             named.is_empty(),
             "{kind} {named:?} sets {property}; CloudFormation must generate it"
         );
-        assert!(!of_type(template, kind).is_empty(), "the template has a {kind}");
+        assert!(
+            !of_type(template, kind).is_empty(),
+            "the template has a {kind}"
+        );
     }
 }
 
@@ -179,7 +187,10 @@ fn the_rules_refuse_half_given_combinations() {
         (&[vpc, subnet_a], "NetworkIsGivenWhole"),
         (&[vpc, subnet_b], "NetworkIsGivenWhole"),
         (&[ipv6_a, ipv6_b], "Ipv6AddressesComeWithTheirSubnets"),
-        (&[vpc, subnet_a, subnet_b, ipv6_a], "Ipv6AddressesComeWithTheirSubnets"),
+        (
+            &[vpc, subnet_a, subnet_b, ipv6_a],
+            "Ipv6AddressesComeWithTheirSubnets",
+        ),
         (&[custom_ca], "CustomCaNamesItsCaaIdentity"),
     ];
     for (given, rule) in refused {
@@ -208,7 +219,9 @@ fn every_function_logs_to_a_group_kept_for_the_retention_parameter() {
         let group = &function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"];
         assert!(
             group.as_str().is_some_and(|group| {
-                groups.iter().any(|(candidate, _)| candidate.as_str() == group)
+                groups
+                    .iter()
+                    .any(|(candidate, _)| candidate.as_str() == group)
             }),
             "{id} logs to a log group of the template, not {group}"
         );
@@ -239,7 +252,8 @@ fn only_the_authorizer_reads_the_admin_key_and_only_from_its_secret() {
             .unwrap_or_else(|| panic!("{id} has variables"));
         let is_authorizer = variables[FUNCTION_VARIABLE] == "authorizer";
         for (name, value) in variables {
-            let about_the_admin_key = name.contains("ADMIN") || value.to_string().contains("AdminKey");
+            let about_the_admin_key =
+                name.contains("ADMIN") || value.to_string().contains("AdminKey");
             if about_the_admin_key {
                 assert!(
                     is_authorizer && name == "EDGECERT_ADMIN_KEY_SECRET" && *value == secret,
@@ -297,8 +311,10 @@ fn workers_send_what_fails_for_good_to_queues_and_the_renewer_runs_alone() {
     let alarms = of_type(template, "AWS::CloudWatch::Alarm");
     for queue in ["IssuerFailureQueue", "RenewerFailureQueue"] {
         assert!(
-            alarms.iter().any(|(_, alarm)| alarm["Properties"]["Dimensions"][0]["Value"]
-                == json!({ "Fn::GetAtt": [queue, "QueueName"] })),
+            alarms
+                .iter()
+                .any(|(_, alarm)| alarm["Properties"]["Dimensions"][0]["Value"]
+                    == json!({ "Fn::GetAtt": [queue, "QueueName"] })),
             "{queue} has a depth alarm"
         );
     }
@@ -316,7 +332,10 @@ fn workers_send_what_fails_for_good_to_queues_and_the_renewer_runs_alone() {
         "UnHealthyHostCount",
         "CertificatesExpiringWithin7Days",
     ] {
-        assert!(metrics.contains(metric), "an alarm on {metric}: {metrics:?}");
+        assert!(
+            metrics.contains(metric),
+            "an alarm on {metric}: {metrics:?}"
+        );
     }
     assert_eq!(
         resources["Table"]["Properties"]["DeletionProtectionEnabled"],

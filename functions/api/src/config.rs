@@ -124,7 +124,10 @@ impl ApiConfig {
         if admin_key.is_some() && admin_key_secret.is_some() {
             return Err(ConfigError {
                 variable: vars::ADMIN_KEY_SECRET,
-                problem: format!("give the admin key once: {} is set too", vars::ADMIN_KEY_SHA256),
+                problem: format!(
+                    "give the admin key once: {} is set too",
+                    vars::ADMIN_KEY_SHA256
+                ),
             });
         }
         let flag = |name: &'static str| -> Result<bool, ConfigError> {
@@ -243,11 +246,14 @@ mod tests {
 
     #[test]
     fn the_admin_key_is_given_as_a_hash_or_as_a_secret_never_both() {
-        let secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:edgecert/admin-key-Ab12Cd";
+        let secret =
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:edgecert/admin-key-Ab12Cd";
         let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-        let from_secret =
-            config(&[(vars::EDGE_HOSTNAME, "edge.example"), (vars::ADMIN_KEY_SECRET, secret)])
-                .unwrap();
+        let from_secret = config(&[
+            (vars::EDGE_HOSTNAME, "edge.example"),
+            (vars::ADMIN_KEY_SECRET, secret),
+        ])
+        .unwrap();
         assert_eq!(from_secret.admin_key_secret.as_deref(), Some(secret));
         assert_eq!(from_secret.admin_key, None);
         let error = config(&[

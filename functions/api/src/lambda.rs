@@ -6,8 +6,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgecert_acme::{Issuer, IssuerConfig};
 use aws_config::SdkConfig;
+use edgecert_acme::{Issuer, IssuerConfig};
 use edgecert_aws::{
     AdminKeySecret, DynamoStore, Route53DnsProvider, SecretsManagerVault, load_sdk_config,
 };
@@ -136,9 +136,7 @@ pub async fn serve_authorizer() -> Result<(), lambda_runtime::Error> {
                 AdminKeySecret::new(aws_sdk_secretsmanager::Client::new(&aws), secret_id.clone());
             let key = RotatingAdminKey::load(secret, ADMIN_KEY_REFRESH)
                 .await
-                .map_err(|error| {
-                    format!("reading the admin key's secret {secret_id}: {error}")
-                })?;
+                .map_err(|error| format!("reading the admin key's secret {secret_id}: {error}"))?;
             Some(Arc::new(key))
         }
         None => None,

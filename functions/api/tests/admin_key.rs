@@ -54,7 +54,10 @@ async fn a_key_put_in_the_secret_replaces_the_old_one_after_the_refresh_interval
     let rotating = RotatingAdminKey::load(AdminKeySecret::new(client.clone(), &arn), REFRESH)
         .await
         .expect("the secret is read");
-    assert_eq!(role(&harness, &rotating, "FirstAdminKey0123456789").await, "admin");
+    assert_eq!(
+        role(&harness, &rotating, "FirstAdminKey0123456789").await,
+        "admin"
+    );
 
     // Rotation: a new value in the secret (with the newline `echo` adds)...
     client
@@ -65,11 +68,20 @@ async fn a_key_put_in_the_secret_replaces_the_old_one_after_the_refresh_interval
         .await
         .expect("a new version is put");
     // ...is not read before the interval is over: no read per request.
-    assert_eq!(role(&harness, &rotating, "FirstAdminKey0123456789").await, "admin");
-    assert_eq!(role(&harness, &rotating, "SecondAdminKey9876543210").await, "denied");
+    assert_eq!(
+        role(&harness, &rotating, "FirstAdminKey0123456789").await,
+        "admin"
+    );
+    assert_eq!(
+        role(&harness, &rotating, "SecondAdminKey9876543210").await,
+        "denied"
+    );
 
     tokio::time::sleep(REFRESH + Duration::from_millis(100)).await;
-    assert_eq!(role(&harness, &rotating, "SecondAdminKey9876543210").await, "admin");
+    assert_eq!(
+        role(&harness, &rotating, "SecondAdminKey9876543210").await,
+        "admin"
+    );
     assert_eq!(
         role(&harness, &rotating, "FirstAdminKey0123456789").await,
         "denied",
@@ -85,7 +97,10 @@ async fn a_key_put_in_the_secret_replaces_the_old_one_after_the_refresh_interval
         .await
         .expect("the secret is deleted");
     tokio::time::sleep(REFRESH + Duration::from_millis(100)).await;
-    assert_eq!(role(&harness, &rotating, "SecondAdminKey9876543210").await, "admin");
+    assert_eq!(
+        role(&harness, &rotating, "SecondAdminKey9876543210").await,
+        "admin"
+    );
 }
 
 #[tokio::test]

@@ -133,7 +133,10 @@ async fn deployment() -> Deployment {
         .expect("the table is created in moto");
     let pebble = harness::pebble().await;
     // What the stack's GenerateSecretString makes: letters and digits.
-    let admin_key = format!("Adm1n{}", harness::unique_apex("key").replace(['.', '-'], ""));
+    let admin_key = format!(
+        "Adm1n{}",
+        harness::unique_apex("key").replace(['.', '-'], "")
+    );
     let admin_key_secret = clients
         .secrets_manager
         .create_secret()
@@ -830,7 +833,10 @@ async fn the_renewer_takes_no_work_close_to_its_deadline() {
     harness::pebble()
         .await
         .challtestsrv()
-        .add_a("origin.saas.example.com", &[std::net::Ipv4Addr::new(198, 51, 100, 8)])
+        .add_a(
+            "origin.saas.example.com",
+            &[std::net::Ipv4Addr::new(198, 51, 100, 8)],
+        )
         .await
         .expect("challtestsrv takes the origin's address");
     // A managed certificate due now: an account, its domain, and a nudge (the fixtures' bodies).

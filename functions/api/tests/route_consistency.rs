@@ -251,14 +251,20 @@ fn template_deploys_exactly_the_route_table() {
                 function.binary
             ));
         }
-        if !function.code_uri.as_deref().is_some_and(is_the_lambda_crate) {
+        if !function
+            .code_uri
+            .as_deref()
+            .is_some_and(is_the_lambda_crate)
+        {
             problems.push(format!(
                 "{id}: CodeUri {:?} is not {LAMBDA_CRATE}",
                 function.code_uri
             ));
         }
         let Some(name) = &function.function else {
-            problems.push(format!("{id}: no Environment.Variables.{FUNCTION_VARIABLE}"));
+            problems.push(format!(
+                "{id}: no Environment.Variables.{FUNCTION_VARIABLE}"
+            ));
             continue;
         };
         names.entry(name.clone()).or_default().push(id.clone());

@@ -104,7 +104,10 @@ mod tests {
     #[test]
     fn every_name_reads_back_and_unknown_names_are_refused_with_the_list() {
         for name in LambdaFunction::names() {
-            assert_eq!(LambdaFunction::from_name(name).map(LambdaFunction::name), Ok(name));
+            assert_eq!(
+                LambdaFunction::from_name(name).map(LambdaFunction::name),
+                Ok(name)
+            );
         }
         assert_eq!(LambdaFunction::names().count(), ROUTES.len() + 3);
         let error = LambdaFunction::from_name("domains-gte").unwrap_err();

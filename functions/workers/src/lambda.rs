@@ -1,6 +1,7 @@
-//! The shell both worker Lambda binaries share: tracing, configuration, AWS clients and the
-//! ACME issuer once per cold start (exactly as the API's functions build them, from the same
-//! variables), then the runtime loop around one handler.
+//! The shell of both worker Lambda functions (run by the one binary of `functions/lambda`):
+//! tracing, configuration, AWS clients and the ACME issuer once per cold start (exactly as the
+//! API's functions build them, from the same variables), then the runtime loop around one
+//! handler.
 
 use std::sync::Arc;
 
@@ -83,8 +84,11 @@ pub async fn serve_renewer() -> Result<(), Error> {
         .into();
     let settings = Arc::new(worker.config.renewal_settings(&worker.directory_url));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduleEvent>| {
-        let (worker, settings, table) =
-            (Arc::clone(&worker), Arc::clone(&settings), Arc::clone(&table));
+        let (worker, settings, table) = (
+            Arc::clone(&worker),
+            Arc::clone(&settings),
+            Arc::clone(&table),
+        );
         async move {
             let settings = renewer::settings_for_deadline(&settings, event.context.deadline());
             let report = renewer::handle_schedule(

@@ -227,7 +227,9 @@ mod tests {
         let bounded = settings_for_deadline(&settings, deadline);
         assert_eq!(
             bounded.take_work_until,
-            Some(OffsetDateTime::from(UNIX_EPOCH + Duration::from_secs(1_780_000_600)))
+            Some(OffsetDateTime::from(
+                UNIX_EPOCH + Duration::from_secs(1_780_000_600)
+            ))
         );
         assert_eq!(
             RenewalSettings {

@@ -13,9 +13,7 @@ use edgecert_core::RenewalWindow;
 use edgecert_core::model::{CertificateStatus, ProvisioningStep};
 use edgecert_core::ports::{Clock, Issuance, IssueOutcome};
 use edgecert_core::usecases::domains::ssl_status;
-use edgecert_core::usecases::renewals::{
-    EXPIRY_WARNING, count_expiring_unrenewed, run_renewals,
-};
+use edgecert_core::usecases::renewals::{EXPIRY_WARNING, count_expiring_unrenewed, run_renewals};
 use time::Duration;
 
 use support::{Backend, CERTIFICATE_LIFETIME, Harness, issued_and_due, unique_label};

@@ -283,7 +283,11 @@ struct Binary {
 impl Binary {
     fn locate(name: &'static str, event: &str) -> anyhow::Result<Binary> {
         // Every function is the one Lambda binary; hello-world is a binary of its own.
-        let file = if name == HELLO_WORLD { HELLO_WORLD } else { LAMBDA_BINARY };
+        let file = if name == HELLO_WORLD {
+            HELLO_WORLD
+        } else {
+            LAMBDA_BINARY
+        };
         let path = sibling_binary(file).with_context(|| {
             format!(
                 "{file} is not built next to this binary: cargo build --release -p edgecert-lambda \
