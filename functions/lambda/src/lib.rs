@@ -4,10 +4,10 @@
 //!
 //! One binary rather than one per function because `sam build` then compiles and links once
 //! (every function has the same `CodeUri` and `Metadata`, so SAM builds one artifact and
-//! copies it to each function): with cargo-lambda's deployment profile (fat LTO, one codegen
-//! unit) 26 binaries took 34 minutes on a 2-core machine, the one binary takes a few (README,
-//! "Deploy to AWS"). The price is a larger binary per function, which adds a few milliseconds
-//! of cold start and nothing per invocation.
+//! copies it to each function): with cargo-lambda's deployment profile (thin LTO, one codegen
+//! unit) 26 binaries took 34 minutes on a 2-core machine, the one binary a fraction of that
+//! (README, "Deploy to AWS"). The price is a larger binary per function (every handler is in
+//! it), read at a cold start; an invocation runs only its own function's code.
 
 use edgecert_api::{ROUTES, Route};
 
