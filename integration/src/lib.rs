@@ -12,6 +12,7 @@
 pub mod fixtures;
 mod http01_responder;
 pub mod iam;
+pub mod lambda_binary;
 pub mod lambda_runtime;
 pub mod services;
 pub mod template;
