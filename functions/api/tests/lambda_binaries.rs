@@ -60,6 +60,9 @@ const RENEWER_SCHEDULE: &str = include_str!("../../../events/renewer-schedule.js
 
 /// How long an issuance through Pebble may take.
 const ISSUANCE_TIMEOUT: Duration = Duration::from_secs(120);
+/// The renewer's invocation timeout: its deadline margin (it takes no work in its last five
+/// minutes) plus time for an issuance.
+const RENEWER_TIMEOUT: Duration = Duration::from_secs(300 + ISSUANCE_TIMEOUT.as_secs());
 
 fn binary(_function: &str) -> PathBuf {
     lambda_binary()
@@ -121,16 +124,45 @@ impl Deployment {
 /// that every issuance and renewal answers its challenges, and the calls doing so are always
 /// recorded (with reuse, a renewal would skip them half of the time).
 async fn pebble() -> &'static Pebble {
-    static PEBBLE: tokio::sync::OnceCell<Pebble> = tokio::sync::OnceCell::const_new();
+    &pebble_and_port().await.0
+}
+
+/// The shared Pebble, and the listener on its HTTP-01 validation port: bound before Pebble
+/// starts, so no other test's listener takes the port; the one test that answers HTTP-01
+/// takes it.
+async fn pebble_and_port() -> &'static (Pebble, std::sync::Mutex<Option<std::net::TcpListener>>) {
+    static PEBBLE: tokio::sync::OnceCell<(
+        Pebble,
+        std::sync::Mutex<Option<std::net::TcpListener>>,
+    )> = tokio::sync::OnceCell::const_new();
     PEBBLE
-        .get_or_try_init(|| {
-            Pebble::start(PebbleOptions {
+        .get_or_try_init(|| async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let pebble = Pebble::start(PebbleOptions {
                 authz_reuse_percent: Some(0),
+                http_port: Some(listener.local_addr()?.port()),
                 ..PebbleOptions::default()
             })
+            .await?;
+            Ok::<_, anyhow::Error>((pebble, std::sync::Mutex::new(Some(listener))))
         })
         .await
         .expect("Pebble and pebble-challtestsrv start (apt-get install -y pebble)")
+}
+
+/// The listener on Pebble's HTTP-01 validation port (once per test binary).
+async fn http01_listener() -> tokio::net::TcpListener {
+    let listener = pebble_and_port()
+        .await
+        .1
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+        .expect("one test of this binary answers HTTP-01");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    tokio::net::TcpListener::from_std(listener).expect("a Tokio listener")
 }
 
 /// Moto's shared server behind a recorder, a fresh table, Pebble and challtestsrv (with public
@@ -737,8 +769,7 @@ async fn every_function_binary_answers_its_event_on_moto() {
     // --- The workers ---------------------------------------------------------------------------
     // Pebble validates HTTP-01 on 127.0.0.1 at its HTTP port, where every edge terminator
     // answers from the store: the responder stands in for it.
-    let _responder = Http01Responder::start(Arc::clone(&store), pebble.http_port())
-        .await
+    let _responder = Http01Responder::on(http01_listener().await, Arc::clone(&store))
         .expect("the HTTP-01 responder listens on Pebble's validation port");
     let mut workers = Functions::start(&deployment, &workers).await;
 
@@ -766,7 +797,8 @@ async fn every_function_binary_answers_its_event_on_moto() {
         .expect(200);
     assert_eq!(nudged["certificate"]["status"], "pending");
     let schedule: Value = serde_json::from_str(RENEWER_SCHEDULE).expect("renewer-schedule.json");
-    let report = workers.invoke("renewer", &schedule, ISSUANCE_TIMEOUT).await;
+    // With time to take work before its deadline margin.
+    let report = workers.invoke("renewer", &schedule, RENEWER_TIMEOUT).await;
     assert_eq!(report["examined"], 1, "{report}");
     assert_eq!(report["issued"], 1, "{report}");
     assert_eq!(report["error_count"], 0, "{report}");
@@ -859,7 +891,8 @@ async fn every_function_binary_answers_its_event_on_moto() {
         .await
         .expect(202);
     assert_eq!(renewing["status"], "validating", "{renewing}");
-    let report = workers.invoke("renewer", &schedule, ISSUANCE_TIMEOUT).await;
+    // With time to take work before its deadline margin.
+    let report = workers.invoke("renewer", &schedule, RENEWER_TIMEOUT).await;
     assert_eq!(report["issued"], 1, "{report}");
     assert_eq!(report["error_count"], 0, "{report}");
     // The fixture's query: revoke=true. The CA revokes it, then it is deleted with its secret.
