@@ -27,9 +27,7 @@ mod route53;
 mod secrets;
 
 pub use config::{AwsClients, load_sdk_config};
-pub use dynamo::{
-    DynamoStore, LayoutMigration, MigrationOptions, create_table, schema, stream,
-};
+pub use dynamo::{DynamoStore, LayoutMigration, MigrationOptions, create_table, schema, stream};
 pub use error::{AwsError, Result};
 pub use route53::Route53DnsProvider;
 pub use secrets::SecretsManagerVault;

@@ -48,7 +48,9 @@ fn domain_id_in(shard: u32, shards: u32) -> DomainId {
 }
 
 fn certificate_id_in(shard: u32, shards: u32) -> CertificateId {
-    let id = id_in(shard, shards, || CertificateId::generate().as_str().to_owned());
+    let id = id_in(shard, shards, || {
+        CertificateId::generate().as_str().to_owned()
+    });
     CertificateId::parse(&id).unwrap()
 }
 
@@ -217,7 +219,11 @@ async fn account_lists_merge_their_shards_in_creation_order() {
         expected.push(domain.id);
     }
     let used: BTreeSet<u32> = plan.iter().copied().collect();
-    assert_eq!(used.len(), ACCOUNT_SHARDS as usize, "the domains use every shard");
+    assert_eq!(
+        used.len(),
+        ACCOUNT_SHARDS as usize,
+        "the domains use every shard"
+    );
     let mut expected_zones = Vec::new();
     let mut expected_certificates = Vec::new();
     for n in 0..6u32 {
@@ -362,7 +368,8 @@ async fn change_feeds_and_the_due_query_merge_their_shards_in_order() {
     for (n, shard) in plan.iter().enumerate() {
         let n = n as i64;
         let at = NOW - Duration::minutes(40) + Duration::seconds(n);
-        let renew_at = NOW - Duration::minutes(14 - n) + Duration::seconds(if n % 2 == 0 { 30 } else { 0 });
+        let renew_at =
+            NOW - Duration::minutes(14 - n) + Duration::seconds(if n % 2 == 0 { 30 } else { 0 });
         let id = certificate_id_in(*shard, INDEX_SHARDS);
         let certificate = certificate(&account, id, at, renew_at);
         store.create_certificate(&certificate, 100).await.unwrap();
@@ -478,11 +485,18 @@ async fn items_sit_in_the_shards_their_ids_name() {
         .unwrap();
     assert_eq!(in_account_partition.count, 1);
     // A new table records that it has the sharded layout.
-    let marker = raw(&clients.dynamodb, &store, schema::LAYOUT_PK, schema::LAYOUT_SK)
-        .await
-        .expect("the layout item");
+    let marker = raw(
+        &clients.dynamodb,
+        &store,
+        schema::LAYOUT_PK,
+        schema::LAYOUT_SK,
+    )
+    .await
+    .expect("the layout item");
     assert_eq!(
-        marker.get(schema::LAYOUT_VERSION).and_then(|v| v.as_n().ok()),
+        marker
+            .get(schema::LAYOUT_VERSION)
+            .and_then(|v| v.as_n().ok()),
         Some(&schema::SHARDED_LAYOUT.to_string())
     );
 }
@@ -523,7 +537,10 @@ struct EarlierBuild<'a> {
 }
 
 fn millis(at: OffsetDateTime) -> String {
-    format!("{:015}", at.unix_timestamp_nanos().div_euclid(1_000_000).max(0))
+    format!(
+        "{:015}",
+        at.unix_timestamp_nanos().div_euclid(1_000_000).max(0)
+    )
 }
 
 fn attributes(pairs: Vec<(&str, String)>) -> HashMap<String, AttributeValue> {
@@ -565,10 +582,16 @@ impl EarlierBuild<'_> {
             ("SK", format!("DOM#{}", domain.id)),
             ("entity", "domain".to_owned()),
             ("data", serde_json::to_string(domain).unwrap()),
-            ("LSI1SK", format!("DOM#{}#{}", millis(domain.created_at), domain.id)),
+            (
+                "LSI1SK",
+                format!("DOM#{}#{}", millis(domain.created_at), domain.id),
+            ),
             ("GSI1PK", domain.hostname.to_string()),
             ("GSI3PK", "CHANGED#DOM".to_owned()),
-            ("GSI3SK", format!("{}#{}", millis(domain.updated_at), domain.id)),
+            (
+                "GSI3SK",
+                format!("{}#{}", millis(domain.updated_at), domain.id),
+            ),
         ]);
         self.put(item, domain.version).await;
         let claim = attributes(vec![
@@ -589,11 +612,18 @@ impl EarlierBuild<'_> {
             ("entity", "domain_tombstone".to_owned()),
             ("data", serde_json::to_string(deleted).unwrap()),
             ("GSI3PK", "CHANGED#DOM".to_owned()),
-            ("GSI3SK", format!("{}#{}", millis(deleted.deleted_at), deleted.id)),
+            (
+                "GSI3SK",
+                format!("{}#{}", millis(deleted.deleted_at), deleted.id),
+            ),
         ]);
         item.insert(
             "ttl".to_owned(),
-            AttributeValue::N((deleted.deleted_at + Duration::days(2)).unix_timestamp().to_string()),
+            AttributeValue::N(
+                (deleted.deleted_at + Duration::days(2))
+                    .unix_timestamp()
+                    .to_string(),
+            ),
         );
         self.put(item, 1).await;
     }
@@ -632,7 +662,8 @@ impl EarlierBuild<'_> {
                 ("certificate_id", certificate.id.to_string()),
             ]);
             self.put(claim, 0).await;
-            self.count(&certificate.account_id, "certificate_count").await;
+            self.count(&certificate.account_id, "certificate_count")
+                .await;
         }
     }
 
@@ -642,7 +673,10 @@ impl EarlierBuild<'_> {
             ("SK", format!("ZONE#{}", zone.id)),
             ("entity", "zone".to_owned()),
             ("data", serde_json::to_string(zone).unwrap()),
-            ("LSI1SK", format!("ZONE#{}#{}", millis(zone.created_at), zone.id)),
+            (
+                "LSI1SK",
+                format!("ZONE#{}#{}", millis(zone.created_at), zone.id),
+            ),
         ]);
         self.put(item, zone.version).await;
         let claim = attributes(vec![
@@ -732,12 +766,20 @@ async fn assert_reads_everything(store: &DynamoStore, mixed: &Mixed, stage: &str
     let account = &mixed.account;
     for domain in &mixed.domains {
         assert_eq!(
-            store.get_domain(account, &domain.id).await.unwrap().as_ref(),
+            store
+                .get_domain(account, &domain.id)
+                .await
+                .unwrap()
+                .as_ref(),
             Some(domain),
             "{stage}: get_domain"
         );
         assert_eq!(
-            store.domain_by_hostname(&domain.hostname).await.unwrap().as_ref(),
+            store
+                .domain_by_hostname(&domain.hostname)
+                .await
+                .unwrap()
+                .as_ref(),
             Some(domain),
             "{stage}: domain_by_hostname"
         );
@@ -770,7 +812,10 @@ async fn assert_reads_everything(store: &DynamoStore, mixed: &Mixed, stage: &str
     let listed = page_all(4, |page| store.list_zones(account, page)).await;
     assert_eq!(listed.items, mixed.zones, "{stage}: list_zones");
     let listed = page_all(3, |page| store.list_certificates(account, page)).await;
-    assert_eq!(listed.items, mixed.certificates, "{stage}: list_certificates");
+    assert_eq!(
+        listed.items, mixed.certificates,
+        "{stage}: list_certificates"
+    );
 
     let mut feed: Vec<DomainChange> = mixed
         .domains
@@ -854,7 +899,10 @@ async fn a_table_of_the_earlier_layout_is_read_as_it_is_then_migrated() {
     let after = store.account_usage(&mixed.account).await.unwrap();
     assert_eq!(after.domains, usage.domains - 1);
     assert_eq!(after.certificates, usage.certificates - 1);
-    assert_eq!(store.domain_by_hostname(&deleted.hostname).await.unwrap(), None);
+    assert_eq!(
+        store.domain_by_hostname(&deleted.hostname).await.unwrap(),
+        None
+    );
     assert_eq!(store.zone_by_name(&zone.name).await.unwrap(), None);
     let newest = store
         .domains_changed_since(NOW - Duration::seconds(15), PageRequest::first(10))
@@ -899,7 +947,11 @@ async fn a_table_of_the_earlier_layout_is_read_as_it_is_then_migrated() {
         .send()
         .await
         .unwrap();
-    assert_eq!(left.count, 1, "only the account item stays: {:?}", left.items);
+    assert_eq!(
+        left.count, 1,
+        "only the account item stays: {:?}",
+        left.items
+    );
     let old_tombstone = raw(
         &clients.dynamodb,
         &store,
@@ -913,10 +965,18 @@ async fn a_table_of_the_earlier_layout_is_read_as_it_is_then_migrated() {
     // AND a store that starts now reads the same, from the sharded keys only: an item
     // written at an earlier-layout key afterwards is not read
     let fresh = DynamoStore::new(clients.dynamodb.clone(), store.table_name());
+    assert_reads_everything(&fresh, &mixed, "after the migration").await;
     let stray = domain(&mixed.account, DomainId::generate(), NOW);
     earlier.domain(&stray).await;
-    assert_eq!(fresh.get_domain(&mixed.account, &stray.id).await.unwrap(), None);
-    assert_reads_everything(&fresh, &mixed, "after the migration").await;
+    assert_eq!(
+        fresh.get_domain(&mixed.account, &stray.id).await.unwrap(),
+        None
+    );
+    let feed = fresh
+        .domains_changed_since(NOW - Duration::seconds(1), PageRequest::first(10))
+        .await
+        .unwrap();
+    assert!(feed.items.is_empty(), "{:?}", feed.items);
 
     // AND migrating again does nothing
     let again = fresh
@@ -990,7 +1050,11 @@ async fn updates_made_while_items_move_are_kept() {
     assert!(report.complete, "{report:?}");
     assert_eq!(report.domains_moved, domains.len() as u64, "{report:?}");
     for domain in &domains {
-        let stored = store.get_domain(&account, &domain.id).await.unwrap().unwrap();
+        let stored = store
+            .get_domain(&account, &domain.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.version, 1 + ROUNDS, "{}", domain.id);
         assert_eq!(
             stored.origin_url,
@@ -1076,5 +1140,8 @@ async fn the_migration_command_migrates_a_table_once() {
     assert!(output.contains("usage: edgecert-migrate-table"), "{output}");
     let (status, output) = migrate_command(&["--segments", "0", "--table", "t"]).await;
     assert_eq!(status, Some(1), "{output}");
-    assert!(output.contains("--segments takes a positive number"), "{output}");
+    assert!(
+        output.contains("--segments takes a positive number"),
+        "{output}"
+    );
 }

@@ -10,11 +10,11 @@ use edgecert_core::{AccountId, Error, ItemKind, Result};
 
 use super::cursor::CursorScope;
 use super::items::{self, Item, keyed, model_item, n, s};
-use super::merged::MergedQuery;
 use super::keys::{
     ACCOUNT_DIRECTORY_PK, ACCOUNT_ENTRY_PREFIX, ACCOUNT_SK, API_KEY_SK, account_pk, api_key_pk,
     created_key,
 };
+use super::merged::MergedQuery;
 use super::schema::{PK, SK, entity};
 use super::{DynamoStore, Transaction, VersionedUpdate, backoff, writes};
 use crate::error::AwsError;

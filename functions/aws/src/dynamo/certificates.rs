@@ -26,9 +26,7 @@ use super::schema::{
     BY_DUE, CHANGED_CERTIFICATES, DUE_PREFIX, GSI2PK, GSI2SK, GSI3PK, GSI3SK, LSI1SK, STATUS,
     VERSION, entity,
 };
-use super::{
-    DynamoStore, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, decode_page, writes,
-};
+use super::{DynamoStore, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, decode_page, writes};
 use crate::error::AwsError;
 
 /// The primary name, copied out of `data`: the key of the name claim, so it must not change.
@@ -220,9 +218,12 @@ impl CertificateStore for DynamoStore {
         account: &AccountId,
         page: PageRequest,
     ) -> Result<Page<Certificate>> {
-        let query = self
-            .owned_list(account, CERTIFICATE_PREFIX, "certificates", CertificateId::PREFIX)
-            .await;
+        let query = Self::owned_list(
+            account,
+            CERTIFICATE_PREFIX,
+            "certificates",
+            CertificateId::PREFIX,
+        );
         decode_page(self.merged_page(query, page).await?)
     }
 

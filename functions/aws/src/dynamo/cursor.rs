@@ -133,7 +133,10 @@ mod tests {
             "DOM#001767225600000#dom_x#y",
             "DOM#",
         ] {
-            assert!(scope("domains/acct_a").decode(&forged(bad)).is_err(), "{bad}");
+            assert!(
+                scope("domains/acct_a").decode(&forged(bad)).is_err(),
+                "{bad}"
+            );
         }
         assert!(
             scope("domains/acct_a")

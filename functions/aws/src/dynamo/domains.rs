@@ -16,10 +16,10 @@ use super::keys::{
     ACCOUNT_SK, DOMAIN_PREFIX, HOST_SK, account_pk, changed_domain_pk, created_key, domain_sk,
     host_pk, owned_pk, tombstone_pk, ttl_seconds, updated_key,
 };
-use super::schema::{CHANGED_DOMAINS, ENTITY, GSI1PK, GSI3PK, GSI3SK, LSI1SK, TTL, VERSION, entity};
-use super::{
-    DynamoStore, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, decode_page, writes,
+use super::schema::{
+    CHANGED_DOMAINS, ENTITY, GSI1PK, GSI3PK, GSI3SK, LSI1SK, TTL, VERSION, entity,
 };
+use super::{DynamoStore, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, decode_page, writes};
 
 /// How long a tombstone item outlives its retention before TTL may remove it: readers are
 /// promised [`DeletedDomain::RETENTION`], and DynamoDB's TTL never deletes early.
@@ -27,7 +27,11 @@ const TOMBSTONE_TTL_MARGIN: time::Duration = time::Duration::hours(1);
 
 impl DynamoStore {
     /// The domain item and the key it was found at, if it exists.
-    async fn domain_item(&self, account: &AccountId, id: &DomainId) -> Result<Option<(Item, Item)>> {
+    async fn domain_item(
+        &self,
+        account: &AccountId,
+        id: &DomainId,
+    ) -> Result<Option<(Item, Item)>> {
         self.owned_item(account, id.as_str(), domain_sk(id)).await
     }
 }
@@ -113,7 +117,7 @@ impl DomainStore for DynamoStore {
     }
 
     async fn list_domains(&self, account: &AccountId, page: PageRequest) -> Result<Page<Domain>> {
-        let query = self.owned_list(account, DOMAIN_PREFIX, "domains", DomainId::PREFIX).await;
+        let query = Self::owned_list(account, DOMAIN_PREFIX, "domains", DomainId::PREFIX);
         decode_page(self.merged_page(query, page).await?)
     }
 
@@ -128,7 +132,10 @@ impl DomainStore for DynamoStore {
                 owned_pk(&domain.account_id, domain.id.as_str()),
                 domain_sk(&domain.id),
             ),
-            legacy_key: Some(items::key(account_pk(&domain.account_id), domain_sk(&domain.id))),
+            legacy_key: Some(items::key(
+                account_pk(&domain.account_id),
+                domain_sk(&domain.id),
+            )),
             expected_version: domain.version,
             data: items::to_json(&next)?,
             set: vec![

@@ -249,7 +249,10 @@ mod tests {
         assert_eq!(shard_of("dom_a", 1), 0);
         let account = AccountId::generate();
         let id = DomainId::generate();
-        assert_eq!(owned_pk(&account, id.as_str()), owned_pk(&account, id.as_str()));
+        assert_eq!(
+            owned_pk(&account, id.as_str()),
+            owned_pk(&account, id.as_str())
+        );
         assert!(account_shard_pks(&account).contains(&owned_pk(&account, id.as_str())));
         assert_eq!(account_shard_pks(&account).len(), ACCOUNT_SHARDS as usize);
         assert!(index_pks(CHANGED_DOMAINS).contains(&changed_domain_pk(&id)));
@@ -258,7 +261,11 @@ mod tests {
         for _ in 0..400 {
             used.insert(shard_of(DomainId::generate().as_str(), ACCOUNT_SHARDS));
         }
-        assert_eq!(used.len(), ACCOUNT_SHARDS as usize, "random ids use every shard");
+        assert_eq!(
+            used.len(),
+            ACCOUNT_SHARDS as usize,
+            "random ids use every shard"
+        );
     }
 
     #[test]

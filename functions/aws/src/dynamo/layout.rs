@@ -141,7 +141,10 @@ impl DynamoStore {
         if recent {
             return true;
         }
-        match self.get_item(items::key(LAYOUT_PK.to_owned(), LAYOUT_SK)).await {
+        match self
+            .get_item(items::key(LAYOUT_PK.to_owned(), LAYOUT_SK))
+            .await
+        {
             Ok(Some(item)) if is_sharded(&item) => {
                 state.migrated.store(true, Ordering::Release);
                 return false;
@@ -378,8 +381,9 @@ impl DynamoStore {
 fn legacy_kind(item: &Item) -> Option<Legacy> {
     let kind = items::string(item, ENTITY).ok()?;
     match kind {
-        entity::DOMAIN_TOMBSTONE => (string(item, GSI3PK) == Some(CHANGED_DOMAINS))
-            .then_some(Legacy::Tombstone),
+        entity::DOMAIN_TOMBSTONE => {
+            (string(item, GSI3PK) == Some(CHANGED_DOMAINS)).then_some(Legacy::Tombstone)
+        }
         entity::DOMAIN | entity::ZONE | entity::CERTIFICATE => {
             // `ACCT#{account}` (one `#`) rather than `ACCT#{account}#{s}`.
             let pk = string(item, PK)?;

@@ -150,23 +150,27 @@ impl DynamoStore {
     }
 
     /// The list of an account's items of one kind (sort-key prefix `prefix`, e.g. `DOM#`),
-    /// oldest first: every account shard, and the account's partition while the table may hold
-    /// items of the earlier layout, on the local index (strongly consistent). `list` names the
-    /// list in its cursors, `id_prefix` is the kind's id prefix.
-    async fn owned_list(
-        &self,
+    /// oldest first: every account shard and the account's own partition, on the local index
+    /// (strongly consistent). `list` names the list in its cursors, `id_prefix` is the kind's
+    /// id prefix.
+    ///
+    /// The account's partition is read whatever the `layout` item says: the list functions
+    /// may query the index and nothing else (their IAM grant), and once a table is migrated
+    /// that partition holds only the account item, which is not in the index, so the query
+    /// reads nothing (one read unit).
+    fn owned_list(
         account: &AccountId,
         prefix: &'static str,
         list: &str,
         id_prefix: &'static str,
     ) -> MergedQuery {
+        let mut partitions = keys::account_shard_pks(account);
+        partitions.push(keys::account_pk(account));
         MergedQuery {
             index: Some(schema::BY_CREATED),
             partition_key: schema::PK,
             sort_key: schema::LSI1SK,
-            partitions: self
-                .with_legacy(keys::account_shard_pks(account), keys::account_pk(account))
-                .await,
+            partitions,
             lower: Some(prefix.to_owned()),
             // `~` sorts after every character of a padded time and an id.
             upper: Some(format!("{prefix}~")),

@@ -63,8 +63,9 @@
 //! Earlier builds kept domains, zones and certificates at `ACCT#{account}` and used the
 //! single index keys `DUE`, `CHANGED#DOM` and `CHANGED#CERT`. Until the `layout` item says
 //! `layout_version` 2, the store also reads those places (a get by id that misses its
-//! sharded key tries the old one; lists, feeds and the due query merge the old partition in
-//! as one more shard) and updates an item where it is. `DynamoStore::migrate_layout` (the
+//! sharded key tries the old one; the feeds and the due query merge the old key in as one more
+//! shard) and updates an item where it is. Account lists always merge `ACCT#{account}` in
+//! (see `DynamoStore::owned_list`). `DynamoStore::migrate_layout` (the
 //! `edgecert-migrate-table` command) moves every such item, then writes the `layout` item;
 //! [`create_table`](super::create_table) writes it on a new table. The `layout` item sits
 //! under `ACCT#` so that every function whose IAM grant is scoped to account keys may read it.
@@ -129,9 +130,9 @@ pub const INDEX_SHARDS: u32 = 8;
 pub fn shard_of(id: &str, shards: u32) -> u32 {
     const OFFSET: u32 = 0x811c_9dc5;
     const PRIME: u32 = 0x0100_0193;
-    let hash = id
-        .bytes()
-        .fold(OFFSET, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(PRIME));
+    let hash = id.bytes().fold(OFFSET, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(PRIME)
+    });
     hash % shards.max(1)
 }
 

@@ -11,11 +11,11 @@ use aws_sdk_dynamodb::types::{
     StreamViewType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
+use super::layout::write_marker;
 use super::schema::{
     BY_CREATED, BY_DUE, BY_HOSTNAME, BY_UPDATED, GSI1PK, GSI2PK, GSI2SK, GSI3PK, GSI3SK, LSI1SK,
     PK, SK, TTL,
 };
-use super::layout::write_marker;
 use crate::error::{AwsError, Result};
 
 /// How long to wait for a new table to become `ACTIVE`.

@@ -108,9 +108,7 @@ impl ZoneStore for DynamoStore {
     }
 
     async fn list_zones(&self, account: &AccountId, page: PageRequest) -> Result<Page<Zone>> {
-        let query = self
-            .owned_list(account, ZONE_PREFIX, "zones", ZoneId::PREFIX)
-            .await;
+        let query = Self::owned_list(account, ZONE_PREFIX, "zones", ZoneId::PREFIX);
         decode_page(self.merged_page(query, page).await?)
     }
 
@@ -121,7 +119,10 @@ impl ZoneStore for DynamoStore {
         };
         self.update_versioned(VersionedUpdate {
             kind: ItemKind::Zone,
-            key: items::key(owned_pk(&zone.account_id, zone.id.as_str()), zone_sk(&zone.id)),
+            key: items::key(
+                owned_pk(&zone.account_id, zone.id.as_str()),
+                zone_sk(&zone.id),
+            ),
             legacy_key: Some(items::key(account_pk(&zone.account_id), zone_sk(&zone.id))),
             expected_version: zone.version,
             data: items::to_json(&next)?,
