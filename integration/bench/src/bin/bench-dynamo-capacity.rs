@@ -1080,6 +1080,7 @@ fn report_section(
             "Read units/s per key",
             "Write units/s per key",
             "Headroom (reads / writes)",
+            "As one key, the earlier layout: units/s (reads / writes)",
         ],
     );
     for (class, (keys, units)) in &load {
@@ -1104,6 +1105,10 @@ fn report_section(
                 headroom(per.rcu, PARTITION_RCU),
                 headroom(per.wcu, PARTITION_WCU)
             ),
+            match keys {
+                Some(keys) if *keys > 1.0 => format!("{:.1} / {:.1}", units.rcu, units.wcu),
+                _ => "same".to_owned(),
+            },
         ]);
     }
     section.table(per_key);
@@ -1116,8 +1121,28 @@ fn report_section(
             "Busiest key",
             "Its units per operation",
             "Most a second",
+            "Most a second, the earlier layout (its busiest key)",
         ],
     );
+    // The earlier layout: an account's items and its account item in one partition, each
+    // index key unsharded.
+    let earlier_busiest = |phase: &Phase, reads: bool| -> Option<(String, f64)> {
+        let mut merged: BTreeMap<String, f64> = BTreeMap::new();
+        for (class, (keys, units)) in phase.per_operation() {
+            let value = if reads { units.rcu } else { units.wcu };
+            let merged_class = if class.starts_with("`ACCT#{account}") {
+                "`ACCT#{account}`".to_owned()
+            } else if keys.is_some_and(|keys| keys > 1.0) {
+                class.replace("#{s}", "")
+            } else if keys.is_none() {
+                continue;
+            } else {
+                class
+            };
+            *merged.entry(merged_class).or_default() += value;
+        }
+        merged.into_iter().max_by(|a, b| a.1.total_cmp(&b.1))
+    };
     let busiest = |phase: &Phase, reads: bool| -> Option<(String, f64)> {
         phase
             .per_operation()
@@ -1162,11 +1187,17 @@ fn report_section(
             && per_op > 0.0
         {
             let limit = if reads { PARTITION_RCU } else { PARTITION_WCU };
+            let earlier = earlier_busiest(phase, reads)
+                .filter(|(_, units)| *units > 0.0)
+                .map_or("-".to_owned(), |(class, units)| {
+                    format!("{} ({class})", whole(limit / units))
+                });
             peaks.row(vec![
                 label.to_owned(),
                 class,
                 format!("{per_op:.3} {}", if reads { "read" } else { "write" }),
                 whole(limit / per_op),
+                earlier,
             ]);
         }
     }
