@@ -47,6 +47,10 @@ use crate::error::AwsError;
 const RECHECK: Duration = Duration::from_secs(60);
 /// The `layout` item's attribute: when it was written (unix seconds).
 const MIGRATED_AT: &str = "migrated_at";
+/// Tries of one move that fails with a store error (throttling, most likely).
+const MOVE_TRIES: u32 = 6;
+/// The pause before the next try, times the tries so far.
+const MOVE_PAUSE: Duration = Duration::from_millis(500);
 /// Attempts to move one item that writers keep changing.
 const MOVE_ATTEMPTS: u32 = 10;
 
@@ -299,10 +303,25 @@ impl DynamoStore {
     }
 
     /// Moves one item; `false` when someone else did (or it was deleted) first.
+    ///
+    /// The moves of a big account all leave one partition, whose write rate DynamoDB caps, so a
+    /// move that fails (throttled beyond the SDK's own retries) is tried again with a growing
+    /// pause, [`MOVE_TRIES`] times, before the migration stops (a later run resumes it).
     async fn move_item(&self, kind: Legacy, item: Item) -> Result<bool> {
-        match kind {
-            Legacy::Tombstone => self.rekey_tombstone(&item).await,
-            Legacy::Owned(_) => self.move_owned(item).await,
+        let mut tries = 0;
+        loop {
+            let moved = match kind {
+                Legacy::Tombstone => self.rekey_tombstone(&item).await,
+                Legacy::Owned(_) => self.move_owned(item.clone()).await,
+            };
+            tries += 1;
+            match moved {
+                Err(error @ Error::Store(_)) if tries < MOVE_TRIES => {
+                    tracing::debug!(%error, tries, "moving an item failed; trying again");
+                    tokio::time::sleep(MOVE_PAUSE * tries).await;
+                }
+                outcome => return outcome,
+            }
         }
     }
 
