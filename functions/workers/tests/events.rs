@@ -25,7 +25,19 @@ const SCHEDULE: &str = include_str!("../../../events/renewer-schedule.json");
 /// The fixture with its placeholder ids replaced by `certificate`'s, as Lambda would deliver
 /// it for that certificate (the ids are inside `data` and the keys alike).
 fn stream_event(certificate: &Certificate, zone: &str) -> Event {
+    use edgecert_aws::schema::{ACCOUNT_SHARDS, INDEX_SHARDS, shard_of};
+    // The fixture's shards (`#00`) become the ones the table's layout gives this certificate.
+    let id = certificate.id.as_str();
+    let account_shard = format!(
+        "{}#{:02}",
+        certificate.account_id,
+        shard_of(id, ACCOUNT_SHARDS)
+    );
+    let index_shard = format!("#{:02}", shard_of(id, INDEX_SHARDS));
     let text = STREAM
+        .replace("acct_placeholder000000000#00", &account_shard)
+        .replace("DUE#00", &format!("DUE{index_shard}"))
+        .replace("CHANGED#CERT#00", &format!("CHANGED#CERT{index_shard}"))
         .replace("acct_placeholder000000000", certificate.account_id.as_str())
         .replace("cert_placeholder000000000", certificate.id.as_str())
         .replace("zone_placeholder000000000", zone);

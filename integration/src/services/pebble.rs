@@ -95,12 +95,36 @@ pub struct Pebble {
     work_dir: tempfile::TempDir,
 }
 
+/// Starts tried when a port was taken by another process in the meantime.
+const START_ATTEMPTS: u32 = 3;
+
 impl Pebble {
     /// Starts challtestsrv and Pebble with `options` and waits until Pebble's directory answers.
     ///
     /// Fails, naming `apt-get install -y pebble`, if either binary is missing, and with the log
     /// tail if a process exits or does not become ready in time.
+    ///
+    /// A port found free can be taken by another process before Pebble or challtestsrv binds
+    /// it (an outgoing connection's ephemeral port, on a busy machine): such a start is tried
+    /// again on new ports, a bounded number of times.
     pub async fn start(options: PebbleOptions) -> anyhow::Result<Pebble> {
+        let mut attempt = 1;
+        loop {
+            match Pebble::start_once(options.clone()).await {
+                Err(error)
+                    if attempt < START_ATTEMPTS
+                        && format!("{error:#}").contains("address already in use") =>
+                {
+                    tracing::warn!(attempt, "a port was taken before Pebble bound it; again");
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One start of challtestsrv and Pebble on ports found free now.
+    async fn start_once(options: PebbleOptions) -> anyhow::Result<Pebble> {
         let pebble_binary = required_binary("pebble")?;
         let challtestsrv_binary = required_binary("pebble-challtestsrv")?;
         let work_dir = tempfile::Builder::new()
