@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # EdgeCert's benchmarks against peers (BENCHMARKS.md); not part of the test suite's pass/fail.
-#   bash integration/scripts/bench.sh                 # every scenario, release build (~25 min)
+#   bash integration/scripts/bench.sh                 # every scenario, release build (~30 min)
 #   bash integration/scripts/bench.sh handshakes      # one or more scenarios by name
 #   bash integration/scripts/bench.sh --quick         # smoke: each scenario runs, tiny sizes
 # Scenarios: handshakes proxy many-certs on-demand lambda-init renewal-drain soak.

@@ -1369,7 +1369,12 @@ impl Report {
                 Some(timeline.store_released),
             ),
             (
-                "every domain active or explained".to_owned(),
+                match self.violations.of(ACTIVE_OR_EXPLAINED).len() {
+                    0 => "every domain active or explained".to_owned(),
+                    pending => format!(
+                        "settle bound reached, {pending} domain(s) neither active nor explained"
+                    ),
+                },
                 Some(timeline.settled),
             ),
             (
