@@ -391,7 +391,7 @@ fn standing(ssl: &Value, asked_at: OffsetDateTime) -> Standing {
     if ssl["provisioning_step"] == "active" {
         return Standing::Active;
     }
-    if !ssl["error"].as_str().is_some_and(|error| !error.is_empty()) {
+    if ssl["error"].as_str().is_none_or(str::is_empty) {
         return Standing::Working;
     }
     let next = ssl["next_attempt_at"]
