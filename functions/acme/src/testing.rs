@@ -148,13 +148,17 @@ impl CaFaults {
     }
 
     /// New orders the CA created while another order for one of their names had not ended
-    /// (`valid` or `invalid`) as far as the client had seen: two orders for a name at once.
+    /// (`valid` or `invalid`, or one of its authorizations seen final and not valid) as far as
+    /// the client had seen: two orders for a name at once.
     pub fn overlapping_orders(&self) -> Vec<String> {
         self.lock().overlapping_orders.clone()
     }
 
     /// Notes an order object in an answer (`status`, `identifiers`, `finalize`); when the
-    /// answer created it, checks that no order for its names is still open.
+    /// answer created it, checks that no order for its names is still open. An authorization
+    /// seen `invalid` (or `deactivated`, `expired`, `revoked`) ends the open orders for its name:
+    /// the CA makes such an order `invalid` (RFC 8555 §7.1.6), though the client that saw the
+    /// failed validation never reads the order again.
     fn observe_order(&self, creates: Creates, status: StatusCode, body: &[u8]) {
         if !status.is_success() {
             return;
@@ -162,6 +166,21 @@ impl CaFaults {
         let Ok(order) = serde_json::from_slice::<serde_json::Value>(body) else {
             return;
         };
+        if let (Some(name), Some("invalid" | "deactivated" | "expired" | "revoked")) = (
+            order
+                .pointer("/identifier/value")
+                .and_then(|name| name.as_str()),
+            order.get("status").and_then(|state| state.as_str()),
+        ) {
+            for (names, state) in self.lock().orders.values_mut() {
+                if names.iter().any(|other| other == name)
+                    && !matches!(state.as_str(), "valid" | "invalid")
+                {
+                    "invalid".clone_into(state);
+                }
+            }
+            return;
+        }
         let (Some(finalize), Some(state), Some(identifiers)) = (
             order.get("finalize").and_then(|url| url.as_str()),
             order.get("status").and_then(|state| state.as_str()),
@@ -685,5 +704,62 @@ impl StepHook for CrashAfter {
         if step == self.0 {
             panic!("simulated crash after step {step} of {certificate}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(finalize: &str, name: &str, status: &str) -> Vec<u8> {
+        serde_json::json!({
+            "status": status,
+            "identifiers": [{"type": "dns", "value": name}],
+            "finalize": finalize,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// The soak (issue 12) saw a validation time out, its authorization `invalid`, and a later
+    /// run's new order counted as overlapping the dead one, which the client had last seen
+    /// `pending`.
+    #[test]
+    fn an_invalid_authorization_ends_the_open_orders_for_its_name() {
+        let ended = CaFaults::new();
+        ended.observe_order(
+            Creates::Order,
+            StatusCode::CREATED,
+            &order("https://ca/finalize/1", "a.example", "pending"),
+        );
+        let authorization = serde_json::json!({
+            "status": "invalid",
+            "identifier": {"type": "dns", "value": "a.example"},
+        });
+        ended.observe_order(
+            Creates::Nothing,
+            StatusCode::OK,
+            authorization.to_string().as_bytes(),
+        );
+        ended.observe_order(
+            Creates::Order,
+            StatusCode::CREATED,
+            &order("https://ca/finalize/2", "a.example", "pending"),
+        );
+        assert_eq!(ended.overlapping_orders(), Vec::<String>::new());
+
+        // Without it, the first order is still open.
+        let open = CaFaults::new();
+        open.observe_order(
+            Creates::Order,
+            StatusCode::CREATED,
+            &order("https://ca/finalize/1", "a.example", "pending"),
+        );
+        open.observe_order(
+            Creates::Order,
+            StatusCode::CREATED,
+            &order("https://ca/finalize/2", "a.example", "pending"),
+        );
+        assert_eq!(open.overlapping_orders().len(), 1);
     }
 }

@@ -1748,6 +1748,79 @@ async fn a_nudge_on_a_domain_pointing_at_the_edge_requests_its_certificate_once(
     assert_eq!(usage["domain_count"], 1);
 }
 
+/// Issue 12's soak: the issuer stores an issued certificate first and its domain's step after,
+/// best-effort. The store became unavailable between the two writes, and the domain stayed
+/// `issuing` with no error and no next attempt while the edge served its certificate: /ssl
+/// never said `active`, and neither the issuer nor a nudge ever moved it on.
+#[tokio::test]
+async fn a_domain_left_issuing_behind_its_issued_certificate_is_active_in_ssl_and_after_a_nudge() {
+    use edgecert_core::model::CertificateStatus;
+    use edgecert_core::model::ProvisioningStep;
+
+    let harness = Harness::start().await;
+    let account = harness.create_account("pro", false).await;
+    let account_id = edgecert_core::AccountId::parse(&account.id).unwrap();
+    let store = &harness.state.services.store;
+    // GIVEN two domains whose certificates were issued while their own writes were lost
+    let mut ids = Vec::new();
+    for label in ["ssl", "nudge"] {
+        let hostname = format!("shop.{}", unique_apex(&format!("left-{label}")));
+        let created = harness.create_domain(&account, &hostname).await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let nudged = harness
+            .on_domain("domains-nudge", &account, &id)
+            .await
+            .expect(200);
+        assert_eq!(nudged["provisioning_step"], "issuing", "{nudged}");
+        let certificate_id =
+            edgecert_core::CertificateId::parse(nudged["certificate"]["id"].as_str().unwrap())
+                .unwrap();
+        let mut certificate = store
+            .get_certificate(&account_id, &certificate_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let now = OffsetDateTime::now_utc();
+        certificate.status = CertificateStatus::Issued;
+        certificate.material_version = Some("v1".to_owned());
+        certificate.issued_at = Some(now);
+        certificate.not_before = Some(now);
+        certificate.expires_at = Some(now + time::Duration::days(90));
+        certificate.next_renewal_at = Some(now + time::Duration::days(60));
+        certificate.next_attempt_at = None;
+        store.update_certificate(&certificate).await.unwrap();
+        ids.push(id);
+    }
+
+    // WHEN its SSL status is read THEN it is active, and stored so
+    let ssl = harness
+        .on_domain("domains-ssl", &account, &ids[0])
+        .await
+        .expect(200);
+    assert_eq!(ssl["provisioning_step"], "active", "{ssl}");
+    assert_eq!(ssl["error"], Value::Null, "{ssl}");
+    assert_eq!(ssl["next_attempt_at"], Value::Null, "{ssl}");
+    let domain = harness
+        .on_domain("domains-get", &account, &ids[0])
+        .await
+        .expect(200);
+    assert_eq!(domain["provisioning_step"], "active", "{domain}");
+
+    // WHEN the other is nudged (the use case the API and the edge run) THEN it is active
+    let domain_id = edgecert_core::DomainId::parse(&ids[1]).unwrap();
+    let nudged =
+        edgecert_core::usecases::domains::nudge(&harness.state.services, &account_id, &domain_id)
+            .await
+            .unwrap();
+    assert_eq!(
+        nudged.provisioning_step,
+        ProvisioningStep::Active,
+        "{nudged:?}"
+    );
+    assert_eq!(nudged.last_error, None);
+    assert_eq!(nudged.next_attempt_at, None);
+}
+
 #[tokio::test]
 async fn a_cname_to_the_edge_hostname_counts_as_pointing() {
     let harness = Harness::start().await;

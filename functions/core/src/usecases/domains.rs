@@ -286,7 +286,7 @@ pub async fn ssl_status(
     account_id: &AccountId,
     id: &DomainId,
 ) -> Result<SslStatus> {
-    let domain = get_domain(services, account_id, id).await?;
+    let mut domain = get_domain(services, account_id, id).await?;
     let certificate = match &domain.certificate_id {
         Some(certificate_id) => {
             services
@@ -296,10 +296,58 @@ pub async fn ssl_status(
         }
         None => None,
     };
+    if let Some(certificate) = &certificate {
+        if catch_up_with_certificate(&mut domain, certificate, services.clock.now()) {
+            // Shown as the certificate says, and stored when the store takes it; a write that
+            // fails (another writer, the store unavailable) is repeated by the next read.
+            domain = services
+                .store
+                .update_domain(&domain)
+                .await
+                .unwrap_or(domain);
+        }
+    }
     Ok(SslStatus {
         domain,
         certificate,
     })
+}
+
+/// Moves a domain still `issuing` (or `failed`) to `active` when its managed certificate is
+/// issued with material valid now; whether it changed anything.
+///
+/// The certificate is the source of truth: the issuer stores it first and the domain's step
+/// after, best-effort, so a store outage between the two writes leaves the domain behind with
+/// no error and no next attempt, and nothing would ever run its step again (issue 12's soak
+/// found such a name still `issuing` minutes after it was served).
+fn catch_up_with_certificate(
+    domain: &mut Domain,
+    certificate: &Certificate,
+    now: time::OffsetDateTime,
+) -> bool {
+    let for_this_domain = matches!(
+        &certificate.kind,
+        CertificateKind::Managed { domain_id } if *domain_id == domain.id
+    );
+    let serving = certificate.status == CertificateStatus::Issued
+        && certificate.material_version.is_some()
+        && certificate.expires_at.is_some_and(|at| at > now);
+    if !for_this_domain
+        || !serving
+        || !matches!(
+            domain.provisioning_step,
+            ProvisioningStep::Issuing | ProvisioningStep::Failed
+        )
+    {
+        return false;
+    }
+    domain.provisioning_step = ProvisioningStep::Active;
+    domain.last_error = None;
+    domain.next_attempt_at = None;
+    domain.consecutive_failures = 0;
+    domain.certificate_id = Some(certificate.id.clone());
+    domain.updated_at = now;
+    true
 }
 
 /// Runs the domain's current step now with the backoff reset. Repeating it changes nothing more.
@@ -401,6 +449,18 @@ pub async fn run_current_step(services: &Services, mut domain: Domain) -> Result
                 domain.next_attempt_at =
                     Some(policy.next_attempt_at(now, domain.consecutive_failures, None, None));
             }
+        }
+    }
+    if matches!(
+        domain.provisioning_step,
+        ProvisioningStep::Issuing | ProvisioningStep::Failed
+    ) {
+        let managed = services
+            .store
+            .get_certificate(&domain.account_id, &CertificateId::managed_for(&domain.id))
+            .await?;
+        if let Some(certificate) = managed {
+            catch_up_with_certificate(&mut domain, &certificate, now);
         }
     }
     if matches!(
