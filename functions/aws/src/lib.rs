@@ -1,6 +1,7 @@
 //! EdgeCert's AWS adapters: the store ports on one DynamoDB table ([`DynamoStore`]), the
-//! vault on Secrets Manager ([`SecretsManagerVault`]) and the DNS provider on Route 53
-//! ([`Route53DnsProvider`]).
+//! vault ([`KeyStorageVault`]: certificate keys sealed in the table under a KMS-protected data
+//! key, or one Secrets Manager secret per certificate, [`KeyStorage`]) and the DNS provider on
+//! Route 53 ([`Route53DnsProvider`]).
 //!
 //! Build the SDK clients once per process with [`AwsClients`], then hand the adapters to the
 //! core as `Arc<dyn Store>` / `Arc<dyn Vault>`:
@@ -21,11 +22,16 @@
 mod config;
 mod dynamo;
 mod error;
+mod key_storage;
+mod kms;
 mod route53;
+mod sealed;
 mod secrets;
 
 pub use config::{AwsClients, load_sdk_config};
 pub use dynamo::{DynamoStore, create_table, schema, stream};
 pub use error::{AwsError, Result};
+pub use key_storage::{KeyStorage, KeyStorageVault};
+pub use kms::ensure_kms_key;
 pub use route53::Route53DnsProvider;
 pub use secrets::SecretsManagerVault;
