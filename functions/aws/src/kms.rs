@@ -39,9 +39,9 @@ pub async fn ensure_kms_key(client: &Client, alias: &str) -> Result<String> {
                 Some(CreateAliasError::AlreadyExistsException(_))
             ) =>
         {
-            key_of_alias(client, alias).await?.ok_or_else(|| {
-                AwsError::Sealing(format!("{alias} exists but names no key"))
-            })
+            key_of_alias(client, alias)
+                .await?
+                .ok_or_else(|| AwsError::Sealing(format!("{alias} exists but names no key")))
         }
         Err(error) => Err(AwsError::kms("CreateAlias", error)),
     }

@@ -224,6 +224,7 @@ async fn sweep_until_finished(
         per_run: 2,
         concurrency: 2,
         page_size: 2,
+        ..KeySweepSettings::default()
     };
     for run in 1..=20 {
         let report = sweep_key_storage(deployment.store.as_ref(), vault, &clock, &settings)
@@ -233,7 +234,11 @@ async fn sweep_until_finished(
         for reader in [vault, other] {
             let served = deployment.served(reader, account, certificates).await;
             for ((_, material), label) in served.iter().zip(labels) {
-                assert_eq!(material, &self::material(label), "material changed in a move");
+                assert_eq!(
+                    material,
+                    &self::material(label),
+                    "material changed in a move"
+                );
             }
         }
         if report.finished {
@@ -260,7 +265,10 @@ async fn sealed_items_hold_no_plaintext_key_and_another_process_unseals_them_thr
         .await
         .expect("the sealed item");
     let everything = format!("{item:?}");
-    assert!(!everything.contains(KEY_TEXT), "the private key is stored in the clear");
+    assert!(
+        !everything.contains(KEY_TEXT),
+        "the private key is stored in the clear"
+    );
     assert!(!everything.contains("PRIVATE KEY"));
     assert_eq!(
         item["chain_pem"].as_s().unwrap(),
@@ -358,8 +366,12 @@ async fn rotating_the_data_key_reseals_everything_without_reissuing() {
     let deployment = Deployment::new().await;
     let vault = deployment.vault(KeyStorage::Sealed);
     let labels = ["r1", "r2", "r3", "r4", "r5"];
-    let (account, certificates) = deployment.issued_certificates(vault.as_ref(), &labels).await;
-    let before = deployment.served(vault.as_ref(), &account, &certificates).await;
+    let (account, certificates) = deployment
+        .issued_certificates(vault.as_ref(), &labels)
+        .await;
+    let before = deployment
+        .served(vault.as_ref(), &account, &certificates)
+        .await;
     let old_generation = vault.storage_generation().await.unwrap().unwrap();
 
     assert!(vault.rotate_data_key().await.unwrap());
@@ -378,7 +390,9 @@ async fn rotating_the_data_key_reseals_everything_without_reissuing() {
     .await;
     assert!(runs >= 3, "5 certificates at 2 a run took {runs} runs");
 
-    let after = deployment.served(vault.as_ref(), &account, &certificates).await;
+    let after = deployment
+        .served(vault.as_ref(), &account, &certificates)
+        .await;
     for ((old, old_material), (new, new_material)) in before.iter().zip(&after) {
         assert_ne!(old, new, "not re-sealed");
         assert!(vault.is_in_generation(new, &new_generation));
@@ -425,7 +439,10 @@ async fn a_live_deployment_moves_to_sealed_storage_and_back_with_every_certifica
         );
         assert_eq!(deployment.sealed_count(&certificate.id).await, 1);
     }
-    for (version, _) in deployment.served(sealed.as_ref(), &account, &certificates).await {
+    for (version, _) in deployment
+        .served(sealed.as_ref(), &account, &certificates)
+        .await
+    {
         assert!(version.0.starts_with("sealed."));
     }
 

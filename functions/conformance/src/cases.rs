@@ -1679,7 +1679,10 @@ pub async fn key_storage_sweep_moves_material_to_the_current_generation(adapters
         store.create_certificate(&certificate, 100).await.unwrap();
         stored.push((certificate, expected));
     }
-    let with_material = stored.iter().filter(|(_, expected)| !expected.is_empty()).count();
+    let with_material = stored
+        .iter()
+        .filter(|(_, expected)| !expected.is_empty())
+        .count();
     let readable = || async {
         for (certificate, expected) in &stored {
             let current = store
@@ -1708,6 +1711,7 @@ pub async fn key_storage_sweep_moves_material_to_the_current_generation(adapters
         per_run: 2,
         concurrency: 2,
         page_size: 2,
+        ..KeySweepSettings::default()
     };
     let mut moved = 0;
     let mut runs = 0;
@@ -1716,7 +1720,10 @@ pub async fn key_storage_sweep_moves_material_to_the_current_generation(adapters
             .await
             .unwrap();
         assert_eq!(report.error_count, 0, "{report:?}");
-        assert!(report.moved <= 3, "a run moved more than a page past its budget");
+        assert!(
+            report.moved <= 3,
+            "a run moved more than a page past its budget"
+        );
         moved += report.moved;
         readable().await;
         runs += 1;

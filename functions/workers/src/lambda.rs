@@ -75,8 +75,13 @@ pub async fn serve_renewer() -> Result<(), Error> {
     init_tracing();
     let worker = Arc::new(aws_worker().await?);
     let settings = Arc::new(worker.config.renewal_settings(&worker.directory_url));
+    let key_sweep = Arc::new(worker.config.key_sweep_settings());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduleEvent>| {
-        let (worker, settings) = (Arc::clone(&worker), Arc::clone(&settings));
+        let (worker, settings, key_sweep) = (
+            Arc::clone(&worker),
+            Arc::clone(&settings),
+            Arc::clone(&key_sweep),
+        );
         async move {
             let report = renewer::handle_schedule(
                 &worker.services,
@@ -85,7 +90,11 @@ pub async fn serve_renewer() -> Result<(), Error> {
                 &event.payload,
             )
             .await?;
-            Ok::<serde_json::Value, Error>(serde_json::to_value(report)?)
+            let sweep =
+                renewer::handle_key_storage(&worker.services, &key_sweep, &event.payload).await;
+            let mut answer = serde_json::to_value(report)?;
+            answer["key_sweep"] = serde_json::to_value(sweep)?;
+            Ok::<serde_json::Value, Error>(answer)
         }
     }))
     .await

@@ -95,7 +95,9 @@ mod tests {
     #[test]
     fn a_sealed_value_opens_only_with_its_key_and_its_associated_data() {
         let key = key("dk_1", 7);
-        let sealed = key.seal(b"cert_1/v1", b"-----BEGIN PRIVATE KEY-----").unwrap();
+        let sealed = key
+            .seal(b"cert_1/v1", b"-----BEGIN PRIVATE KEY-----")
+            .unwrap();
         assert_eq!(sealed.nonce.len(), NONCE_LEN);
         assert!(
             !sealed

@@ -174,7 +174,10 @@ impl Keyring {
                 .await;
             match updated {
                 Ok(_) => {
-                    self.unwrapped.lock().await.insert(id.clone(), Arc::new(key));
+                    self.unwrapped
+                        .lock()
+                        .await
+                        .insert(id.clone(), Arc::new(key));
                     self.read_ring().await?;
                     tracing::info!(data_key = %id, "data key rotated");
                     return Ok(id);
@@ -264,7 +267,10 @@ impl Keyring {
             .await;
         match created {
             Ok(_) => {
-                self.unwrapped.lock().await.insert(id.clone(), Arc::new(key));
+                self.unwrapped
+                    .lock()
+                    .await
+                    .insert(id.clone(), Arc::new(key));
                 tracing::info!(data_key = %id, "key ring created");
             }
             Err(error)
@@ -291,7 +297,8 @@ impl Keyring {
             .send()
             .await
             .map_err(|error| AwsError::kms("GenerateDataKey", error))?;
-        let missing = |field| AwsError::Sealing(format!("KMS GenerateDataKey answered without {field}"));
+        let missing =
+            |field| AwsError::Sealing(format!("KMS GenerateDataKey answered without {field}"));
         let plaintext = output.plaintext().ok_or_else(|| missing("Plaintext"))?;
         let key = DataKey::new(&id, plaintext.as_ref())?;
         let wrapped = WrappedKey {
@@ -318,9 +325,9 @@ impl Keyring {
             .send()
             .await
             .map_err(|error| AwsError::kms("Decrypt", error))?;
-        let plaintext = output
-            .plaintext()
-            .ok_or_else(|| AwsError::Sealing("KMS Decrypt answered without Plaintext".to_owned()))?;
+        let plaintext = output.plaintext().ok_or_else(|| {
+            AwsError::Sealing("KMS Decrypt answered without Plaintext".to_owned())
+        })?;
         tracing::debug!(data_key = %id, "data key unwrapped");
         DataKey::new(id, plaintext.as_ref())
     }

@@ -168,14 +168,15 @@ impl SealedMaterial {
             string_attr(&item, material::DATA_KEY).ok_or_else(|| corrupt("no data key id"))?;
         let sealed = Sealed {
             nonce: blob(&item, material::NONCE).ok_or_else(|| corrupt("no nonce"))?,
-            ciphertext: blob(&item, material::SEALED_KEY).ok_or_else(|| corrupt("no sealed key"))?,
+            ciphertext: blob(&item, material::SEALED_KEY)
+                .ok_or_else(|| corrupt("no sealed key"))?,
         };
         let chain_pem = string_attr(&item, material::CHAIN_PEM);
         let key = self.keyring.key(&data_key).await?;
         let aad = associated_data(certificate, version, chain_pem.as_deref());
-        let plaintext = key
-            .open(&aad, &sealed)
-            .ok_or_else(|| corrupt("the sealed key does not open (changed, or moved from another item)"))?;
+        let plaintext = key.open(&aad, &sealed).ok_or_else(|| {
+            corrupt("the sealed key does not open (changed, or moved from another item)")
+        })?;
         let private_key_pem =
             String::from_utf8(plaintext).map_err(|_| corrupt("the unsealed key is not text"))?;
         Ok(CertificateMaterial {
@@ -245,7 +246,10 @@ fn associated_data(
     version: &MaterialVersion,
     chain_pem: Option<&str>,
 ) -> Vec<u8> {
-    let chain = chain_pem.map_or_else(|| "-".to_owned(), |chain| hex::encode(Sha256::digest(chain)));
+    let chain = chain_pem.map_or_else(
+        || "-".to_owned(),
+        |chain| hex::encode(Sha256::digest(chain)),
+    );
     format!("{AAD_LABEL}\n{certificate}\n{}\n{chain}", version.0).into_bytes()
 }
 
@@ -269,9 +273,7 @@ pub(crate) fn blob_attr(bytes: &[u8]) -> AttributeValue {
 }
 
 pub(crate) fn string_attr(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
-    item.get(name)
-        .and_then(|value| value.as_s().ok())
-        .cloned()
+    item.get(name).and_then(|value| value.as_s().ok()).cloned()
 }
 
 fn blob(item: &HashMap<String, AttributeValue>, name: &str) -> Option<Vec<u8>> {
@@ -293,7 +295,10 @@ mod tests {
         let uuid = MaterialVersion("e0a7c4d2-9b1f-4a55-8c3e-2f6d1b0a9e77".to_owned());
         assert!(!is_sealed_version(&uuid));
         assert_eq!(data_key_of(&uuid), None);
-        assert_eq!(data_key_of(&MaterialVersion("sealed.dk_1".to_owned())), None);
+        assert_eq!(
+            data_key_of(&MaterialVersion("sealed.dk_1".to_owned())),
+            None
+        );
     }
 
     #[test]

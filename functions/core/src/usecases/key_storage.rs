@@ -61,12 +61,15 @@ const MAX_REPORTED_ERRORS: usize = 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySweepSettings {
     /// Certificates whose material one run moves (a run stops at the end of the page where it
-    /// reaches this number, or after reading ten times as many certificates).
+    /// reaches this number, or after reading ten times as many certificates); 0 turns the
+    /// sweep off.
     pub per_run: u64,
     /// Certificates worked on at once.
     pub concurrency: usize,
     /// Certificates read per page of the change feed.
     pub page_size: u32,
+    /// How long one run may go on: it reads no further page after this.
+    pub max_run_time: Duration,
 }
 
 impl KeySweepSettings {
@@ -83,6 +86,7 @@ impl Default for KeySweepSettings {
             per_run: KeySweepSettings::DEFAULT_PER_RUN,
             concurrency: 8,
             page_size: 200,
+            max_run_time: Duration::minutes(3),
         }
     }
 }
@@ -134,6 +138,9 @@ pub async fn sweep_key_storage(
         vault,
         clock,
     };
+    if settings.per_run == 0 {
+        return Ok(KeySweepReport::default());
+    }
     let Some(generation) = vault.storage_generation().await? else {
         return Ok(KeySweepReport {
             finished: true,
@@ -161,7 +168,11 @@ pub async fn sweep_key_storage(
     let mut left_behind: Option<OffsetDateTime> = None;
     let mut cursor = None;
     let mut reached_end = false;
-    while report.moved < settings.per_run && report.examined < max_examined {
+    let deadline = now + settings.max_run_time;
+    while report.moved < settings.per_run
+        && report.examined < max_examined
+        && clock.now() < deadline
+    {
         let page = store
             .certificates_changed_since(
                 from,
@@ -198,7 +209,9 @@ pub async fn sweep_key_storage(
                 Err(error) => {
                     report.error_count += 1;
                     if report.errors.len() < MAX_REPORTED_ERRORS {
-                        report.errors.push((certificate.id.clone(), error.to_string()));
+                        report
+                            .errors
+                            .push((certificate.id.clone(), error.to_string()));
                     }
                     left_behind = earliest(left_behind, certificate.updated_at);
                 }
@@ -278,10 +291,7 @@ async fn move_leased(
     in_place: &(dyn Fn(&Certificate) -> bool + Sync),
 ) -> Result<Moved> {
     let (store, vault) = (ports.store, ports.vault);
-    let Some(mut certificate) = store
-        .get_certificate(&seen.account_id, &seen.id)
-        .await?
-    else {
+    let Some(mut certificate) = store.get_certificate(&seen.account_id, &seen.id).await? else {
         return Ok(Moved::Gone);
     };
     if in_place(&certificate) {
@@ -326,9 +336,7 @@ async fn move_leased(
                     .iter()
                     .map(|(old, _)| MaterialVersion(old.clone()))
                     .collect();
-                vault
-                    .prune_material(&stored.id, &keep, &superseded)
-                    .await?;
+                vault.prune_material(&stored.id, &keep, &superseded).await?;
                 return Ok(Moved::Moved);
             }
             Err(Error::VersionConflict(_)) => {
