@@ -543,6 +543,10 @@ impl Stack {
                 last(&id)
             )),
             ("AWS::SecretsManager::Secret", "Id") => Some(id),
+            ("AWS::KMS::Key", "Arn") => Some(format!(
+                "arn:{PARTITION}:kms:{REGION}:{ACCOUNT_ID}:key/{id}"
+            )),
+            ("AWS::KMS::Key", "KeyId") => Some(id),
             _ => None,
         };
         derived.with_context(|| {
