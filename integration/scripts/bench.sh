@@ -3,7 +3,7 @@
 #   bash integration/scripts/bench.sh                 # every scenario, release build (~25 min)
 #   bash integration/scripts/bench.sh handshakes      # one or more scenarios by name
 #   bash integration/scripts/bench.sh --quick         # smoke: each scenario runs, tiny sizes
-# Scenarios: handshakes proxy many-certs on-demand lambda-init renewal-drain.
+# Scenarios: handshakes proxy many-certs on-demand lambda-init renewal-drain dynamo-capacity.
 # Each prints a Markdown section and writes it to <target>/<profile>/bench-results/<name>.md.
 # Servers are pinned to core 0 and load generators to core 1 (taskset); run on a quiet machine.
 set -euo pipefail
@@ -19,7 +19,7 @@ for arg in "$@"; do
     *) scenarios+=("$arg") ;;
   esac
 done
-all=(handshakes proxy many-certs on-demand lambda-init renewal-drain)
+all=(handshakes proxy many-certs on-demand lambda-init renewal-drain dynamo-capacity)
 if [ "${#scenarios[@]}" -eq 0 ]; then scenarios=("${all[@]}"); fi
 for scenario in "${scenarios[@]}"; do
   case " ${all[*]} " in
@@ -33,10 +33,10 @@ export EDGECERT_TOOLS_VENV="${EDGECERT_TOOLS_VENV:-$repo/.venv-tools}"
 export AWS_EC2_METADATA_DISABLED=true AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 
 # Quick runs reuse the test build (dev profile); measurements need release. The function
-# binaries and the local runner are built alongside: lambda-init and on-demand run them.
+# binary and the local runner are built alongside: lambda-init and on-demand run them.
 if [ -n "$quick" ]; then profile=debug; build=(); else profile=release; build=(--release); fi
 cargo build "${build[@]}" --locked --bins \
-  -p edgecert-bench -p edgecert-api -p edgecert-workers -p edgecert-local
+  -p edgecert-bench -p edgecert-lambda -p edgecert-local
 bin_dir="${CARGO_TARGET_DIR:-$repo/target}/$profile"
 export EDGECERT_BENCH_OUT="$bin_dir/bench-results"
 mkdir -p "$EDGECERT_BENCH_OUT"

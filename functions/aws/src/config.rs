@@ -43,7 +43,8 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Secrets Manager, for [`SecretsManagerVault`](crate::SecretsManagerVault).
     pub secrets_manager: aws_sdk_secretsmanager::Client,
-    /// KMS, for the data keys of [`SealedVault`](crate::SealedVault).
+    /// KMS, for the data keys of sealed key storage ([`KeyStorageVault`](crate::KeyStorageVault)
+    /// in sealed mode).
     pub kms: aws_sdk_kms::Client,
 }
 

@@ -1,7 +1,8 @@
 //! EdgeCert's AWS adapters: the store ports on one DynamoDB table ([`DynamoStore`]), the
 //! vault ([`KeyStorageVault`]: certificate keys sealed in the table under a KMS-protected data
-//! key, or one Secrets Manager secret per certificate, [`KeyStorage`]) and the DNS provider on
-//! Route 53 ([`Route53DnsProvider`]).
+//! key, or one Secrets Manager secret per certificate, [`KeyStorage`]), the DNS provider on
+//! Route 53 ([`Route53DnsProvider`]), and the operator's admin key in its secret
+//! ([`AdminKeySecret`]).
 //!
 //! Build the SDK clients once per process with [`AwsClients`], then hand the adapters to the
 //! core as `Arc<dyn Store>` / `Arc<dyn Vault>`:
@@ -16,9 +17,12 @@
 //! ```
 //!
 //! The table layout is described in [`schema`]; [`create_table`] creates it (tests and the
-//! local stack; on AWS, `template.yaml` declares it). [`stream`] decodes the table's stream
-//! records into the model, for the issuer.
+//! local stack; on AWS, `template.yaml` declares it), and
+//! [`DynamoStore::migrate_layout`] (the `edgecert-migrate-table` command) moves a table written
+//! by an earlier build to it. [`stream`] decodes the table's stream records into the model, for
+//! the issuer.
 
+mod admin_key;
 mod config;
 mod dynamo;
 mod error;
@@ -28,8 +32,9 @@ mod route53;
 mod sealed;
 mod secrets;
 
+pub use admin_key::AdminKeySecret;
 pub use config::{AwsClients, load_sdk_config};
-pub use dynamo::{DynamoStore, create_table, schema, stream};
+pub use dynamo::{DynamoStore, LayoutMigration, MigrationOptions, create_table, schema, stream};
 pub use error::{AwsError, Result};
 pub use key_storage::{KeyStorage, KeyStorageVault};
 pub use kms::ensure_kms_key;

@@ -29,7 +29,16 @@ const ROTATE: &str = include_str!("../../../events/renewer-rotate-data-key.json"
 /// The fixture with its placeholder ids replaced by `certificate`'s, as Lambda would deliver
 /// it for that certificate (the ids are inside `data` and the keys alike).
 fn stream_event(certificate: &Certificate, zone: &str) -> Event {
+    // The certificate's account shard (`ACCT#{account}#{s}`), which the fixture writes `#00`.
+    let shard = edgecert_aws::schema::shard_of(
+        certificate.id.as_str(),
+        edgecert_aws::schema::ACCOUNT_SHARDS,
+    );
     let text = STREAM
+        .replace(
+            "acct_placeholder000000000#00",
+            &format!("{}#{shard:02}", certificate.account_id),
+        )
         .replace("acct_placeholder000000000", certificate.account_id.as_str())
         .replace("cert_placeholder000000000", certificate.id.as_str())
         .replace("zone_placeholder000000000", zone);

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use edgecert_acme::{Issuer, IssuerConfig};
+use edgecert_acme::testing::CaFaults;
+use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
 use edgecert_api::ApiState;
 use edgecert_core::PlanCatalog;
 use edgecert_core::model::{ApiKey, ApiKeyHash};
@@ -78,6 +79,9 @@ pub struct LocalOptions {
     pub issuer_interval: Duration,
     /// Order budget and concurrency of the workers.
     pub workers: WorkerConfig,
+    /// Tests only: the issuer reaches Pebble through this fault layer
+    /// ([`edgecert_acme::testing`]), to play CA answers Pebble never gives (5xx, 429).
+    pub ca_faults: Option<CaFaults>,
 }
 
 impl LocalOptions {
@@ -100,6 +104,7 @@ impl LocalOptions {
             renewal_interval: Duration::from_secs(60),
             issuer_interval: Duration::from_secs(1),
             workers: WorkerConfig::default(),
+            ca_faults: None,
         }
     }
 }
@@ -143,6 +148,10 @@ pub const NOT_SET_LOCALLY: &[(&str, &str)] = &[
     (
         vars::ALLOW_PRIVATE_ORIGINS,
         "origins are on this machine (loopback), never on a private network",
+    ),
+    (
+        vars::ROUTE53_ZONE_GRANTS,
+        "zones are in challtestsrv locally, never in an operator's Route 53",
     ),
 ];
 
@@ -254,6 +263,8 @@ fn with_local_pacing(mut config: IssuerConfig) -> IssuerConfig {
     // Pebble answers on loopback in milliseconds: one stopped or killed is known as such
     // (and shown on the domain) within this, not within a production CA's allowance.
     config.request_timeout = Duration::from_secs(10);
+    // A Pebble stopped and resumed (or restarted) locally is back at once.
+    config.ca_cool_down = time::Duration::seconds(5);
     config
 }
 
@@ -315,9 +326,19 @@ impl LocalStack {
         };
         // The issuer works on the services without an issuer; the API's services get it.
         let issuer_config = with_local_pacing(acme.issuer_config());
-        let issuer: Arc<dyn Issuance> = Arc::new(
-            Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?,
-        );
+        let issuer: Arc<dyn Issuance> = Arc::new(match &options.ca_faults {
+            None => {
+                Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?
+            }
+            Some(faults) => {
+                let http = ca_http_client(
+                    issuer_config.ca_root_pem.as_deref(),
+                    issuer_config.request_timeout,
+                )
+                .context("building the CA client")?;
+                Issuer::with_http_client(services.clone(), issuer_config, faults.client(http))
+            }
+        });
         services.issuance = Some(Arc::clone(&issuer));
         let mut edge_config = options.edge.clone();
         edge_config.redirect_https_port = listeners.https.local_addr()?.port();
@@ -449,13 +470,21 @@ async fn open_storage(
                     .with_context(|| format!("creating the KMS key {alias} at {endpoint}"))?;
             }
             let vault = edgecert_deployment::key_storage_vault(&clients, deployment)?;
+            // The API, the issuer and the renewer write concurrently, and moto applies
+            // conditional writes without isolation: serialise them (see the method).
+            let store = edgecert_aws::DynamoStore::new(clients.dynamodb, table.clone())
+                .with_serialized_writes();
+            // As the SQLite store migrates on open: a table an earlier build left in this
+            // emulator gets the sharded layout (a new one only has its layout item read).
+            let migration = store
+                .migrate_layout(&edgecert_aws::MigrationOptions::default())
+                .await
+                .with_context(|| format!("migrating table {table} at {endpoint}"))?;
+            if !migration.already_migrated {
+                tracing::info!(?migration, table = %table, "table moved to the sharded layout");
+            }
             Ok((
-                // The API, the issuer and the renewer write concurrently, and moto applies
-                // conditional writes without isolation: serialise them (see the method).
-                Arc::new(
-                    edgecert_aws::DynamoStore::new(clients.dynamodb, table.clone())
-                        .with_serialized_writes(),
-                ),
+                Arc::new(store),
                 Arc::new(vault),
                 format!(
                     "aws:{endpoint} (table {table}, keys {})",

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use edgecert_api::ROUTES;
 use edgecert_deployment::DeploymentConfig;
-use edgecert_integration::template::{Stack, transformed_template};
+use edgecert_integration::template::{FUNCTION_VARIABLE, Stack, transformed_template};
 use edgecert_integration::workspace_root;
 use edgecert_local::stack::NOT_SET_LOCALLY;
 use edgecert_local::{LocalCa, LocalOptions};
@@ -45,6 +45,9 @@ enum Process {
     Worker,
     /// The edge terminator's container.
     Terminator,
+    /// The dashboard's function: it serves files built into it and reads no configuration
+    /// (the template's Globals reach it all the same).
+    Dashboard,
 }
 
 impl Process {
@@ -52,6 +55,8 @@ impl Process {
     fn of_binary(binary: &str) -> Process {
         if binary == "authorizer" {
             Process::Authorizer
+        } else if binary == "dashboard" {
+            Process::Dashboard
         } else if ["issuer", "renewer"].contains(&binary) {
             Process::Worker
         } else if ROUTES.iter().any(|route| route.function == binary) {
@@ -70,7 +75,7 @@ impl Process {
             Process::ApiFunction => shared().map(drop),
             Process::Authorizer => {
                 shared()?;
-                edgecert_api::config::admin_key(lookup)
+                edgecert_api::config::admin_key_source(lookup)
                     .map(drop)
                     .map_err(|error| error.to_string())
             }
@@ -85,6 +90,7 @@ impl Process {
             Process::Terminator => TerminatorDeployment::from_lookup(lookup)
                 .map(drop)
                 .map_err(|error| error.to_string()),
+            Process::Dashboard => Ok(()),
         }
     }
 }
@@ -161,7 +167,15 @@ fn every_deployed_process_starts_with_its_template_environment_and_reads_all_of_
 
     let mut problems = Vec::new();
     for (name, process, environment) in &deployed {
-        let (outcome, asked) = read(*process, environment);
+        if *process == Process::Dashboard {
+            // Only the Globals every function gets; it reads none of them.
+            continue;
+        }
+        let (outcome, mut asked) = read(*process, environment);
+        if *process != Process::Terminator {
+            // The one Lambda binary reads which function it is before any configuration.
+            asked.insert(FUNCTION_VARIABLE.to_owned());
+        }
         if let Err(error) = outcome {
             // A parser stops at its first error: what it did not read yet says nothing.
             problems.push(format!(
@@ -295,6 +309,7 @@ fn every_variable_named_in_product_code_is_read_by_a_parser_or_the_local_runner(
         outcome.unwrap_or_else(|error| panic!("{process:?}: {error}"));
         read_somewhere.extend(asked);
     }
+    read_somewhere.insert(FUNCTION_VARIABLE.to_owned());
     read_somewhere.extend(
         edgecert_local::vars::ALL
             .iter()
