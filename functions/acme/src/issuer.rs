@@ -660,7 +660,7 @@ impl Issuer {
             if let Err(error) = self
                 .services
                 .vault
-                .prune_material(&issued.id, &[version.clone()], &superseded)
+                .prune_material(&issued.id, std::slice::from_ref(&version), &superseded)
                 .await
             {
                 tracing::warn!(%error, "could not delete the superseded certificate material");

@@ -112,7 +112,7 @@ pub struct KeySweepReport {
 }
 
 /// What happened to one certificate.
-enum Moved {
+enum MoveOutcome {
     /// Its material already sits in the generation, or it has none.
     AlreadyThere,
     /// Its material was moved.
@@ -200,9 +200,9 @@ pub async fn sweep_key_storage(
                 break;
             };
             match outcome {
-                Ok(Moved::AlreadyThere | Moved::Gone) => {}
-                Ok(Moved::Moved) => report.moved += 1,
-                Ok(Moved::Busy) => {
+                Ok(MoveOutcome::AlreadyThere | MoveOutcome::Gone) => {}
+                Ok(MoveOutcome::Moved) => report.moved += 1,
+                Ok(MoveOutcome::Busy) => {
                     report.busy += 1;
                     left_behind = earliest(left_behind, certificate.updated_at);
                 }
@@ -258,7 +258,7 @@ async fn move_material(
     seen: &Certificate,
     generation: &str,
     owner: &str,
-) -> Result<Moved> {
+) -> Result<MoveOutcome> {
     let vault = ports.vault;
     let in_place = |certificate: &Certificate| {
         certificate
@@ -266,7 +266,7 @@ async fn move_material(
             .all(|version| vault.is_in_generation(&MaterialVersion(version.clone()), generation))
     };
     if in_place(seen) {
-        return Ok(Moved::AlreadyThere);
+        return Ok(MoveOutcome::AlreadyThere);
     }
     let now = ports.clock.now();
     let lease = match ports
@@ -275,7 +275,7 @@ async fn move_material(
         .await
     {
         Ok(lease) => lease,
-        Err(Error::LeaseHeld { .. }) => return Ok(Moved::Busy),
+        Err(Error::LeaseHeld { .. }) => return Ok(MoveOutcome::Busy),
         Err(error) => return Err(error),
     };
     let outcome = move_leased(ports, seen, generation, &in_place).await;
@@ -289,13 +289,13 @@ async fn move_leased(
     seen: &Certificate,
     generation: &str,
     in_place: &(dyn Fn(&Certificate) -> bool + Sync),
-) -> Result<Moved> {
+) -> Result<MoveOutcome> {
     let (store, vault) = (ports.store, ports.vault);
     let Some(mut certificate) = store.get_certificate(&seen.account_id, &seen.id).await? else {
-        return Ok(Moved::Gone);
+        return Ok(MoveOutcome::Gone);
     };
     if in_place(&certificate) {
-        return Ok(Moved::AlreadyThere);
+        return Ok(MoveOutcome::AlreadyThere);
     }
     // Old version -> new version (`None`: a pending key no longer stored, dropped).
     let mut renamed: Vec<(String, Option<String>)> = Vec::new();
@@ -337,20 +337,20 @@ async fn move_leased(
                     .map(|(old, _)| MaterialVersion(old.clone()))
                     .collect();
                 vault.prune_material(&stored.id, &keep, &superseded).await?;
-                return Ok(Moved::Moved);
+                return Ok(MoveOutcome::Moved);
             }
             Err(Error::VersionConflict(_)) => {
                 match store.get_certificate(&seen.account_id, &seen.id).await? {
                     Some(fresh) => certificate = fresh,
-                    None => return Ok(Moved::Gone),
+                    None => return Ok(MoveOutcome::Gone),
                 }
             }
-            Err(Error::NotFound(_)) => return Ok(Moved::Gone),
+            Err(Error::NotFound(_)) => return Ok(MoveOutcome::Gone),
             Err(error) => return Err(error),
         }
     }
     // The versions just written are dropped with the next prune of this certificate.
-    Ok(Moved::Busy)
+    Ok(MoveOutcome::Busy)
 }
 
 /// A random lease owner token for this run.
