@@ -1,7 +1,8 @@
 //! The terminator's container binary as template.yaml deploys it: started with exactly the
 //! environment the SAM-transformed template gives the `terminator` container (evaluated for a
-//! stack of this test), on DynamoDB and Secrets Manager in moto through the AWS call recorder,
-//! with Pebble as the CA. A whitelisted name's first HTTPS request makes it issue the
+//! stack of this test), on DynamoDB, Secrets Manager and KMS in moto through the AWS call
+//! recorder, with Pebble as the CA; certificate keys sealed in the table (the stack's default
+//! key storage). A whitelisted name's first HTTPS request makes it issue the
 //! certificate on demand (answering Pebble's HTTP-01 itself) and proxy to the origin; then
 //! every AWS call it made is checked against its task role's policies.
 
@@ -12,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edgecert_aws::{AwsClients, DynamoStore, SecretsManagerVault, create_table};
+use edgecert_aws::{AwsClients, DynamoStore, SecretsManagerVault, create_table, ensure_kms_key};
 use edgecert_core::model::{Account, ApiKey};
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::AccountStore as _;
@@ -76,6 +77,12 @@ async fn the_container_issues_on_demand_and_serves_within_its_task_role() {
         std::process::id(),
         support::unique_name("t").replace('.', "-")
     );
+    // The stack's KMS key of sealed key storage (the template's default), as moto made it.
+    let clients = AwsClients::for_local_endpoint(&moto.endpoint_url()).await;
+    let kms_key_arn = ensure_kms_key(&clients.kms, &format!("alias/{unique}"))
+        .await
+        .expect("a KMS key in moto");
+    let kms_key_id = kms_key_arn.rsplit('/').next().expect("a key id").to_owned();
     let template = tokio::task::spawn_blocking(transformed_template)
         .await
         .expect("the transform task completes")
@@ -98,7 +105,8 @@ async fn the_container_issues_on_demand_and_serves_within_its_task_role() {
     .expect("a stack of template.yaml with this test's parameters")
     // challtestsrv answers every A query with 127.0.0.1: every name points at the edge.
     .with_physical_id("EdgeAddressA", "127.0.0.1")
-    .with_physical_id("EdgeAddressB", "127.0.0.2");
+    .with_physical_id("EdgeAddressB", "127.0.0.2")
+    .with_physical_id("KeyStorageKmsKey", &kms_key_id);
     let containers: Vec<String> = stack
         .containers()
         .expect("the stack's containers")
@@ -114,7 +122,6 @@ async fn the_container_issues_on_demand_and_serves_within_its_task_role() {
     // What the API would have left: an account and a whitelisted name (not recorded: the
     // test's own writes).
     let table = stack.physical_id("Table").expect("the table's name");
-    let clients = AwsClients::for_local_endpoint(&moto.endpoint_url()).await;
     create_table(&clients.dynamodb, &table)
         .await
         .expect("the table is created in moto");

@@ -3,7 +3,8 @@
 #   bash integration/scripts/bench.sh                 # every scenario, release build (~30 min)
 #   bash integration/scripts/bench.sh handshakes      # one or more scenarios by name
 #   bash integration/scripts/bench.sh --quick         # smoke: each scenario runs, tiny sizes
-# Scenarios: handshakes proxy many-certs on-demand lambda-init renewal-drain dynamo-capacity soak.
+# Scenarios: handshakes proxy many-certs on-demand lambda-init renewal-drain dynamo-capacity soak
+# scale-calls.
 # Each prints a Markdown section and writes it to <target>/<profile>/bench-results/<name>.md.
 # Servers are pinned to core 0 and load generators to core 1 (taskset); run on a quiet machine.
 set -euo pipefail
@@ -19,7 +20,7 @@ for arg in "$@"; do
     *) scenarios+=("$arg") ;;
   esac
 done
-all=(handshakes proxy many-certs on-demand lambda-init renewal-drain dynamo-capacity soak)
+all=(handshakes proxy many-certs on-demand lambda-init renewal-drain dynamo-capacity soak scale-calls)
 if [ "${#scenarios[@]}" -eq 0 ]; then scenarios=("${all[@]}"); fi
 for scenario in "${scenarios[@]}"; do
   case " ${all[*]} " in

@@ -610,6 +610,7 @@ impl Issuer {
         } else {
             "at two thirds of its lifetime"
         };
+        let certificate_before = certificate.clone();
         let issued = self
             .save("stored", certificate, |stored| {
                 stored.status = CertificateStatus::Issued;
@@ -647,6 +648,24 @@ impl Issuer {
         )
         .await;
         tracing::info!(expires_at = %rfc3339(leaf.not_after), "certificate issued");
+        // The versions the certificate no longer refers to (the chain it served before, the
+        // pending key now stored with its chain) go, so a vault holds about one version per
+        // certificate; a failure leaves them for the next issuance.
+        let superseded: Vec<MaterialVersion> = certificate_before
+            .material_versions()
+            .filter(|old| **old != version.0)
+            .map(|old| MaterialVersion(old.clone()))
+            .collect();
+        if !superseded.is_empty() {
+            if let Err(error) = self
+                .services
+                .vault
+                .prune_material(&issued.id, std::slice::from_ref(&version), &superseded)
+                .await
+            {
+                tracing::warn!(%error, "could not delete the superseded certificate material");
+            }
+        }
         Ok(issued)
     }
 
@@ -906,10 +925,10 @@ fn serves_material(certificate: &Certificate, now: OffsetDateTime) -> bool {
     certificate.material_version.is_some() && certificate.expires_at.is_some_and(|at| at > now)
 }
 
-/// The lease name of a certificate's name set: sorted, so the same names always share it.
+/// The lease name of a certificate's name set (core's rule, shared with the key storage
+/// sweep).
 fn lease_name(certificate: &Certificate) -> String {
-    let names: BTreeSet<&str> = certificate.names().map(|name| name.as_str()).collect();
-    format!("issue:{}", names.into_iter().collect::<Vec<_>>().join(","))
+    certificate.issuance_lease_name()
 }
 
 /// A random lease owner token.

@@ -21,7 +21,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use edgecert_core::model::{SecretString, Zone};
-use edgecert_core::ports::{CertificateMaterial, DnsProvider, MaterialVersion, Vault};
+use edgecert_core::ports::{
+    CertificateMaterial, DnsProvider, MaterialSweep, MaterialVersion, Vault,
+};
 use edgecert_core::{CertificateId, Error, RenewalWindow, Result};
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, StatusCode};
@@ -660,6 +662,37 @@ impl Vault for FailingVault {
 
     async fn get_acme_account(&self, directory_url: &str) -> Result<Option<SecretString>> {
         self.inner.get_acme_account(directory_url).await
+    }
+
+    async fn prune_material(
+        &self,
+        certificate: &CertificateId,
+        keep: &[MaterialVersion],
+        superseded: &[MaterialVersion],
+    ) -> Result<()> {
+        self.inner
+            .prune_material(certificate, keep, superseded)
+            .await
+    }
+
+    async fn storage_generation(&self) -> Result<Option<String>> {
+        self.inner.storage_generation().await
+    }
+
+    fn is_in_generation(&self, version: &MaterialVersion, generation: &str) -> bool {
+        self.inner.is_in_generation(version, generation)
+    }
+
+    async fn rotate_data_key(&self) -> Result<bool> {
+        self.inner.rotate_data_key().await
+    }
+
+    async fn load_sweep(&self) -> Result<Option<MaterialSweep>> {
+        self.inner.load_sweep().await
+    }
+
+    async fn save_sweep(&self, sweep: &MaterialSweep) -> Result<()> {
+        self.inner.save_sweep(sweep).await
     }
 }
 

@@ -1,8 +1,8 @@
 //! The Lambda binaries themselves, not only their handlers: every API function, the authorizer
 //! and the two workers run as child processes against an in-test Lambda Runtime API
 //! (`edgecert_integration::lambda_runtime`), each with exactly the environment template.yaml
-//! gives it, on one DynamoDB table and Secrets Manager in moto, with pebble-challtestsrv as the
-//! only DNS server and Pebble as the CA.
+//! gives it, on one DynamoDB table, Secrets Manager and KMS in moto (certificate keys sealed,
+//! the stack's default), with pebble-challtestsrv as the only DNS server and Pebble as the CA.
 //!
 //! Every event is the function's file in `events/` with its placeholders replaced by real ids
 //! (`harness::ApiCall`), and the caller identity in each API event is the context the
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use edgecert_api::config::vars::ADMIN_KEY_SECRET;
 use edgecert_api::routes::DASHBOARD_FUNCTION;
 use edgecert_api::{ROUTES, routes};
-use edgecert_aws::{AwsClients, DynamoStore, create_table};
+use edgecert_aws::{AwsClients, DynamoStore, create_table, ensure_kms_key};
 use edgecert_core::model::{Account, ApiKey, Zone};
 use edgecert_core::ports::{AccountStore as _, CertificateStore as _, ZoneStore as _};
 use edgecert_core::{AccountId, CertificateId, Hostname, PlanName, ZoneId};
@@ -191,6 +191,11 @@ async fn deployment() -> Deployment {
         .expect("the admin key's secret is created in moto")
         .arn
         .expect("moto answers the secret's ARN");
+    // The stack's KMS key of sealed key storage (the template's default), as moto made it.
+    let kms_key_arn = ensure_kms_key(&clients.kms, &format!("alias/{unique}"))
+        .await
+        .expect("a KMS key in moto");
+    let kms_key_id = kms_key_arn.rsplit('/').next().expect("a key id").to_owned();
     let acme_directory = pebble.directory_url();
     let granted_zone = Arc::new(
         Route53Zone::create(
@@ -230,7 +235,8 @@ async fn deployment() -> Deployment {
     // points at the edge.
     .with_physical_id("EdgeAddressA", "127.0.0.1")
     .with_physical_id("EdgeAddressB", "127.0.0.2")
-    .with_physical_id("AdminKeySecret", &admin_key_secret);
+    .with_physical_id("AdminKeySecret", &admin_key_secret)
+    .with_physical_id("KeyStorageKmsKey", &kms_key_id);
     let table = stack.physical_id("Table").expect("the table's name");
     create_table(&clients.dynamodb, &table)
         .await

@@ -43,6 +43,9 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Secrets Manager, for [`SecretsManagerVault`](crate::SecretsManagerVault).
     pub secrets_manager: aws_sdk_secretsmanager::Client,
+    /// KMS, for the data keys of sealed key storage ([`KeyStorageVault`](crate::KeyStorageVault)
+    /// in sealed mode).
+    pub kms: aws_sdk_kms::Client,
 }
 
 impl AwsClients {
@@ -75,6 +78,7 @@ impl AwsClients {
         AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             secrets_manager: aws_sdk_secretsmanager::Client::new(config),
+            kms: aws_sdk_kms::Client::new(config),
         }
     }
 }

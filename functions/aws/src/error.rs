@@ -33,6 +33,21 @@ pub enum AwsError {
         #[source]
         source: Box<aws_sdk_secretsmanager::Error>,
     },
+    /// A KMS call failed (the data key of sealed key storage could not be made or unwrapped).
+    #[error("KMS {operation} failed: {detail}")]
+    Kms {
+        /// The API operation, e.g. `Decrypt`.
+        operation: &'static str,
+        /// The SDK error with its whole source chain, for the logs.
+        detail: String,
+        /// The SDK error.
+        #[source]
+        source: Box<aws_sdk_kms::Error>,
+    },
+    /// Sealed key storage could not seal or unseal (a wrong key, a tampered item, a data key
+    /// KMS did not return whole). Says which item, never what it holds.
+    #[error("sealed key storage: {0}")]
+    Sealing(String),
     /// A request could not be built (a required field was missing: a bug in this crate).
     #[error("could not build {what}: {source}")]
     Build {
@@ -112,19 +127,34 @@ impl AwsError {
         }
     }
 
+    /// Wraps a failed KMS call.
+    pub fn kms<E, R>(operation: &'static str, error: SdkError<E, R>) -> Self
+    where
+        aws_sdk_kms::Error: From<SdkError<E, R>>,
+    {
+        let source = aws_sdk_kms::Error::from(error);
+        AwsError::Kms {
+            operation,
+            detail: DisplayErrorContext(&source).to_string(),
+            source: Box::new(source),
+        }
+    }
+
     /// Wraps a failed request builder.
     pub fn build(what: &'static str) -> impl FnOnce(BuildError) -> AwsError {
         move |source| AwsError::Build { what, source }
     }
 }
 
-/// Secrets Manager failures are vault failures; everything else is a store failure.
+/// Secrets Manager, KMS and sealing failures are vault failures; everything else is a store
+/// failure (the sealed vault's DynamoDB calls included: the table is down for both).
 impl From<AwsError> for edgecert_core::Error {
     fn from(error: AwsError) -> Self {
         match error {
-            AwsError::SecretsManager { .. } | AwsError::MissingField { .. } => {
-                edgecert_core::Error::vault(error)
-            }
+            AwsError::SecretsManager { .. }
+            | AwsError::MissingField { .. }
+            | AwsError::Kms { .. }
+            | AwsError::Sealing(_) => edgecert_core::Error::vault(error),
             _ => edgecert_core::Error::store(error),
         }
     }

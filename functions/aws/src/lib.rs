@@ -1,6 +1,8 @@
 //! EdgeCert's AWS adapters: the store ports on one DynamoDB table ([`DynamoStore`]), the
-//! vault on Secrets Manager ([`SecretsManagerVault`]), the DNS provider on Route 53
-//! ([`Route53DnsProvider`]), and the operator's admin key in its secret ([`AdminKeySecret`]).
+//! vault ([`KeyStorageVault`]: certificate keys sealed in the table under a KMS-protected data
+//! key, or one Secrets Manager secret per certificate, [`KeyStorage`]), the DNS provider on
+//! Route 53 ([`Route53DnsProvider`]), and the operator's admin key in its secret
+//! ([`AdminKeySecret`]).
 //!
 //! Build the SDK clients once per process with [`AwsClients`], then hand the adapters to the
 //! core as `Arc<dyn Store>` / `Arc<dyn Vault>`:
@@ -24,12 +26,17 @@ mod admin_key;
 mod config;
 mod dynamo;
 mod error;
+mod key_storage;
+mod kms;
 mod route53;
+mod sealed;
 mod secrets;
 
 pub use admin_key::AdminKeySecret;
 pub use config::{AwsClients, load_sdk_config};
 pub use dynamo::{DynamoStore, LayoutMigration, MigrationOptions, create_table, schema, stream};
 pub use error::{AwsError, Result};
+pub use key_storage::{KeyStorage, KeyStorageVault};
+pub use kms::ensure_kms_key;
 pub use route53::Route53DnsProvider;
 pub use secrets::SecretsManagerVault;

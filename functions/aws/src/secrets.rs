@@ -152,6 +152,25 @@ impl SecretsManagerVault {
     }
 }
 
+/// The material as the secret holds it, refused when over [`MAX_MATERIAL_BYTES`]. Sealed
+/// storage applies the same check, so material always fits either mode.
+pub(crate) fn check_material_size(material: &CertificateMaterial) -> Result<SecretString> {
+    let json = serde_json::to_string(&MaterialOut {
+        chain_pem: material.chain_pem.as_deref(),
+        private_key_pem: material.private_key_pem.expose(),
+    })
+    .map_err(|_| Error::Corrupt("certificate material could not be serialised".to_owned()))?;
+    let value = SecretString::new(json);
+    let size = value.expose().len();
+    if size > MAX_MATERIAL_BYTES {
+        return Err(Error::MaterialTooLarge {
+            size,
+            limit: MAX_MATERIAL_BYTES,
+        });
+    }
+    Ok(value)
+}
+
 fn version_id(operation: &'static str, version: Option<&str>) -> Result<String> {
     version.map(str::to_owned).ok_or_else(|| {
         AwsError::MissingField {
@@ -179,19 +198,7 @@ impl Vault for SecretsManagerVault {
         certificate: &CertificateId,
         material: &CertificateMaterial,
     ) -> Result<MaterialVersion> {
-        let json = serde_json::to_string(&MaterialOut {
-            chain_pem: material.chain_pem.as_deref(),
-            private_key_pem: material.private_key_pem.expose(),
-        })
-        .map_err(|_| Error::Corrupt("certificate material could not be serialised".to_owned()))?;
-        let value = SecretString::new(json);
-        let size = value.expose().len();
-        if size > MAX_MATERIAL_BYTES {
-            return Err(Error::MaterialTooLarge {
-                size,
-                limit: MAX_MATERIAL_BYTES,
-            });
-        }
+        let value = check_material_size(material)?;
         let name = self.certificate_secret_name(certificate);
         let description = format!("EdgeCert certificate {certificate}: chain and private key");
         let version = self.put_value(&name, value.expose(), &description).await?;

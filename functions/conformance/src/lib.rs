@@ -27,7 +27,9 @@ pub struct Adapters {
 }
 
 /// Expands to a module named `$adapter` with one `#[tokio::test]` per conformance case, each on
-/// fresh adapters from `$make` (an `async fn() -> Adapters`).
+/// fresh adapters from `$make` (an `async fn() -> Adapters`). `conformance_suite!(@vault
+/// $adapter, $make)` runs the vault's cases only (and the key storage sweep, which uses the
+/// store too): for another mode of a vault whose store already ran the whole suite.
 #[macro_export]
 macro_rules! conformance_suite {
     ($adapter:ident, $make:path) => {
@@ -63,8 +65,25 @@ macro_rules! conformance_suite {
                 vault_round_trip_keeps_every_version,
                 vault_keeps_previous_version_when_a_write_fails,
                 vault_keeps_acme_account_credentials,
+                vault_prune_keeps_what_the_certificate_refers_to,
+                vault_rotation_keeps_material_readable,
+                key_storage_sweep_moves_material_to_the_current_generation,
                 token_bucket_grants_its_capacity_then_refills,
                 token_bucket_is_exact_under_parallel_takers,
+            );
+        }
+    };
+    (@vault $adapter:ident, $make:path) => {
+        mod $adapter {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::conformance_suite!(@cases $make;
+                vault_round_trip_keeps_every_version,
+                vault_keeps_previous_version_when_a_write_fails,
+                vault_keeps_acme_account_credentials,
+                vault_prune_keeps_what_the_certificate_refers_to,
+                vault_rotation_keeps_material_readable,
+                key_storage_sweep_moves_material_to_the_current_generation,
             );
         }
     };

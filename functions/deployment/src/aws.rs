@@ -1,14 +1,12 @@
 //! The AWS services of a deployed process, built once from its [`DeploymentConfig`]: the
-//! DynamoDB store, the Secrets Manager vault, the DNS resolver, Route 53 where the process
+//! DynamoDB store, the vault of its key storage (sealed in the table, or Secrets Manager), the DNS resolver, Route 53 where the process
 //! works on zones, and the ACME issuer where it talks to the CA.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use edgecert_acme::{AcmeError, Issuer};
-use edgecert_aws::{
-    AwsClients, DynamoStore, Route53DnsProvider, SecretsManagerVault, load_sdk_config,
-};
+use edgecert_aws::{AwsClients, DynamoStore, KeyStorageVault, Route53DnsProvider, load_sdk_config};
 use edgecert_core::PlanCatalog;
 use edgecert_core::ports::{DnsProviders, DnsResolver, SystemClock};
 use edgecert_core::usecases::Services;
@@ -78,15 +76,13 @@ pub async fn aws_services(
             ),
         ),
     };
+    let vault = Arc::new(key_storage_vault(&clients, config)?);
     let mut services = Services {
         store: Arc::new(DynamoStore::new(
             clients.dynamodb,
             config.table_name.clone(),
         )),
-        vault: Arc::new(SecretsManagerVault::new(
-            clients.secrets_manager,
-            config.secret_prefix.clone(),
-        )),
+        vault,
         resolver,
         clock: Arc::new(SystemClock),
         plans: PlanCatalog::default(),
@@ -103,6 +99,23 @@ pub async fn aws_services(
         services.issuance = Some(Arc::new(issuer));
     }
     Ok(services)
+}
+
+/// The vault `config` names: keys where its key storage puts them, read wherever they sit.
+pub fn key_storage_vault(
+    clients: &AwsClients,
+    config: &DeploymentConfig,
+) -> Result<KeyStorageVault, DeploymentError> {
+    KeyStorageVault::new(
+        clients,
+        config.key_storage,
+        config.table_name.clone(),
+        config.secret_prefix.clone(),
+        config.kms_key_id.clone(),
+    )
+    .map_err(|problem| {
+        DeploymentError::Config(ConfigError::new(crate::config::vars::KMS_KEY_ID, problem))
+    })
 }
 
 /// JSON logs with structured fields, level from `RUST_LOG` (default `info`), without

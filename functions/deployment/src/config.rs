@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use edgecert_acme::IssuerConfig;
+use edgecert_aws::KeyStorage;
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::ZoneGrants;
 use edgecert_core::usecases::EdgeSettings;
@@ -39,6 +40,13 @@ pub mod vars {
     /// Route 53 hosted zones of the operator's AWS account granted to accounts,
     /// `acct_…=Z…` comma-separated (`ZoneGrants`); empty grants none.
     pub const ROUTE53_ZONE_GRANTS: &str = "EDGECERT_ROUTE53_ZONE_GRANTS";
+    /// Where new certificate keys go: `sealed` (in the table, under a data key the KMS key
+    /// protects) or `secrets-manager` (one secret per certificate). Unset: `secrets-manager`,
+    /// where a process deployed before key storage existed kept them.
+    pub const KEY_STORAGE: &str = "EDGECERT_KEY_STORAGE";
+    /// The KMS key (id, ARN or alias) wrapping the data keys of sealed key storage; required
+    /// with `sealed`, and read in either mode so sealed material stays readable.
+    pub const KMS_KEY_ID: &str = "EDGECERT_KMS_KEY_ID";
 }
 
 /// A configuration error naming the variable at fault.
@@ -189,6 +197,10 @@ pub struct DeploymentConfig {
     pub table_name: String,
     /// The prefix of every Secrets Manager secret name.
     pub secret_prefix: String,
+    /// Where new certificate keys go.
+    pub key_storage: KeyStorage,
+    /// The KMS key of sealed key storage, if the deployment has one.
+    pub kms_key_id: Option<String>,
     /// Where customers point DNS.
     pub edge: EdgeSettings,
     /// Allowed origin address kinds.
@@ -259,6 +271,16 @@ impl DeploymentConfig {
                 ));
             }
         };
+        let key_storage = variables
+            .parsed::<KeyStorage>(vars::KEY_STORAGE, "sealed or secrets-manager")?
+            .unwrap_or(KeyStorage::SecretsManager);
+        let kms_key_id = variables.get(vars::KMS_KEY_ID);
+        if key_storage == KeyStorage::Sealed && kms_key_id.is_none() {
+            return Err(ConfigError::new(
+                vars::KMS_KEY_ID,
+                "is required when EDGECERT_KEY_STORAGE is sealed",
+            ));
+        }
         let route53_zone_grants =
             ZoneGrants::parse(&variables.get(vars::ROUTE53_ZONE_GRANTS).unwrap_or_default())
                 .map_err(|problem| ConfigError::new(vars::ROUTE53_ZONE_GRANTS, problem))?;
@@ -268,6 +290,8 @@ impl DeploymentConfig {
             secret_prefix: variables
                 .get(vars::SECRET_PREFIX)
                 .unwrap_or_else(|| DEFAULT_SECRET_PREFIX.to_owned()),
+            key_storage,
+            kms_key_id,
             edge,
             origin_policy,
             dns_server,
@@ -354,10 +378,32 @@ mod tests {
         assert_eq!(config.dns_server, Some("127.0.0.1:8053".parse().unwrap()));
         assert_eq!(config.secret_prefix, "stack/");
         assert_eq!(config.acme, None);
+        // Keys stay where a deployment without the variable kept them.
+        assert_eq!(config.key_storage, KeyStorage::SecretsManager);
+        assert_eq!(config.kms_key_id, None);
         assert_eq!(
             config.required_acme("the workers").unwrap_err().to_string(),
             "configuration: EDGECERT_ACME_DIRECTORY: is required by the workers"
         );
+    }
+
+    #[test]
+    fn sealed_key_storage_needs_its_kms_key() {
+        let error = config(&with(&[(vars::KEY_STORAGE, "sealed")])).unwrap_err();
+        assert_eq!(error.variable, vars::KMS_KEY_ID);
+        let sealed = config(&with(&[
+            (vars::KEY_STORAGE, "sealed"),
+            (vars::KMS_KEY_ID, "arn:aws:kms:us-east-1:123456789012:key/k"),
+        ]))
+        .unwrap();
+        assert_eq!(sealed.key_storage, KeyStorage::Sealed);
+        assert_eq!(
+            sealed.kms_key_id.as_deref(),
+            Some("arn:aws:kms:us-east-1:123456789012:key/k")
+        );
+        let error = config(&with(&[(vars::KEY_STORAGE, "kms")])).unwrap_err();
+        assert_eq!(error.variable, vars::KEY_STORAGE);
+        assert!(error.to_string().contains("'kms'"), "{error}");
     }
 
     #[test]

@@ -8,11 +8,11 @@
 //! by that shell with the same [`Variables`] reader and [`ConfigError`], so every configuration
 //! error names its variable the same way.
 //!
-//! [`aws_services`] builds the AWS adapters (DynamoDB store, Secrets Manager vault, Route 53,
+//! [`aws_services`] builds the AWS adapters (DynamoDB store, key storage vault, Route 53,
 //! DNS resolver) and the ACME issuer from a [`DeploymentConfig`], once per process.
 
 mod aws;
 mod config;
 
-pub use aws::{DeploymentError, ZoneProviders, aws_services, init_tracing};
+pub use aws::{DeploymentError, ZoneProviders, aws_services, init_tracing, key_storage_vault};
 pub use config::{AcmeSettings, ConfigError, DeploymentConfig, Variables, vars};

@@ -119,6 +119,32 @@ impl Vault for SqliteVault {
         .await
     }
 
+    async fn prune_material(
+        &self,
+        certificate: &CertificateId,
+        keep: &[MaterialVersion],
+        _superseded: &[MaterialVersion],
+    ) -> edgecert_core::Result<()> {
+        let certificate = certificate.clone();
+        let keep: Vec<String> = keep.iter().map(|version| version.0.clone()).collect();
+        self.run(move |connection| {
+            let mut versions = connection.prepare(
+                "SELECT version_id FROM certificate_material WHERE certificate_id = ?1",
+            )?;
+            let stored = versions
+                .query_map(params![certificate.as_str()], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            for version in stored.iter().filter(|version| !keep.contains(version)) {
+                connection.execute(
+                    "DELETE FROM certificate_material WHERE certificate_id = ?1 AND version_id = ?2",
+                    params![certificate.as_str(), version],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn put_acme_account(
         &self,
         directory_url: &str,

@@ -3,6 +3,7 @@
 //! ([`edgecert_deployment::DeploymentConfig`]). Every variable here also appears in
 //! template.yaml and in the local runner's defaults, and nowhere else.
 
+use edgecert_core::usecases::key_storage::KeySweepSettings;
 use edgecert_core::usecases::renewals::{OrderBudget, RenewalSettings};
 use edgecert_deployment::{ConfigError, Variables};
 use time::Duration;
@@ -16,6 +17,9 @@ pub mod vars {
     pub const ORDER_BUDGET_PERIOD_SECONDS: &str = "EDGECERT_ORDER_BUDGET_PERIOD_SECONDS";
     /// Certificates a worker issues or renews at once (default 8).
     pub const ISSUE_CONCURRENCY: &str = "EDGECERT_ISSUE_CONCURRENCY";
+    /// Certificates whose keys one renewer run moves to the current key storage (a mode
+    /// change, a rotated data key); default 2000, 0 stops the sweep.
+    pub const KEY_SWEEP_PER_RUN: &str = "EDGECERT_KEY_SWEEP_PER_RUN";
 }
 
 /// How the workers pace themselves.
@@ -27,6 +31,8 @@ pub struct WorkerConfig {
     pub budget_period: Duration,
     /// Certificates worked on at once.
     pub concurrency: usize,
+    /// Certificates whose keys one renewer run moves to the current key storage.
+    pub key_sweep_per_run: u64,
 }
 
 impl Default for WorkerConfig {
@@ -35,6 +41,7 @@ impl Default for WorkerConfig {
             budget_orders: OrderBudget::DEFAULT_ORDERS,
             budget_period: OrderBudget::DEFAULT_PERIOD,
             concurrency: 8,
+            key_sweep_per_run: KeySweepSettings::DEFAULT_PER_RUN,
         }
     }
 }
@@ -71,7 +78,19 @@ impl WorkerConfig {
                     .min(256),
                 None => defaults.concurrency,
             },
+            key_sweep_per_run: number(vars::KEY_SWEEP_PER_RUN, 0)?
+                .unwrap_or(defaults.key_sweep_per_run),
         })
+    }
+
+    /// The key storage sweep's settings: this many moves per run, at the workers'
+    /// concurrency.
+    pub fn key_sweep_settings(&self) -> KeySweepSettings {
+        KeySweepSettings {
+            per_run: self.key_sweep_per_run,
+            concurrency: self.concurrency,
+            ..KeySweepSettings::default()
+        }
     }
 
     /// The renewer's settings for the CA at `directory_url`: the budget is that CA account's.
@@ -113,8 +132,10 @@ mod tests {
             (vars::ORDER_BUDGET, "50"),
             (vars::ORDER_BUDGET_PERIOD_SECONDS, "3600"),
             (vars::ISSUE_CONCURRENCY, "4"),
+            (vars::KEY_SWEEP_PER_RUN, "0"),
         ])
         .unwrap();
+        assert_eq!(config.key_sweep_settings().per_run, 0);
         assert_eq!(
             (
                 config.budget_orders,

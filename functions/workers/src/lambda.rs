@@ -81,10 +81,12 @@ pub async fn serve_renewer() -> Result<(), Error> {
     let worker = Arc::new(aws_worker().await?);
     let table: Arc<str> = worker.table_name.as_str().into();
     let settings = Arc::new(worker.config.renewal_settings(&worker.directory_url));
+    let key_sweep = Arc::new(worker.config.key_sweep_settings());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduleEvent>| {
-        let (worker, settings, table) = (
+        let (worker, settings, key_sweep, table) = (
             Arc::clone(&worker),
             Arc::clone(&settings),
+            Arc::clone(&key_sweep),
             Arc::clone(&table),
         );
         async move {
@@ -97,7 +99,11 @@ pub async fn serve_renewer() -> Result<(), Error> {
             )
             .await?;
             renewer::publish_expiry_metric(&worker.services, &table).await;
-            Ok::<serde_json::Value, Error>(serde_json::to_value(report)?)
+            let sweep =
+                renewer::handle_key_storage(&worker.services, &key_sweep, &event.payload).await;
+            let mut answer = serde_json::to_value(report)?;
+            answer["key_sweep"] = serde_json::to_value(sweep)?;
+            Ok::<serde_json::Value, Error>(answer)
         }
     }))
     .await

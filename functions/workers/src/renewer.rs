@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use edgecert_core::ports::Issuance;
 use edgecert_core::usecases::Services;
+use edgecert_core::usecases::key_storage::{KeySweepReport, KeySweepSettings, sweep_key_storage};
 use edgecert_core::usecases::renewals::{
     EXPIRY_WARNING, RenewalReport, RenewalSettings, count_expiring_unrenewed, run_renewals,
 };
@@ -45,6 +46,10 @@ pub struct ScheduleEvent {
     /// The invocation's id, the same for retries of one invocation
     /// (`<aws.scheduler.execution-id>`).
     pub execution_id: Option<String>,
+    /// Set by an operator invoking the renewer by hand (`{"rotate_data_key": true}`): a new
+    /// data key seals new material from now on, and this run's key storage sweep starts
+    /// re-sealing what older keys sealed.
+    pub rotate_data_key: bool,
 }
 
 /// Runs the renewer once for `event` and logs what it did. Fails only when the due index
@@ -64,6 +69,55 @@ pub async fn handle_schedule(
     let report = run_renewals(services, issuance, settings).await?;
     log_report(&report);
     Ok(report)
+}
+
+/// After a run's renewals: rotates the data key when `event` asks for it, then moves up to
+/// `settings.per_run` certificates' keys to the current key storage (see
+/// [`sweep_key_storage`]). Never fails the run: what it could not do waits for the next one.
+pub async fn handle_key_storage(
+    services: &Services,
+    settings: &KeySweepSettings,
+    event: &ScheduleEvent,
+) -> KeySweepReport {
+    if event.rotate_data_key {
+        match services.vault.rotate_data_key().await {
+            Ok(true) => {
+                tracing::info!("data key rotated; the sweep re-seals what older keys sealed")
+            }
+            Ok(false) => tracing::warn!("rotation asked, but this key storage has no data key"),
+            Err(error) => tracing::error!(%error, "data key rotation failed"),
+        }
+    }
+    match sweep_key_storage(
+        services.store.as_ref(),
+        services.vault.as_ref(),
+        services.clock.as_ref(),
+        settings,
+    )
+    .await
+    {
+        Ok(report) => {
+            if report.examined > 0 || !report.finished {
+                tracing::info!(
+                    generation = report.generation.as_deref().unwrap_or(""),
+                    examined = report.examined,
+                    moved = report.moved,
+                    busy = report.busy,
+                    errors = report.error_count,
+                    finished = report.finished,
+                    "key storage sweep"
+                );
+            }
+            for (certificate, error) in &report.errors {
+                tracing::warn!(%certificate, %error, "certificate key left for the next sweep");
+            }
+            report
+        }
+        Err(error) => {
+            tracing::warn!(%error, "key storage sweep could not run; the next run goes on");
+            KeySweepReport::default()
+        }
+    }
 }
 
 /// `settings` for a run that Lambda ends at `deadline`: certificates are taken until
@@ -146,11 +200,12 @@ fn log_report(report: &RenewalReport) {
 }
 
 /// The local runner's renewal timer: a run at start, then one every `interval`, never two at
-/// once in this process.
+/// once in this process; each run ends with the key storage sweep.
 pub struct RenewerTimer {
     services: Services,
     issuance: Arc<dyn Issuance>,
     settings: RenewalSettings,
+    key_sweep: KeySweepSettings,
     interval: Duration,
 }
 
@@ -166,8 +221,15 @@ impl RenewerTimer {
             services,
             issuance,
             settings,
+            key_sweep: KeySweepSettings::default(),
             interval,
         }
+    }
+
+    /// The key storage sweep's settings (default: [`KeySweepSettings::default`]).
+    pub fn with_key_sweep(mut self, settings: KeySweepSettings) -> RenewerTimer {
+        self.key_sweep = settings;
+        self
     }
 
     /// Runs until `shutdown` turns true (a run in progress is dropped; whatever it had not
@@ -181,12 +243,18 @@ impl RenewerTimer {
                 _ = shutdown.changed() => return,
             }
             let run = run_renewals(&self.services, self.issuance.as_ref(), &self.settings);
+            let scheduled = ScheduleEvent::default();
+            let sweep = handle_key_storage(&self.services, &self.key_sweep, &scheduled);
             tokio::select! {
                 outcome = run => match outcome {
                     Ok(report) if report.examined > 0 => log_report(&report),
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "renewal run failed"),
                 },
+                _ = shutdown.changed() => return,
+            }
+            tokio::select! {
+                _ = sweep => {}
                 _ = shutdown.changed() => return,
             }
         }

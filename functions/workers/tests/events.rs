@@ -8,8 +8,10 @@ mod support;
 
 use aws_lambda_events::dynamodb::Event;
 use edgecert_core::model::{Certificate, CertificateStatus};
+use edgecert_core::ports::MaterialVersion;
+use edgecert_core::usecases::key_storage::KeySweepSettings;
 use edgecert_workers::issuer::{handle_stream, issue_request};
-use edgecert_workers::renewer::{ScheduleEvent, handle_schedule};
+use edgecert_workers::renewer::{ScheduleEvent, handle_key_storage, handle_schedule};
 use time::Duration;
 
 use support::{Backend, Harness};
@@ -17,10 +19,12 @@ use support::{Backend, Harness};
 on_both_backends!(
     the_stream_issues_a_requested_certificate_once,
     the_schedule_event_runs_the_renewer,
+    the_rotation_event_reseals_every_key_without_reissuing,
 );
 
 const STREAM: &str = include_str!("../../../events/issuer-stream.json");
 const SCHEDULE: &str = include_str!("../../../events/renewer-schedule.json");
+const ROTATE: &str = include_str!("../../../events/renewer-rotate-data-key.json");
 
 /// The fixture with its placeholder ids replaced by `certificate`'s, as Lambda would deliver
 /// it for that certificate (the ids are inside `data` and the keys alike).
@@ -148,5 +152,53 @@ async fn the_schedule_event_runs_the_renewer(backend: Backend) {
             .await
             .material_version
             .is_some()
+    );
+}
+
+/// The renewer invoked by hand with `{"rotate_data_key": true}` makes a new data key current
+/// and re-seals an issued certificate's key in the same run: same chain and key, nothing sent
+/// to the CA. A vault without data keys (SQLite) has nothing to rotate or move.
+async fn the_rotation_event_reseals_every_key_without_reissuing(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let zone = harness.zone().await;
+    let due = harness
+        .due_renewal(&zone, &format!("rotated.{}", zone.name))
+        .await;
+    let settings = harness.settings(300, Duration::hours(3));
+    let report = harness.renew(&settings).await;
+    assert_eq!(report.issued, 1, "{report:?}");
+    let issued = harness.certificate(&due.id).await;
+    let version = MaterialVersion(issued.material_version.clone().unwrap());
+    let material = harness.vault.get_material(&due.id, &version).await.unwrap();
+    let orders = harness.faults.new_orders();
+
+    let event: ScheduleEvent = serde_json::from_str(ROTATE).unwrap();
+    assert!(event.rotate_data_key);
+    let sweep = handle_key_storage(&harness.services, &KeySweepSettings::default(), &event).await;
+    assert_eq!(sweep.error_count, 0, "{sweep:?}");
+    let after = harness.certificate(&due.id).await;
+    let moved = MaterialVersion(after.material_version.clone().unwrap());
+    match backend {
+        Backend::Sqlite => {
+            assert_eq!(sweep.generation, None);
+            assert_eq!(moved, version);
+        }
+        Backend::Dynamo => {
+            assert_eq!(sweep.moved, 1, "{sweep:?}");
+            assert_ne!(moved, version, "not re-sealed");
+            let generation = sweep.generation.as_deref().unwrap();
+            assert!(harness.vault.is_in_generation(&moved, generation));
+            assert!(!harness.vault.is_in_generation(&version, generation));
+        }
+    }
+    assert_eq!(
+        harness.vault.get_material(&due.id, &moved).await.unwrap(),
+        material,
+        "the key or chain changed"
+    );
+    assert_eq!(
+        harness.faults.new_orders(),
+        orders,
+        "a rotation went to the CA"
     );
 }

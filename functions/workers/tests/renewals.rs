@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 
 use edgecert_core::RenewalWindow;
 use edgecert_core::model::{CertificateStatus, ProvisioningStep};
-use edgecert_core::ports::{Clock, Issuance, IssueOutcome};
+use edgecert_core::ports::{Clock, Issuance, IssueOutcome, MaterialVersion};
 use edgecert_core::usecases::domains::ssl_status;
 use edgecert_core::usecases::renewals::{EXPIRY_WARNING, count_expiring_unrenewed, run_renewals};
 use time::Duration;
@@ -27,6 +27,7 @@ on_both_backends!(
     a_plan_without_auto_renewal_holds_the_certificate,
     ari_sets_the_renewal_time_and_a_later_window_reschedules,
     an_expired_managed_certificate_shows_why_on_its_domain,
+    a_renewal_deletes_the_material_it_replaces,
     a_run_out_of_time_starts_nothing_and_leaves_everything_due,
     certificates_expiring_unrenewed_within_a_week_are_counted,
 );
@@ -386,6 +387,36 @@ async fn an_expired_managed_certificate_shows_why_on_its_domain(backend: Backend
     let requested = harness.certificate(&certificate.id).await;
     assert_eq!(requested.status, CertificateStatus::Pending);
     assert_eq!(requested.next_attempt_at, Some(harness.clock.now()));
+}
+
+/// A renewal switches to the new chain and key, then deletes the material the certificate no
+/// longer refers to (the old chain and key, and the pending key now stored with its chain):
+/// stored material does not grow with every renewal, in any vault.
+async fn a_renewal_deletes_the_material_it_replaces(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let zone = harness.zone().await;
+    let due = harness
+        .due_renewal(&zone, &format!("pruned.{}", zone.name))
+        .await;
+    let settings = harness.settings(300, Duration::hours(3));
+    assert_eq!(harness.renew(&settings).await.issued, 1);
+    let mut first = harness.certificate(&due.id).await;
+    let old = MaterialVersion(first.material_version.clone().unwrap());
+    assert!(harness.vault.get_material(&due.id, &old).await.is_ok());
+
+    // Due again: the second renewal replaces it.
+    first.next_renewal_at = Some(harness.clock.now() - Duration::minutes(1));
+    harness.store.update_certificate(&first).await.unwrap();
+    assert_eq!(harness.renew(&settings).await.issued, 1);
+    let second = harness.certificate(&due.id).await;
+    let new = MaterialVersion(second.material_version.clone().unwrap());
+    assert_ne!(old, new);
+    assert!(harness.vault.get_material(&due.id, &new).await.is_ok());
+    match harness.vault.get_material(&due.id, &old).await {
+        Err(edgecert_core::Error::NotFound(_)) => {}
+        Ok(_) => panic!("the replaced material {} is still stored", old.0),
+        Err(error) => panic!("reading the replaced material: {error}"),
+    }
 }
 
 /// A run whose time is up (the Lambda renewer's deadline less its margin) starts nothing: every

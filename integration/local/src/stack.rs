@@ -53,6 +53,9 @@ pub struct LocalOptions {
     pub table_name: String,
     /// Secret name prefix when on AWS adapters (`EDGECERT_SECRET_PREFIX`).
     pub secret_prefix: String,
+    /// Where certificate keys go when on AWS adapters (`EDGECERT_KEY_STORAGE`; default
+    /// `sealed`, as the stack's `KeyStorage` parameter).
+    pub key_storage: edgecert_aws::KeyStorage,
     /// CNAME target shown in DNS instructions (`EDGECERT_EDGE_HOSTNAME`).
     pub edge_hostname: String,
     /// Comma-separated edge addresses shown for apex names, and what "points at the edge"
@@ -90,6 +93,7 @@ impl LocalOptions {
             aws_endpoint: None,
             table_name: "edgecert".to_owned(),
             secret_prefix: "edgecert/".to_owned(),
+            key_storage: edgecert_aws::KeyStorage::default(),
             edge_hostname: "edge.edgecert.localhost".to_owned(),
             edge_ips: Ipv4Addr::LOCALHOST.to_string(),
             http01_port: None,
@@ -104,6 +108,10 @@ impl LocalOptions {
         }
     }
 }
+
+/// The KMS key of sealed key storage when on AWS adapters: an alias the stack creates in the
+/// emulator on first start, so restarts unseal what earlier runs sealed.
+pub const LOCAL_KMS_KEY_ALIAS: &str = "alias/edgecert-local";
 
 /// The CA identity Pebble stands for in CAA records.
 const PEBBLE_CAA_IDENTITY: &str = "pebble.letsencrypt.org";
@@ -155,6 +163,9 @@ impl LocalOptions {
         vec![
             (vars::TABLE_NAME, self.table_name.clone()),
             (vars::SECRET_PREFIX, self.secret_prefix.clone()),
+            (vars::KEY_STORAGE, self.key_storage.to_string()),
+            // Created in the emulator when missing (`open_storage`).
+            (vars::KMS_KEY_ID, LOCAL_KMS_KEY_ALIAS.to_owned()),
             (vars::EDGE_HOSTNAME, self.edge_hostname.clone()),
             (vars::EDGE_IPS, self.edge_ips.clone()),
             // The local stack proxies to origins on this machine.
@@ -365,7 +376,8 @@ impl LocalStack {
             Arc::clone(&issuer),
             options.workers.renewal_settings(&pebble.directory_url()),
             options.renewal_interval,
-        );
+        )
+        .with_key_sweep(options.workers.key_sweep_settings());
         let renewer_task = tokio::spawn(renewer.run(shutdown_rx));
 
         let info = StackInfo {
@@ -448,6 +460,16 @@ async fn open_storage(
             edgecert_aws::create_table(&clients.dynamodb, table)
                 .await
                 .with_context(|| format!("creating table {table} at {endpoint}"))?;
+            if let Some(alias) = deployment
+                .kms_key_id
+                .as_deref()
+                .filter(|key| key.starts_with("alias/"))
+            {
+                edgecert_aws::ensure_kms_key(&clients.kms, alias)
+                    .await
+                    .with_context(|| format!("creating the KMS key {alias} at {endpoint}"))?;
+            }
+            let vault = edgecert_deployment::key_storage_vault(&clients, deployment)?;
             // The API, the issuer and the renewer write concurrently, and moto applies
             // conditional writes without isolation: serialise them (see the method).
             let store = edgecert_aws::DynamoStore::new(clients.dynamodb, table.clone())
@@ -463,11 +485,11 @@ async fn open_storage(
             }
             Ok((
                 Arc::new(store),
-                Arc::new(edgecert_aws::SecretsManagerVault::new(
-                    clients.secrets_manager,
-                    deployment.secret_prefix.clone(),
-                )),
-                format!("aws:{endpoint} (table {table})"),
+                Arc::new(vault),
+                format!(
+                    "aws:{endpoint} (table {table}, keys {})",
+                    deployment.key_storage
+                ),
             ))
         }
     }

@@ -4,8 +4,10 @@
 //! The service is the one the SigV4 signature names in its credential scope (one endpoint serves
 //! every service, as moto does). Then, by protocol:
 //!
-//! - JSON (`X-Amz-Target: DynamoDB_20120810.GetItem`, `secretsmanager.GetSecretValue`): the
-//!   operation is the target's, the resource comes from the body (`TableName`, `SecretId`). A
+//! - JSON (`X-Amz-Target: DynamoDB_20120810.GetItem`, `secretsmanager.GetSecretValue`,
+//!   `TrentService.Decrypt`): the operation is the target's, the resource comes from the body
+//!   (`TableName`, `SecretId`, KMS's `KeyId`; a KMS request without one is named by the key
+//!   ARN its answer gives, see [`kms_key_arn_in_response`]). A
 //!   DynamoDB transaction is authorized item by item, as IAM does it: `TransactWriteItems` needs
 //!   `PutItem`, `UpdateItem`, `DeleteItem` or `ConditionCheckItem` on each item's table (there
 //!   is no `dynamodb:TransactWriteItems` action), so it yields one authorization per item.
@@ -108,6 +110,7 @@ pub fn authorizations(request: &AwsRequest<'_>, account_id: &str) -> Vec<Authori
             match prefix {
                 "DynamoDB_20120810" => Some("dynamodb".to_owned()),
                 "secretsmanager" => Some("secretsmanager".to_owned()),
+                "TrentService" => Some("kms".to_owned()),
                 _ => None,
             }
         });
@@ -118,6 +121,7 @@ pub fn authorizations(request: &AwsRequest<'_>, account_id: &str) -> Vec<Authori
         return match service.as_deref() {
             Some("dynamodb") => dynamodb(operation, &body, &arns),
             Some("secretsmanager") => vec![secrets_manager(operation, &body, &arns)],
+            Some("kms") => vec![kms(operation, &body, &arns)],
             Some(other) => vec![Authorization {
                 action: Some(format!("{other}:{operation}")),
                 resource: "*".to_owned(),
@@ -168,6 +172,13 @@ impl Arns<'_> {
     fn table(&self, table: &str) -> String {
         format!(
             "arn:{PARTITION}:dynamodb:{}:{}:table/{table}",
+            self.region, self.account_id
+        )
+    }
+
+    fn kms(&self, kind: &str, id: &str) -> String {
+        format!(
+            "arn:{PARTITION}:kms:{}:{}:{kind}/{id}",
             self.region, self.account_id
         )
     }
@@ -362,6 +373,36 @@ fn secrets_manager(operation: &str, body: &Value, arns: &Arns<'_>) -> Authorizat
         operation: operation.to_owned(),
         dynamodb_keys: None,
     }
+}
+
+/// The authorization of a KMS operation with JSON body `body`: on the key its `KeyId` names
+/// (an ARN as is, a key id or an alias in this account and region). IAM authorizes a request
+/// made by alias against the key the alias points to; EdgeCert's deployed processes name their
+/// key by ARN, so the alias form is only met locally. Without a `KeyId` (a `Decrypt` may omit
+/// it) the resource is `*` until the answer names the key.
+fn kms(operation: &str, body: &Value, arns: &Arns<'_>) -> Authorization {
+    let resource = match body["KeyId"].as_str() {
+        Some(arn) if arn.starts_with("arn:") => arn.to_owned(),
+        Some(alias) if alias.starts_with("alias/") => arns.kms("alias", &alias["alias/".len()..]),
+        Some(id) => arns.kms("key", id),
+        None => "*".to_owned(),
+    };
+    Authorization {
+        action: Some(format!("kms:{operation}")),
+        resource,
+        operation: operation.to_owned(),
+        dynamodb_keys: None,
+    }
+}
+
+/// The key ARN a KMS response names (`"KeyId"`, an ARN in `Decrypt`, `GenerateDataKey` and
+/// `Encrypt` answers), if any.
+pub fn kms_key_arn_in_response(body: &[u8]) -> Option<String> {
+    let body: Value = serde_json::from_slice(body).ok()?;
+    body["KeyId"]
+        .as_str()
+        .filter(|id| id.starts_with("arn:"))
+        .map(str::to_owned)
 }
 
 /// The secret ARN a Secrets Manager response names (`"ARN"`), if any.
@@ -587,6 +628,49 @@ mod tests {
                 br#"{"ARN": "arn:aws:secretsmanager:r:1:secret:n-123456", "Name": "n"}"#
             ),
             Some("arn:aws:secretsmanager:r:1:secret:n-123456".to_owned())
+        );
+    }
+
+    #[test]
+    fn kms_requests_are_authorized_on_their_key() {
+        let by_arn = json_request(
+            "kms",
+            "TrentService.Decrypt",
+            &json!({"KeyId": "arn:aws:kms:eu-west-1:123456789012:key/k-1", "CiphertextBlob": "AAAA"}),
+        );
+        assert_eq!(by_arn[0].action.as_deref(), Some("kms:Decrypt"));
+        assert_eq!(
+            by_arn[0].resource,
+            "arn:aws:kms:eu-west-1:123456789012:key/k-1"
+        );
+        let by_id = json_request(
+            "kms",
+            "TrentService.GenerateDataKey",
+            &json!({"KeyId": "k-2", "KeySpec": "AES_256"}),
+        );
+        assert_eq!(by_id[0].action.as_deref(), Some("kms:GenerateDataKey"));
+        assert_eq!(
+            by_id[0].resource,
+            "arn:aws:kms:eu-west-1:123456789012:key/k-2"
+        );
+        let by_alias = json_request(
+            "kms",
+            "TrentService.GenerateDataKey",
+            &json!({"KeyId": "alias/edgecert"}),
+        );
+        assert_eq!(
+            by_alias[0].resource,
+            "arn:aws:kms:eu-west-1:123456789012:alias/edgecert"
+        );
+        let unnamed = json_request(
+            "kms",
+            "TrentService.Decrypt",
+            &json!({"CiphertextBlob": "A"}),
+        );
+        assert_eq!(unnamed[0].resource, "*");
+        assert_eq!(
+            kms_key_arn_in_response(br#"{"KeyId": "arn:aws:kms:r:1:key/k", "Plaintext": "x"}"#),
+            Some("arn:aws:kms:r:1:key/k".to_owned())
         );
     }
 

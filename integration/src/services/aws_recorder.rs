@@ -1,5 +1,7 @@
 //! A recording proxy in front of moto: every AWS call a function makes, as IAM would authorize
 //! it (action and resource ARN), attributed to the function by the endpoint it was given.
+//! DynamoDB, Secrets Manager and KMS (JSON protocols), Route 53 (REST) and STS (query) are
+//! read.
 //!
 //! Each function gets an endpoint of its own ([`AwsRecorder::endpoint_for`]: a listener on a
 //! port of 127.0.0.1 that only that function is told about, as `AWS_ENDPOINT_URL`). The proxy
@@ -29,7 +31,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::{Moto, Route53Zone};
 use crate::iam::request::{
     Authorization, AwsRequest, Signature, assumed_access_key_in_response, authorizations,
-    secret_arn_in_response,
+    kms_key_arn_in_response, secret_arn_in_response,
 };
 use crate::template::stack::ACCOUNT_ID;
 
@@ -347,6 +349,12 @@ fn record(
         if action.starts_with("secretsmanager:") && status.is_success() {
             // The full ARN, with the random suffix IAM matches against.
             if let Some(arn) = secret_arn_in_response(answer) {
+                authorization.resource = arn;
+            }
+        }
+        if action.starts_with("kms:") && authorization.resource == "*" && status.is_success() {
+            // A request that named no key: the answer names the one used.
+            if let Some(arn) = kms_key_arn_in_response(answer) {
                 authorization.resource = arn;
             }
         }

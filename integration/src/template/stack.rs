@@ -561,6 +561,10 @@ impl Stack {
                 last(&id)
             )),
             ("AWS::SecretsManager::Secret", "Id") => Some(id),
+            ("AWS::KMS::Key", "Arn") => Some(format!(
+                "arn:{PARTITION}:kms:{REGION}:{ACCOUNT_ID}:key/{id}"
+            )),
+            ("AWS::KMS::Key", "KeyId") => Some(id),
             // A /64 of the documentation prefix (RFC 3849), one per subnet.
             ("AWS::EC2::Subnet", "Ipv6CidrBlocks") => Some(format!(
                 "2001:db8:{:x}::/64",

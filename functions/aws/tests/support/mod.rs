@@ -3,7 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use edgecert_aws::{AwsClients, DynamoStore, SecretsManagerVault, create_table};
+use edgecert_aws::{
+    AwsClients, DynamoStore, KeyStorage, KeyStorageVault, SecretsManagerVault, create_table,
+    ensure_kms_key,
+};
 use edgecert_integration::Moto;
 use rand::Rng;
 
@@ -63,4 +66,28 @@ pub fn fresh_vault(clients: &AwsClients) -> SecretsManagerVault {
         clients.secrets_manager.clone(),
         format!("{}/", unique_name("secrets")),
     )
+}
+
+/// The KMS key every test of this binary seals under (one per moto: data keys are per table).
+pub async fn kms_key(clients: &AwsClients) -> String {
+    ensure_kms_key(&clients.kms, "alias/edgecert-tests")
+        .await
+        .expect("a KMS key in moto")
+}
+
+/// The deployment's vault in `storage` mode on `table` (which must exist), under a new secret
+/// prefix and the tests' KMS key.
+pub async fn fresh_key_storage_vault(
+    clients: &AwsClients,
+    table: &str,
+    storage: KeyStorage,
+) -> KeyStorageVault {
+    KeyStorageVault::new(
+        clients,
+        storage,
+        table,
+        format!("{}/", unique_name("secrets")),
+        Some(kms_key(clients).await),
+    )
+    .expect("a key storage vault")
 }

@@ -140,6 +140,22 @@ impl Certificate {
         std::iter::once(&self.domain).chain(self.sans.iter())
     }
 
+    /// The lease whose holder alone may write this certificate's material: one per name set
+    /// (sorted, so the same names always share it), taken by every issuance and by the key
+    /// storage sweep, across every process.
+    pub fn issuance_lease_name(&self) -> String {
+        let names: std::collections::BTreeSet<&str> =
+            self.names().map(|name| name.as_str()).collect();
+        format!("issue:{}", names.into_iter().collect::<Vec<_>>().join(","))
+    }
+
+    /// The vault versions this certificate refers to: the one served and the pending key.
+    pub fn material_versions(&self) -> impl Iterator<Item = &String> {
+        self.material_version
+            .iter()
+            .chain(self.pending_material_version.iter())
+    }
+
     /// Whether the renewer keeps this certificate alive on its own: managed certificates always,
     /// downloadable ones when auto-renew is on (the plan is checked again at renewal time).
     pub fn renews_automatically(&self) -> bool {

@@ -17,4 +17,4 @@ pub use store::{
     AccountStore, CertificateStore, ChallengeStore, DomainStore, EventLog, LeaseStore, Page,
     PageRequest, Store, TokenBucketStore, ZoneStore,
 };
-pub use vault::{CertificateMaterial, MAX_MATERIAL_BYTES, MaterialVersion, Vault};
+pub use vault::{CertificateMaterial, MAX_MATERIAL_BYTES, MaterialSweep, MaterialVersion, Vault};

@@ -11,6 +11,7 @@ use crate::ports::{Clock, DnsProviders, DnsResolver, Issuance, Store, Vault};
 pub mod accounts;
 pub mod certificates;
 pub mod domains;
+pub mod key_storage;
 pub mod renewals;
 pub mod zones;
 

@@ -12,7 +12,9 @@ use std::time::Duration as StdDuration;
 
 use edgecert_acme::testing::CaFaults;
 use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
-use edgecert_aws::{AwsClients, DynamoStore, SecretsManagerVault, create_table};
+use edgecert_aws::{
+    AwsClients, DynamoStore, KeyStorage, KeyStorageVault, create_table, ensure_kms_key,
+};
 use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use edgecert_core::model::{
     Account, ApiKey, BucketLimits, Certificate, CertificateEvent, CertificateKind,
@@ -149,10 +151,21 @@ impl Harness {
                         DynamoStore::new(clients.dynamodb.clone(), table.clone())
                             .with_serialized_writes(),
                     ),
-                    Arc::new(SecretsManagerVault::new(
-                        clients.secrets_manager.clone(),
-                        format!("{table}/"),
-                    )),
+                    // The stack's default key storage: keys sealed in the table.
+                    Arc::new(
+                        KeyStorageVault::new(
+                            &clients,
+                            KeyStorage::Sealed,
+                            table.clone(),
+                            format!("{table}/"),
+                            Some(
+                                ensure_kms_key(&clients.kms, "alias/edgecert-workers-tests")
+                                    .await
+                                    .unwrap(),
+                            ),
+                        )
+                        .unwrap(),
+                    ),
                     None,
                 )
             }

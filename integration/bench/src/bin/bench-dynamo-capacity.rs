@@ -844,6 +844,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
         budget_orders: 100_000,
         budget_period: Duration::hours(3),
         concurrency: 8,
+        ..WorkerConfig::default()
     };
     let report = handle_schedule(
         &services,
@@ -853,6 +854,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
             schedule: Some("bench-dynamo-capacity".to_owned()),
             scheduled_time: None,
             execution_id: Some("renewals".to_owned()),
+            ..ScheduleEvent::default()
         },
     )
     .await

@@ -111,6 +111,7 @@ impl DrainPlan {
                     budget_orders: 10,
                     budget_period: Duration::hours(2),
                     concurrency: 8,
+                    ..WorkerConfig::default()
                 },
             ),
         }
@@ -216,6 +217,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
                 schedule: Some("bench-renewal-drain".to_owned()),
                 scheduled_time: Some(rfc3339(clock.now())),
                 execution_id: Some(format!("run-{number}")),
+                ..ScheduleEvent::default()
             },
         )
         .await

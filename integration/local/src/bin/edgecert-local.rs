@@ -34,6 +34,10 @@ struct Args {
     /// Secrets Manager name prefix with --aws-endpoint [default: edgecert/].
     #[arg(long, env = shared::SECRET_PREFIX)]
     secret_prefix: Option<String>,
+    /// Where certificate keys go with --aws-endpoint: sealed (in the table, under a data key
+    /// a KMS key of the emulator wraps) or secrets-manager [default: sealed].
+    #[arg(long, env = shared::KEY_STORAGE)]
+    key_storage: Option<edgecert_aws::KeyStorage>,
     /// CNAME target in DNS instructions [default: edge.edgecert.localhost].
     #[arg(long, env = shared::EDGE_HOSTNAME)]
     edge_hostname: Option<String>,
@@ -80,6 +84,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(secret_prefix) = args.secret_prefix {
         options.secret_prefix = secret_prefix;
+    }
+    if let Some(key_storage) = args.key_storage {
+        options.key_storage = key_storage;
     }
     if let Some(edge_hostname) = args.edge_hostname {
         options.edge_hostname = edge_hostname;
