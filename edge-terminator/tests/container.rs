@@ -84,18 +84,21 @@ async fn the_container_issues_on_demand_and_serves_within_its_task_role() {
         template,
         &unique,
         &[
-            ("TableName", &unique),
-            ("SecretPrefix", &format!("{unique}/")),
             ("EdgeHostname", "edge.edgecert.test"),
-            // challtestsrv answers every A query with 127.0.0.1: every name points here.
-            ("EdgeIps", "127.0.0.1"),
-            ("AcmeDirectory", &pebble.directory_url()),
+            ("AcmeEnvironment", &pebble.directory_url()),
             ("AcmeContactEmail", "ops@edgecert.test"),
             ("CaaIdentities", "letsencrypt.org,pebble.letsencrypt.org"),
             ("TerminatorImage", "registry.edgecert.test/terminator:test"),
+            // A VPC of the operator's, so the edge's addresses are the two Elastic IPs alone.
+            ("VpcId", "vpc-0123456789abcdef0"),
+            ("SubnetIdA", "subnet-0123456789abcdef0"),
+            ("SubnetIdB", "subnet-0123456789abcdef1"),
         ],
     )
-    .expect("a stack of template.yaml with this test's parameters");
+    .expect("a stack of template.yaml with this test's parameters")
+    // challtestsrv answers every A query with 127.0.0.1: every name points at the edge.
+    .with_physical_id("EdgeAddressA", "127.0.0.1")
+    .with_physical_id("EdgeAddressB", "127.0.0.2");
     let containers: Vec<String> = stack
         .containers()
         .expect("the stack's containers")
@@ -135,7 +138,7 @@ async fn the_container_issues_on_demand_and_serves_within_its_task_role() {
         Arc::new(store),
         Arc::new(SecretsManagerVault::new(
             clients.secrets_manager.clone(),
-            format!("{unique}/"),
+            format!("{}/", stack.name()),
         )),
         Arc::new(HickoryResolver::with_name_server(
             pebble.challtestsrv().dns_server_addr(),

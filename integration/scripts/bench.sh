@@ -3,7 +3,7 @@
 #   bash integration/scripts/bench.sh                 # every scenario, release build (~25 min)
 #   bash integration/scripts/bench.sh handshakes      # one or more scenarios by name
 #   bash integration/scripts/bench.sh --quick         # smoke: each scenario runs, tiny sizes
-# Scenarios: handshakes proxy many-certs on-demand lambda-init renewal-drain.
+# Scenarios: handshakes proxy many-certs on-demand lambda-init renewal-drain dynamo-capacity.
 # Each prints a Markdown section and writes it to <target>/<profile>/bench-results/<name>.md.
 # Servers are pinned to core 0 and load generators to core 1 (taskset); run on a quiet machine.
 set -euo pipefail
@@ -19,7 +19,7 @@ for arg in "$@"; do
     *) scenarios+=("$arg") ;;
   esac
 done
-all=(handshakes proxy many-certs on-demand lambda-init renewal-drain)
+all=(handshakes proxy many-certs on-demand lambda-init renewal-drain dynamo-capacity)
 if [ "${#scenarios[@]}" -eq 0 ]; then scenarios=("${all[@]}"); fi
 for scenario in "${scenarios[@]}"; do
   case " ${all[*]} " in

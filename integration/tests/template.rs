@@ -32,6 +32,8 @@ fn of_type<'a>(template: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> 
 const NOT_ACCOUNT_NAMES: &[(&str, &str)] = &[
     ("AWS::ApiGatewayV2::Stage", "StageName"),
     ("AWS::CloudWatch::Alarm", "MetricName"),
+    // A permission names the function it lets API Gateway invoke; it creates no name.
+    ("AWS::Lambda::Permission", "FunctionName"),
 ];
 
 /// Every name a stack gives something in the account's namespaces: each resource's top-level

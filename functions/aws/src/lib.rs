@@ -15,8 +15,10 @@
 //! ```
 //!
 //! The table layout is described in [`schema`]; [`create_table`] creates it (tests and the
-//! local stack; on AWS, `template.yaml` declares it). [`stream`] decodes the table's stream
-//! records into the model, for the issuer.
+//! local stack; on AWS, `template.yaml` declares it), and
+//! [`DynamoStore::migrate_layout`] (the `edgecert-migrate-table` command) moves a table written
+//! by an earlier build to it. [`stream`] decodes the table's stream records into the model, for
+//! the issuer.
 
 mod admin_key;
 mod config;
@@ -27,7 +29,7 @@ mod secrets;
 
 pub use admin_key::AdminKeySecret;
 pub use config::{AwsClients, load_sdk_config};
-pub use dynamo::{DynamoStore, create_table, schema, stream};
+pub use dynamo::{DynamoStore, LayoutMigration, MigrationOptions, create_table, schema, stream};
 pub use error::{AwsError, Result};
 pub use route53::Route53DnsProvider;
 pub use secrets::SecretsManagerVault;

@@ -195,6 +195,15 @@ async fn items_keep_the_documented_layout() {
     store.create_domain(&domain, 10).await.unwrap();
     let certificate = issued_certificate(&account, NOW - Duration::minutes(1));
     store.create_certificate(&certificate, 10).await.unwrap();
+    let shard_pk = |id: &str| {
+        format!(
+            "{account_pk}#{:02}",
+            schema::shard_of(id, schema::ACCOUNT_SHARDS)
+        )
+    };
+    let index_shard = |prefix: &str, id: &str| {
+        format!("{prefix}#{:02}", schema::shard_of(id, schema::INDEX_SHARDS))
+    };
 
     // THEN the account counts them, the domain is in the hostname index and the certificate in
     // the due index, and `data` carries the same version as `version`
@@ -204,10 +213,14 @@ async fn items_keep_the_documented_layout() {
     let domain_item = raw_item(
         &clients.dynamodb,
         &store,
-        account_pk.clone(),
+        shard_pk(domain.id.as_str()),
         &format!("DOM#{}", domain.id),
     )
     .await;
+    assert_eq!(
+        string(&domain_item, schema::GSI3PK),
+        Some(index_shard(schema::CHANGED_DOMAINS, domain.id.as_str()).as_str())
+    );
     assert_eq!(string(&domain_item, schema::ENTITY), Some("domain"));
     assert_eq!(
         string(&domain_item, schema::GSI1PK),
@@ -227,10 +240,15 @@ async fn items_keep_the_documented_layout() {
     .await;
     assert_eq!(string(&host_item, "domain_id"), Some(domain.id.as_str()));
     let cert_sk = format!("CERT#{}", certificate.id);
-    let cert_item = raw_item(&clients.dynamodb, &store, account_pk.clone(), &cert_sk).await;
+    let cert_pk = shard_pk(certificate.id.as_str());
+    let cert_item = raw_item(&clients.dynamodb, &store, cert_pk.clone(), &cert_sk).await;
     assert_eq!(
         string(&cert_item, schema::GSI2PK),
-        Some(schema::DUE_PARTITION)
+        Some(index_shard(schema::DUE_PREFIX, certificate.id.as_str()).as_str())
+    );
+    assert_eq!(
+        string(&cert_item, schema::GSI3PK),
+        Some(index_shard(schema::CHANGED_CERTIFICATES, certificate.id.as_str()).as_str())
     );
     assert!(
         string(&cert_item, schema::GSI2SK)
@@ -243,7 +261,7 @@ async fn items_keep_the_documented_layout() {
     let mut revoked = certificate.clone();
     revoked.status = CertificateStatus::Revoked;
     let stored = store.update_certificate(&revoked).await.unwrap();
-    let cert_item = raw_item(&clients.dynamodb, &store, account_pk, &cert_sk).await;
+    let cert_item = raw_item(&clients.dynamodb, &store, cert_pk, &cert_sk).await;
     assert!(!cert_item.contains_key(schema::GSI2PK));
     assert!(!cert_item.contains_key(schema::GSI2SK));
     assert_eq!(string(&cert_item, schema::STATUS), Some("revoked"));
@@ -290,7 +308,8 @@ async fn a_zone_claims_its_name_and_zones_stored_before_claims_hold_none() {
     );
 
     // AND a zone of the same name stored before claims existed: its item alone (as the
-    // earlier build wrote it), in another account
+    // earlier build wrote it, in the account shard a migrated table keeps it in), in another
+    // account
     let legacy = zone_for(new_account(&store).await, &name);
     clients
         .dynamodb
@@ -298,7 +317,11 @@ async fn a_zone_claims_its_name_and_zones_stored_before_claims_hold_none() {
         .table_name(store.table_name())
         .item(
             schema::PK,
-            AttributeValue::S(format!("ACCT#{}", legacy.account_id)),
+            AttributeValue::S(format!(
+                "ACCT#{}#{:02}",
+                legacy.account_id,
+                schema::shard_of(legacy.id.as_str(), schema::ACCOUNT_SHARDS)
+            )),
         )
         .item(schema::SK, AttributeValue::S(format!("ZONE#{}", legacy.id)))
         .item(schema::ENTITY, AttributeValue::S("zone".to_owned()))

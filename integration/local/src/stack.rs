@@ -448,13 +448,21 @@ async fn open_storage(
             edgecert_aws::create_table(&clients.dynamodb, table)
                 .await
                 .with_context(|| format!("creating table {table} at {endpoint}"))?;
+            // The API, the issuer and the renewer write concurrently, and moto applies
+            // conditional writes without isolation: serialise them (see the method).
+            let store = edgecert_aws::DynamoStore::new(clients.dynamodb, table.clone())
+                .with_serialized_writes();
+            // As the SQLite store migrates on open: a table an earlier build left in this
+            // emulator gets the sharded layout (a new one only has its layout item read).
+            let migration = store
+                .migrate_layout(&edgecert_aws::MigrationOptions::default())
+                .await
+                .with_context(|| format!("migrating table {table} at {endpoint}"))?;
+            if !migration.already_migrated {
+                tracing::info!(?migration, table = %table, "table moved to the sharded layout");
+            }
             Ok((
-                // The API, the issuer and the renewer write concurrently, and moto applies
-                // conditional writes without isolation: serialise them (see the method).
-                Arc::new(
-                    edgecert_aws::DynamoStore::new(clients.dynamodb, table.clone())
-                        .with_serialized_writes(),
-                ),
+                Arc::new(store),
                 Arc::new(edgecert_aws::SecretsManagerVault::new(
                     clients.secrets_manager,
                     deployment.secret_prefix.clone(),

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use edgecert_api::ROUTES;
 use edgecert_deployment::DeploymentConfig;
-use edgecert_integration::template::{Stack, transformed_template};
+use edgecert_integration::template::{FUNCTION_VARIABLE, Stack, transformed_template};
 use edgecert_integration::workspace_root;
 use edgecert_local::stack::NOT_SET_LOCALLY;
 use edgecert_local::{LocalCa, LocalOptions};
@@ -75,7 +75,7 @@ impl Process {
             Process::ApiFunction => shared().map(drop),
             Process::Authorizer => {
                 shared()?;
-                edgecert_api::config::admin_key(lookup)
+                edgecert_api::config::admin_key_source(lookup)
                     .map(drop)
                     .map_err(|error| error.to_string())
             }
@@ -171,7 +171,11 @@ fn every_deployed_process_starts_with_its_template_environment_and_reads_all_of_
             // Only the Globals every function gets; it reads none of them.
             continue;
         }
-        let (outcome, asked) = read(*process, environment);
+        let (outcome, mut asked) = read(*process, environment);
+        if *process != Process::Terminator {
+            // The one Lambda binary reads which function it is before any configuration.
+            asked.insert(FUNCTION_VARIABLE.to_owned());
+        }
         if let Err(error) = outcome {
             // A parser stops at its first error: what it did not read yet says nothing.
             problems.push(format!(
@@ -305,6 +309,7 @@ fn every_variable_named_in_product_code_is_read_by_a_parser_or_the_local_runner(
         outcome.unwrap_or_else(|error| panic!("{process:?}: {error}"));
         read_somewhere.extend(asked);
     }
+    read_somewhere.insert(FUNCTION_VARIABLE.to_owned());
     read_somewhere.extend(
         edgecert_local::vars::ALL
             .iter()

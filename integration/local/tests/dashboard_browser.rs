@@ -182,16 +182,10 @@ impl Dashboard {
         }
     }
 
-    /// The zone setup every certificate scenario needs, in one place: whatever the customer's
-    /// DNS must hold before a zone import passes, then the import through the Zones page.
-    ///
-    /// Today EdgeCert verifies a zone by writing a TXT record through the zone's provider
-    /// (challtestsrv locally) and reading it back, so the DNS needs nothing beforehand. When
-    /// imports require an account-specific record (`_edgecert-zone.<zone>`), create it here
-    /// through challtestsrv's management API (`/set-txt`) before the import; the page shows
-    /// the API's error verbatim, which names the record, if it is missing.
-    async fn import_zone(&self, zone: &str, key: &str) {
-        // The account's zone token, published where the zone's owner would put it.
+    /// The account's zone token for `zone`, published where the zone's owner would put it
+    /// (`_edgecert-zone.<zone>`, through challtestsrv's management API): a zone import passes
+    /// only once it is there.
+    async fn publish_zone_token(&self, zone: &str, key: &str) {
         let (status, record) = self
             .api(
                 "GET",
@@ -215,6 +209,12 @@ impl Dashboard {
             .await
             .unwrap();
         assert!(published.status().is_success(), "challtestsrv /set-txt");
+    }
+
+    /// The zone setup every certificate scenario needs, in one place: the account's zone
+    /// token published, then the import through the Zones page.
+    async fn import_zone(&self, zone: &str, key: &str) {
+        self.publish_zone_token(zone, key).await;
         self.open("zones").await;
         self.browser.fill("#zone-name", zone).await;
         self.browser.fill("#zone-provider", "challtestsrv").await;
@@ -1377,6 +1377,7 @@ async fn scenario_8_markup_in_user_strings_is_shown_as_text_and_never_runs() {
 
     // A zone whose provider id is markup.
     let zone = format!("{}.com", unique("markup"));
+    dashboard.publish_zone_token(&zone, &key).await;
     dashboard.open("zones").await;
     browser.execute(SENTINELS, json!([])).await.unwrap();
     browser.fill("#zone-name", &zone).await;

@@ -51,6 +51,10 @@ pub struct RolePolicies {
     pub aws_managed: Vec<String>,
 }
 
+/// Attributes CloudFormation returns as lists (`Fn::Select` picks from them); given or derived
+/// here as one comma-separated string.
+const LIST_ATTRIBUTES: &[&str] = &["Ipv6CidrBlocks"];
+
 /// A stack of the transformed template.
 #[derive(Debug, Clone)]
 pub struct Stack {
@@ -288,8 +292,13 @@ impl Stack {
                     }
                     _ => bail!("Fn::GetAtt takes [resource, attribute]"),
                 };
-                self.attribute(&logical_id, &attribute)
-                    .map(|value| Some(Value::String(value)))
+                let value = self.attribute(&logical_id, &attribute)?;
+                if LIST_ATTRIBUTES.contains(&attribute.as_str()) {
+                    let items = value.split(',').map(|item| Value::String(item.to_owned()));
+                    Ok(Some(Value::Array(items.collect())))
+                } else {
+                    Ok(Some(Value::String(value)))
+                }
             }
             "Fn::Sub" => {
                 let (pattern, variables) = match argument {
@@ -464,6 +473,11 @@ impl Stack {
             "AWS::Logs::LogGroup" => name("LogGroupName")?,
             "AWS::ECR::Repository" => name("RepositoryName")?.to_lowercase(),
             "AWS::Scheduler::Schedule" => name("Name")?,
+            // An Elastic IP's `Ref` is its address: one of TEST-NET-3 (RFC 5737) per resource.
+            "AWS::EC2::EIP" => format!(
+                "203.0.113.{}",
+                logical_id.bytes().map(u32::from).sum::<u32>() % 254 + 1
+            ),
             "AWS::SNS::Topic" => format!(
                 "arn:{PARTITION}:sns:{REGION}:{ACCOUNT_ID}:{}",
                 name("TopicName")?
@@ -495,7 +509,8 @@ impl Stack {
         )
     }
 
-    /// What `Fn::GetAtt [logical_id, attribute]` returns: the test's value, else the ones
+    /// What `Fn::GetAtt [logical_id, attribute]` returns (a list attribute's items joined by
+    /// commas, see [`LIST_ATTRIBUTES`]): the test's value, else the ones
     /// derived from the physical id for the resource types EdgeCert uses.
     pub fn attribute(&self, logical_id: &str, attribute: &str) -> anyhow::Result<String> {
         if let Some(value) = self
@@ -546,6 +561,11 @@ impl Stack {
                 last(&id)
             )),
             ("AWS::SecretsManager::Secret", "Id") => Some(id),
+            // A /64 of the documentation prefix (RFC 3849), one per subnet.
+            ("AWS::EC2::Subnet", "Ipv6CidrBlocks") => Some(format!(
+                "2001:db8:{:x}::/64",
+                logical_id.bytes().map(u32::from).sum::<u32>()
+            )),
             _ => None,
         };
         derived.with_context(|| {
@@ -829,10 +849,10 @@ mod tests {
                 "Queue": {"Type": "AWS::SQS::Queue"},
                 "Service": {"Type": "AWS::ECS::Service", "Condition": "WithImage"},
                 "Fn": {"Type": "AWS::Lambda::Function",
-                    "Metadata": {"BuildProperties": {"Binary": "domains-get"}},
                     "Properties": {
                         "Role": {"Fn::GetAtt": ["FnRole", "Arn"]},
                         "Environment": {"Variables": {
+                            "EDGECERT_FUNCTION": "domains-get",
                             "TABLE": {"Ref": "Table"},
                             "SECRETS": {"Fn::Sub": ["arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${P}cert/*", {"P": {"Ref": "Prefix"}}]},
                             "FIRST_SUBNET": {"Fn::Select": [0, {"Ref": "Subnets"}]},
@@ -875,6 +895,7 @@ mod tests {
             .into_iter()
             .collect();
         let expected: BTreeMap<String, String> = [
+            ("EDGECERT_FUNCTION", "domains-get"),
             ("TABLE", "mystack-table"),
             (
                 "SECRETS",
@@ -895,7 +916,14 @@ mod tests {
             environment.keys().collect::<Vec<_>>(),
             expected.keys().collect::<Vec<_>>()
         );
-        for name in ["TABLE", "SECRETS", "FIRST_SUBNET", "JOINED", "LITERAL"] {
+        for name in [
+            "EDGECERT_FUNCTION",
+            "TABLE",
+            "SECRETS",
+            "FIRST_SUBNET",
+            "JOINED",
+            "LITERAL",
+        ] {
             assert_eq!(environment[name], expected[name], "{name}");
         }
         assert!(

@@ -14,8 +14,9 @@ use super::keys::{
     ACCOUNT_DIRECTORY_PK, ACCOUNT_ENTRY_PREFIX, ACCOUNT_SK, API_KEY_SK, account_pk, api_key_pk,
     created_key,
 };
+use super::merged::MergedQuery;
 use super::schema::{PK, SK, entity};
-use super::{DynamoStore, PageQuery, Transaction, VersionedUpdate, backoff, writes};
+use super::{DynamoStore, Transaction, VersionedUpdate, backoff, writes};
 use crate::error::AwsError;
 
 /// Keys one BatchGetItem may ask for.
@@ -149,6 +150,7 @@ impl AccountStore for DynamoStore {
         self.update_versioned(VersionedUpdate {
             kind: ItemKind::Account,
             key: items::key(account_pk(&account.id), ACCOUNT_SK),
+            legacy_key: None,
             expected_version: account.version,
             data: items::to_json(&next)?,
             set: vec![],
@@ -183,19 +185,22 @@ impl AccountStore for DynamoStore {
         })
     }
     async fn list_accounts(&self, page: PageRequest) -> Result<Page<Account>> {
-        let query = PageQuery {
+        // One partition, written once per account: never hot, so not sharded.
+        let query = MergedQuery {
             index: None,
-            key_condition: "#pk = :pk",
-            names: HashMap::from([("#pk".to_owned(), PK.to_owned())]),
-            values: HashMap::from([(":pk".to_owned(), s(ACCOUNT_DIRECTORY_PK))]),
+            partition_key: PK,
+            sort_key: SK,
+            partitions: vec![ACCOUNT_DIRECTORY_PK.to_owned()],
+            lower: Some(ACCOUNT_ENTRY_PREFIX.to_owned()),
+            upper: Some(format!("{ACCOUNT_ENTRY_PREFIX}~")),
             consistent: true,
             scope: CursorScope {
-                key_attributes: &[PK, SK],
-                fixed: vec![(PK, ACCOUNT_DIRECTORY_PK.to_owned())],
-                prefixed: vec![(SK, ACCOUNT_ENTRY_PREFIX)],
+                list: "accounts".to_owned(),
+                sort_prefix: ACCOUNT_ENTRY_PREFIX,
+                id_prefix: AccountId::PREFIX,
             },
         };
-        let entries = self.query_page(query, page).await?;
+        let entries = self.merged_page(query, page).await?;
         let ids = entries
             .items
             .iter()

@@ -1,5 +1,6 @@
-//! Certificates: an item in the account's partition, sparse in the due index while the
-//! scheduler has something to do with it, and in the change feed at its `updated_at`;
+//! Certificates: an item in the account's shard, sparse in the due index while the scheduler
+//! has something to do with it, and in the change feed at its `updated_at` (each in the
+//! index shard of its id);
 //! downloadable ones also claim their primary name and a place in the account's certificate
 //! counter.
 
@@ -17,16 +18,15 @@ use super::cursor::CursorScope;
 use super::items::{self, Item, keyed, model_item, n, s};
 use super::keys::{
     ACCOUNT_SK, CERT_NAME_SK, CERTIFICATE_PREFIX, account_pk, certificate_name_pk, certificate_sk,
-    created_key, due_bound, due_key, updated_key,
+    changed_certificate_pk, created_key, due_bound, due_key, due_pk, index_pks, owned_pk,
+    updated_key,
 };
+use super::merged::MergedQuery;
 use super::schema::{
-    BY_CREATED, BY_DUE, CHANGED_CERTIFICATES, DUE_PARTITION, GSI2PK, GSI2SK, GSI3PK, GSI3SK,
-    LSI1SK, PK, SK, STATUS, VERSION, entity,
+    BY_DUE, CHANGED_CERTIFICATES, DUE_PREFIX, GSI2PK, GSI2SK, GSI3PK, GSI3SK, LSI1SK, STATUS,
+    VERSION, entity,
 };
-use super::{
-    DynamoStore, PageQuery, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, changes_query,
-    decode_page, writes,
-};
+use super::{DynamoStore, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, decode_page, writes};
 use crate::error::AwsError;
 
 /// The primary name, copied out of `data`: the key of the name claim, so it must not change.
@@ -39,7 +39,7 @@ fn is_downloadable(certificate: &Certificate) -> bool {
 /// The certificate's item: model, creation order, status copy and due-index keys.
 fn certificate_item(certificate: &Certificate) -> Result<Item> {
     let mut item = model_item(
-        account_pk(&certificate.account_id),
+        owned_pk(&certificate.account_id, certificate.id.as_str()),
         certificate_sk(&certificate.id),
         entity::CERTIFICATE,
         certificate,
@@ -56,10 +56,13 @@ fn certificate_item(certificate: &Certificate) -> Result<Item> {
     item.insert(PRIMARY_NAME.to_owned(), s(certificate.domain.as_str()));
     item.insert(STATUS.to_owned(), s(certificate.status.as_str()));
     if let Some(due_at) = certificate.due_at() {
-        item.insert(GSI2PK.to_owned(), s(DUE_PARTITION));
+        item.insert(GSI2PK.to_owned(), s(due_pk(&certificate.id)));
         item.insert(GSI2SK.to_owned(), s(due_key(due_at, &certificate.id)));
     }
-    item.insert(GSI3PK.to_owned(), s(CHANGED_CERTIFICATES));
+    item.insert(
+        GSI3PK.to_owned(),
+        s(changed_certificate_pk(&certificate.id)),
+    );
     item.insert(
         GSI3SK.to_owned(),
         s(updated_key(certificate.updated_at, certificate.id.as_str())),
@@ -68,28 +71,25 @@ fn certificate_item(certificate: &Certificate) -> Result<Item> {
 }
 
 impl DynamoStore {
+    /// The certificate item and the key it was found at, if it exists.
     async fn certificate_item(
         &self,
         account: &AccountId,
         id: &CertificateId,
-    ) -> Result<Option<Item>> {
-        self.get_item(items::key(account_pk(account), certificate_sk(id)))
+    ) -> Result<Option<(Item, Item)>> {
+        self.owned_item(account, id.as_str(), certificate_sk(id))
             .await
     }
 
-    /// Deletes a managed certificate if it still has `version`; `false` when it changed.
-    async fn delete_managed(
-        &self,
-        account: &AccountId,
-        id: &CertificateId,
-        version: u64,
-    ) -> Result<bool> {
+    /// Deletes the managed certificate at `key` if it still has `version`; `false` when it
+    /// changed.
+    async fn delete_managed(&self, key: Item, version: u64) -> Result<bool> {
         let _turn = self.write_turn().await;
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(items::key(account_pk(account), certificate_sk(id))))
+            .set_key(Some(key))
             .condition_expression("#version = :version")
             .expression_attribute_names("#version", VERSION)
             .expression_attribute_values(":version", n(version))
@@ -104,14 +104,19 @@ impl DynamoStore {
         }
     }
 
-    /// Deletes a downloadable certificate, its name claim and its place in the counter, if it
-    /// still has `version`; `false` when it changed.
-    async fn delete_downloadable(&self, certificate: &Certificate, version: u64) -> Result<bool> {
+    /// Deletes a downloadable certificate (at `key`), its name claim and its place in the
+    /// counter, if it still has `version`; `false` when it changed.
+    async fn delete_downloadable(
+        &self,
+        certificate: &Certificate,
+        key: Item,
+        version: u64,
+    ) -> Result<bool> {
         let account = &certificate.account_id;
         let writes = vec![
             writes::delete(
                 &self.table,
-                items::key(account_pk(account), certificate_sk(&certificate.id)),
+                key,
                 Some("#version = :version"),
                 HashMap::from([("#version".to_owned(), VERSION.to_owned())]),
                 HashMap::from([(":version".to_owned(), n(version))]),
@@ -204,7 +209,7 @@ impl CertificateStore for DynamoStore {
     ) -> Result<Option<Certificate>> {
         self.certificate_item(account, id)
             .await?
-            .map(|item| items::from_data(&item))
+            .map(|(item, _)| items::from_data(&item))
             .transpose()
     }
 
@@ -213,26 +218,13 @@ impl CertificateStore for DynamoStore {
         account: &AccountId,
         page: PageRequest,
     ) -> Result<Page<Certificate>> {
-        let partition = account_pk(account);
-        let query = PageQuery {
-            index: Some(BY_CREATED),
-            key_condition: "#pk = :pk AND begins_with(#created, :prefix)",
-            names: HashMap::from([
-                ("#pk".to_owned(), PK.to_owned()),
-                ("#created".to_owned(), LSI1SK.to_owned()),
-            ]),
-            values: HashMap::from([
-                (":pk".to_owned(), s(partition.as_str())),
-                (":prefix".to_owned(), s(CERTIFICATE_PREFIX)),
-            ]),
-            consistent: true,
-            scope: CursorScope {
-                key_attributes: &[PK, SK, LSI1SK],
-                fixed: vec![(PK, partition)],
-                prefixed: vec![(SK, CERTIFICATE_PREFIX), (LSI1SK, CERTIFICATE_PREFIX)],
-            },
-        };
-        decode_page(self.query_page(query, page).await?)
+        let query = Self::owned_list(
+            account,
+            CERTIFICATE_PREFIX,
+            "certificates",
+            CertificateId::PREFIX,
+        );
+        decode_page(self.merged_page(query, page).await?)
     }
 
     async fn update_certificate(&self, certificate: &Certificate) -> Result<Certificate> {
@@ -242,13 +234,13 @@ impl CertificateStore for DynamoStore {
         };
         let mut set = vec![
             (STATUS, s(next.status.as_str())),
-            (GSI3PK, s(CHANGED_CERTIFICATES)),
+            (GSI3PK, s(changed_certificate_pk(&next.id))),
             (GSI3SK, s(updated_key(next.updated_at, next.id.as_str()))),
         ];
         let mut remove = vec![];
         match next.due_at() {
             Some(due_at) => {
-                set.push((GSI2PK, s(DUE_PARTITION)));
+                set.push((GSI2PK, s(due_pk(&next.id))));
                 set.push((GSI2SK, s(due_key(due_at, &next.id))));
             }
             None => remove.extend([GSI2PK, GSI2SK]),
@@ -256,9 +248,13 @@ impl CertificateStore for DynamoStore {
         self.update_versioned(VersionedUpdate {
             kind: ItemKind::Certificate,
             key: items::key(
-                account_pk(&certificate.account_id),
+                owned_pk(&certificate.account_id, certificate.id.as_str()),
                 certificate_sk(&certificate.id),
             ),
+            legacy_key: Some(items::key(
+                account_pk(&certificate.account_id),
+                certificate_sk(&certificate.id),
+            )),
             expected_version: certificate.version,
             data: items::to_json(&next)?,
             set,
@@ -273,15 +269,15 @@ impl CertificateStore for DynamoStore {
         // Read what the deletion must free, then delete only if nobody changed the certificate
         // meanwhile; a concurrent update makes us read again.
         for _ in 0..TRANSACTION_ATTEMPTS {
-            let Some(item) = self.certificate_item(account, id).await? else {
+            let Some((item, key)) = self.certificate_item(account, id).await? else {
                 return Err(Error::NotFound(ItemKind::Certificate));
             };
             let certificate: Certificate = items::from_data(&item)?;
             let version: u64 = items::number(&item, VERSION)?;
             let deleted = if is_downloadable(&certificate) {
-                self.delete_downloadable(&certificate, version).await?
+                self.delete_downloadable(&certificate, key, version).await?
             } else {
-                self.delete_managed(account, id, version).await?
+                self.delete_managed(key, version).await?
             };
             if deleted {
                 return Ok(());
@@ -295,26 +291,24 @@ impl CertificateStore for DynamoStore {
         now: OffsetDateTime,
         page: PageRequest,
     ) -> Result<Page<Certificate>> {
-        let query = PageQuery {
+        let query = MergedQuery {
             index: Some(BY_DUE),
-            key_condition: "#due = :due AND #at <= :bound",
-            names: HashMap::from([
-                ("#due".to_owned(), GSI2PK.to_owned()),
-                ("#at".to_owned(), GSI2SK.to_owned()),
-            ]),
-            values: HashMap::from([
-                (":due".to_owned(), s(DUE_PARTITION)),
-                (":bound".to_owned(), s(due_bound(now))),
-            ]),
+            partition_key: GSI2PK,
+            sort_key: GSI2SK,
+            partitions: self
+                .with_legacy(index_pks(DUE_PREFIX), DUE_PREFIX.to_owned())
+                .await,
+            lower: None,
+            upper: Some(due_bound(now)),
             // Global indexes are eventually consistent only.
             consistent: false,
             scope: CursorScope {
-                key_attributes: &[PK, SK, GSI2PK, GSI2SK],
-                fixed: vec![(GSI2PK, DUE_PARTITION.to_owned())],
-                prefixed: vec![(SK, CERTIFICATE_PREFIX)],
+                list: "due".to_owned(),
+                sort_prefix: "",
+                id_prefix: CertificateId::PREFIX,
             },
         };
-        let mut page: Page<Certificate> = decode_page(self.query_page(query, page).await?)?;
+        let mut page: Page<Certificate> = decode_page(self.merged_page(query, page).await?)?;
         // The index key has millisecond precision; drop what is due later within `now`'s
         // millisecond.
         page.items
@@ -327,7 +321,14 @@ impl CertificateStore for DynamoStore {
         since: OffsetDateTime,
         page: PageRequest,
     ) -> Result<Page<Certificate>> {
-        let query = changes_query(CHANGED_CERTIFICATES, CERTIFICATE_PREFIX, since);
-        decode_page(self.query_page(query, page).await?)
+        let query = self
+            .changes_query(
+                CHANGED_CERTIFICATES,
+                "changes/certificates",
+                CertificateId::PREFIX,
+                since,
+            )
+            .await;
+        decode_page(self.merged_page(query, page).await?)
     }
 }

@@ -1,4 +1,4 @@
-//! Whitelisted domains: a domain item in its account's partition (also in the change feed at
+//! Whitelisted domains: a domain item in its account's shard (also in its change-feed shard at
 //! its `updated_at`), a global claim on its hostname, and the account's domain counter, always
 //! written together.
 
@@ -11,30 +11,28 @@ use edgecert_core::{AccountId, DomainId, Error, Hostname, ItemKind, Result};
 use time::OffsetDateTime;
 
 use super::accounts::DOMAIN_COUNT;
-use super::cursor::CursorScope;
 use super::items::{self, Item, keyed, model_item, n, s};
 use super::keys::{
-    ACCOUNT_SK, DOMAIN_PREFIX, HOST_SK, account_pk, created_key, domain_sk, host_pk, tombstone_pk,
-    ttl_seconds, updated_key,
+    ACCOUNT_SK, DOMAIN_PREFIX, HOST_SK, account_pk, changed_domain_pk, created_key, domain_sk,
+    host_pk, owned_pk, tombstone_pk, ttl_seconds, updated_key,
 };
 use super::schema::{
-    BY_CREATED, CHANGED_DOMAINS, ENTITY, GSI1PK, GSI3PK, GSI3SK, LSI1SK, PK, SK, TTL, VERSION,
-    entity,
+    CHANGED_DOMAINS, ENTITY, GSI1PK, GSI3PK, GSI3SK, LSI1SK, TTL, VERSION, entity,
 };
-use super::{
-    DynamoStore, PageQuery, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, changes_query,
-    decode_page, writes,
-};
+use super::{DynamoStore, TRANSACTION_ATTEMPTS, Transaction, VersionedUpdate, decode_page, writes};
 
 /// How long a tombstone item outlives its retention before TTL may remove it: readers are
 /// promised [`DeletedDomain::RETENTION`], and DynamoDB's TTL never deletes early.
 const TOMBSTONE_TTL_MARGIN: time::Duration = time::Duration::hours(1);
 
 impl DynamoStore {
-    /// The domain item and its version, if it exists.
-    async fn domain_item(&self, account: &AccountId, id: &DomainId) -> Result<Option<Item>> {
-        self.get_item(items::key(account_pk(account), domain_sk(id)))
-            .await
+    /// The domain item and the key it was found at, if it exists.
+    async fn domain_item(
+        &self,
+        account: &AccountId,
+        id: &DomainId,
+    ) -> Result<Option<(Item, Item)>> {
+        self.owned_item(account, id.as_str(), domain_sk(id)).await
     }
 }
 
@@ -42,7 +40,7 @@ impl DynamoStore {
 impl DomainStore for DynamoStore {
     async fn create_domain(&self, domain: &Domain, max_domains: u32) -> Result<()> {
         let mut domain_item = model_item(
-            account_pk(&domain.account_id),
+            owned_pk(&domain.account_id, domain.id.as_str()),
             domain_sk(&domain.id),
             entity::DOMAIN,
             domain,
@@ -57,7 +55,7 @@ impl DomainStore for DynamoStore {
             )),
         );
         domain_item.insert(GSI1PK.to_owned(), s(domain.hostname.as_str()));
-        domain_item.insert(GSI3PK.to_owned(), s(CHANGED_DOMAINS));
+        domain_item.insert(GSI3PK.to_owned(), s(changed_domain_pk(&domain.id)));
         domain_item.insert(
             GSI3SK.to_owned(),
             s(updated_key(domain.updated_at, domain.id.as_str())),
@@ -98,7 +96,7 @@ impl DomainStore for DynamoStore {
     async fn get_domain(&self, account: &AccountId, id: &DomainId) -> Result<Option<Domain>> {
         self.domain_item(account, id)
             .await?
-            .map(|item| items::from_data(&item))
+            .map(|(item, _)| items::from_data(&item))
             .transpose()
     }
 
@@ -119,26 +117,8 @@ impl DomainStore for DynamoStore {
     }
 
     async fn list_domains(&self, account: &AccountId, page: PageRequest) -> Result<Page<Domain>> {
-        let partition = account_pk(account);
-        let query = PageQuery {
-            index: Some(BY_CREATED),
-            key_condition: "#pk = :pk AND begins_with(#created, :prefix)",
-            names: HashMap::from([
-                ("#pk".to_owned(), PK.to_owned()),
-                ("#created".to_owned(), LSI1SK.to_owned()),
-            ]),
-            values: HashMap::from([
-                (":pk".to_owned(), s(partition.as_str())),
-                (":prefix".to_owned(), s(DOMAIN_PREFIX)),
-            ]),
-            consistent: true,
-            scope: CursorScope {
-                key_attributes: &[PK, SK, LSI1SK],
-                fixed: vec![(PK, partition)],
-                prefixed: vec![(SK, DOMAIN_PREFIX), (LSI1SK, DOMAIN_PREFIX)],
-            },
-        };
-        decode_page(self.query_page(query, page).await?)
+        let query = Self::owned_list(account, DOMAIN_PREFIX, "domains", DomainId::PREFIX);
+        decode_page(self.merged_page(query, page).await?)
     }
 
     async fn update_domain(&self, domain: &Domain) -> Result<Domain> {
@@ -148,11 +128,18 @@ impl DomainStore for DynamoStore {
         };
         self.update_versioned(VersionedUpdate {
             kind: ItemKind::Domain,
-            key: items::key(account_pk(&domain.account_id), domain_sk(&domain.id)),
+            key: items::key(
+                owned_pk(&domain.account_id, domain.id.as_str()),
+                domain_sk(&domain.id),
+            ),
+            legacy_key: Some(items::key(
+                account_pk(&domain.account_id),
+                domain_sk(&domain.id),
+            )),
             expected_version: domain.version,
             data: items::to_json(&next)?,
             set: vec![
-                (GSI3PK, s(CHANGED_DOMAINS)),
+                (GSI3PK, s(changed_domain_pk(&next.id))),
                 (GSI3SK, s(updated_key(next.updated_at, next.id.as_str()))),
             ],
             remove: vec![],
@@ -172,7 +159,7 @@ impl DomainStore for DynamoStore {
         // Read the hostname to free its claim, then delete only if nobody changed the domain
         // meanwhile; a concurrent update makes us read again.
         for _ in 0..TRANSACTION_ATTEMPTS {
-            let Some(item) = self.domain_item(account, id).await? else {
+            let Some((item, key)) = self.domain_item(account, id).await? else {
                 return Err(Error::NotFound(ItemKind::Domain));
             };
             let domain: Domain = items::from_data(&item)?;
@@ -185,7 +172,7 @@ impl DomainStore for DynamoStore {
                 &tombstone,
                 1,
             )?;
-            tombstone_item.insert(GSI3PK.to_owned(), s(CHANGED_DOMAINS));
+            tombstone_item.insert(GSI3PK.to_owned(), s(changed_domain_pk(id)));
             tombstone_item.insert(GSI3SK.to_owned(), s(updated_key(at, id.as_str())));
             tombstone_item.insert(
                 TTL.to_owned(),
@@ -196,7 +183,7 @@ impl DomainStore for DynamoStore {
             let writes = vec![
                 writes::delete(
                     &self.table,
-                    items::key(account_pk(account), domain_sk(id)),
+                    key,
                     Some("#version = :version"),
                     HashMap::from([("#version".to_owned(), VERSION.to_owned())]),
                     HashMap::from([(":version".to_owned(), n(version))]),
@@ -236,8 +223,10 @@ impl DomainStore for DynamoStore {
         since: OffsetDateTime,
         page: PageRequest,
     ) -> Result<Page<DomainChange>> {
-        let query = changes_query(CHANGED_DOMAINS, DOMAIN_PREFIX, since);
-        let page = self.query_page(query, page).await?;
+        let query = self
+            .changes_query(CHANGED_DOMAINS, "changes/domains", DomainId::PREFIX, since)
+            .await;
+        let page = self.merged_page(query, page).await?;
         Ok(Page {
             items: page
                 .items

@@ -6,6 +6,10 @@ use time::OffsetDateTime;
 use edgecert_core::model::ApiKeyHash;
 use edgecert_core::{AccountId, CertificateId, DomainId, ZoneId};
 
+use super::schema::{
+    ACCOUNT_SHARDS, CHANGED_CERTIFICATES, CHANGED_DOMAINS, DUE_PREFIX, INDEX_SHARDS, shard_of,
+};
+
 /// Sort key of an account item.
 pub(crate) const ACCOUNT_SK: &str = "ACCOUNT";
 /// Sort key of an API key item.
@@ -39,9 +43,58 @@ pub(crate) const EVENT_PREFIX: &str = "EVT#";
 /// caps a partition key at 2048 bytes.
 const MAX_RAW_KEY_PART: usize = 1024;
 
-/// `ACCT#{id}`: the partition of an account and everything it owns.
+/// `ACCT#{id}`: the partition of the account item (and, in tables written before the shards,
+/// of everything the account owns).
 pub(crate) fn account_pk(id: &AccountId) -> String {
     format!("ACCT#{id}")
+}
+
+/// `ACCT#{account}#{s}`: the account shard holding the domain, zone or certificate `id`.
+pub(crate) fn owned_pk(account: &AccountId, id: &str) -> String {
+    account_shard_pk(account, shard_of(id, ACCOUNT_SHARDS))
+}
+
+/// `ACCT#{account}#{shard}`.
+fn account_shard_pk(account: &AccountId, shard: u32) -> String {
+    format!("ACCT#{account}#{shard:02}")
+}
+
+/// Every shard partition of the account's domains, zones and certificates.
+pub(crate) fn account_shard_pks(account: &AccountId) -> Vec<String> {
+    (0..ACCOUNT_SHARDS)
+        .map(|shard| account_shard_pk(account, shard))
+        .collect()
+}
+
+/// `{prefix}#{s}`: the shard of a sharded global-index key holding item `id`.
+pub(crate) fn index_pk(prefix: &str, id: &str) -> String {
+    index_shard_pk(prefix, shard_of(id, INDEX_SHARDS))
+}
+
+fn index_shard_pk(prefix: &str, shard: u32) -> String {
+    format!("{prefix}#{shard:02}")
+}
+
+/// Every shard of the sharded global-index key `prefix`.
+pub(crate) fn index_pks(prefix: &str) -> Vec<String> {
+    (0..INDEX_SHARDS)
+        .map(|shard| index_shard_pk(prefix, shard))
+        .collect()
+}
+
+/// `DUE#{s}`: the due-index partition of certificate `id`.
+pub(crate) fn due_pk(id: &CertificateId) -> String {
+    index_pk(DUE_PREFIX, id.as_str())
+}
+
+/// `CHANGED#DOM#{s}`: the change-feed partition of domain `id` (and of its tombstone).
+pub(crate) fn changed_domain_pk(id: &DomainId) -> String {
+    index_pk(CHANGED_DOMAINS, id.as_str())
+}
+
+/// `CHANGED#CERT#{s}`: the change-feed partition of certificate `id`.
+pub(crate) fn changed_certificate_pk(id: &CertificateId) -> String {
+    index_pk(CHANGED_CERTIFICATES, id.as_str())
 }
 
 /// `APIKEY#{hash}`.
@@ -187,6 +240,32 @@ mod tests {
         let id = CertificateId::generate();
         assert!(due_key(now, &id) <= due_bound(now));
         assert!(due_key(now + time::Duration::milliseconds(1), &id) > due_bound(now));
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        // The hash is part of the stored layout: these values must never change.
+        assert_eq!(shard_of("", 16), 0x811c_9dc5 % 16);
+        assert_eq!(shard_of("dom_a", 1), 0);
+        let account = AccountId::generate();
+        let id = DomainId::generate();
+        assert_eq!(
+            owned_pk(&account, id.as_str()),
+            owned_pk(&account, id.as_str())
+        );
+        assert!(account_shard_pks(&account).contains(&owned_pk(&account, id.as_str())));
+        assert_eq!(account_shard_pks(&account).len(), ACCOUNT_SHARDS as usize);
+        assert!(index_pks(CHANGED_DOMAINS).contains(&changed_domain_pk(&id)));
+        assert!(changed_domain_pk(&id).starts_with("CHANGED#DOM#"));
+        let mut used = std::collections::HashSet::new();
+        for _ in 0..400 {
+            used.insert(shard_of(DomainId::generate().as_str(), ACCOUNT_SHARDS));
+        }
+        assert_eq!(
+            used.len(),
+            ACCOUNT_SHARDS as usize,
+            "random ids use every shard"
+        );
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! items put with `attribute_not_exists(PK)`, limits are counters on the account item updated
 //! in the same `TransactWriteItems` with a `ConditionExpression`, and updates are guarded by
 //! `version`. Reads of one item are strongly consistent `GetItem`s; lists are `Query`s on the
-//! local index [`schema::BY_CREATED`] (strongly consistent, oldest first); the hostname and due
-//! lookups use the global indexes, which are eventually consistent by nature.
+//! local index [`schema::BY_CREATED`] of every account shard, merged ([`merged`]; strongly
+//! consistent, oldest first); the due query and the change feeds merge the shards of their
+//! global indexes, which are eventually consistent by nature. Tables written before the shards
+//! are read too until they are migrated ([`layout`]).
 
 mod accounts;
 mod certificates;
@@ -15,7 +17,9 @@ mod domains;
 mod events;
 mod items;
 mod keys;
+mod layout;
 mod leases;
+mod merged;
 pub mod schema;
 pub mod stream;
 mod table;
@@ -34,16 +38,19 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
-use edgecert_core::ports::{Page, PageRequest};
-use edgecert_core::{Error, ItemKind, Result};
+use edgecert_core::ports::Page;
+use edgecert_core::{AccountId, Error, ItemKind, Result};
 use rand::Rng;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::AwsError;
 use cursor::CursorScope;
 use items::{Item, n, s};
+use layout::LayoutState;
+use merged::MergedQuery;
 use schema::{DATA, VERSION};
 
+pub use layout::{LayoutMigration, MigrationOptions};
 pub use table::create_table;
 
 /// Largest page a list returns, whatever the caller asks.
@@ -58,6 +65,8 @@ pub struct DynamoStore {
     table: String,
     /// Set by [`DynamoStore::with_serialized_writes`]: writes wait for it.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// Whether the table may still hold items of the layout before the shards.
+    layout: Arc<LayoutState>,
 }
 
 impl DynamoStore {
@@ -67,6 +76,7 @@ impl DynamoStore {
             client,
             table: table_name.into(),
             write_lock: None,
+            layout: Arc::new(LayoutState::default()),
         }
     }
 
@@ -105,6 +115,101 @@ impl DynamoStore {
             .await
             .map_err(|error| AwsError::dynamodb("GetItem", error))?;
         Ok(output.item)
+    }
+
+    /// The account's domain, zone or certificate `id` (sort key `sk`) and the key it was found
+    /// at: its shard of the account, or the account's partition in a table not migrated yet.
+    async fn owned_item(
+        &self,
+        account: &AccountId,
+        id: &str,
+        sk: String,
+    ) -> Result<Option<(Item, Item)>> {
+        let key = items::key(keys::owned_pk(account, id), sk.clone());
+        if let Some(item) = self.get_item(key.clone()).await? {
+            return Ok(Some((item, key)));
+        }
+        if !self.legacy_possible().await {
+            return Ok(None);
+        }
+        let legacy = items::key(keys::account_pk(account), sk);
+        if let Some(item) = self.get_item(legacy.clone()).await? {
+            return Ok(Some((item, legacy)));
+        }
+        // Moved by a migration between the two reads (moves only go that way).
+        Ok(self.get_item(key.clone()).await?.map(|item| (item, key)))
+    }
+
+    /// `partitions`, and `legacy` (the partition an earlier layout used) while the table may
+    /// still hold items there.
+    async fn with_legacy(&self, mut partitions: Vec<String>, legacy: String) -> Vec<String> {
+        if self.legacy_possible().await {
+            partitions.push(legacy);
+        }
+        partitions
+    }
+
+    /// The list of an account's items of one kind (sort-key prefix `prefix`, e.g. `DOM#`),
+    /// oldest first: every account shard and the account's own partition, on the local index
+    /// (strongly consistent). `list` names the list in its cursors, `id_prefix` is the kind's
+    /// id prefix.
+    ///
+    /// The account's partition is read whatever the `layout` item says: the list functions
+    /// may query the index and nothing else (their IAM grant), and once a table is migrated
+    /// that partition holds only the account item, which is not in the index, so the query
+    /// reads nothing (one read unit).
+    fn owned_list(
+        account: &AccountId,
+        prefix: &'static str,
+        list: &str,
+        id_prefix: &'static str,
+    ) -> MergedQuery {
+        let mut partitions = keys::account_shard_pks(account);
+        partitions.push(keys::account_pk(account));
+        MergedQuery {
+            index: Some(schema::BY_CREATED),
+            partition_key: schema::PK,
+            sort_key: schema::LSI1SK,
+            partitions,
+            lower: Some(prefix.to_owned()),
+            // `~` sorts after every character of a padded time and an id.
+            upper: Some(format!("{prefix}~")),
+            consistent: true,
+            scope: CursorScope {
+                list: format!("{list}/{account}"),
+                sort_prefix: prefix,
+                id_prefix,
+            },
+        }
+    }
+
+    /// A change feed from `since`'s millisecond on, oldest change first: every shard of the
+    /// [`schema::BY_UPDATED`] key `prefix` (and the single key `prefix` while the table may
+    /// hold items of the earlier layout).
+    async fn changes_query(
+        &self,
+        prefix: &'static str,
+        list: &'static str,
+        id_prefix: &'static str,
+        since: time::OffsetDateTime,
+    ) -> MergedQuery {
+        MergedQuery {
+            index: Some(schema::BY_UPDATED),
+            partition_key: schema::GSI3PK,
+            sort_key: schema::GSI3SK,
+            partitions: self
+                .with_legacy(keys::index_pks(prefix), prefix.to_owned())
+                .await,
+            lower: Some(keys::updated_bound(since)),
+            upper: None,
+            // Global indexes are eventually consistent only.
+            consistent: false,
+            scope: CursorScope {
+                list: list.to_owned(),
+                sort_prefix: "",
+                id_prefix,
+            },
+        }
     }
 
     /// Puts an item that must not exist yet; `false` when it does.
@@ -182,31 +287,52 @@ impl DynamoStore {
         .into())
     }
 
-    /// Writes a new version of a model item if its stored version is the expected one.
+    /// Writes a new version of a model item if its stored version is the expected one; in a
+    /// table not migrated yet, where the item is (its sharded key, else its legacy key).
     async fn update_versioned(&self, update: VersionedUpdate) -> Result<()> {
+        let outcome = self.update_versioned_at(&update, update.key.clone()).await;
+        let Err(Error::NotFound(_)) = outcome else {
+            return outcome;
+        };
+        let Some(legacy) = &update.legacy_key else {
+            return outcome;
+        };
+        if !self.legacy_possible().await {
+            return outcome;
+        }
+        match self.update_versioned_at(&update, legacy.clone()).await {
+            // Moved by a migration between the two attempts (moves only go that way).
+            Err(Error::NotFound(_)) => self.update_versioned_at(&update, update.key.clone()).await,
+            outcome => outcome,
+        }
+    }
+
+    /// [`DynamoStore::update_versioned`] of the item at `key`.
+    async fn update_versioned_at(&self, update: &VersionedUpdate, key: Item) -> Result<()> {
         let VersionedUpdate {
             kind,
-            key,
             expected_version,
             data,
             set,
             remove,
             unchanged,
+            ..
         } = update;
+        let (kind, expected_version) = (*kind, *expected_version);
         let mut names = HashMap::from([
             ("#data".to_owned(), DATA.to_owned()),
             ("#version".to_owned(), VERSION.to_owned()),
         ]);
         let mut values = HashMap::from([
-            (":data".to_owned(), s(data)),
+            (":data".to_owned(), s(data.as_str())),
             (":next".to_owned(), n(expected_version + 1)),
             (":expected".to_owned(), n(expected_version)),
         ]);
         let mut expression = "SET #data = :data, #version = :next".to_owned();
-        for (index, (name, value)) in set.into_iter().enumerate() {
+        for (index, (name, value)) in set.iter().enumerate() {
             expression.push_str(&format!(", #s{index} = :s{index}"));
-            names.insert(format!("#s{index}"), name.to_owned());
-            values.insert(format!(":s{index}"), value);
+            names.insert(format!("#s{index}"), (*name).to_owned());
+            values.insert(format!(":s{index}"), value.clone());
         }
         for (index, name) in remove.iter().enumerate() {
             expression.push_str(if index == 0 { " REMOVE " } else { ", " });
@@ -214,7 +340,7 @@ impl DynamoStore {
             names.insert(format!("#r{index}"), (*name).to_owned());
         }
         let mut condition = "#version = :expected".to_owned();
-        if let Some((name, value)) = &unchanged {
+        if let Some((name, value)) = unchanged {
             condition.push_str(" AND #unchanged = :unchanged");
             names.insert("#unchanged".to_owned(), (*name).to_owned());
             values.insert(":unchanged".to_owned(), value.clone());
@@ -252,56 +378,10 @@ impl DynamoStore {
         if items::number::<u64>(&current, VERSION)? != expected_version {
             return Err(Error::VersionConflict(kind));
         }
-        let field = unchanged.map_or("?", |(name, _)| name);
+        let field = unchanged.as_ref().map_or("?", |(name, _)| *name);
         Err(Error::BadRequest {
             code: "immutable_field",
             message: format!("The {kind}'s {field} cannot be changed"),
-        })
-    }
-
-    /// Reads one page of a query, asking for one item more than the page to know whether
-    /// another page follows.
-    async fn query_page(&self, query: PageQuery, page: PageRequest) -> Result<Page<Item>> {
-        let limit = page.limit.clamp(1, MAX_PAGE) as usize;
-        let start = match &page.cursor {
-            Some(cursor) => Some(query.scope.decode(cursor)?),
-            None => None,
-        };
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .set_index_name(query.index.map(str::to_owned))
-            .key_condition_expression(query.key_condition)
-            .set_expression_attribute_names(Some(query.names))
-            .set_expression_attribute_values(Some(query.values))
-            .consistent_read(query.consistent)
-            .scan_index_forward(true)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|error| AwsError::dynamodb("Query", error))?;
-        let items_read = u64::try_from(output.scanned_count).unwrap_or(0);
-        let last_evaluated = output.last_evaluated_key;
-        let mut items = output.items.unwrap_or_default();
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            match items.last() {
-                Some(last) => Some(query.scope.encode(last)?),
-                None => None,
-            }
-        } else {
-            // Fewer than asked: either the end, or DynamoDB stopped at its 1 MB page size.
-            match &last_evaluated {
-                Some(key) => Some(query.scope.encode(key)?),
-                None => None,
-            }
-        };
-        Ok(Page {
-            items,
-            next_cursor,
-            items_read,
         })
     }
 }
@@ -331,6 +411,9 @@ struct VersionedUpdate {
     kind: ItemKind,
     /// The item's key.
     key: Item,
+    /// Where an earlier layout kept the item (tried when `key` holds nothing and the table
+    /// is not migrated yet).
+    legacy_key: Option<Item>,
     /// The version the caller read.
     expected_version: u64,
     /// The model at `expected_version + 1`, as JSON.
@@ -341,51 +424,6 @@ struct VersionedUpdate {
     remove: Vec<&'static str>,
     /// An attribute that must keep its value (the key of a uniqueness claim).
     unchanged: Option<(&'static str, AttributeValue)>,
-}
-
-/// One page of a `Query`.
-struct PageQuery {
-    /// The index queried, `None` for the table.
-    index: Option<&'static str>,
-    /// The key condition.
-    key_condition: &'static str,
-    /// Expression attribute names.
-    names: HashMap<String, String>,
-    /// Expression attribute values.
-    values: HashMap<String, AttributeValue>,
-    /// Strongly consistent read (table and local indexes only).
-    consistent: bool,
-    /// What a cursor of this list holds.
-    scope: CursorScope,
-}
-
-/// One page of a change feed: the `partition` of [`schema::BY_UPDATED`] from `since`'s
-/// millisecond on, oldest change first. `prefix` is the `SK` prefix of the listed kind, which
-/// a cursor must keep.
-fn changes_query(
-    partition: &'static str,
-    prefix: &'static str,
-    since: time::OffsetDateTime,
-) -> PageQuery {
-    PageQuery {
-        index: Some(schema::BY_UPDATED),
-        key_condition: "#changed = :changed AND #at >= :from",
-        names: HashMap::from([
-            ("#changed".to_owned(), schema::GSI3PK.to_owned()),
-            ("#at".to_owned(), schema::GSI3SK.to_owned()),
-        ]),
-        values: HashMap::from([
-            (":changed".to_owned(), s(partition)),
-            (":from".to_owned(), s(keys::updated_bound(since))),
-        ]),
-        // Global indexes are eventually consistent only.
-        consistent: false,
-        scope: CursorScope {
-            key_attributes: &[schema::PK, schema::SK, schema::GSI3PK, schema::GSI3SK],
-            fixed: vec![(schema::GSI3PK, partition.to_owned())],
-            prefixed: vec![(schema::SK, prefix)],
-        },
-    }
 }
 
 /// Exponential backoff with jitter: 12-25 ms, 25-50 ms, 50-100 ms...

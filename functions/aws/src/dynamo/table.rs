@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::types::{
     StreamViewType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
+use super::layout::write_marker;
 use super::schema::{
     BY_CREATED, BY_DUE, BY_HOSTNAME, BY_UPDATED, GSI1PK, GSI2PK, GSI2SK, GSI3PK, GSI3SK, LSI1SK,
     PK, SK, TTL,
@@ -24,8 +25,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Creates the EdgeCert table `name` with the layout of [`schema`](super::schema) — on-demand
 /// billing, the local index `by_created`, the global indexes `by_hostname`, `by_due` and
-/// `by_updated` (all projecting every attribute), a `NEW_AND_OLD_IMAGES` stream and TTL on `ttl` — and waits
-/// until it is `ACTIVE`. Calling it again on an existing table only waits (idempotent).
+/// `by_updated` (all projecting every attribute), a `NEW_AND_OLD_IMAGES` stream and TTL on
+/// `ttl` — waits until it is `ACTIVE`, and records in its `layout` item that it holds only the
+/// sharded layout. Calling it again on an existing table only waits (idempotent); an existing
+/// table of an earlier build is migrated by
+/// [`DynamoStore::migrate_layout`](super::DynamoStore::migrate_layout), not here.
 pub async fn create_table(client: &Client, name: &str) -> Result<()> {
     let result = client
         .create_table()
@@ -79,17 +83,26 @@ pub async fn create_table(client: &Client, name: &str) -> Result<()> {
         )
         .send()
         .await;
-    match result {
-        Ok(_) => tracing::info!(table = name, "table created"),
+    let created = match result {
+        Ok(_) => {
+            tracing::info!(table = name, "table created");
+            true
+        }
         Err(error) => match error.as_service_error() {
             Some(CreateTableError::ResourceInUseException(_)) => {
                 tracing::debug!(table = name, "table exists");
+                false
             }
             _ => return Err(AwsError::dynamodb("CreateTable", error)),
         },
-    }
+    };
     wait_until_active(client, name).await?;
-    enable_ttl(client, name).await
+    enable_ttl(client, name).await?;
+    if created {
+        // Nothing in a new table has the earlier layout.
+        write_marker(client, name).await?;
+    }
+    Ok(())
 }
 
 async fn wait_until_active(client: &Client, name: &str) -> Result<()> {

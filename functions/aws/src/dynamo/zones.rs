@@ -1,4 +1,4 @@
-//! DNS zones: a zone item in its account's partition and a global claim on its name, written
+//! DNS zones: a zone item in its account's shard and a global claim on its name, written
 //! together. Zones stored before claims existed have none: deleting them frees nothing.
 
 use std::collections::HashMap;
@@ -9,11 +9,12 @@ use edgecert_core::model::Zone;
 use edgecert_core::ports::{Page, PageRequest, ZoneStore};
 use edgecert_core::{AccountId, Error, Hostname, ItemKind, Result, ZoneId};
 
-use super::cursor::CursorScope;
-use super::items::{self, keyed, model_item, s};
-use super::keys::{ZONE_NAME_SK, ZONE_PREFIX, account_pk, created_key, zone_name_pk, zone_sk};
-use super::schema::{BY_CREATED, LSI1SK, PK, SK, entity};
-use super::{DynamoStore, PageQuery, Transaction, VersionedUpdate, decode_page, writes};
+use super::items::{self, Item, keyed, model_item, s};
+use super::keys::{
+    ZONE_NAME_SK, ZONE_PREFIX, account_pk, created_key, owned_pk, zone_name_pk, zone_sk,
+};
+use super::schema::{LSI1SK, entity};
+use super::{DynamoStore, Transaction, VersionedUpdate, decode_page, writes};
 use crate::error::AwsError;
 
 /// The account holding a zone-name claim.
@@ -22,14 +23,19 @@ const ACCOUNT_ID: &str = "account_id";
 const ZONE_ID: &str = "zone_id";
 
 impl DynamoStore {
-    /// Deletes the zone item alone (a zone without the claim on its name).
-    async fn delete_zone_item(&self, account: &AccountId, id: &ZoneId) -> Result<()> {
+    /// The zone item and the key it was found at, if it exists.
+    async fn zone_item(&self, account: &AccountId, id: &ZoneId) -> Result<Option<(Item, Item)>> {
+        self.owned_item(account, id.as_str(), zone_sk(id)).await
+    }
+
+    /// Deletes the zone item at `key` alone (a zone without the claim on its name).
+    async fn delete_zone_item(&self, key: Item) -> Result<()> {
         let _turn = self.write_turn().await;
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(items::key(account_pk(account), zone_sk(id))))
+            .set_key(Some(key))
             .condition_expression("attribute_exists(PK)")
             .send()
             .await;
@@ -49,7 +55,7 @@ impl DynamoStore {
 impl ZoneStore for DynamoStore {
     async fn create_zone(&self, zone: &Zone) -> Result<()> {
         let mut item = model_item(
-            account_pk(&zone.account_id),
+            owned_pk(&zone.account_id, zone.id.as_str()),
             zone_sk(&zone.id),
             entity::ZONE,
             zone,
@@ -81,9 +87,9 @@ impl ZoneStore for DynamoStore {
     }
 
     async fn get_zone(&self, account: &AccountId, id: &ZoneId) -> Result<Option<Zone>> {
-        self.get_item(items::key(account_pk(account), zone_sk(id)))
+        self.zone_item(account, id)
             .await?
-            .map(|item| items::from_data(&item))
+            .map(|(item, _)| items::from_data(&item))
             .transpose()
     }
 
@@ -102,26 +108,8 @@ impl ZoneStore for DynamoStore {
     }
 
     async fn list_zones(&self, account: &AccountId, page: PageRequest) -> Result<Page<Zone>> {
-        let partition = account_pk(account);
-        let query = PageQuery {
-            index: Some(BY_CREATED),
-            key_condition: "#pk = :pk AND begins_with(#created, :prefix)",
-            names: HashMap::from([
-                ("#pk".to_owned(), PK.to_owned()),
-                ("#created".to_owned(), LSI1SK.to_owned()),
-            ]),
-            values: HashMap::from([
-                (":pk".to_owned(), s(partition.as_str())),
-                (":prefix".to_owned(), s(ZONE_PREFIX)),
-            ]),
-            consistent: true,
-            scope: CursorScope {
-                key_attributes: &[PK, SK, LSI1SK],
-                fixed: vec![(PK, partition)],
-                prefixed: vec![(SK, ZONE_PREFIX), (LSI1SK, ZONE_PREFIX)],
-            },
-        };
-        decode_page(self.query_page(query, page).await?)
+        let query = Self::owned_list(account, ZONE_PREFIX, "zones", ZoneId::PREFIX);
+        decode_page(self.merged_page(query, page).await?)
     }
 
     async fn update_zone(&self, zone: &Zone) -> Result<Zone> {
@@ -131,7 +119,11 @@ impl ZoneStore for DynamoStore {
         };
         self.update_versioned(VersionedUpdate {
             kind: ItemKind::Zone,
-            key: items::key(account_pk(&zone.account_id), zone_sk(&zone.id)),
+            key: items::key(
+                owned_pk(&zone.account_id, zone.id.as_str()),
+                zone_sk(&zone.id),
+            ),
+            legacy_key: Some(items::key(account_pk(&zone.account_id), zone_sk(&zone.id))),
             expected_version: zone.version,
             data: items::to_json(&next)?,
             set: vec![],
@@ -143,15 +135,16 @@ impl ZoneStore for DynamoStore {
     }
 
     async fn delete_zone(&self, account: &AccountId, id: &ZoneId) -> Result<()> {
-        let Some(zone) = self.get_zone(account, id).await? else {
+        let Some((item, key)) = self.zone_item(account, id).await? else {
             return Err(Error::NotFound(ItemKind::Zone));
         };
+        let zone: Zone = items::from_data(&item)?;
         // The claim goes with the zone only when it is this zone's: a zone stored before
         // claims existed may share its name with the zone that holds it.
         let writes = vec![
             writes::delete(
                 &self.table,
-                items::key(account_pk(account), zone_sk(id)),
+                key.clone(),
                 Some("attribute_exists(PK)"),
                 HashMap::new(),
                 HashMap::new(),
@@ -167,7 +160,7 @@ impl ZoneStore for DynamoStore {
         match self.transact("delete_zone", writes).await? {
             Transaction::Committed => Ok(()),
             outcome if outcome.failed(0) => Err(Error::NotFound(ItemKind::Zone)),
-            _ => self.delete_zone_item(account, id).await,
+            _ => self.delete_zone_item(key).await,
         }
     }
 }
