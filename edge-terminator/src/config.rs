@@ -161,9 +161,9 @@ impl Default for TerminatorConfig {
             max_concurrent_issuances: 32,
             // Within a second, every edge follows a deletion, a re-claim or a new certificate.
             refresh_interval: Duration::from_secs(1),
-            // About 90,000 certificates of a P-256 key and a Let's Encrypt chain (BENCHMARKS.md,
-            // scenario 3): every certificate of most deployments, and within the task's 1 GiB
-            // with room for 10,000 connections.
+            // About 70,000 certificates of a P-256 key and a Let's Encrypt chain (110,000 with
+            // the benchmark's short chain, BENCHMARKS.md scenario 3): every certificate of most
+            // deployments, and within the task's 1 GiB with room for 10,000 connections.
             cache_memory_budget: 256 * MIB,
             // Covers writers' clock skew and the change index's propagation (under a second on
             // DynamoDB); each pass re-reads this much, so it is kept short.
