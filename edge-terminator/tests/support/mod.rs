@@ -268,12 +268,16 @@ impl Env {
         chain_pem: &str,
         key_pem: &str,
     ) {
-        for hostname in hostnames {
-            let domain = self
-                .whitelist_within(&self.account.id, hostname, origin_url, u32::MAX)
-                .await;
-            self.seed_certificate_with(domain, chain_pem, key_pem).await;
-        }
+        use futures::StreamExt as _;
+        // A few in flight: the store's connection thread never waits for the next write.
+        futures::stream::iter(hostnames)
+            .for_each_concurrent(8, |hostname| async move {
+                let domain = self
+                    .whitelist_within(&self.account.id, hostname, origin_url, u32::MAX)
+                    .await;
+                self.seed_certificate_with(domain, chain_pem, key_pem).await;
+            })
+            .await;
     }
 
     /// Gives `domain` an issued managed certificate made of `chain_pem` and `key_pem`.
