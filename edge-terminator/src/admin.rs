@@ -1,10 +1,11 @@
 //! The admin listener: `/healthz` (the load balancer's and ECS's health check) and `/metrics`
 //! (Prometheus text). Not for the internet: the NLB never routes to it.
 //!
-//! `/healthz` answers 503 until the first full load of certificates finished, and while the
-//! store has not been read for longer than `unhealthy_after_store_failures`: the load balancer
-//! then prefers terminators that can issue and follow changes. The listeners serve what they
-//! hold either way.
+//! `/healthz` answers 503 until the first read of the store's change feeds finished (a read of
+//! the last `change_overlap` of changes: nothing is loaded up front, so this does not grow with
+//! the number of domains), and while the store has not been read for longer than
+//! `unhealthy_after_store_failures`: the load balancer then prefers terminators that can load
+//! names, issue and follow changes. The listeners serve what they hold either way.
 
 use std::sync::Arc;
 

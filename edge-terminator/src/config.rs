@@ -13,6 +13,8 @@ use rustls::pki_types::CertificateDer;
 
 use crate::error::{Result, TerminatorError};
 
+const MIB: usize = 1024 * 1024;
+
 /// Names of the terminator's own environment variables (the shared ones are
 /// [`edgecert_deployment::vars`]).
 pub mod vars {
@@ -30,14 +32,17 @@ pub mod vars {
     pub const MAX_CONCURRENT_ISSUANCES: &str = "EDGECERT_TERMINATOR_MAX_CONCURRENT_ISSUANCES";
     /// Client connections served at once, HTTPS and HTTP each (default 10000).
     pub const MAX_CONNECTIONS: &str = "EDGECERT_TERMINATOR_MAX_CONNECTIONS";
-    /// Store lookups of unknown names per second per client address (default 5).
+    /// Store lookups that served nothing (names not whitelisted or not ready) per second per
+    /// client address (default 5).
     pub const LOOKUPS_PER_SECOND: &str = "EDGECERT_TERMINATOR_LOOKUPS_PER_SECOND";
-    /// Burst of store lookups per client address (default 20).
+    /// Burst of such lookups per client address (default 20).
     pub const LOOKUP_BURST: &str = "EDGECERT_TERMINATOR_LOOKUP_BURST";
     /// How long a name found not whitelisted is refused without asking again (default 30).
     pub const NEGATIVE_CACHE_SECS: &str = "EDGECERT_TERMINATOR_NEGATIVE_CACHE_SECS";
     /// Pause between two reads of the change feeds (default 1).
     pub const REFRESH_SECS: &str = "EDGECERT_TERMINATOR_REFRESH_SECS";
+    /// Memory budget of the certificates and routes held, in MiB (default 256).
+    pub const CACHE_MIB: &str = "EDGECERT_TERMINATOR_CACHE_MIB";
     /// `true` to send the client's Host to origins instead of the origin URL's host.
     pub const PRESERVE_HOST: &str = "EDGECERT_TERMINATOR_PRESERVE_HOST";
     /// Extra PEM roots trusted for HTTPS origins, besides the system's.
@@ -94,7 +99,9 @@ pub struct TerminatorConfig {
     pub negative_cache_ttl: Duration,
     /// Most names held in the negative cache.
     pub negative_cache_capacity: usize,
-    /// Store lookups of unknown names allowed per second per client address (IPv6 per /64).
+    /// Store lookups that served nothing (a name not whitelisted or not ready, a failed read)
+    /// allowed per second per client address (IPv6 per /64). Lookups that load a certificate
+    /// are not limited.
     pub lookups_per_second: f64,
     /// Burst of lookups per client address.
     pub lookup_burst: u32,
@@ -102,14 +109,15 @@ pub struct TerminatorConfig {
     pub max_concurrent_issuances: usize,
     /// Pause between two reads of the change feeds.
     pub refresh_interval: Duration,
-    /// How often everything is read again, to drop deleted domains and certificates.
-    pub full_resync_interval: Duration,
+    /// Bytes of recently used certificates and routes held in memory (estimated); past it, the
+    /// least recently used are evicted and loaded again on their next handshake.
+    pub cache_memory_budget: usize,
     /// How far back each feed read reaches before the last change seen (writers' clock skew,
     /// index propagation).
     pub change_overlap: Duration,
     /// `/healthz` answers 503 once the store has not been read for this long.
     pub unhealthy_after_store_failures: Duration,
-    /// Vault reads in flight while loading certificates.
+    /// Vault reads in flight while the refresher loads changed certificates.
     pub load_concurrency: usize,
     /// Items per page of the change feeds.
     pub feed_page_size: u32,
@@ -153,7 +161,10 @@ impl Default for TerminatorConfig {
             max_concurrent_issuances: 32,
             // Within a second, every edge follows a deletion, a re-claim or a new certificate.
             refresh_interval: Duration::from_secs(1),
-            full_resync_interval: Duration::from_secs(3600),
+            // About 70,000 certificates of a P-256 key and a Let's Encrypt chain (110,000 with
+            // the benchmark's short chain, BENCHMARKS.md scenario 3): every certificate of most
+            // deployments, and within the task's 1 GiB with room for 10,000 connections.
+            cache_memory_budget: 256 * MIB,
             // Covers writers' clock skew and the change index's propagation (under a second on
             // DynamoDB); each pass re-reads this much, so it is kept short.
             change_overlap: Duration::from_secs(15),
@@ -233,6 +244,10 @@ impl TerminatorConfig {
             negative_cache_ttl: env
                 .seconds(vars::NEGATIVE_CACHE_SECS, defaults.negative_cache_ttl)?,
             refresh_interval: env.seconds(vars::REFRESH_SECS, defaults.refresh_interval)?,
+            cache_memory_budget: env
+                .number(vars::CACHE_MIB, defaults.cache_memory_budget / MIB)?
+                .checked_mul(MIB)
+                .ok_or_else(|| problem(vars::CACHE_MIB, "is too large"))?,
             preserve_host: env.flag(vars::PRESERVE_HOST)?,
             redirect_https_port: env
                 .number(vars::REDIRECT_HTTPS_PORT, defaults.redirect_https_port)?,
@@ -255,6 +270,9 @@ impl TerminatorConfig {
         }
         if terminator.max_connections == 0 {
             return Err(problem(vars::MAX_CONNECTIONS, "must be at least 1"));
+        }
+        if terminator.cache_memory_budget == 0 {
+            return Err(problem(vars::CACHE_MIB, "must be at least 1"));
         }
         if !(terminator.lookups_per_second > 0.0 && terminator.lookups_per_second.is_finite()) {
             return Err(problem(
@@ -407,6 +425,15 @@ mod tests {
         let mut pairs = REQUIRED.to_vec();
         pairs.push((vars::ORIGIN_CA_FILE, "/nonexistent/ca.pem"));
         assert_eq!(variable(config(&pairs).unwrap_err()), vars::ORIGIN_CA_FILE);
+        for bad in ["0", "lots", "-5"] {
+            let mut pairs = REQUIRED.to_vec();
+            pairs.push((vars::CACHE_MIB, bad));
+            assert_eq!(
+                variable(config(&pairs).unwrap_err()),
+                vars::CACHE_MIB,
+                "{bad}"
+            );
+        }
         let mut pairs = REQUIRED.to_vec();
         pairs.push((vars::MAX_CONCURRENT_ISSUANCES, "0"));
         assert_eq!(
@@ -422,6 +449,7 @@ mod tests {
             REQUIRED[1],
             REQUIRED[2],
             (vars::ON_DEMAND_WAIT_SECS, "7.5"),
+            (vars::CACHE_MIB, "64"),
             (vars::HTTPS_ADDR, "127.0.0.1:8443"),
             (shared::ALLOW_LOOPBACK_ORIGINS, "true"),
             (shared::EDGE_IPS, "203.0.113.1, 2001:db8::1"),
@@ -442,5 +470,11 @@ mod tests {
             vec!["letsencrypt.org".to_owned()]
         );
         assert_eq!(config.terminator.max_concurrent_issuances, 32);
+        assert_eq!(config.terminator.cache_memory_budget, 64 * MIB);
+        assert_eq!(
+            TerminatorConfig::default().cache_memory_budget,
+            256 * MIB,
+            "the default budget"
+        );
     }
 }

@@ -1,12 +1,13 @@
 //! EdgeCert's edge terminator: the part customers' browsers touch.
 //!
-//! - TLS on rustls (aws-lc-rs), certificates chosen synchronously by server name from memory
-//!   (exact name, then wildcard), loaded and refreshed in the background from the store and
-//!   the vault through the store's change feeds; the last good certificate stays served when a
-//!   read fails.
-//! - Unknown server names: a whitelisted hostname gets its certificate issued on demand (one
-//!   flight per name here, the issuer's lease across processes) while the handshake waits a
-//!   bounded time; anything else is refused fast, with no store write and no ACME call.
+//! - TLS on rustls (aws-lc-rs), certificates chosen synchronously by server name from memory.
+//!   Memory holds the recently used names only, within a budget: a name not held is loaded
+//!   from the store and the vault on its first handshake, so start time and memory do not grow
+//!   with the number of domains. The store's change feeds keep what is held current (deletions
+//!   and re-claims at once); the last good certificate stays served when a read fails.
+//! - Whitelisted names with no certificate yet get one issued on demand (one flight per name
+//!   here, the issuer's lease across processes) while the handshake waits a bounded time;
+//!   anything else is refused fast, with no store write and no ACME call.
 //! - Port 80: ACME HTTP-01 answers from the store; everything else redirects to HTTPS.
 //! - A reverse proxy on hyper (HTTP/1.1 and h2 to clients, streaming, WebSocket upgrades) to
 //!   each domain's origin, with the origin address policy applied to the address actually

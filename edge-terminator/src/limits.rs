@@ -1,5 +1,6 @@
 //! Limits that keep unknown server names cheap: a per-client-address token bucket on store
-//! lookups ([`LookupLimiter`]) and a short-lived cache of refusals ([`NegativeCache`]).
+//! lookups that served nothing ([`LookupLimiter`]) and a short-lived cache of refusals
+//! ([`NegativeCache`]).
 //! Both are bounded in memory whatever the clients send.
 
 use std::collections::HashMap;
@@ -10,8 +11,16 @@ use std::time::{Duration, Instant};
 /// Clients tracked at most; past it, buckets that refilled completely are forgotten first.
 const MAX_TRACKED_CLIENTS: usize = 100_000;
 
-/// One token per store lookup, refilled continuously, per client address. IPv6 clients are
-/// keyed by their /64: one host usually holds the whole prefix.
+/// Most debt a client can run up, in seconds of refill: concurrent lookups all start before
+/// any of them is charged.
+const MAX_DEBT_SECONDS: f64 = 300.0;
+
+/// A token per store lookup that served nothing (a name not whitelisted, not ready, or a
+/// failed read), refilled continuously, per client address. A lookup starts only while the
+/// client's bucket holds a token; it is charged when it ends without a certificate, so
+/// clients reaching real names that are not in memory (a cache miss, a restart) are never
+/// held back, while one spraying made-up names is. IPv6 clients are keyed by their /64: one
+/// host usually holds the whole prefix.
 #[derive(Debug)]
 pub(crate) struct LookupLimiter {
     rate_per_second: f64,
@@ -28,12 +37,25 @@ impl LookupLimiter {
         }
     }
 
-    /// Takes a token for `client`; `false` when its bucket is empty.
-    pub(crate) fn allow(&self, client: IpAddr) -> bool {
-        self.allow_at(client, Instant::now())
+    /// Whether `client` may start a lookup now (its bucket holds a token).
+    pub(crate) fn may_look_up(&self, client: IpAddr) -> bool {
+        self.refilled(client, Instant::now(), |tokens| *tokens >= 1.0)
     }
 
-    fn allow_at(&self, client: IpAddr, now: Instant) -> bool {
+    /// Charges `client` a token for a lookup that served nothing; the bucket may go into debt.
+    pub(crate) fn charge(&self, client: IpAddr) {
+        self.charge_at(client, Instant::now());
+    }
+
+    fn charge_at(&self, client: IpAddr, now: Instant) {
+        let floor = -(self.rate_per_second * MAX_DEBT_SECONDS).max(self.burst);
+        self.refilled(client, now, |tokens| {
+            *tokens = (*tokens - 1.0).max(floor);
+        });
+    }
+
+    /// Refills `client`'s bucket up to `now` and hands its tokens to `f`.
+    fn refilled<T>(&self, client: IpAddr, now: Instant, f: impl FnOnce(&mut f64) -> T) -> T {
         let key = bucket_key(client);
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() >= MAX_TRACKED_CLIENTS && !buckets.contains_key(&key) {
@@ -48,16 +70,10 @@ impl LookupLimiter {
             }
         }
         let (tokens, at) = buckets.entry(key).or_insert((self.burst, now));
-        let refilled = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate_per_second)
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate_per_second)
             .min(self.burst);
         *at = now;
-        if refilled >= 1.0 {
-            *tokens = refilled - 1.0;
-            true
-        } else {
-            *tokens = refilled;
-            false
-        }
+        f(tokens)
     }
 }
 
@@ -153,17 +169,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_client_gets_its_burst_then_the_rate() {
+    fn a_client_gets_its_burst_of_empty_lookups_then_the_rate() {
         let limiter = LookupLimiter::new(2.0, 3);
         let client = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
         let start = Instant::now();
-        let allowed = (0..10).filter(|_| limiter.allow_at(client, start)).count();
+        let allowed = (0..10)
+            .filter(|_| {
+                let allowed = limiter.refilled(client, start, |tokens| *tokens >= 1.0);
+                if allowed {
+                    limiter.charge_at(client, start);
+                }
+                allowed
+            })
+            .count();
         assert_eq!(allowed, 3);
         // Half a second later: one more token.
-        assert!(limiter.allow_at(client, start + Duration::from_millis(500)));
-        assert!(!limiter.allow_at(client, start + Duration::from_millis(500)));
+        let later = start + Duration::from_millis(500);
+        assert!(limiter.refilled(client, later, |tokens| *tokens >= 1.0));
+        limiter.charge_at(client, later);
+        assert!(!limiter.refilled(client, later, |tokens| *tokens >= 1.0));
         // Another client is not affected.
-        assert!(limiter.allow_at(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 8)), start));
+        assert!(limiter.refilled(
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, 8)),
+            start,
+            |tokens| *tokens >= 1.0
+        ));
+    }
+
+    #[test]
+    fn lookups_that_serve_cost_nothing_and_concurrent_empty_ones_leave_a_debt() {
+        let limiter = LookupLimiter::new(1.0, 2);
+        let client = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9));
+        let start = Instant::now();
+        // Lookups that found a certificate are never charged.
+        assert!((0..100).all(|_| limiter.refilled(client, start, |tokens| *tokens >= 1.0)));
+        // Ten empty lookups started at once are all charged when they end: the client waits
+        // for the debt to be paid back.
+        for _ in 0..10 {
+            limiter.charge_at(client, start);
+        }
+        let after = |seconds| start + Duration::from_secs(seconds);
+        assert!(!limiter.refilled(client, after(8), |tokens| *tokens >= 1.0));
+        assert!(limiter.refilled(client, after(10), |tokens| *tokens >= 1.0));
     }
 
     #[test]
@@ -172,8 +219,8 @@ mod tests {
         let start = Instant::now();
         let first = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, 1));
         let same_prefix = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0xffff, 0, 0, 2));
-        assert!(limiter.allow_at(first, start));
-        assert!(!limiter.allow_at(same_prefix, start));
+        limiter.charge_at(first, start);
+        assert!(!limiter.refilled(same_prefix, start, |tokens| *tokens >= 1.0));
     }
 
     #[test]

@@ -41,6 +41,10 @@ const COUNTERS: &[(&str, &str)] = &[
         CACHE_REFRESHES,
         "Reads of the store's change feeds, by outcome.",
     ),
+    (
+        FEED_CHANGES,
+        "Items read from the store's change feeds, by kind (domain, tombstone, certificate).",
+    ),
     (HTTP01, "Requests on the HTTP listener, by outcome."),
 ];
 
@@ -56,6 +60,8 @@ pub(crate) const ORIGIN_REFUSED: &str = "edgecert_terminator_origin_refused_tota
 pub(crate) const CONNECTIONS_REJECTED: &str = "edgecert_terminator_connections_rejected_total";
 /// Change feed reads by outcome.
 pub(crate) const CACHE_REFRESHES: &str = "edgecert_terminator_cache_refreshes_total";
+/// Change feed items read by kind.
+pub(crate) const FEED_CHANGES: &str = "edgecert_terminator_feed_changes_total";
 /// HTTP listener requests by outcome.
 pub(crate) const HTTP01: &str = "edgecert_terminator_http_requests_total";
 
@@ -77,17 +83,28 @@ pub(crate) struct CacheGauges {
     pub(crate) certificates: usize,
     /// Hostnames with a route to an origin.
     pub(crate) routes: usize,
-    /// Whether the first full load finished.
+    /// Whether the first read of the change feeds finished.
     pub(crate) loaded: bool,
+    /// Estimated bytes the cache holds.
+    pub(crate) bytes: usize,
+    /// The cache's memory budget.
+    pub(crate) budget: usize,
+    /// Sites evicted so far to stay within the budget.
+    pub(crate) evictions: u64,
 }
 
 impl Metrics {
     /// Adds one to `family{label="value"}`.
     pub(crate) fn count(&self, family: &'static str, label: &'static str, value: &str) {
+        self.add(family, label, value, 1);
+    }
+
+    /// Adds `amount` to `family{label="value"}` (the series appears even for 0).
+    pub(crate) fn add(&self, family: &'static str, label: &'static str, value: &str, amount: u64) {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         *counters
             .entry((family, label, value.to_owned()))
-            .or_default() += 1;
+            .or_default() += amount;
     }
 
     /// The current value of `family{label="value"}`.
@@ -137,8 +154,33 @@ impl Metrics {
         gauge(
             &mut out,
             "edgecert_terminator_cache_loaded",
-            "1 once the first full load from the store finished.",
+            "1 once the first read of the store's change feeds finished.",
             if gauges.loaded { 1.0 } else { 0.0 },
+        );
+        gauge(
+            &mut out,
+            "edgecert_terminator_cache_bytes",
+            "Estimated bytes of the sites (routes and certificates) held in memory.",
+            gauges.bytes as f64,
+        );
+        gauge(
+            &mut out,
+            "edgecert_terminator_cache_budget_bytes",
+            "The memory budget of the sites held.",
+            gauges.budget as f64,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP edgecert_terminator_cache_evictions_total Sites evicted to stay within the budget."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE edgecert_terminator_cache_evictions_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "edgecert_terminator_cache_evictions_total {}",
+            gauges.evictions
         );
         gauge(
             &mut out,
@@ -203,10 +245,15 @@ mod tests {
             certificates: 3,
             routes: 2,
             loaded: true,
+            bytes: 8192,
+            budget: 65536,
+            evictions: 4,
         });
         assert!(text.contains("edgecert_terminator_tls_handshakes_total{outcome=\"ok\"} 2"));
         assert!(text.contains("edgecert_terminator_proxy_responses_total{code=\"502\"} 1"));
         assert!(text.contains("edgecert_terminator_certificates_cached 3"));
+        assert!(text.contains("edgecert_terminator_cache_bytes 8192"));
+        assert!(text.contains("edgecert_terminator_cache_evictions_total 4"));
         assert!(text.contains("edgecert_terminator_origin_latency_seconds_bucket{le=\"0.025\"} 0"));
         assert!(text.contains("edgecert_terminator_origin_latency_seconds_bucket{le=\"0.05\"} 1"));
         assert!(text.contains("edgecert_terminator_origin_latency_seconds_count 1"));

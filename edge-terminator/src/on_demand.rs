@@ -1,8 +1,13 @@
 //! On-demand certificates: what happens when a ClientHello names a server the cache does not
 //! hold.
 //!
+//! The cache holds recently used names only, so this is also how a whitelisted name that is
+//! not in memory (never used on this terminator, or evicted) is loaded from the store and the
+//! vault on its first handshake.
+//!
 //! Cheap refusals come first and touch nothing: no name or an IP literal (not a hostname we
-//! could certify), a name refused a moment ago (negative cache), a client over its lookup rate.
+//! could certify), a name refused a moment ago (negative cache), a client over its rate of
+//! lookups that served nothing.
 //! Then one *flight* per name runs in the background, whatever the number of handshakes
 //! waiting for it:
 //!
@@ -147,8 +152,9 @@ impl OnDemand {
         if let Some(running) = flights.get(name) {
             return Ok(running.clone());
         }
-        // Joining a flight costs nothing; starting one costs a lookup.
-        if !self.limiter.allow(client) {
+        // Joining a flight costs nothing; starting one needs a token, and one that ends with
+        // no certificate costs it.
+        if !self.limiter.may_look_up(client) {
             return Err(Refusal::RateLimited);
         }
         let (sender, receiver) = watch::channel(None);
@@ -159,6 +165,9 @@ impl OnDemand {
             let mut as_of = None;
             let result = this.fly(&hostname, &mut as_of).await;
             this.remember(&name, &result, as_of);
+            if result.is_err() {
+                this.limiter.charge(client);
+            }
             this.shared
                 .metrics
                 .count(ON_DEMAND, "outcome", outcome_label(&result));

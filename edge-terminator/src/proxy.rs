@@ -180,18 +180,17 @@ impl Proxy {
                 "Loop Detected: this site's origin leads back to the edge\n",
             );
         }
-        let Some(route) = self.route(&host).await else {
-            return plain(StatusCode::NOT_FOUND, "Not Found: no site for this host\n");
+        let route = match self.route(&host, connection).await {
+            Some(route) if connection.owner.as_ref() == Some(&route.owner) => route,
+            // The hostname was deleted, and perhaps claimed again, since this connection's
+            // handshake: the client must connect again, and get the new owner's certificate or
+            // none.
+            Some(_) => return changed_hands(&host),
+            None if self.deleted_since_handshake(connection) => return changed_hands(&host),
+            None => {
+                return plain(StatusCode::NOT_FOUND, "Not Found: no site for this host\n");
+            }
         };
-        if connection.owner.as_ref() != Some(&route.owner) {
-            // The hostname was deleted and claimed again since this connection's handshake:
-            // the client must connect again and get the new owner's certificate.
-            tracing::info!(sni = %host, failure = "owner_changed", "the hostname changed hands since the handshake");
-            return plain(
-                StatusCode::MISDIRECTED_REQUEST,
-                "Misdirected Request: this site changed since the connection was opened\n",
-            );
-        }
         let Some(origin) = route.origin.clone() else {
             tracing::warn!(sni = %host, failure = "invalid_origin_url", "the domain's origin URL cannot be used");
             return bad_gateway();
@@ -235,10 +234,23 @@ impl Proxy {
         Response::from_parts(parts, limited(body, self.shared.config.origin_idle_timeout))
     }
 
-    /// The route of a hostname: from the cache, else (while the first load runs) the store.
-    async fn route(&self, host: &str) -> Option<Route> {
+    /// Whether the domain record this connection was opened for was deleted since.
+    fn deleted_since_handshake(&self, connection: &ClientConnection) -> bool {
+        connection
+            .owner
+            .as_ref()
+            .is_some_and(|owner| self.shared.cache.was_deleted(&owner.domain_id))
+    }
+
+    /// The route of a hostname: from the cache, else (its site was evicted since the
+    /// handshake) the store. A record deleted since is not asked about again: the answer is
+    /// known, and requests repeated on an open connection must not become store reads.
+    async fn route(&self, host: &str, connection: &ClientConnection) -> Option<Route> {
         if let Some(route) = self.shared.cache.route(host) {
             return Some(route);
+        }
+        if self.deleted_since_handshake(connection) {
+            return None;
         }
         let hostname = edgecert_core::Hostname::parse_domain(host).ok()?;
         match self
@@ -534,6 +546,15 @@ pub(crate) fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<Prox
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+/// `421`: the site changed hands since the connection's handshake.
+fn changed_hands(host: &str) -> Response<ProxyBody> {
+    tracing::info!(sni = %host, failure = "owner_changed", "the hostname changed hands since the handshake");
+    plain(
+        StatusCode::MISDIRECTED_REQUEST,
+        "Misdirected Request: this site changed since the connection was opened\n",
+    )
 }
 
 fn bad_gateway() -> Response<ProxyBody> {

@@ -1,26 +1,31 @@
-//! The refresher: the background task that fills the cache from the store and the vault and
-//! keeps it current.
+//! The refresher: the background task that keeps the cache's sites current from the store's
+//! change feeds.
 //!
-//! - At start, a full pass reads both change feeds from the beginning, a page at a time, and
-//!   loads the vault material of each page's certificates in parallel
-//!   (`load_concurrency`) while the next page is fetched. Listeners serve meanwhile: a name not
-//!   loaded yet goes through the on-demand path, which reads that one certificate directly.
-//! - Then, every `refresh_interval` (a second), it reads only what changed since the previous
-//!   pass began (minus `change_overlap` for writers' clock skew and index propagation), and
-//!   skips the vault when the served material version did not change. That is O(changes), not
-//!   O(certificates), and not O(traffic): no hostname is looked up again because it is used.
-//! - Deleted domains come through the domain feed as tombstones: the hostname's route and
-//!   certificate go at once when they belong to the deleted record (account and domain id),
-//!   and stay when another record has claimed the name since. A route of a new record replaces
-//!   the old one and stops its certificate being served ([`EdgeCache`](crate::cache)).
-//! - A domain change the negative cache's refusal did not see lifts the refusal, so a name
-//!   whitelisted, nudged or issued since is tried again on its next handshake.
-//! - Every `full_resync_interval`, and whenever the last pass is older than the store keeps
-//!   tombstones, a full pass reads everything again and drops whatever it did not see.
+//! - Nothing is loaded at start. The first pass reads the feeds' last `change_overlap` only
+//!   (what a writer with a slow clock may still be adding), then the terminator is ready:
+//!   start time does not grow with the number of domains or certificates. Names are loaded on
+//!   their first handshake (`crate::on_demand`).
+//! - Then, every `refresh_interval` (a second), it reads what changed since the previous pass
+//!   began (minus `change_overlap` for writers' clock skew and index propagation). That is
+//!   O(changes), not O(certificates), and not O(traffic): no hostname is looked up again
+//!   because it is used.
+//! - Domain changes: the site of a held hostname follows its record, and a route of another
+//!   record replaces it and drops its certificate at once; tombstones remove the deleted
+//!   record's site ([`EdgeCache`](crate::cache) explains why nothing else needs to be
+//!   resident). Every domain change lifts a refusal of the negative cache decided on an older
+//!   version of the domain, held or not, so a name whitelisted, nudged or issued since is tried
+//!   again on its next handshake.
+//! - Certificate changes are applied to held sites only: new material is read from the vault
+//!   (skipped when the served version did not change), a revoked or expired certificate is
+//!   dropped. Certificates of names not held are left for their next handshake, so the vault
+//!   is read for what is used, not for what exists.
 //! - A failed read changes nothing in the cache (the last good certificates stay served); a
 //!   certificate whose material could not be read is retried on the next round.
+//! - After a gap between two reads longer than half the time the store keeps tombstones,
+//!   deletions may have been missed: every site is dropped, and names load again on their
+//!   next handshake.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -33,12 +38,17 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::cache::{RouteChange, normalize_name};
-use crate::metrics::CACHE_REFRESHES;
+use crate::metrics::{CACHE_REFRESHES, FEED_CHANGES};
 use crate::shared::Shared;
 
 /// What one read of a feed saw.
-struct FeedRead<Id> {
-    seen: HashSet<Id>,
+#[derive(Debug, Default)]
+struct FeedRead {
+    /// Items read.
+    items: u64,
+    /// Of those, applied to held sites (routes followed, sites removed, certificates loaded
+    /// or dropped).
+    applied: u64,
     newest: Option<OffsetDateTime>,
 }
 
@@ -49,7 +59,6 @@ pub(crate) struct Refresher {
     domains_since: Option<OffsetDateTime>,
     /// Certificates whose material could not be loaded, tried again next round.
     retry: HashMap<CertificateId, Certificate>,
-    last_full_pass: Option<Instant>,
 }
 
 impl Refresher {
@@ -59,53 +68,62 @@ impl Refresher {
             certificates_since: None,
             domains_since: None,
             retry: HashMap::new(),
-            last_full_pass: None,
         }
     }
 
-    /// Whether the next pass must read everything: the first one, one per
-    /// `full_resync_interval`, and any after a gap long enough for the store to have dropped
-    /// tombstones this terminator has not read.
-    fn needs_full_pass(&self) -> bool {
-        let resync_due = self
-            .last_full_pass
-            .is_none_or(|at| at.elapsed() >= self.shared.config.full_resync_interval);
-        let tombstones_may_be_gone = self.domains_since.is_some_and(|since| {
+    /// Whether the store may have dropped tombstones this terminator has not read.
+    fn tombstones_may_be_gone(&self) -> bool {
+        self.domains_since.is_some_and(|since| {
             self.shared.services.clock.now() - since > DeletedDomain::RETENTION / 2
-        });
-        resync_due || tombstones_may_be_gone
+        })
     }
 
     /// Runs until `shutdown` turns true.
     pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         loop {
-            let full = self.needs_full_pass();
+            if self.tombstones_may_be_gone() {
+                let dropped = self.shared.cache.clear();
+                self.retry.clear();
+                self.certificates_since = None;
+                self.domains_since = None;
+                tracing::warn!(
+                    dropped,
+                    "the change feeds were not read for longer than the store keeps tombstones; \
+                     dropped every held site, names load again on their next handshake"
+                );
+            }
             let started = Instant::now();
-            let result = if full {
-                self.full_pass().await
-            } else {
-                self.incremental_pass().await
-            };
-            let kind = if full { "full" } else { "incremental" };
-            match result {
-                Ok(()) => {
+            match self.pass().await {
+                Ok((domains, certificates)) => {
                     self.shared.store_read_succeeded();
                     self.shared.metrics.count(CACHE_REFRESHES, "outcome", "ok");
-                    let (certificates, routes) = self.shared.cache.sizes();
-                    tracing::debug!(
-                        kind,
-                        certificates,
-                        routes,
-                        elapsed_ms = started.elapsed().as_millis(),
-                        "cache refreshed"
-                    );
+                    let (held_certificates, sites) = self.shared.cache.sizes();
+                    let first = !self.shared.loaded.swap(true, Ordering::Relaxed);
+                    if first {
+                        tracing::info!(
+                            domain_changes = domains.items,
+                            certificate_changes = certificates.items,
+                            elapsed_ms = started.elapsed().as_millis(),
+                            "first read of the change feeds finished; serving"
+                        );
+                    } else {
+                        tracing::debug!(
+                            domain_changes = domains.items,
+                            domain_changes_applied = domains.applied,
+                            certificate_changes = certificates.items,
+                            certificate_changes_applied = certificates.applied,
+                            certificates = held_certificates,
+                            sites,
+                            elapsed_ms = started.elapsed().as_millis(),
+                            "cache refreshed"
+                        );
+                    }
                 }
                 Err(error) => {
                     self.shared
                         .metrics
                         .count(CACHE_REFRESHES, "outcome", "failed");
                     tracing::warn!(
-                        kind,
                         %error,
                         "could not read the store; serving the certificates already loaded"
                     );
@@ -121,44 +139,17 @@ impl Refresher {
         }
     }
 
-    /// Reads everything, then forgets what the store no longer has.
-    async fn full_pass(&mut self) -> Result<(), Error> {
-        let started = Instant::now();
-        let pass_start = self.shared.services.clock.now();
-        let since = OffsetDateTime::UNIX_EPOCH;
-        let certificates = self.read_certificates(since).await?;
-        let domains = self.read_domains(since).await?;
-        let (dropped_certificates, dropped_routes) =
-            self.shared.cache.retain(&certificates.seen, &domains.seen);
-        self.certificates_since = Some(
-            certificates
-                .newest
-                .map_or(pass_start, |newest| newest.max(pass_start)),
-        );
-        self.domains_since = Some(
-            domains
-                .newest
-                .map_or(pass_start, |newest| newest.max(pass_start)),
-        );
-        self.last_full_pass = Some(Instant::now());
-        let first = !self.shared.loaded.swap(true, Ordering::Relaxed);
-        let (served, routes) = self.shared.cache.sizes();
-        tracing::info!(
-            first_load = first,
-            certificates = served,
-            routes,
-            dropped_certificates,
-            dropped_routes,
-            elapsed_ms = started.elapsed().as_millis(),
-            "full cache load finished"
-        );
-        Ok(())
-    }
-
-    /// Reads what changed since the last change seen, and retries failed loads.
-    async fn incremental_pass(&mut self) -> Result<(), Error> {
+    /// Reads what changed since the last change seen (the feeds' last `change_overlap` on the
+    /// first pass), and retries failed loads.
+    async fn pass(&mut self) -> Result<(FeedRead, FeedRead), Error> {
+        self.shared.cache.forget_old();
         let overlap = self.shared.config.change_overlap;
-        let retry: Vec<Certificate> = self.retry.drain().map(|(_, item)| item).collect();
+        let retry: Vec<Certificate> = self
+            .retry
+            .drain()
+            .map(|(_, item)| item)
+            .filter(|item| self.shared.cache.holds_record_of(item))
+            .collect();
         if !retry.is_empty() {
             let failed = self.apply_certificates(retry).await;
             self.retry.extend(failed);
@@ -176,13 +167,15 @@ impl Refresher {
                     .fold(now, OffsetDateTime::max),
             )
         };
-        let since = self.certificates_since.unwrap_or(now) - overlap;
-        let certificates = self.read_certificates(since).await?;
-        self.certificates_since = advance(self.certificates_since, certificates.newest);
+        // Domains first: a route that changed hands this pass drops its certificate before a
+        // certificate of the same pass could be attached to it.
         let since = self.domains_since.unwrap_or(now) - overlap;
         let domains = self.read_domains(since).await?;
         self.domains_since = advance(self.domains_since, domains.newest);
-        Ok(())
+        let since = self.certificates_since.unwrap_or(now) - overlap;
+        let certificates = self.read_certificates(since).await?;
+        self.certificates_since = advance(self.certificates_since, certificates.newest);
+        Ok((domains, certificates))
     }
 
     async fn certificates_page(
@@ -201,33 +194,35 @@ impl Refresher {
             .await
     }
 
-    /// Pages through the certificate feed, loading each page while fetching the next.
-    async fn read_certificates(
-        &mut self,
-        since: OffsetDateTime,
-    ) -> Result<FeedRead<CertificateId>, Error> {
-        let mut read = FeedRead {
-            seen: HashSet::new(),
-            newest: None,
-        };
+    /// Pages through the certificate feed, applying each page's certificates of held sites
+    /// while fetching the next.
+    async fn read_certificates(&mut self, since: OffsetDateTime) -> Result<FeedRead, Error> {
+        let mut read = FeedRead::default();
         let mut page = Some(self.certificates_page(since, None).await?);
         while let Some(current) = page.take() {
-            for certificate in &current.items {
-                read.seen.insert(certificate.id.clone());
+            read.items += current.items.len() as u64;
+            let mut held = Vec::new();
+            for certificate in current.items {
                 read.newest = read.newest.max(Some(certificate.updated_at));
+                if self.shared.cache.holds_record_of(&certificate) {
+                    held.push(certificate);
+                }
             }
-            let next = current.next_cursor.clone();
+            read.applied += held.len() as u64;
+            let next = current.next_cursor;
             let fetch_next = async {
                 match next {
                     Some(cursor) => Some(self.certificates_page(since, Some(cursor)).await),
                     None => None,
                 }
             };
-            let (failed, fetched) =
-                tokio::join!(self.apply_certificates(current.items), fetch_next);
+            let (failed, fetched) = tokio::join!(self.apply_certificates(held), fetch_next);
             self.retry.extend(failed);
             page = fetched.transpose()?;
         }
+        self.shared
+            .metrics
+            .add(FEED_CHANGES, "kind", "certificate", read.items);
         Ok(read)
     }
 
@@ -259,13 +254,11 @@ impl Refresher {
             .await
     }
 
-    /// Pages through the domain feed: routes every hostname it returns, and applies every
-    /// tombstone.
-    async fn read_domains(&mut self, since: OffsetDateTime) -> Result<FeedRead<String>, Error> {
-        let mut read = FeedRead {
-            seen: HashSet::new(),
-            newest: None,
-        };
+    /// Pages through the domain feed: held sites follow their records, tombstones remove
+    /// theirs, and refusals decided on older versions are lifted.
+    async fn read_domains(&mut self, since: OffsetDateTime) -> Result<FeedRead, Error> {
+        let mut read = FeedRead::default();
+        let (mut changed, mut tombstones) = (0, 0);
         let mut cursor = None;
         loop {
             let request = PageRequest {
@@ -280,36 +273,41 @@ impl Refresher {
                 .await?;
             for change in &page.items {
                 let hostname = normalize_name(change.hostname().as_str());
-                match change {
+                let applied = match change {
                     DomainChange::Changed(domain) => {
-                        self.apply_domain(&hostname, domain);
-                        read.seen.insert(hostname);
+                        changed += 1;
+                        // A refusal decided on an older version of this domain (or before it
+                        // existed) no longer holds: the next handshake asks again.
+                        self.shared
+                            .negative
+                            .forget_before(&hostname, domain.version);
+                        self.shared.cache.apply_change(domain) != RouteChange::Unchanged
                     }
                     DomainChange::Deleted(deleted) => {
-                        if self.shared.cache.apply_deletion(deleted) {
+                        tombstones += 1;
+                        let removed = self.shared.cache.apply_deletion(deleted);
+                        if removed {
                             tracing::info!(
                                 sni = %hostname,
                                 domain = %deleted.id,
                                 "domain deleted; stopped serving it"
                             );
                         }
+                        removed
                     }
-                }
+                };
+                read.items += 1;
+                read.applied += u64::from(applied);
                 read.newest = read.newest.max(Some(change.changed_at()));
             }
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
-                None => return Ok(read),
+                None => break,
             }
         }
-    }
-
-    fn apply_domain(&self, hostname: &str, domain: &edgecert_core::model::Domain) {
-        let change = self.shared.cache.insert_route(domain);
-        if change != RouteChange::Unchanged {
-            // A refusal decided on an older version of this domain (or before it existed) no
-            // longer holds: the next handshake asks again.
-            self.shared.negative.forget_before(hostname, domain.version);
-        }
+        let metrics = &self.shared.metrics;
+        metrics.add(FEED_CHANGES, "kind", "domain", changed);
+        metrics.add(FEED_CHANGES, "kind", "tombstone", tombstones);
+        Ok(read)
     }
 }

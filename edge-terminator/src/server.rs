@@ -161,9 +161,11 @@ pub struct Terminator {
 }
 
 impl Terminator {
-    /// Starts serving on `listeners`: certificates and routes load from `services.store` and
-    /// `services.vault` in the background while the listeners already answer; unknown
-    /// whitelisted names are issued through `issuance`; origins are reached under
+    /// Starts serving on `listeners`: nothing is loaded up front; a name's route and
+    /// certificate are loaded from `services.store` and `services.vault` on its first handshake
+    /// and kept, within `config.cache_memory_budget`, while the change feeds keep them current;
+    /// whitelisted names with no certificate yet are issued through `issuance`; origins are
+    /// reached under
     /// `services.origin_policy`, resolved by `services.resolver`.
     ///
     /// Must be called inside a Tokio runtime. Fails only on a configuration rustls refuses or
@@ -257,12 +259,14 @@ impl Terminator {
         self.admin_addr
     }
 
-    /// Whether the first full load of certificates and routes finished.
+    /// Whether the first read of the store's change feeds finished (what `/healthz` waits
+    /// for; it does not grow with the number of domains).
     pub fn is_loaded(&self) -> bool {
         self.shared.loaded.load(Ordering::Relaxed)
     }
 
-    /// Waits until the first full load finished, at most `timeout`; `false` if it did not.
+    /// Waits until the first read of the change feeds finished, at most `timeout`; `false` if
+    /// it did not.
     pub async fn wait_loaded(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         while !self.is_loaded() {
@@ -274,7 +278,7 @@ impl Terminator {
         true
     }
 
-    /// Certificates held in memory.
+    /// Certificates held in memory (those of recently used names).
     pub fn certificates_cached(&self) -> usize {
         self.shared.cache.sizes().0
     }

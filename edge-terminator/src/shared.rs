@@ -29,7 +29,7 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// Names recently refused.
     pub(crate) negative: NegativeCache,
-    /// Whether the first full load finished.
+    /// Whether the first read of the change feeds finished.
     pub(crate) loaded: AtomicBool,
     /// When the refresher last read the store successfully.
     last_store_read: Mutex<Option<Instant>>,
@@ -74,10 +74,11 @@ pub(crate) enum Loaded {
 impl Shared {
     pub(crate) fn new(services: Services, config: TerminatorConfig) -> Shared {
         let negative = NegativeCache::new(config.negative_cache_capacity);
+        let cache = Arc::new(EdgeCache::new(config.cache_memory_budget));
         Shared {
             services,
             config,
-            cache: Arc::new(EdgeCache::default()),
+            cache,
             metrics: Arc::new(Metrics::default()),
             negative,
             loaded: AtomicBool::new(false),
@@ -93,12 +94,14 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
     }
 
-    /// Why this terminator should not take new traffic, if it should not: the first full load
-    /// has not finished, or the store has not been read for longer than
+    /// Why this terminator should not take new traffic, if it should not: the first read of
+    /// the change feeds has not finished, or the store has not been read for longer than
     /// `unhealthy_after_store_failures`. Serving what it holds goes on either way.
     pub(crate) fn unhealthy(&self) -> Option<String> {
         if !self.loaded.load(Ordering::Relaxed) {
-            return Some("the first load of certificates has not finished".to_owned());
+            return Some(
+                "the first load from the store's change feeds has not finished".to_owned(),
+            );
         }
         let last = *self
             .last_store_read
@@ -116,10 +119,14 @@ impl Shared {
     /// Gauges for `/metrics`.
     pub(crate) fn gauges(&self) -> CacheGauges {
         let (certificates, routes) = self.cache.sizes();
+        let (bytes, budget) = self.cache.bytes();
         CacheGauges {
             certificates,
             routes,
             loaded: self.loaded.load(Ordering::Relaxed),
+            bytes,
+            budget,
+            evictions: self.cache.evictions(),
         }
     }
 
@@ -133,11 +140,11 @@ impl Shared {
         match servable(certificate, self.services.clock.now()) {
             Servable::Ignore => Ok(Loaded::NotServed),
             Servable::Drop => {
-                self.cache.remove_certificate(&certificate.id);
+                self.cache.remove_certificate(certificate);
                 Ok(Loaded::NotServed)
             }
             Servable::Serve(version) => {
-                if self.cache.material_version(&certificate.id).as_deref() == Some(&version) {
+                if self.cache.material_version(certificate).as_deref() == Some(&version) {
                     return Ok(Loaded::Served);
                 }
                 let material = self
@@ -147,13 +154,16 @@ impl Shared {
                     .await
                     .map_err(|error| format!("reading the vault: {error}"))?;
                 let key = certified_key(&material)?;
-                self.cache.insert_certificate(certificate, &version, key);
-                tracing::info!(
-                    certificate = %certificate.id,
-                    sni = %certificate.domain,
-                    material_version = %version,
-                    "certificate loaded"
-                );
+                // Not held when its site went meanwhile (evicted, deleted, claimed again): the
+                // name's next handshake decides.
+                if self.cache.insert_certificate(certificate, &version, key) {
+                    tracing::info!(
+                        certificate = %certificate.id,
+                        sni = %certificate.domain,
+                        material_version = %version,
+                        "certificate loaded"
+                    );
+                }
                 Ok(Loaded::Served)
             }
         }

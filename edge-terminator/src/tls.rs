@@ -23,7 +23,7 @@ pub(crate) const ALPN_H2: &[u8] = b"h2";
 const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 /// Chooses the certificate from memory only: never blocks, never does I/O. Names it does not
-/// hold were handled (issued on demand, or refused) before the handshake got here.
+/// hold were handled (loaded or issued on demand, or refused) before the handshake got here.
 pub(crate) struct SniResolver {
     cache: Arc<EdgeCache>,
 }

@@ -1,8 +1,10 @@
-//! Fakes around real adapters, for tests only: [`FakeStore`] counts writes and can fail every
-//! call; [`FakeVault`] can fail every call. Both forward to the SQLite adapters otherwise.
+//! Fakes around real adapters, for tests only: [`FakeStore`] counts reads and writes and can
+//! fail every call; [`FakeVault`] counts material reads and can fail every call. Both forward
+//! to the SQLite adapters otherwise.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use edgecert_core::model::{
@@ -27,6 +29,7 @@ pub struct FakeStore {
     writes: AtomicUsize,
     reads: AtomicUsize,
     lookups: AtomicUsize,
+    hostname_lookups: Mutex<HashMap<String, usize>>,
     feed_items: AtomicUsize,
 }
 
@@ -38,6 +41,7 @@ impl FakeStore {
             writes: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
             lookups: AtomicUsize::new(0),
+            hostname_lookups: Mutex::new(HashMap::new()),
             feed_items: AtomicUsize::new(0),
         })
     }
@@ -61,6 +65,16 @@ impl FakeStore {
     /// pay per request if it looked names up on traffic.
     pub fn lookups(&self) -> usize {
         self.lookups.load(Ordering::SeqCst)
+    }
+
+    /// Lookups of one hostname (`domain_by_hostname`) so far.
+    pub fn lookups_of(&self, hostname: &str) -> usize {
+        self.hostname_lookups
+            .lock()
+            .unwrap()
+            .get(hostname)
+            .copied()
+            .unwrap_or(0)
     }
 
     fn lookup(&self) -> Result<()> {
@@ -129,6 +143,12 @@ impl DomainStore for FakeStore {
         self.inner.get_domain(account, id).await
     }
     async fn domain_by_hostname(&self, hostname: &Hostname) -> Result<Option<Domain>> {
+        *self
+            .hostname_lookups
+            .lock()
+            .unwrap()
+            .entry(hostname.as_str().to_owned())
+            .or_default() += 1;
         self.lookup()?;
         self.inner.domain_by_hostname(hostname).await
     }
@@ -324,10 +344,11 @@ impl TokenBucketStore for FakeStore {
     }
 }
 
-/// A vault that fails every call while told to.
+/// A vault that counts material reads and fails every call while told to.
 pub struct FakeVault {
     inner: Arc<dyn Vault>,
     failing: AtomicBool,
+    material_reads: AtomicUsize,
 }
 
 impl FakeVault {
@@ -335,7 +356,13 @@ impl FakeVault {
         Arc::new(FakeVault {
             inner,
             failing: AtomicBool::new(false),
+            material_reads: AtomicUsize::new(0),
         })
+    }
+
+    /// Certificate material reads so far.
+    pub fn material_reads(&self) -> usize {
+        self.material_reads.load(Ordering::SeqCst)
     }
 
     /// Fails every call from now on (`true`) or forwards again (`false`).
@@ -366,6 +393,7 @@ impl Vault for FakeVault {
         certificate: &CertificateId,
         version: &MaterialVersion,
     ) -> Result<CertificateMaterial> {
+        self.material_reads.fetch_add(1, Ordering::SeqCst);
         self.check()?;
         self.inner.get_material(certificate, version).await
     }

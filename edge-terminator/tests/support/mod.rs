@@ -118,7 +118,25 @@ pub struct Env {
 
 impl Env {
     pub async fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
+        Env::in_dir(tempfile::tempdir().unwrap()).await
+    }
+
+    /// An env whose SQLite file is on tmpfs (`/dev/shm`) when there is one, for tests that
+    /// seed thousands of items: every commit is an fsync on a disk.
+    pub async fn on_tmpfs() -> Env {
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::Builder::new()
+                .prefix("edgecert-terminator-test-")
+                .tempdir_in(shm)
+                .unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        Env::in_dir(dir).await
+    }
+
+    async fn in_dir(dir: tempfile::TempDir) -> Env {
         let database = Database::open(dir.path().join("edgecert.db")).unwrap();
         let store: Arc<dyn Store> = Arc::new(database.store());
         let vault: Arc<dyn Vault> = Arc::new(database.vault());
@@ -191,6 +209,18 @@ impl Env {
         hostname: &str,
         origin_url: &str,
     ) -> Domain {
+        self.whitelist_within(account, hostname, origin_url, 1000)
+            .await
+    }
+
+    /// Whitelists `hostname` for `account`, whose domain count may reach `max_domains`.
+    async fn whitelist_within(
+        &self,
+        account: &AccountId,
+        hostname: &str,
+        origin_url: &str,
+        max_domains: u32,
+    ) -> Domain {
         let now = OffsetDateTime::now_utc();
         let domain = Domain {
             id: DomainId::generate(),
@@ -208,7 +238,10 @@ impl Env {
             updated_at: now,
             version: 1,
         };
-        self.store.create_domain(&domain, 1000).await.unwrap();
+        self.store
+            .create_domain(&domain, max_domains)
+            .await
+            .unwrap();
         domain
     }
 
@@ -222,9 +255,41 @@ impl Env {
     /// Gives `domain` an issued managed certificate from the test CA and makes it active.
     pub async fn seed_certificate(&self, domain: Domain) -> (Domain, Certificate) {
         let (chain, key) = self.ca.leaf(&[domain.hostname.to_string()]);
+        self.seed_certificate_with(domain, &chain, &key).await
+    }
+
+    /// Whitelists every name of `hostnames`, active, each with an issued managed certificate
+    /// of its own in the store and the vault, all made of the same chain and key (a leaf
+    /// covering every name, e.g. a wildcard): thousands of names without thousands of keys.
+    pub async fn seed_many_sharing(
+        &self,
+        hostnames: &[String],
+        origin_url: &str,
+        chain_pem: &str,
+        key_pem: &str,
+    ) {
+        use futures::StreamExt as _;
+        // A few in flight: the store's connection thread never waits for the next write.
+        futures::stream::iter(hostnames)
+            .for_each_concurrent(8, |hostname| async move {
+                let domain = self
+                    .whitelist_within(&self.account.id, hostname, origin_url, u32::MAX)
+                    .await;
+                self.seed_certificate_with(domain, chain_pem, key_pem).await;
+            })
+            .await;
+    }
+
+    /// Gives `domain` an issued managed certificate made of `chain_pem` and `key_pem`.
+    pub async fn seed_certificate_with(
+        &self,
+        domain: Domain,
+        chain_pem: &str,
+        key_pem: &str,
+    ) -> (Domain, Certificate) {
         let material = CertificateMaterial {
-            chain_pem: Some(chain),
-            private_key_pem: SecretString::new(key),
+            chain_pem: Some(chain_pem.to_owned()),
+            private_key_pem: SecretString::new(key_pem.to_owned()),
         };
         install_issued_certificate(
             self.store.as_ref(),

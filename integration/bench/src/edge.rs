@@ -23,10 +23,10 @@ pub struct Edge {
     pub http: SocketAddr,
     /// Admin listener (`/metrics`).
     pub admin: Option<SocketAddr>,
-    /// From spawning the process to its line saying every certificate is loaded and the
-    /// listeners are serving.
+    /// From spawning the process to its ready line: the first read of the change feeds done
+    /// and the listeners serving.
     pub ready_after: Duration,
-    /// Certificates held in memory when it became ready.
+    /// Certificates held in memory when it became ready (none: names load on first use).
     pub certificates: usize,
 }
 
@@ -49,6 +49,8 @@ pub struct EdgeOptions {
     pub https: SocketAddr,
     /// Longest wait for it to become ready.
     pub timeout: Duration,
+    /// The cache's memory budget in MiB (`None`: the terminator's default).
+    pub cache_mib: Option<u64>,
 }
 
 impl Default for EdgeOptions {
@@ -58,13 +60,15 @@ impl Default for EdgeOptions {
             no_resumption: false,
             https: SocketAddr::from(([127, 0, 0, 1], 0)),
             timeout: Duration::from_secs(600),
+            cache_mib: None,
         }
     }
 }
 
 impl Edge {
     /// Starts `bench-edge` on `data_dir` (seeded with [`crate::seed::Seeder`]); its log goes to
-    /// `<data_dir>/bench-edge.log`. Returns once it serves every seeded certificate.
+    /// `<data_dir>/bench-edge.log`. Returns once it is ready (serving; names load on their
+    /// first handshake).
     pub fn start(data_dir: &Path, options: &EdgeOptions) -> anyhow::Result<Edge> {
         let binary = sibling_binary("bench-edge")?;
         let log = data_dir.join("bench-edge.log");
@@ -87,6 +91,9 @@ impl Edge {
             .arg(options.timeout.as_secs().to_string());
         if options.no_resumption {
             command.arg("--no-resumption");
+        }
+        if let Some(mib) = options.cache_mib {
+            command.arg("--cache-mib").arg(mib.to_string());
         }
         let started = Instant::now();
         let mut child = command

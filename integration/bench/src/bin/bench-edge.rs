@@ -2,7 +2,8 @@
 //! and vault (filled by the scenario, see `edgecert_bench::seed`), as a process of its own so
 //! its CPU time and memory can be read apart from the load generator's.
 //!
-//! Prints one JSON line on stdout once every certificate is loaded:
+//! Prints one JSON line on stdout once it is ready (the first read of the change feeds done;
+//! names load on their first handshake):
 //! `{"https":"127.0.0.1:P","http":"127.0.0.1:P","admin":"127.0.0.1:P","loaded_ms":N,"certificates":N}`.
 //! Unknown names are refused (no issuer); origins may be on loopback.
 
@@ -40,9 +41,12 @@ struct Args {
     /// Turn TLS session resumption off (tickets and session ids), for full-handshake runs.
     #[arg(long)]
     no_resumption: bool,
-    /// Longest wait for the first full load of certificates, in seconds.
+    /// Longest wait for the first read of the change feeds, in seconds.
     #[arg(long, default_value_t = 600)]
     load_timeout_secs: u64,
+    /// The cache's memory budget in MiB (default: the terminator's).
+    #[arg(long)]
+    cache_mib: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,6 +92,9 @@ async fn serve(args: Args, started: Instant) -> anyhow::Result<()> {
     };
     let mut config = TerminatorConfig::default();
     config.tls_resumption = !args.no_resumption;
+    if let Some(mib) = args.cache_mib {
+        config.cache_memory_budget = mib * 1024 * 1024;
+    }
     // Keep-alive runs hold many requests per connection; never cut one for idleness.
     config.idle_timeout = Duration::from_secs(300);
     let listeners = Listeners::bind(args.https, args.http, Some(args.admin)).await?;
@@ -100,7 +107,7 @@ async fn serve(args: Args, started: Instant) -> anyhow::Result<()> {
         .await
     {
         anyhow::bail!(
-            "certificates did not load within {}s",
+            "the change feeds were not read within {}s",
             args.load_timeout_secs
         );
     }
