@@ -165,40 +165,27 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use edgecert_core::ids::ZoneId;
-    use edgecert_core::model::KeyType;
-    use edgecert_core::{AccountId, CertificateId, DomainId, Hostname};
+    use edgecert_core::model::Domain;
+    use edgecert_core::{AccountId, Hostname};
     use time::Duration;
 
     use super::*;
 
     fn managed(status: CertificateStatus, material: Option<&str>) -> Certificate {
         let now = OffsetDateTime::now_utc();
-        Certificate {
-            id: CertificateId::generate(),
-            account_id: AccountId::generate(),
-            kind: CertificateKind::Managed {
-                domain_id: DomainId::generate(),
-            },
-            domain: Hostname::parse_domain("shop.example.com").unwrap(),
-            sans: vec![],
-            is_wildcard: false,
-            key_type: KeyType::EcdsaP256,
-            auto_renew: true,
-            status,
-            issued_at: None,
-            not_before: None,
-            expires_at: Some(now + Duration::days(30)),
-            next_renewal_at: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            last_error: None,
-            order_url: None,
-            material_version: material.map(str::to_owned),
-            pending_material_version: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        }
+        let domain = Domain::whitelisted(
+            AccountId::generate(),
+            Hostname::parse_domain("shop.example.com").unwrap(),
+            "https://origin.example.net".to_owned(),
+            false,
+            now,
+        );
+        let mut certificate = Certificate::managed(&domain, now);
+        certificate.status = status;
+        certificate.next_attempt_at = None;
+        certificate.expires_at = Some(now + Duration::days(30));
+        certificate.material_version = material.map(str::to_owned);
+        certificate
     }
 
     #[test]

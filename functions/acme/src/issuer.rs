@@ -25,7 +25,8 @@ use edgecert_core::model::{
 };
 use edgecert_core::ports::{CertificateMaterial, Issuance, IssueOutcome, MaterialVersion};
 use edgecert_core::usecases::Services;
-use edgecert_core::{AccountId, CertificateId, Error, ItemKind, RenewalSuggestion};
+use edgecert_core::usecases::versioned::{change_certificate, change_domain};
+use edgecert_core::{AccountId, CertificateId, Error, RenewalSuggestion};
 use instant_acme::{
     Account, HttpClient, Identifier, NewOrder, Order, OrderStatus, RetryPolicy, RevocationRequest,
 };
@@ -46,9 +47,6 @@ use crate::keys;
 use crate::lease::LeaseKeeper;
 use crate::preflight::{self, Refusal, Validation};
 use crate::steps::{Step, StepHook};
-
-/// How many times a read-modify-write is retried when another writer got there first.
-const WRITE_ATTEMPTS: usize = 3;
 
 /// Obtains, renews and revokes certificates over ACME; implements
 /// [`Issuance`](edgecert_core::ports::Issuance).
@@ -157,29 +155,18 @@ impl Issuer {
         self.services.store.get_certificate(account, id).await
     }
 
-    /// Version-checked read-modify-write: applies `change` to `current` and stores it, and on a
-    /// conflict applies it again to a fresh read. `Ok(None)` when the certificate is gone.
+    /// Version-checked read-modify-write ([`change_certificate`]) of a change that always
+    /// applies. `Ok(None)` when the certificate is gone.
     async fn modify(
         &self,
-        mut current: Certificate,
+        current: Certificate,
         change: impl Fn(&mut Certificate),
     ) -> edgecert_core::Result<Option<Certificate>> {
-        for _ in 0..WRITE_ATTEMPTS {
-            change(&mut current);
-            current.updated_at = self.now();
-            match self.services.store.update_certificate(&current).await {
-                Ok(stored) => return Ok(Some(stored)),
-                Err(Error::VersionConflict(_)) => {
-                    match self.read(&current.account_id, &current.id).await? {
-                        Some(fresh) => current = fresh,
-                        None => return Ok(None),
-                    }
-                }
-                Err(Error::NotFound(_)) => return Ok(None),
-                Err(error) => return Err(error),
-            }
-        }
-        Err(Error::VersionConflict(ItemKind::Certificate))
+        change_certificate(&self.services, current, |stored| {
+            change(stored);
+            true
+        })
+        .await
     }
 
     /// [`Issuer::modify`] inside a run: a gone certificate ends the run, a failed write is a
@@ -732,30 +719,26 @@ impl Issuer {
         let CertificateKind::Managed { domain_id } = &certificate.kind else {
             return;
         };
-        for _ in 0..WRITE_ATTEMPTS {
-            let mut domain = match self
-                .services
-                .store
-                .get_domain(&certificate.account_id, domain_id)
-                .await
-            {
-                Ok(Some(domain)) => domain,
-                Ok(None) => return,
-                Err(error) => {
-                    tracing::warn!(%error, "could not read the certificate's domain");
-                    return;
-                }
-            };
-            change(&mut domain);
-            domain.updated_at = self.now();
-            match self.services.store.update_domain(&domain).await {
-                Ok(_) | Err(Error::NotFound(_)) => return,
-                Err(Error::VersionConflict(_)) => continue,
-                Err(error) => {
-                    tracing::warn!(%error, "could not update the certificate's domain");
-                    return;
-                }
+        let domain = match self
+            .services
+            .store
+            .get_domain(&certificate.account_id, domain_id)
+            .await
+        {
+            Ok(Some(domain)) => domain,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the certificate's domain");
+                return;
             }
+        };
+        let changed = change_domain(&self.services, domain, |domain| {
+            change(domain);
+            true
+        })
+        .await;
+        if let Err(error) = changed {
+            tracing::warn!(%error, "could not update the certificate's domain");
         }
     }
 }
@@ -963,7 +946,6 @@ fn rfc3339(at: OffsetDateTime) -> String {
 mod tests {
     use edgecert_core::Hostname;
     use edgecert_core::ids::ZoneId;
-    use edgecert_core::model::KeyType;
     use time::macros::datetime;
 
     use super::*;
@@ -971,35 +953,20 @@ mod tests {
     const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 
     fn certificate(status: CertificateStatus) -> Certificate {
-        Certificate {
-            id: CertificateId::generate(),
-            account_id: AccountId::generate(),
-            kind: CertificateKind::Downloadable {
-                zone_id: ZoneId::generate(),
-            },
-            domain: Hostname::parse_certificate_name("www.example.com").unwrap(),
-            sans: vec![
+        let mut certificate = Certificate::downloadable(
+            AccountId::generate(),
+            ZoneId::generate(),
+            Hostname::parse_certificate_name("www.example.com").unwrap(),
+            vec![
                 Hostname::parse_certificate_name("example.com").unwrap(),
                 Hostname::parse_certificate_name("*.example.com").unwrap(),
             ],
-            is_wildcard: false,
-            key_type: KeyType::EcdsaP256,
-            auto_renew: true,
-            status,
-            issued_at: None,
-            not_before: None,
-            expires_at: None,
-            next_renewal_at: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            last_error: None,
-            order_url: None,
-            material_version: None,
-            pending_material_version: None,
-            created_at: NOW,
-            updated_at: NOW,
-            version: 1,
-        }
+            NOW,
+        )
+        .with_auto_renew(true);
+        certificate.status = status;
+        certificate.next_attempt_at = None;
+        certificate
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Whitelisted customer domains served by the edge.
 
+use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
@@ -72,6 +73,48 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// `hostname` whitelisted by `account_id` at `now`, proxied to `origin_url`, with a new
+    /// random ownership token. It waits for its ownership TXT record first when
+    /// `ownership_required`, else for its DNS to point at the edge.
+    pub fn whitelisted(
+        account_id: AccountId,
+        hostname: Hostname,
+        origin_url: String,
+        ownership_required: bool,
+        now: OffsetDateTime,
+    ) -> Domain {
+        Domain {
+            id: DomainId::generate(),
+            account_id,
+            hostname,
+            origin_url,
+            ownership_token: Domain::new_ownership_token(),
+            ownership_verified: !ownership_required,
+            provisioning_step: if ownership_required {
+                ProvisioningStep::WaitingOwnership
+            } else {
+                ProvisioningStep::WaitingDns
+            },
+            last_error: None,
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            certificate_id: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    /// A new ownership token: `edgecert-verify-` and 32 random lower-case letters and digits.
+    fn new_ownership_token() -> String {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut rng = rand::thread_rng();
+        let random: String = (0..32)
+            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+            .collect();
+        format!("edgecert-verify-{random}")
+    }
+
     /// The DNS name of the ownership TXT record.
     pub fn ownership_record_name(&self) -> String {
         format!("_edgecert-verify.{}", self.hostname)
@@ -142,5 +185,38 @@ impl DomainChange {
             DomainChange::Changed(domain) => &domain.id,
             DomainChange::Deleted(deleted) => &deleted.id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_whitelisted_domain_waits_for_ownership_only_when_required() {
+        let now = datetime!(2026-01-15 10:30 UTC);
+        let whitelist = |required| {
+            Domain::whitelisted(
+                AccountId::generate(),
+                Hostname::parse_domain("shop.example.com").unwrap(),
+                "https://origin.example.net".to_owned(),
+                required,
+                now,
+            )
+        };
+        let open = whitelist(false);
+        assert_eq!(open.provisioning_step, ProvisioningStep::WaitingDns);
+        assert!(open.ownership_verified);
+        let proving = whitelist(true);
+        assert_eq!(
+            proving.provisioning_step,
+            ProvisioningStep::WaitingOwnership
+        );
+        assert!(!proving.ownership_verified);
+        assert!(proving.ownership_token.starts_with("edgecert-verify-"));
+        assert_ne!(proving.ownership_token, open.ownership_token);
+        assert_eq!((proving.created_at, proving.version), (now, 1));
     }
 }

@@ -6,26 +6,22 @@
 //! that does not pass records why in `last_error` and when it runs again in `next_attempt_at`.
 //! Nudging runs the current step's check now and resets the backoff; it is safe to repeat.
 
-use rand::Rng;
 use serde::Serialize;
 
 use crate::error::{Error, ItemKind, Result};
 use crate::hostname::Hostname;
 use crate::ids::{AccountId, CertificateId, DomainId};
-use crate::model::{
-    Certificate, CertificateKind, CertificateStatus, Domain, KeyType, ProvisioningStep,
-};
+use crate::model::{Certificate, CertificateStatus, Domain, ProvisioningStep};
 use crate::origin::OriginUrl;
 use crate::ports::{DnsResolver, Page, PageRequest};
 use crate::renewal::RenewalPolicy;
+use crate::usecases::versioned::{change_domain, retry_on_conflict};
 use crate::usecases::{EdgeSettings, Services};
 
 /// Largest page a client may ask for.
 pub const MAX_PAGE_SIZE: u32 = 100;
 /// Page size when the client does not say.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
-/// How many times a read-modify-write is retried when another writer got there first.
-const WRITE_ATTEMPTS: usize = 3;
 
 /// One DNS record a customer must create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,15 +97,6 @@ pub async fn check_origin(services: &Services, input: &str) -> Result<OriginUrl>
     Ok(origin)
 }
 
-fn ownership_token() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    let random: String = (0..32)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("edgecert-verify-{random}")
-}
-
 /// Refuses the operator's own registered domain — the registrable domain (by the public suffix
 /// list) of the edge hostname — and every name under it. The edge hostname points at the edge
 /// by definition, so whitelisting it would pass the DNS step at once and send the operator's
@@ -148,26 +135,13 @@ pub async fn create_domain(
         .await?
         .ok_or(Error::NotFound(ItemKind::Account))?;
     let now = services.clock.now();
-    let domain = Domain {
-        id: DomainId::generate(),
-        account_id: account_id.clone(),
+    let domain = Domain::whitelisted(
+        account_id.clone(),
         hostname,
-        origin_url: origin.as_str().to_owned(),
-        ownership_token: ownership_token(),
-        ownership_verified: !account.require_ownership_verification,
-        provisioning_step: if account.require_ownership_verification {
-            ProvisioningStep::WaitingOwnership
-        } else {
-            ProvisioningStep::WaitingDns
-        },
-        last_error: None,
-        next_attempt_at: None,
-        consecutive_failures: 0,
-        certificate_id: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
+        origin.as_str().to_owned(),
+        account.require_ownership_verification,
+        now,
+    );
     let max_domains = services.plans.get(account.plan).max_domains;
     services.store.create_domain(&domain, max_domains).await?;
     Ok(domain)
@@ -304,17 +278,13 @@ pub async fn ssl_status(
 
 /// Runs the domain's current step now with the backoff reset. Repeating it changes nothing more.
 pub async fn nudge(services: &Services, account_id: &AccountId, id: &DomainId) -> Result<Domain> {
-    let mut last_conflict = None;
-    for _ in 0..WRITE_ATTEMPTS {
+    retry_on_conflict(|| async move {
         let mut domain = get_domain(services, account_id, id).await?;
         domain.consecutive_failures = 0;
         domain.next_attempt_at = None;
-        match run_current_step(services, domain).await {
-            Err(error @ Error::VersionConflict(_)) => last_conflict = Some(error),
-            other => return other,
-        }
-    }
-    Err(last_conflict.unwrap_or(Error::VersionConflict(ItemKind::Domain)))
+        run_current_step(services, domain).await
+    })
+    .await
 }
 
 /// Why a domain does not point at the edge yet, or `Ok` when it does: its CNAME is the edge
@@ -429,32 +399,7 @@ async fn request_managed_certificate(
         .await?
     {
         None => {
-            let certificate = Certificate {
-                id: id.clone(),
-                account_id: domain.account_id.clone(),
-                kind: CertificateKind::Managed {
-                    domain_id: domain.id.clone(),
-                },
-                domain: domain.hostname.clone(),
-                sans: vec![],
-                is_wildcard: false,
-                key_type: KeyType::EcdsaP256,
-                auto_renew: true,
-                status: CertificateStatus::Pending,
-                issued_at: None,
-                not_before: None,
-                expires_at: None,
-                next_renewal_at: None,
-                next_attempt_at: Some(now),
-                consecutive_failures: 0,
-                last_error: None,
-                order_url: None,
-                material_version: None,
-                pending_material_version: None,
-                created_at: now,
-                updated_at: now,
-                version: 1,
-            };
+            let certificate = Certificate::managed(domain, now);
             services.store.create_certificate(&certificate, 0).await?;
         }
         Some(mut certificate)
@@ -485,17 +430,13 @@ async fn modify(
     id: &DomainId,
     change: impl Fn(&mut Domain),
 ) -> Result<Domain> {
-    let mut last_conflict = None;
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut domain = get_domain(services, account_id, id).await?;
-        change(&mut domain);
-        domain.updated_at = services.clock.now();
-        match services.store.update_domain(&domain).await {
-            Err(error @ Error::VersionConflict(_)) => last_conflict = Some(error),
-            other => return other,
-        }
-    }
-    Err(last_conflict.unwrap_or(Error::VersionConflict(ItemKind::Domain)))
+    let current = get_domain(services, account_id, id).await?;
+    change_domain(services, current, |domain| {
+        change(domain);
+        true
+    })
+    .await?
+    .ok_or(Error::NotFound(ItemKind::Domain))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod certificates;
 pub mod domains;
 pub mod renewals;
+pub mod versioned;
 pub mod zones;
 
 /// Where customers point their DNS: the edge's hostname (CNAME target) and addresses (A/AAAA

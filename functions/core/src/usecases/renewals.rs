@@ -32,7 +32,7 @@ use rand::Rng as _;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::error::{Error, ItemKind, Result};
+use crate::error::Result;
 use crate::ids::{AccountId, CertificateId, DomainId};
 use crate::model::{
     BucketLimits, Certificate, CertificateEvent, CertificateKind, CertificateStatus, Domain,
@@ -43,9 +43,8 @@ use crate::ports::{Issuance, IssueOutcome, PageRequest};
 use crate::renewal::RenewalPolicy;
 use crate::usecases::Services;
 use crate::usecases::domains::points_at_edge;
+use crate::usecases::versioned::{change_certificate, change_domain};
 
-/// How many times a read-modify-write is retried when another writer got there first.
-const WRITE_ATTEMPTS: usize = 3;
 /// How long a certificate whose plan no longer renews it waits before it is looked at again.
 const PLAN_RECHECK: Duration = Duration::days(1);
 /// Most per-certificate errors a report keeps for the logs.
@@ -594,37 +593,13 @@ impl Run<'_> {
         Ok(Handled::Rescheduled)
     }
 
-    /// Version-checked read-modify-write of a certificate. `change` sees the stored item (read
-    /// again after a conflict) and returns `false` to leave it alone. `None` when it left it
-    /// alone or the certificate is gone.
+    /// Version-checked read-modify-write of a certificate ([`change_certificate`]).
     async fn modify(
         &self,
-        mut current: Certificate,
+        current: Certificate,
         change: impl Fn(&mut Certificate) -> bool,
     ) -> Result<Option<Certificate>> {
-        for _ in 0..WRITE_ATTEMPTS {
-            if !change(&mut current) {
-                return Ok(None);
-            }
-            current.updated_at = self.now();
-            match self.services.store.update_certificate(&current).await {
-                Ok(stored) => return Ok(Some(stored)),
-                Err(Error::VersionConflict(_)) => {
-                    match self
-                        .services
-                        .store
-                        .get_certificate(&current.account_id, &current.id)
-                        .await?
-                    {
-                        Some(fresh) => current = fresh,
-                        None => return Ok(None),
-                    }
-                }
-                Err(Error::NotFound(_)) => return Ok(None),
-                Err(error) => return Err(error),
-            }
-        }
-        Err(Error::VersionConflict(ItemKind::Certificate))
+        change_certificate(self.services, current, change).await
     }
 
     /// Version-checked read-modify-write of a domain; `change` returns `false` to leave it.
@@ -634,21 +609,11 @@ impl Run<'_> {
         id: &DomainId,
         change: impl Fn(&mut Domain) -> bool,
     ) -> Result<()> {
-        for _ in 0..WRITE_ATTEMPTS {
-            let Some(mut domain) = self.services.store.get_domain(account, id).await? else {
-                return Ok(());
-            };
-            if !change(&mut domain) {
-                return Ok(());
-            }
-            domain.updated_at = self.now();
-            match self.services.store.update_domain(&domain).await {
-                Ok(_) | Err(Error::NotFound(_)) => return Ok(()),
-                Err(Error::VersionConflict(_)) => continue,
-                Err(error) => return Err(error),
-            }
-        }
-        Err(Error::VersionConflict(ItemKind::Domain))
+        let Some(domain) = self.services.store.get_domain(account, id).await? else {
+            return Ok(());
+        };
+        change_domain(self.services, domain, change).await?;
+        Ok(())
     }
 
     /// Appends an event; the log is best-effort and never stops a run.
@@ -703,37 +668,22 @@ mod tests {
     use super::*;
     use crate::hostname::Hostname;
     use crate::ids::ZoneId;
-    use crate::model::KeyType;
 
     const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 
     fn certificate(status: CertificateStatus, expires_at: Option<OffsetDateTime>) -> Certificate {
-        Certificate {
-            id: CertificateId::generate(),
-            account_id: AccountId::generate(),
-            kind: CertificateKind::Downloadable {
-                zone_id: ZoneId::generate(),
-            },
-            domain: Hostname::parse_domain("www.example.com").unwrap(),
-            sans: vec![],
-            is_wildcard: false,
-            key_type: KeyType::EcdsaP256,
-            auto_renew: true,
-            status,
-            issued_at: None,
-            not_before: None,
-            expires_at,
-            next_renewal_at: None,
-            next_attempt_at: Some(NOW),
-            consecutive_failures: 0,
-            last_error: None,
-            order_url: None,
-            material_version: expires_at.map(|_| "v1".to_owned()),
-            pending_material_version: None,
-            created_at: NOW,
-            updated_at: NOW,
-            version: 1,
-        }
+        let mut certificate = Certificate::downloadable(
+            AccountId::generate(),
+            ZoneId::generate(),
+            Hostname::parse_domain("www.example.com").unwrap(),
+            vec![],
+            NOW,
+        )
+        .with_auto_renew(true);
+        certificate.status = status;
+        certificate.expires_at = expires_at;
+        certificate.material_version = expires_at.map(|_| "v1".to_owned());
+        certificate
     }
 
     #[test]

@@ -13,10 +13,10 @@ use std::time::Duration as StdDuration;
 use edgecert_acme::testing::CaFaults;
 use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
 use edgecert_aws::{AwsClients, DynamoStore, SecretsManagerVault, create_table};
-use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
+use edgecert_core::ids::{AccountId, CertificateId, ZoneId};
 use edgecert_core::model::{
     Account, ApiKey, BucketLimits, Certificate, CertificateEvent, CertificateKind,
-    CertificateStatus, Domain, KeyType, ProvisioningStep, Zone,
+    CertificateStatus, Domain, ProvisioningStep, Zone,
 };
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{Clock, DnsProviders, Issuance, ManualClock, Store, Vault};
@@ -285,33 +285,17 @@ impl Harness {
     /// An active whitelisted domain `hostname` whose managed certificate is issued and due.
     pub async fn active_domain_due(&self, hostname: &str) -> (Domain, Certificate) {
         let now = self.clock.now();
-        let hostname = Hostname::parse_domain(hostname).unwrap();
-        let domain_id = DomainId::generate();
-        let mut certificate = certificate(
-            &self.account.id,
-            CertificateKind::Managed {
-                domain_id: domain_id.clone(),
-            },
-            hostname.as_str(),
+        let mut domain = Domain::whitelisted(
+            self.account.id.clone(),
+            Hostname::parse_domain(hostname).unwrap(),
+            "http://127.0.0.1:9".to_owned(),
+            false,
             now,
         );
+        let mut certificate = Certificate::managed(&domain, now);
         issued_and_due(&mut certificate, now);
-        let domain = Domain {
-            id: domain_id,
-            account_id: self.account.id.clone(),
-            hostname,
-            origin_url: "http://127.0.0.1:9".to_owned(),
-            ownership_token: "edgecert-verify-test".to_owned(),
-            ownership_verified: true,
-            provisioning_step: ProvisioningStep::Active,
-            last_error: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            certificate_id: Some(certificate.id.clone()),
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+        domain.provisioning_step = ProvisioningStep::Active;
+        domain.certificate_id = Some(certificate.id.clone());
         self.store.create_domain(&domain, 100).await.unwrap();
         self.store
             .create_certificate(&certificate, 0)
@@ -352,33 +336,23 @@ pub fn certificate(
     now: OffsetDateTime,
 ) -> Certificate {
     let domain = Hostname::parse_certificate_name(name).unwrap();
-    Certificate {
-        id: match &kind {
-            CertificateKind::Managed { domain_id } => CertificateId::managed_for(domain_id),
-            CertificateKind::Downloadable { .. } => CertificateId::generate(),
-        },
-        account_id: account.clone(),
-        kind,
-        is_wildcard: domain.is_wildcard(),
-        domain,
-        sans: vec![],
-        key_type: KeyType::EcdsaP256,
-        auto_renew: true,
-        status: CertificateStatus::Pending,
-        issued_at: None,
-        not_before: None,
-        expires_at: None,
-        next_renewal_at: None,
-        next_attempt_at: Some(now),
-        consecutive_failures: 0,
-        last_error: None,
-        order_url: None,
-        material_version: None,
-        pending_material_version: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    }
+    let certificate = match kind {
+        CertificateKind::Managed { domain_id } => {
+            let mut domain = Domain::whitelisted(
+                account.clone(),
+                domain,
+                "http://127.0.0.1:9".to_owned(),
+                false,
+                now,
+            );
+            domain.id = domain_id;
+            Certificate::managed(&domain, now)
+        }
+        CertificateKind::Downloadable { zone_id } => {
+            Certificate::downloadable(account.clone(), zone_id, domain, vec![], now)
+        }
+    };
+    certificate.with_auto_renew(true)
 }
 
 /// Makes `certificate` look issued 60 days before `now` for 90 days, due for renewal a minute
