@@ -14,6 +14,7 @@ use edgecert_core::model::{CertificateStatus, ProvisioningStep};
 use edgecert_core::ports::{Clock, Issuance, IssueOutcome};
 use edgecert_core::usecases::domains::ssl_status;
 use edgecert_core::usecases::renewals::run_renewals;
+use edgecert_integration::{Http01Responder, Pebble, PebbleOptions};
 use time::Duration;
 
 use support::{Backend, CERTIFICATE_LIFETIME, Harness, unique_label};
@@ -28,6 +29,36 @@ on_both_backends!(
     ari_sets_the_renewal_time_and_a_later_window_reschedules,
     an_expired_managed_certificate_shows_why_on_its_domain,
 );
+
+/// What one renewal of a managed certificate costs in store calls, from the due query to the
+/// renewed certificate (BENCHMARKS.md, "Store calls per issuance"). The same calls on both
+/// backends; measured on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_calls_of_a_renewal() {
+    let harness = Harness::new(Backend::Sqlite).await;
+    // A Pebble of its own, validating HTTP-01 on a responder that answers from this store.
+    let pebble = Pebble::start(PebbleOptions {
+        certificate_validity: Some(CERTIFICATE_LIFETIME),
+        ..PebbleOptions::default()
+    })
+    .await
+    .unwrap();
+    let _responder = Http01Responder::start(harness.store.clone(), pebble.http_port())
+        .await
+        .unwrap();
+    let (counted, services, issuer) = harness.counted(&pebble);
+    let hostname = format!("{}.example.com", unique_label("counted"));
+    let (_, certificate) = harness.active_domain_due(&hostname).await;
+    let settings = harness.settings(10, Duration::minutes(10));
+    counted.take();
+    let report = run_renewals(&services, issuer.as_ref(), &settings)
+        .await
+        .unwrap();
+    let calls = counted.take();
+    println!("renewal: {calls}");
+    assert_eq!(report.issued, 1, "{report:?}");
+    assert_eq!(harness.issued_events(&certificate.id).await, 1);
+}
 
 /// 200 due certificates, a budget of 50 orders per 10 minutes, a run every 10 minutes: exactly
 /// 50 orders per run, each certificate renewed once, all of them after four runs.

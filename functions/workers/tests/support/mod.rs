@@ -27,7 +27,7 @@ use edgecert_core::usecases::{EdgeSettings, Services};
 use edgecert_core::{Hostname, PlanCatalog, PlanName};
 use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
 use edgecert_embedded::Database;
-use edgecert_integration::{Challtestsrv, Moto, Pebble, PebbleOptions};
+use edgecert_integration::{Challtestsrv, CountingStore, Moto, Pebble, PebbleOptions};
 use rand::Rng as _;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::OnceCell;
@@ -183,19 +183,8 @@ impl Harness {
             .await
             .unwrap();
         let directory_url = pebble.directory_url();
-        let mut config = IssuerConfig::new(directory_url.clone())
-            .with_ca_root_pem(pebble.listener_ca_pem_path().to_path_buf())
-            .with_caa_identities([PEBBLE_CAA_IDENTITY])
-            .with_poll_initial_delay(StdDuration::from_millis(25));
-        config.attempt_pause = StdDuration::from_millis(50);
-        config.poll_timeout = StdDuration::from_secs(30);
         let faults = CaFaults::new();
-        let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
-        let issuer = Arc::new(Issuer::with_http_client(
-            services.clone(),
-            config,
-            faults.client(http),
-        ));
+        let issuer = issuer_over(&services, pebble, &faults);
         Harness {
             backend,
             store,
@@ -210,6 +199,16 @@ impl Harness {
             dynamo,
             _files: files,
         }
+    }
+
+    /// Services and an issuer like the harness's, over a store that counts every call, issuing
+    /// from `pebble`.
+    pub fn counted(&self, pebble: &Pebble) -> (Arc<CountingStore>, Services, Arc<Issuer>) {
+        let counted = Arc::new(CountingStore::new(self.store.clone()));
+        let mut services = self.services.clone();
+        services.store = counted.clone();
+        let issuer = issuer_over(&services, pebble, &self.faults);
+        (counted, services, issuer)
     }
 
     /// The issuer as the port the workers take.
@@ -326,6 +325,22 @@ impl Harness {
             .filter(|event| event.step == "issued")
             .count()
     }
+}
+
+/// An issuer over `services` for `pebble`, its CA traffic through `faults`.
+fn issuer_over(services: &Services, pebble: &Pebble, faults: &CaFaults) -> Arc<Issuer> {
+    let mut config = IssuerConfig::new(pebble.directory_url())
+        .with_ca_root_pem(pebble.listener_ca_pem_path().to_path_buf())
+        .with_caa_identities([PEBBLE_CAA_IDENTITY])
+        .with_poll_initial_delay(StdDuration::from_millis(25));
+    config.attempt_pause = StdDuration::from_millis(50);
+    config.poll_timeout = StdDuration::from_secs(30);
+    let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
+    Arc::new(Issuer::with_http_client(
+        services.clone(),
+        config,
+        faults.client(http),
+    ))
 }
 
 /// A pending certificate for `name` requested at `now` (ECDSA, auto-renew on).
