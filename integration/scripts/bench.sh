@@ -33,10 +33,10 @@ export EDGECERT_TOOLS_VENV="${EDGECERT_TOOLS_VENV:-$repo/.venv-tools}"
 export AWS_EC2_METADATA_DISABLED=true AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 
 # Quick runs reuse the test build (dev profile); measurements need release. The function
-# binaries and the local runner are built alongside: lambda-init and on-demand run them.
+# binary and the local runner are built alongside: lambda-init and on-demand run them.
 if [ -n "$quick" ]; then profile=debug; build=(); else profile=release; build=(--release); fi
 cargo build "${build[@]}" --locked --bins \
-  -p edgecert-bench -p edgecert-api -p edgecert-workers -p edgecert-local
+  -p edgecert-bench -p edgecert-lambda -p edgecert-local
 bin_dir="${CARGO_TARGET_DIR:-$repo/target}/$profile"
 export EDGECERT_BENCH_OUT="$bin_dir/bench-results"
 mkdir -p "$EDGECERT_BENCH_OUT"

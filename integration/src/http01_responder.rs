@@ -63,6 +63,15 @@ impl Http01Responder {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
             .with_context(|| format!("binding the HTTP-01 responder on 127.0.0.1:{port}"))?;
+        Http01Responder::on(listener, store)
+    }
+
+    /// Answers challenges from `store` on `listener` (bound before Pebble was told its port,
+    /// so no other listener can take it meanwhile).
+    pub fn on<S>(listener: TcpListener, store: Arc<S>) -> anyhow::Result<Http01Responder>
+    where
+        S: ChallengeStore + ?Sized + 'static,
+    {
         let addr = listener
             .local_addr()
             .context("reading the HTTP-01 responder's address")?;

@@ -14,6 +14,7 @@ mod counting_store;
 pub mod fixtures;
 mod http01_responder;
 pub mod iam;
+pub mod lambda_binary;
 pub mod lambda_runtime;
 pub mod services;
 pub mod template;
@@ -26,3 +27,16 @@ pub use services::{
     AwsCall, AwsRecorder, CaaPolicy, CallerCredentials, Challtestsrv, ChalltestsrvHttp01, Moto,
     Pebble, PebbleOptions, Route53Zone, ServiceProcess, free_port, http_client, workspace_root,
 };
+
+/// Runs a test's body, failing the test with `what` once it has taken longer than `limit`: a
+/// fault or a slow machine makes a test fail with a message, never hang CI.
+pub async fn bounded<F: std::future::Future>(
+    limit: std::time::Duration,
+    what: &str,
+    body: F,
+) -> F::Output {
+    match tokio::time::timeout(limit, body).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what} did not finish within {limit:?}"),
+    }
+}

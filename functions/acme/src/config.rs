@@ -42,6 +42,9 @@ pub struct IssuerConfig {
     pub attempts_per_run: u32,
     /// Pause before the second attempt of a run; grows linearly.
     pub attempt_pause: Duration,
+    /// How long runs fail at once, without a request, after the CA could not be reached
+    /// (doubling while it stays unreachable, at most 5 minutes).
+    pub ca_cool_down: time::Duration,
     /// Renewal time and retry backoff.
     pub renewal_policy: RenewalPolicy,
 }
@@ -64,6 +67,7 @@ impl IssuerConfig {
             request_timeout: Duration::from_secs(30),
             attempts_per_run: 3,
             attempt_pause: Duration::from_millis(500),
+            ca_cool_down: time::Duration::seconds(30),
             renewal_policy: RenewalPolicy::default(),
         }
     }

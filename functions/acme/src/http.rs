@@ -134,14 +134,35 @@ impl HttpClient for HyperCaClient {
         };
         let deadline = self.request_timeout;
         Box::pin(async move {
-            match tokio::time::timeout(deadline, response).await {
-                Ok(Ok(response)) => Ok(BytesResponse::from(response)),
-                Ok(Err(error)) if error.is_connect() => Err(instant_acme::Error::Other(Box::new(
-                    CaUnreachable(format!("cannot connect to the CA: {error}")),
-                ))),
-                Ok(Err(error)) => Err(instant_acme::Error::Other(Box::new(error))),
+            // The deadline covers the whole answer, body included: a CA that sends headers and
+            // then stalls must not hold a run (and its lease) forever.
+            let whole = async {
+                let response = response.await.map_err(|error| {
+                    if error.is_connect() {
+                        instant_acme::Error::Other(Box::new(CaUnreachable(format!(
+                            "cannot connect to the CA: {error}"
+                        ))))
+                    } else {
+                        instant_acme::Error::Other(Box::new(error))
+                    }
+                })?;
+                let (parts, body) = response.into_parts();
+                let body = http_body_util::BodyExt::collect(body)
+                    .await
+                    .map_err(|error| instant_acme::Error::Other(Box::new(error)))?
+                    .to_bytes();
+                Ok(BytesResponse {
+                    parts,
+                    body: Box::new(body),
+                })
+            };
+            match tokio::time::timeout(deadline, whole).await {
+                Ok(answer) => answer,
                 Err(_) => Err(instant_acme::Error::Other(Box::new(CaUnreachable(
-                    format!("no answer from the CA within {}s", deadline.as_secs()),
+                    format!(
+                        "no complete answer from the CA within {}s",
+                        deadline.as_secs()
+                    ),
                 )))),
             }
         })

@@ -88,10 +88,10 @@ impl Issuer {
             http,
         );
         Issuer {
+            ca_outage: CaOutage::new(config.ca_cool_down),
             services,
             config,
             account,
-            ca_outage: CaOutage::default(),
             hook: None,
         }
     }

@@ -88,6 +88,12 @@ struct FaultState {
     new_account_url: Option<String>,
     new_order_requests: usize,
     new_orders: usize,
+    /// Orders the CA created, by each name they were for.
+    orders_by_name: HashMap<String, usize>,
+    /// Every order seen, by its finalize URL: its names and last status.
+    orders: HashMap<String, (Vec<String>, String)>,
+    /// New orders created while an order for one of their names was still open.
+    overlapping_orders: Vec<String>,
     new_accounts: usize,
     requests: usize,
     problems: HashMap<String, usize>,
@@ -130,6 +136,66 @@ impl CaFaults {
     /// and signed again by instant-acme creates one order, and counts once.
     pub fn new_orders(&self) -> usize {
         self.lock().new_orders
+    }
+
+    /// Orders the CA created that include `name` (newOrder requests answered with success).
+    pub fn orders_for(&self, name: &str) -> usize {
+        self.lock()
+            .orders_by_name
+            .get(name)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// New orders the CA created while another order for one of their names had not ended
+    /// (`valid` or `invalid`) as far as the client had seen: two orders for a name at once.
+    pub fn overlapping_orders(&self) -> Vec<String> {
+        self.lock().overlapping_orders.clone()
+    }
+
+    /// Notes an order object in an answer (`status`, `identifiers`, `finalize`); when the
+    /// answer created it, checks that no order for its names is still open.
+    fn observe_order(&self, creates: Creates, status: StatusCode, body: &[u8]) {
+        if !status.is_success() {
+            return;
+        }
+        let Ok(order) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        let (Some(finalize), Some(state), Some(identifiers)) = (
+            order.get("finalize").and_then(|url| url.as_str()),
+            order.get("status").and_then(|state| state.as_str()),
+            order.get("identifiers").and_then(|list| list.as_array()),
+        ) else {
+            return;
+        };
+        let names: Vec<String> = identifiers
+            .iter()
+            .filter_map(|identifier| identifier.get("value")?.as_str().map(str::to_owned))
+            .collect();
+        let mut faults = self.lock();
+        if creates == Creates::Order {
+            let open: Vec<String> = faults
+                .orders
+                .iter()
+                .filter(|(url, (other, other_state))| {
+                    url.as_str() != finalize
+                        && !matches!(other_state.as_str(), "valid" | "invalid")
+                        && other.iter().any(|name| names.contains(name))
+                })
+                .map(|(url, (_, other_state))| format!("{url} ({other_state})"))
+                .collect();
+            if !open.is_empty() {
+                faults.overlapping_orders.push(format!(
+                    "a new order for {} while {} was open",
+                    names.join(","),
+                    open.join(", ")
+                ));
+            }
+        }
+        faults
+            .orders
+            .insert(finalize.to_owned(), (names, state.to_owned()));
     }
 
     /// Every newOrder request, including refused, retried and injected ones.
@@ -249,13 +315,18 @@ impl CaFaults {
     }
 
     /// Counts what the CA created.
-    fn created(&self, creates: Creates, status: StatusCode) {
+    fn created(&self, creates: Creates, status: StatusCode, names: &[String]) {
         if !status.is_success() {
             return;
         }
         let mut state = self.lock();
         match creates {
-            Creates::Order => state.new_orders += 1,
+            Creates::Order => {
+                state.new_orders += 1;
+                for name in names {
+                    *state.orders_by_name.entry(name.clone()).or_default() += 1;
+                }
+            }
             Creates::Account => state.new_accounts += 1,
             Creates::Nothing => {}
         }
@@ -306,6 +377,10 @@ impl HttpClient for FaultyCaClient {
         let (creates, fault) = self
             .faults
             .classify(request.method(), &request.uri().to_string());
+        let (request, names) = match creates {
+            Creates::Order => order_names(request),
+            _ => (request, Vec::new()),
+        };
         let observes = request.method() == Method::GET;
         let faults = self.faults.clone();
         match fault {
@@ -330,7 +405,7 @@ impl HttpClient for FaultyCaClient {
                 Box::pin(async move {
                     // The CA processes the request; only its answer is lost.
                     if let Ok(response) = response.await {
-                        faults.created(creates, response.parts.status);
+                        faults.created(creates, response.parts.status, &names);
                     }
                     Err(instant_acme::Error::Other(Box::new(std::io::Error::from(
                         std::io::ErrorKind::ConnectionReset,
@@ -361,10 +436,7 @@ impl HttpClient for FaultyCaClient {
                 Box::pin(async move {
                     let mut response = response.await?;
                     let status = response.parts.status;
-                    faults.created(creates, status);
-                    if !(observes || status.is_client_error() || status.is_server_error()) {
-                        return Ok(response);
-                    }
+                    faults.created(creates, status, &names);
                     // Read the body to look at it, then hand instant-acme a copy.
                     let body = response
                         .body
@@ -372,6 +444,7 @@ impl HttpClient for FaultyCaClient {
                         .await
                         .map_err(instant_acme::Error::Other)?;
                     faults.observe(status, &body);
+                    faults.observe_order(creates, status, &body);
                     let body = if status.is_success() && observes {
                         faults.with_renewal_info(&body).unwrap_or(body)
                     } else {
@@ -388,6 +461,46 @@ impl HttpClient for FaultyCaClient {
             }
         }
     }
+}
+
+/// The DNS names a newOrder request asks for (from its JWS payload), and the request whole
+/// again.
+fn order_names(request: Request<BodyWrapper<Bytes>>) -> (Request<BodyWrapper<Bytes>>, Vec<String>) {
+    use std::future::Future as _;
+
+    use base64::Engine as _;
+    use http_body_util::BodyExt as _;
+    let (parts, body) = request.into_parts();
+    // A body of one in-memory frame: collecting it is ready at the first poll.
+    let mut collecting = std::pin::pin!(body.collect());
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let bytes = match collecting.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(Ok(collected)) => collected.to_bytes(),
+        _ => Bytes::new(),
+    };
+    let names = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|jws| {
+            let payload = jws.get("payload")?.as_str()?;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+        })
+        .and_then(|payload| serde_json::from_slice::<serde_json::Value>(&payload).ok())
+        .and_then(|order| {
+            let identifiers = order.get("identifiers")?.as_array()?.clone();
+            Some(
+                identifiers
+                    .iter()
+                    .filter_map(|identifier| identifier.get("value")?.as_str().map(str::to_owned))
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    (
+        Request::from_parts(parts, BodyWrapper::from(bytes.to_vec())),
+        names,
+    )
 }
 
 /// `body`, a challenge, marked `invalid` with an injected `unauthorized` problem.

@@ -2,7 +2,8 @@
 //! path to handler and Lambda function, the authorizer, and the one place errors become HTTP.
 //!
 //! Handlers are plain `async fn handle(&ApiState, Request) -> Response` over `lambda_http`
-//! types. In AWS each runs in its own Lambda behind API Gateway (see `src/bin/`); locally the
+//! types. In AWS each runs in its own Lambda behind API Gateway (the one binary of
+//! `functions/lambda`, told which route by `EDGECERT_FUNCTION`; see [`lambda`]); locally the
 //! runner in `integration/` serves the same handlers on the same routes.
 
 pub mod auth;

@@ -29,7 +29,8 @@ pub struct Route {
     pub method: &'static str,
     /// Path template with `{name}` parameters, as in API Gateway.
     pub path: &'static str,
-    /// Name of the Lambda binary (`src/bin/<function>.rs`) serving it.
+    /// Name of the Lambda function serving it: its `EDGECERT_FUNCTION` in template.yaml (the
+    /// one binary of `functions/lambda` serves the function that variable names).
     pub function: &'static str,
     /// Required key.
     pub access: Access,

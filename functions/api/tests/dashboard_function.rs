@@ -11,7 +11,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is a failed test
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -40,9 +39,13 @@ fn read_response(response: &Value) -> (u64, serde_json::Map<String, Value>, Vec<
 
 #[tokio::test]
 async fn the_dashboard_binary_answers_its_events_without_any_configuration() {
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_dashboard"));
-    // No variable at all: not even the table the other functions need.
-    let mut function = LambdaProcess::start(DASHBOARD_FUNCTION, &binary, &[])
+    let binary = edgecert_integration::lambda_binary::lambda_binary();
+    // No variable but the one naming the function: not even the table the others need.
+    let environment = [(
+        edgecert_integration::template::FUNCTION_VARIABLE.to_owned(),
+        DASHBOARD_FUNCTION.to_owned(),
+    )];
+    let mut function = LambdaProcess::start(DASHBOARD_FUNCTION, &binary, &environment)
         .await
         .unwrap_or_else(|error| panic!("the dashboard function starts: {error:#}"));
     let dashboard = edgecert_dashboard::dashboard();
@@ -102,54 +105,6 @@ async fn the_dashboard_binary_answers_its_events_without_any_configuration() {
 // ---------------------------------------------------------------------------------------------
 // The transformed template
 
-/// The SAM CLI's venv (`integration/scripts/setup.sh` creates it; `EDGECERT_SAM_VENV` moves it).
-fn sam_python() -> PathBuf {
-    let venv = std::env::var_os("EDGECERT_SAM_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| edgecert_integration::workspace_root().join(".venv-sam"));
-    let python = venv.join("bin").join("python");
-    assert!(
-        python.is_file(),
-        "no SAM CLI venv at {} (samtranslator transforms template.yaml): run \
-         integration/scripts/setup.sh, or set EDGECERT_SAM_VENV",
-        venv.display()
-    );
-    python
-}
-
-/// What `sam deploy` hands CloudFormation: template.yaml through the SAM transform, with each
-/// function's `CodeUri` as the S3 location `sam package` would have uploaded it to.
-const TRANSFORM: &str = r#"
-import json, sys
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
-template = yaml_parse(open(sys.argv[1]).read())
-for name, resource in template["Resources"].items():
-    if resource.get("Type") == "AWS::Serverless::Function":
-        resource["Properties"]["CodeUri"] = "s3://edgecert-artifacts/%s.zip" % name
-print(json.dumps(transform(template, {"EdgeHostname": "edge.example.net"}, None)))
-"#;
-
-async fn transformed_template(template: &Path) -> Value {
-    let mut command = tokio::process::Command::new(sam_python());
-    command
-        .args(["-c", TRANSFORM])
-        .arg(template)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("SAM_CLI_TELEMETRY", "0")
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
-        .await
-        .expect("the SAM transform finishes within 2 minutes")
-        .expect("the SAM venv's python runs");
-    assert!(
-        output.status.success(),
-        "the SAM transform failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the transform prints JSON")
-}
-
 /// The logical id a `{"Fn::Sub": "...${X.Arn}..."}` integration URI invokes.
 fn invoked_function(integration: &Value) -> Option<String> {
     let uri = integration["uri"]["Fn::Sub"].as_str()?;
@@ -160,16 +115,19 @@ fn invoked_function(integration: &Value) -> Option<String> {
 
 #[tokio::test]
 async fn the_transformed_template_serves_the_dashboard_without_the_authorizer() {
-    let template = edgecert_integration::workspace_root().join("template.yaml");
-    let deployed = transformed_template(&template).await;
+    let deployed =
+        tokio::task::spawn_blocking(edgecert_integration::template::transformed_template)
+            .await
+            .expect("the transform task completes")
+            .expect("template.yaml transforms (SAM venv)");
     let resources = deployed["Resources"].as_object().expect("Resources");
     let (function_id, _) = resources
         .iter()
         .find(|(_, resource)| {
             resource["Type"] == "AWS::Lambda::Function"
-                && resource["Metadata"]["BuildProperties"]["Binary"] == DASHBOARD_FUNCTION
+                && edgecert_integration::template::binary_of(resource) == Some(DASHBOARD_FUNCTION)
         })
-        .expect("a Lambda function built from the dashboard binary");
+        .expect("a Lambda function that is the dashboard");
     let paths = deployed["Resources"]["HttpApi"]["Properties"]["Body"]["paths"]
         .as_object()
         .expect("the HTTP API's OpenAPI body has paths");

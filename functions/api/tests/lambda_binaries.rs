@@ -14,17 +14,19 @@ mod harness;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use edgecert_api::config::vars::ADMIN_KEY_SECRET;
+use edgecert_api::routes::DASHBOARD_FUNCTION;
 use edgecert_api::{ROUTES, routes};
 use edgecert_aws::{AwsClients, DynamoStore, create_table};
-use edgecert_core::model::{Account, ApiKey, ApiKeyHash, Zone};
-use edgecert_core::ports::{AccountStore as _, ZoneStore as _};
-use edgecert_core::{AccountId, Hostname, PlanName, ZoneId};
+use edgecert_core::model::{Account, ApiKey, Zone};
+use edgecert_core::ports::{AccountStore as _, CertificateStore as _, ZoneStore as _};
+use edgecert_core::{AccountId, CertificateId, Hostname, PlanName, ZoneId};
 use edgecert_deployment::vars;
 use edgecert_integration::iam;
+use edgecert_integration::lambda_binary::lambda_binary;
 use edgecert_integration::template::{Principal, Stack};
 use edgecert_integration::{
     AwsRecorder, Http01Responder, InitError, LambdaProcess, Moto, Pebble, PebbleOptions,
@@ -34,53 +36,18 @@ use harness::{AUTHORIZER_EVENT, ApiCall, EDGE_HOSTNAME};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-/// Every Lambda binary of this package, by name (Cargo builds them for this test).
-const API_BINARIES: &[(&str, &str)] = &[
-    ("authorizer", env!("CARGO_BIN_EXE_authorizer")),
-    ("accounts-create", env!("CARGO_BIN_EXE_accounts-create")),
-    ("accounts-list", env!("CARGO_BIN_EXE_accounts-list")),
-    ("accounts-update", env!("CARGO_BIN_EXE_accounts-update")),
-    ("limits-get", env!("CARGO_BIN_EXE_limits-get")),
-    ("domains-create", env!("CARGO_BIN_EXE_domains-create")),
-    ("domains-list", env!("CARGO_BIN_EXE_domains-list")),
-    ("domains-get", env!("CARGO_BIN_EXE_domains-get")),
-    ("domains-update", env!("CARGO_BIN_EXE_domains-update")),
-    ("domains-delete", env!("CARGO_BIN_EXE_domains-delete")),
-    ("domains-dns", env!("CARGO_BIN_EXE_domains-dns")),
-    ("domains-verify", env!("CARGO_BIN_EXE_domains-verify")),
-    ("domains-ssl", env!("CARGO_BIN_EXE_domains-ssl")),
-    ("domains-nudge", env!("CARGO_BIN_EXE_domains-nudge")),
-    ("zones-create", env!("CARGO_BIN_EXE_zones-create")),
-    ("zones-list", env!("CARGO_BIN_EXE_zones-list")),
-    ("zones-delete", env!("CARGO_BIN_EXE_zones-delete")),
-    (
-        "zones-verification",
-        env!("CARGO_BIN_EXE_zones-verification"),
-    ),
-    (
-        "certificates-create",
-        env!("CARGO_BIN_EXE_certificates-create"),
-    ),
-    ("certificates-list", env!("CARGO_BIN_EXE_certificates-list")),
-    ("certificates-get", env!("CARGO_BIN_EXE_certificates-get")),
-    (
-        "certificates-download",
-        env!("CARGO_BIN_EXE_certificates-download"),
-    ),
-    (
-        "certificates-renew",
-        env!("CARGO_BIN_EXE_certificates-renew"),
-    ),
-    (
-        "certificates-update",
-        env!("CARGO_BIN_EXE_certificates-update"),
-    ),
-    (
-        "certificates-delete",
-        env!("CARGO_BIN_EXE_certificates-delete"),
-    ),
-    ("certificates-logs", env!("CARGO_BIN_EXE_certificates-logs")),
-];
+/// Every function the one binary serves beside the workers, by its `EDGECERT_FUNCTION`: the
+/// authorizer, the dashboard and the routes'.
+fn api_functions() -> Vec<(String, PathBuf)> {
+    [AUTHORIZER, DASHBOARD_FUNCTION]
+        .into_iter()
+        .chain(ROUTES.iter().map(|route| route.function))
+        .map(|function| (function.to_owned(), lambda_binary()))
+        .collect()
+}
+
+/// The authorizer's `EDGECERT_FUNCTION`.
+const AUTHORIZER: &str = "authorizer";
 
 /// The workers' binaries, in `edgecert-workers` (see [`worker_binaries`]).
 const WORKER_BINARIES: [&str; 2] = ["issuer", "renewer"];
@@ -93,13 +60,12 @@ const RENEWER_SCHEDULE: &str = include_str!("../../../events/renewer-schedule.js
 
 /// How long an issuance through Pebble may take.
 const ISSUANCE_TIMEOUT: Duration = Duration::from_secs(120);
+/// The renewer's invocation timeout: its deadline margin (it takes no work in its last five
+/// minutes) plus time for an issuance.
+const RENEWER_TIMEOUT: Duration = Duration::from_secs(300 + ISSUANCE_TIMEOUT.as_secs());
 
-fn binary(name: &str) -> PathBuf {
-    API_BINARIES
-        .iter()
-        .find(|(binary, _)| *binary == name)
-        .map(|(_, path)| PathBuf::from(path))
-        .unwrap_or_else(|| panic!("no binary {name} in API_BINARIES"))
+fn binary(_function: &str) -> PathBuf {
+    lambda_binary()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -158,16 +124,45 @@ impl Deployment {
 /// that every issuance and renewal answers its challenges, and the calls doing so are always
 /// recorded (with reuse, a renewal would skip them half of the time).
 async fn pebble() -> &'static Pebble {
-    static PEBBLE: tokio::sync::OnceCell<Pebble> = tokio::sync::OnceCell::const_new();
+    &pebble_and_port().await.0
+}
+
+/// The shared Pebble, and the listener on its HTTP-01 validation port: bound before Pebble
+/// starts, so no other test's listener takes the port; the one test that answers HTTP-01
+/// takes it.
+async fn pebble_and_port() -> &'static (Pebble, std::sync::Mutex<Option<std::net::TcpListener>>) {
+    static PEBBLE: tokio::sync::OnceCell<(
+        Pebble,
+        std::sync::Mutex<Option<std::net::TcpListener>>,
+    )> = tokio::sync::OnceCell::const_new();
     PEBBLE
-        .get_or_try_init(|| {
-            Pebble::start(PebbleOptions {
+        .get_or_try_init(|| async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let pebble = Pebble::start(PebbleOptions {
                 authz_reuse_percent: Some(0),
+                http_port: Some(listener.local_addr()?.port()),
                 ..PebbleOptions::default()
             })
+            .await?;
+            Ok::<_, anyhow::Error>((pebble, std::sync::Mutex::new(Some(listener))))
         })
         .await
         .expect("Pebble and pebble-challtestsrv start (apt-get install -y pebble)")
+}
+
+/// The listener on Pebble's HTTP-01 validation port (once per test binary).
+async fn http01_listener() -> tokio::net::TcpListener {
+    let listener = pebble_and_port()
+        .await
+        .1
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+        .expect("one test of this binary answers HTTP-01");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    tokio::net::TcpListener::from_std(listener).expect("a Tokio listener")
 }
 
 /// Moto's shared server behind a recorder, a fresh table, Pebble and challtestsrv (with public
@@ -181,8 +176,21 @@ async fn deployment() -> Deployment {
         harness::unique_apex("t").replace('.', "-")
     );
     let pebble = pebble().await;
-    let admin_key = format!("eca_admin_{}", harness::unique_apex("lambda"));
-    let admin_hash = ApiKeyHash::of(&admin_key).as_str().to_owned();
+    // What the stack's GenerateSecretString makes: letters and digits.
+    let admin_key = format!(
+        "Adm1n{}",
+        harness::unique_apex("key").replace(['.', '-'], "")
+    );
+    let admin_key_secret = clients
+        .secrets_manager
+        .create_secret()
+        .name(format!("{unique}-admin-key"))
+        .secret_string(&admin_key)
+        .send()
+        .await
+        .expect("the admin key's secret is created in moto")
+        .arn
+        .expect("moto answers the secret's ARN");
     let acme_directory = pebble.directory_url();
     let granted_zone = Arc::new(
         Route53Zone::create(
@@ -205,21 +213,24 @@ async fn deployment() -> Deployment {
         template,
         &unique,
         &[
-            ("TableName", &unique),
-            ("SecretPrefix", &format!("{unique}/")),
             ("EdgeHostname", EDGE_HOSTNAME),
-            // challtestsrv answers every A query with 127.0.0.1 unless told otherwise: every
-            // hostname points at the edge.
-            ("EdgeIps", "127.0.0.1"),
-            ("AdminKeySha256", &admin_hash),
-            ("AcmeDirectory", &acme_directory),
+            ("AcmeEnvironment", &acme_directory),
             ("AcmeContactEmail", "ops@edgecert.test"),
             ("CaaIdentities", "letsencrypt.org,pebble.letsencrypt.org"),
             ("IssueConcurrency", "2"),
             ("Route53ZoneGrants", &grants),
+            // A VPC of the operator's, so the edge's addresses are the two Elastic IPs alone.
+            ("VpcId", "vpc-0123456789abcdef0"),
+            ("SubnetIdA", "subnet-0123456789abcdef0"),
+            ("SubnetIdB", "subnet-0123456789abcdef1"),
         ],
     )
-    .expect("a stack of template.yaml with this test's parameters");
+    .expect("a stack of template.yaml with this test's parameters")
+    // challtestsrv answers every A query with 127.0.0.1 unless told otherwise: every hostname
+    // points at the edge.
+    .with_physical_id("EdgeAddressA", "127.0.0.1")
+    .with_physical_id("EdgeAddressB", "127.0.0.2")
+    .with_physical_id("AdminKeySecret", &admin_key_secret);
     let table = stack.physical_id("Table").expect("the table's name");
     create_table(&clients.dynamodb, &table)
         .await
@@ -420,122 +431,16 @@ fn text(value: &Value) -> String {
 // ---------------------------------------------------------------------------------------------
 // The workers' binaries
 
-/// `issuer` and `renewer`, as fresh as this package's own binaries.
-///
-/// Cargo sets `CARGO_BIN_EXE_<name>` only for the binaries of the package under test, and
-/// `edgecert-workers` depends on this package, so its binaries cannot be a dependency of this
-/// test. Cargo puts them next to this package's binaries, though: they are used from there when
-/// Cargo built them after the last change to any of their sources (their `.d` files list every
-/// source file, which is what Cargo's own freshness check reads), as `cargo test --workspace`
-/// does before it runs any test. Otherwise (`cargo test -p edgecert-api` after a change) they
-/// are built now, into the same target directory and profile; Cargo released its lock once
-/// the test build was done.
+/// The workers' functions, on the one binary.
 fn worker_binaries() -> Vec<(String, PathBuf)> {
-    let own = Path::new(env!("CARGO_BIN_EXE_authorizer"));
-    let profile_dir = own.parent().expect("binaries live in a profile directory");
-    let built: Vec<(String, PathBuf)> = WORKER_BINARIES
+    WORKER_BINARIES
         .iter()
-        .map(|name| ((*name).to_owned(), profile_dir.join(name)))
-        .collect();
-    if built.iter().all(|(_, path)| is_fresh(path)) {
-        return built;
-    }
-    eprintln!("building the workers' binaries (cargo build -p edgecert-workers --bins)");
-    build_worker_binaries(profile_dir)
-}
-
-/// Whether `binary` exists and is newer than every file its Cargo dep-info (`<binary>.d`)
-/// lists, and than `Cargo.lock`.
-fn is_fresh(binary: &Path) -> bool {
-    let modified = |path: &Path| path.metadata().and_then(|meta| meta.modified()).ok();
-    let Some(built_at) = modified(binary) else {
-        return false;
-    };
-    let Ok(dep_info) = std::fs::read_to_string(binary.with_extension("d")) else {
-        return false;
-    };
-    // `<target>: <source> <source> ...`, spaces inside paths escaped as `\ `.
-    let Some((_, sources)) = dep_info.split_once(": ") else {
-        return false;
-    };
-    let sources = sources.replace("\\ ", "\u{0}");
-    let lock = edgecert_integration::workspace_root().join("Cargo.lock");
-    sources
-        .split_whitespace()
-        .map(|source| PathBuf::from(source.replace('\u{0}', " ")))
-        .chain(std::iter::once(lock))
-        .all(|source| modified(&source).is_some_and(|changed| changed <= built_at))
-}
-
-/// Builds the workers' binaries with Cargo into the target directory and profile of
-/// `profile_dir`, and returns their paths as Cargo reports them.
-fn build_worker_binaries(profile_dir: &Path) -> Vec<(String, PathBuf)> {
-    let target_dir = profile_dir.parent().expect("a target directory");
-    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
-        Some("debug") | None => "dev",
-        Some(other) => other,
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(edgecert_integration::workspace_root())
-        .args(["build", "--quiet", "--message-format=json", "--bins"])
-        .args(["-p", "edgecert-workers", "--profile", profile])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .output()
-        .expect("cargo runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "cargo build -p edgecert-workers --bins failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        stdout
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter_map(|message| message["message"]["rendered"].as_str().map(str::to_owned))
-            .collect::<String>()
-    );
-    let mut binaries = Vec::new();
-    for message in stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-    {
-        let name = message["target"]["name"].as_str().unwrap_or_default();
-        let executable = message["executable"].as_str();
-        if let (true, Some(path)) = (WORKER_BINARIES.contains(&name), executable) {
-            binaries.push((name.to_owned(), PathBuf::from(path)));
-        }
-    }
-    binaries.sort();
-    assert_eq!(
-        binaries
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .collect::<Vec<_>>(),
-        WORKER_BINARIES,
-        "cargo built the workers' binaries"
-    );
-    binaries
+        .map(|function| ((*function).to_owned(), lambda_binary()))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
 // The tests
-
-#[test]
-fn every_route_and_the_authorizer_have_a_binary_here() {
-    for route in ROUTES {
-        assert!(
-            API_BINARIES.iter().any(|(name, _)| *name == route.function),
-            "API_BINARIES lacks {}",
-            route.function
-        );
-    }
-    assert_eq!(
-        API_BINARIES.len(),
-        ROUTES.len() + 1,
-        "the routes and the authorizer"
-    );
-}
 
 #[tokio::test]
 async fn every_function_binary_answers_its_event_on_moto() {
@@ -549,16 +454,21 @@ async fn every_function_binary_answers_its_event_on_moto() {
             .await
             .expect("challtestsrv takes the origin's address");
     }
-    let binaries: Vec<(String, PathBuf)> = API_BINARIES
-        .iter()
-        .map(|(name, path)| ((*name).to_owned(), PathBuf::from(path)))
-        .collect();
+    let binaries = api_functions();
     let mut functions = Functions::start(&deployment, &binaries).await;
     eprintln!(
         "{} API functions initialised after {:?}",
         binaries.len(),
         started.elapsed()
     );
+
+    // --- The dashboard: its page, with no key and no AWS call ---------------------------------
+    let page: Value =
+        serde_json::from_str(include_str!("../../../events/dashboard-page.json")).expect("event");
+    let answer = functions
+        .invoke("dashboard", &page, Duration::from_secs(30))
+        .await;
+    assert_eq!(answer["statusCode"], 200, "{answer}");
 
     // --- Accounts and the authorizer --------------------------------------------------------
     let admin = functions.authorize(&deployment.admin_key).await;
@@ -859,8 +769,7 @@ async fn every_function_binary_answers_its_event_on_moto() {
     // --- The workers ---------------------------------------------------------------------------
     // Pebble validates HTTP-01 on 127.0.0.1 at its HTTP port, where every edge terminator
     // answers from the store: the responder stands in for it.
-    let _responder = Http01Responder::start(Arc::clone(&store), pebble.http_port())
-        .await
+    let _responder = Http01Responder::on(http01_listener().await, Arc::clone(&store))
         .expect("the HTTP-01 responder listens on Pebble's validation port");
     let mut workers = Functions::start(&deployment, &workers).await;
 
@@ -888,7 +797,8 @@ async fn every_function_binary_answers_its_event_on_moto() {
         .expect(200);
     assert_eq!(nudged["certificate"]["status"], "pending");
     let schedule: Value = serde_json::from_str(RENEWER_SCHEDULE).expect("renewer-schedule.json");
-    let report = workers.invoke("renewer", &schedule, ISSUANCE_TIMEOUT).await;
+    // With time to take work before its deadline margin.
+    let report = workers.invoke("renewer", &schedule, RENEWER_TIMEOUT).await;
     assert_eq!(report["examined"], 1, "{report}");
     assert_eq!(report["issued"], 1, "{report}");
     assert_eq!(report["error_count"], 0, "{report}");
@@ -981,7 +891,8 @@ async fn every_function_binary_answers_its_event_on_moto() {
         .await
         .expect(202);
     assert_eq!(renewing["status"], "validating", "{renewing}");
-    let report = workers.invoke("renewer", &schedule, ISSUANCE_TIMEOUT).await;
+    // With time to take work before its deadline margin.
+    let report = workers.invoke("renewer", &schedule, RENEWER_TIMEOUT).await;
     assert_eq!(report["issued"], 1, "{report}");
     assert_eq!(report["error_count"], 0, "{report}");
     // The fixture's query: revoke=true. The CA revokes it, then it is deleted with its secret.
@@ -1058,4 +969,112 @@ async fn a_binary_without_its_table_fails_at_init_naming_the_variable() {
             "{init}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_authorizer_without_its_admin_key_secret_fails_at_init_naming_it() {
+    let deployment = deployment().await;
+    let missing = format!("{}-no-such-admin-key", deployment.table);
+    let mut env = deployment.environment(AUTHORIZER).await;
+    for (variable, value) in &mut env {
+        if variable == ADMIN_KEY_SECRET {
+            value.clone_from(&missing);
+        }
+    }
+
+    let error = LambdaProcess::start(AUTHORIZER, &lambda_binary(), &env)
+        .await
+        .expect_err("the authorizer does not start without its admin key");
+
+    let init = error
+        .downcast_ref::<InitError>()
+        .unwrap_or_else(|| panic!("not an init error: {error:#}"));
+    let last = init.output_tail.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("Error: ")
+            && last.contains(&format!("reading the admin key's secret {missing}"))
+            && last.contains("GetSecretValue"),
+        "{init}"
+    );
+    assert!(
+        !init.output_tail.contains(&deployment.admin_key),
+        "the key never reaches the logs: {init}"
+    );
+}
+
+/// The renewer takes no certificate within five minutes of its Lambda deadline (the context's
+/// deadline, which the Runtime API gives with each event): invoked with a minute left, it
+/// leaves a due certificate due, and still publishes the expiry metric.
+#[tokio::test]
+async fn the_renewer_takes_no_work_close_to_its_deadline() {
+    let deployment = deployment().await;
+    pebble()
+        .await
+        .challtestsrv()
+        .add_a(
+            "origin.saas.example.com",
+            &[std::net::Ipv4Addr::new(1, 0, 0, 8)],
+        )
+        .await
+        .expect("challtestsrv takes the origin's address");
+    // A managed certificate due now: an account, its domain, and a nudge (the fixtures' bodies).
+    let api: Vec<(String, PathBuf)> = ["accounts-create", "domains-create", "domains-nudge"]
+        .into_iter()
+        .map(|function| (function.to_owned(), lambda_binary()))
+        .collect();
+    let mut functions = Functions::start(&deployment, &api).await;
+    let account = functions
+        .call(ApiCall::new("accounts-create").with_authorizer_context(json!({ "role": "admin" })))
+        .await
+        .expect(201);
+    let caller = json!({ "role": "account", "account_id": account["id"] });
+    let domain = functions
+        .call(ApiCall::new("domains-create").with_authorizer_context(caller.clone()))
+        .await
+        .expect(201);
+    let nudged = functions
+        .call(
+            ApiCall::new("domains-nudge")
+                .with_authorizer_context(caller)
+                .id(&text(&domain["id"])),
+        )
+        .await
+        .expect(200);
+    assert_eq!(nudged["certificate"]["status"], "pending", "{nudged}");
+    let account_id = AccountId::parse(&text(&account["id"])).expect("an account id");
+    let certificate_id =
+        CertificateId::parse(&text(&nudged["certificate"]["id"])).expect("a certificate id");
+    let store = store(&deployment).await;
+    let before = store
+        .get_certificate(&account_id, &certificate_id)
+        .await
+        .expect("the store answers")
+        .expect("the certificate exists");
+    let mut workers =
+        Functions::start(&deployment, &[("renewer".to_owned(), lambda_binary())]).await;
+    let schedule: Value = serde_json::from_str(RENEWER_SCHEDULE).expect("renewer-schedule.json");
+
+    let report = workers
+        .invoke("renewer", &schedule, Duration::from_secs(60))
+        .await;
+
+    assert_eq!(report["examined"], 0, "{report}");
+    assert_eq!(report["unstarted"], 1, "{report}");
+    let after = store
+        .get_certificate(&account_id, &certificate_id)
+        .await
+        .expect("the store answers")
+        .expect("the certificate is still there");
+    assert_eq!(after.version, before.version, "untouched: {after:?}");
+    assert_eq!(after.due_at(), before.due_at(), "still due");
+    let output = workers.process("renewer").output_tail();
+    let metric = output
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line.get("_aws").is_some());
+    assert!(
+        metric.is_some_and(|metric| metric["CertificatesExpiringWithin7Days"] == 0
+            && metric["Table"] == json!(deployment.table)),
+        "the renewer prints its EMF metric line for its table:\n{output}"
+    );
 }

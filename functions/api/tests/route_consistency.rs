@@ -1,9 +1,10 @@
 //! The route table (`src/routes.rs`) is the single source of the API's routes. These tests hold
 //! the other places that name routes to it:
 //!
-//! - `template.yaml` (SAM) deploys exactly the table's method + path pairs, each on the Lambda
-//!   built from the binary the table names, plus the authorizer wired as the API's default;
-//! - every route's function is a binary `src/bin/<function>.rs` that serves that route;
+//! - `template.yaml` (SAM) deploys exactly the table's method + path pairs, each on a Lambda
+//!   whose `EDGECERT_FUNCTION` is the function the table names (every function runs the one
+//!   binary of `functions/lambda`, which serves the function that variable names; that crate's
+//!   tests hold the binary to the template), plus the authorizer wired as the API's default;
 //! - `openapi.yaml` documents exactly the table's method + path pairs, `operationId` = function.
 //!
 //! The dashboard's routes (`DASHBOARD_ROUTES`) are held to the same places: deployed on the one
@@ -22,11 +23,21 @@ use edgecert_api::ROUTES;
 use edgecert_api::routes::{DASHBOARD_FUNCTION, DASHBOARD_ROUTES};
 use serde_yaml::Value;
 
-/// Method, path and function (Lambda binary / operationId) of one route.
+/// Method, path and function (`EDGECERT_FUNCTION` / operationId) of one route.
 type RouteKey = (String, String, String);
 
-/// The authorizer's binary (`src/bin/authorizer.rs`).
-const AUTHORIZER_BINARY: &str = "authorizer";
+/// The variable that names the function a Lambda of the template is.
+const FUNCTION_VARIABLE: &str = "EDGECERT_FUNCTION";
+
+/// The authorizer's `EDGECERT_FUNCTION`.
+const AUTHORIZER: &str = "authorizer";
+
+/// The workers' `EDGECERT_FUNCTION`s (functions/workers); they serve no route.
+const WORKERS: [&str; 2] = ["issuer", "renewer"];
+
+/// The one Lambda binary every function runs, and the crate it is built from.
+const LAMBDA_BINARY: &str = "edgecert-lambda";
+const LAMBDA_CRATE: &str = "functions/lambda";
 
 /// The methods an OpenAPI path item may hold operations for.
 const OPENAPI_METHODS: [&str; 8] = [
@@ -202,6 +213,8 @@ fn assert_no_problems(source: &str, problems: &[String]) {
 /// One `AWS::Serverless::Function` of the template, as far as these tests care.
 struct TemplateFunction {
     logical_id: String,
+    /// Its `EDGECERT_FUNCTION`.
+    function: Option<String>,
     binary: Option<String>,
     build_method: Option<String>,
     code_uri: Option<String>,
@@ -247,6 +260,11 @@ fn template_functions(template: &Value) -> Vec<TemplateFunction> {
                 })
                 .collect();
             TemplateFunction {
+                function: string_at(
+                    resource,
+                    &["Properties", "Environment", "Variables", FUNCTION_VARIABLE],
+                )
+                .map(str::to_owned),
                 binary: string_at(resource, &["Metadata", "BuildProperties", "Binary"])
                     .map(str::to_owned),
                 build_method: string_at(resource, &["Metadata", "BuildMethod"]).map(str::to_owned),
@@ -261,28 +279,26 @@ fn template_functions(template: &Value) -> Vec<TemplateFunction> {
         .collect()
 }
 
-/// Whether a `CodeUri` (relative to the template) is this crate's directory.
-fn is_this_crate(code_uri: &str) -> bool {
+/// Whether a `CodeUri` (relative to the template) is the one Lambda binary's crate.
+fn is_the_lambda_crate(code_uri: &str) -> bool {
     let resolve = |path: PathBuf| path.canonicalize().ok();
-    resolve(workspace_root().join(code_uri)).is_some_and(|dir| Some(dir) == resolve(crate_dir()))
+    resolve(workspace_root().join(code_uri))
+        .is_some_and(|dir| Some(dir) == resolve(workspace_root().join(LAMBDA_CRATE)))
 }
 
 #[test]
 fn template_deploys_exactly_the_route_table() {
     let template = read_yaml(&workspace_root().join("template.yaml"));
     let apis = resources_of_type(&template, "AWS::Serverless::HttpApi");
-    let functions: Vec<TemplateFunction> = template_functions(&template)
-        .into_iter()
-        .filter(|function| function.code_uri.as_deref().is_some_and(is_this_crate))
-        .collect();
+    let functions = template_functions(&template);
     assert!(
         !functions.is_empty(),
-        "template.yaml has no AWS::Serverless::Function with CodeUri pointing at functions/api"
+        "template.yaml has no AWS::Serverless::Function"
     );
 
     let mut problems = Vec::new();
     let mut deployed = BTreeSet::new();
-    let mut binaries = BTreeMap::<String, Vec<String>>::new();
+    let mut names = BTreeMap::<String, Vec<String>>::new();
     for function in &functions {
         let id = &function.logical_id;
         if function.build_method.as_deref() != Some("rust-cargolambda") {
@@ -291,11 +307,29 @@ fn template_deploys_exactly_the_route_table() {
                 function.build_method
             ));
         }
-        let Some(binary) = &function.binary else {
-            problems.push(format!("{id}: no Metadata.BuildProperties.Binary"));
+        if function.binary.as_deref() != Some(LAMBDA_BINARY) {
+            problems.push(format!(
+                "{id}: Metadata.BuildProperties.Binary is {:?}, expected {LAMBDA_BINARY}",
+                function.binary
+            ));
+        }
+        if !function
+            .code_uri
+            .as_deref()
+            .is_some_and(is_the_lambda_crate)
+        {
+            problems.push(format!(
+                "{id}: CodeUri {:?} is not {LAMBDA_CRATE}",
+                function.code_uri
+            ));
+        }
+        let Some(name) = &function.function else {
+            problems.push(format!(
+                "{id}: no Environment.Variables.{FUNCTION_VARIABLE}"
+            ));
             continue;
         };
-        binaries.entry(binary.clone()).or_default().push(id.clone());
+        names.entry(name.clone()).or_default().push(id.clone());
         for HttpEvent {
             method,
             path,
@@ -317,18 +351,18 @@ fn template_deploys_exactly_the_route_table() {
                     "{id}: the API route {method} {path} overrides the default authorizer with {other}"
                 )),
             }
-            deployed.insert((method.clone(), path.clone(), binary.clone()));
+            deployed.insert((method.clone(), path.clone(), name.clone()));
         }
-        if binary == DASHBOARD_FUNCTION && function.has_policies {
+        if name == DASHBOARD_FUNCTION && function.has_policies {
             problems.push(format!(
                 "{id}: the dashboard function serves files from its binary and needs no Policies"
             ));
         }
     }
-    for (binary, ids) in &binaries {
+    for (name, ids) in &names {
         if ids.len() > 1 {
             problems.push(format!(
-                "binary {binary} is deployed by several functions: {}",
+                "{FUNCTION_VARIABLE} {name} is deployed by several functions: {}",
                 ids.join(", ")
             ));
         }
@@ -336,14 +370,12 @@ fn template_deploys_exactly_the_route_table() {
     let known: BTreeSet<&str> = ROUTES
         .iter()
         .map(|route| route.function)
-        .chain([AUTHORIZER_BINARY, DASHBOARD_FUNCTION])
+        .chain([AUTHORIZER, DASHBOARD_FUNCTION])
+        .chain(WORKERS)
         .collect();
-    for binary in binaries
-        .keys()
-        .filter(|binary| !known.contains(binary.as_str()))
-    {
+    for name in names.keys().filter(|name| !known.contains(name.as_str())) {
         problems.push(format!(
-            "binary {binary} is neither a route's function, the dashboard's nor the authorizer"
+            "{FUNCTION_VARIABLE} {name} is neither a route's function, the dashboard's, the authorizer nor a worker"
         ));
     }
     problems.extend(route_table_differences(
@@ -360,11 +392,11 @@ fn template_wires_the_authorizer_as_the_default() {
     let functions = template_functions(&template);
     let authorizers: Vec<&TemplateFunction> = functions
         .iter()
-        .filter(|function| function.binary.as_deref() == Some(AUTHORIZER_BINARY))
+        .filter(|function| function.function.as_deref() == Some(AUTHORIZER))
         .collect();
     let [authorizer] = authorizers.as_slice() else {
         panic!(
-            "template.yaml needs exactly one function with Binary {AUTHORIZER_BINARY}, found {}",
+            "template.yaml needs exactly one function with {FUNCTION_VARIABLE} {AUTHORIZER}, found {}",
             authorizers.len()
         );
     };
@@ -373,12 +405,6 @@ fn template_wires_the_authorizer_as_the_default() {
         "{} (the authorizer) must not serve routes itself: {:?}",
         authorizer.logical_id,
         authorizer.http_events
-    );
-    assert!(
-        authorizer.code_uri.as_deref().is_some_and(is_this_crate),
-        "{}: CodeUri {:?} is not functions/api",
-        authorizer.logical_id,
-        authorizer.code_uri
     );
 
     let apis = resources_of_type(&template, "AWS::Serverless::HttpApi");
@@ -425,50 +451,6 @@ fn template_wires_the_authorizer_as_the_default() {
             "{api_id}: {default}'s identity source must be the Authorization header, got {headers:?}"
         );
     }
-}
-
-#[test]
-fn every_route_function_is_a_binary_serving_that_route() {
-    let bin_dir = crate_dir().join("src").join("bin");
-    let mut problems = Vec::new();
-    for route in ROUTES {
-        let path = bin_dir.join(format!("{}.rs", route.function));
-        match std::fs::read_to_string(&path) {
-            Err(_) => problems.push(format!("{} {}: no binary src/bin/{}.rs", route.method, route.path, route.function)),
-            Ok(source) if !source.contains(&format!("serve_route(\"{}\")", route.function)) => problems.push(format!(
-                "src/bin/{}.rs does not call serve_route(\"{}\"), so its Lambda would not serve {} {}",
-                route.function, route.function, route.method, route.path
-            )),
-            Ok(_) => {}
-        }
-    }
-    let dashboard = bin_dir.join(format!("{DASHBOARD_FUNCTION}.rs"));
-    match std::fs::read_to_string(&dashboard) {
-        Err(_) => problems.push(format!(
-            "the dashboard's routes: no binary src/bin/{DASHBOARD_FUNCTION}.rs"
-        )),
-        Ok(source) if !source.contains("serve_dashboard()") => problems.push(format!(
-            "src/bin/{DASHBOARD_FUNCTION}.rs does not call serve_dashboard()"
-        )),
-        Ok(_) => {}
-    }
-    let known: BTreeSet<&str> = ROUTES
-        .iter()
-        .map(|route| route.function)
-        .chain([AUTHORIZER_BINARY, DASHBOARD_FUNCTION])
-        .collect();
-    let entries = std::fs::read_dir(&bin_dir)
-        .unwrap_or_else(|error| panic!("cannot list {}: {error}", bin_dir.display()));
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let stem = name.strip_suffix(".rs");
-        if stem.is_some_and(|stem| !known.contains(stem)) {
-            problems.push(format!(
-                "src/bin/{name} is neither a route's function, the dashboard's nor the authorizer"
-            ));
-        }
-    }
-    assert_no_problems("src/bin", &problems);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! EdgeCert's AWS adapters: the store ports on one DynamoDB table ([`DynamoStore`]), the
-//! vault on Secrets Manager ([`SecretsManagerVault`]) and the DNS provider on Route 53
-//! ([`Route53DnsProvider`]).
+//! vault on Secrets Manager ([`SecretsManagerVault`]), the DNS provider on Route 53
+//! ([`Route53DnsProvider`]), and the operator's admin key in its secret ([`AdminKeySecret`]).
 //!
 //! Build the SDK clients once per process with [`AwsClients`], then hand the adapters to the
 //! core as `Arc<dyn Store>` / `Arc<dyn Vault>`:
@@ -18,12 +18,14 @@
 //! local stack; on AWS, `template.yaml` declares it). [`stream`] decodes the table's stream
 //! records into the model, for the issuer.
 
+mod admin_key;
 mod config;
 mod dynamo;
 mod error;
 mod route53;
 mod secrets;
 
+pub use admin_key::AdminKeySecret;
 pub use config::{AwsClients, load_sdk_config};
 pub use dynamo::{DynamoStore, create_table, schema, stream};
 pub use error::{AwsError, Result};

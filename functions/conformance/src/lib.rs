@@ -72,8 +72,17 @@ macro_rules! conformance_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
-                let adapters = $make().await;
-                $crate::cases::$case(&adapters).await;
+                // A fault or a slow machine fails the case with a message, never hangs CI.
+                let bounded = async {
+                    let adapters = $make().await;
+                    $crate::cases::$case(&adapters).await;
+                };
+                if tokio::time::timeout(std::time::Duration::from_secs(180), bounded)
+                    .await
+                    .is_err()
+                {
+                    panic!("{} did not finish within 180 s", stringify!($case));
+                }
             }
         )*
     };

@@ -1,6 +1,7 @@
-//! The shell both worker Lambda binaries share: tracing, configuration, AWS clients and the
-//! ACME issuer once per cold start (from the deployment configuration every EdgeCert process
-//! shares), then the runtime loop around one handler.
+//! The shell of both worker Lambda functions (run by the one binary of `functions/lambda`):
+//! tracing, configuration, AWS clients and the ACME issuer once per cold start (from the
+//! deployment configuration every EdgeCert process shares), then the runtime loop around one
+//! handler.
 
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub struct Worker {
     pub config: WorkerConfig,
     /// The CA's directory URL (names the order budget).
     pub directory_url: String,
+    /// The table (the dimension of the expiry metric).
+    pub table_name: String,
 }
 
 /// Builds the worker on the AWS adapters from the environment. A worker without a CA
@@ -47,6 +50,7 @@ pub async fn aws_worker() -> Result<Worker, Error> {
         issuance,
         config,
         directory_url,
+        table_name: deployment.table_name.clone(),
     })
 }
 
@@ -70,14 +74,21 @@ pub async fn serve_issuer() -> Result<(), Error> {
     .await
 }
 
-/// Runs the renewer on its EventBridge Scheduler event.
+/// Runs the renewer on its EventBridge Scheduler event: a run that takes no certificate within
+/// [`renewer::DEADLINE_MARGIN`] of the invocation's deadline, then the expiry metric.
 pub async fn serve_renewer() -> Result<(), Error> {
     init_tracing();
     let worker = Arc::new(aws_worker().await?);
+    let table: Arc<str> = worker.table_name.as_str().into();
     let settings = Arc::new(worker.config.renewal_settings(&worker.directory_url));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduleEvent>| {
-        let (worker, settings) = (Arc::clone(&worker), Arc::clone(&settings));
+        let (worker, settings, table) = (
+            Arc::clone(&worker),
+            Arc::clone(&settings),
+            Arc::clone(&table),
+        );
         async move {
+            let settings = renewer::settings_for_deadline(&settings, event.context.deadline());
             let report = renewer::handle_schedule(
                 &worker.services,
                 worker.issuance.as_ref(),
@@ -85,6 +96,7 @@ pub async fn serve_renewer() -> Result<(), Error> {
                 &event.payload,
             )
             .await?;
+            renewer::publish_expiry_metric(&worker.services, &table).await;
             Ok::<serde_json::Value, Error>(serde_json::to_value(report)?)
         }
     }))

@@ -12,7 +12,7 @@
 //! Both hand certificates to the same [`Issuance`](edgecert_core::ports::Issuance) (the ACME
 //! [`Issuer`](edgecert_acme::Issuer)), whose lease per name set makes duplicated stream records,
 //! overlapping schedule events and concurrent runs harmless. [`lambda`] is the shell of the two
-//! Lambda binaries in `src/bin/`.
+//! Lambda functions (run by the one binary of `functions/lambda`).
 
 pub mod config;
 pub mod issuer;

@@ -7,13 +7,31 @@
 //! certificate once, through the issuer's leases.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use edgecert_core::ports::Issuance;
 use edgecert_core::usecases::Services;
-use edgecert_core::usecases::renewals::{RenewalReport, RenewalSettings, run_renewals};
+use edgecert_core::usecases::renewals::{
+    EXPIRY_WARNING, RenewalReport, RenewalSettings, count_expiring_unrenewed, run_renewals,
+};
 use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
 use tokio::sync::watch;
+
+/// How long before its Lambda deadline the renewer starts no more certificates. An issuance
+/// takes seconds normally and minutes at worst (DNS propagation, the CA's polling), so what was
+/// started finishes before Lambda ends the run; template.yaml's 900-second timeout leaves ten
+/// minutes of taking work.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(300);
+
+/// Namespace of the metrics the renewer publishes (CloudWatch embedded metric format).
+pub const METRICS_NAMESPACE: &str = "EdgeCert";
+/// The metric counting auto-renewed certificates that expire within 7 days unrenewed
+/// ([`count_expiring_unrenewed`] with [`EXPIRY_WARNING`]); template.yaml alarms on it.
+pub const EXPIRING_METRIC: &str = "CertificatesExpiringWithin7Days";
+/// The metric's one dimension: the deployment's table, which names the stack's data.
+pub const TABLE_DIMENSION: &str = "Table";
 
 /// The schedule's event: the input template.yaml gives the schedule, with EventBridge
 /// Scheduler's context attributes filled in. Only logged; any other payload is accepted too.
@@ -48,6 +66,52 @@ pub async fn handle_schedule(
     Ok(report)
 }
 
+/// `settings` for a run that Lambda ends at `deadline`: certificates are taken until
+/// [`DEADLINE_MARGIN`] before it (none at all when less than that is left).
+pub fn settings_for_deadline(settings: &RenewalSettings, deadline: SystemTime) -> RenewalSettings {
+    let stop = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(UNIX_EPOCH);
+    RenewalSettings {
+        take_work_until: Some(OffsetDateTime::from(stop)),
+        ..settings.clone()
+    }
+}
+
+/// The log line that publishes `count` as [`EXPIRING_METRIC`] for `table` in CloudWatch's
+/// embedded metric format: Lambda's log stream turns it into a metric, no API call needed.
+pub fn expiry_metric_line(table: &str, count: usize, at: SystemTime) -> String {
+    let timestamp_ms = at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [[TABLE_DIMENSION]],
+                "Metrics": [{ "Name": EXPIRING_METRIC, "Unit": "Count" }],
+            }],
+        },
+        TABLE_DIMENSION: table,
+        EXPIRING_METRIC: count,
+    })
+    .to_string()
+}
+
+/// Counts the certificates expiring unrenewed within 7 days and prints the metric line (stdout:
+/// Lambda's log). A failed count is logged and publishes nothing; the alarm treats a missing
+/// value as fine, and the renewer's error alarm covers a store that cannot be read.
+pub async fn publish_expiry_metric(services: &Services, table: &str) {
+    match count_expiring_unrenewed(services, EXPIRY_WARNING).await {
+        Ok(count) => {
+            if count > 0 {
+                tracing::warn!(count, "certificates expire within 7 days unrenewed");
+            }
+            println!("{}", expiry_metric_line(table, count, SystemTime::now()));
+        }
+        Err(error) => tracing::warn!(%error, "could not count the certificates about to expire"),
+    }
+}
+
 fn log_report(report: &RenewalReport) {
     tracing::info!(
         examined = report.examined,
@@ -58,6 +122,7 @@ fn log_report(report: &RenewalReport) {
         waiting_dns = report.waiting_dns,
         rescheduled = report.rescheduled,
         deferred = report.deferred,
+        unstarted = report.unstarted,
         in_progress = report.in_progress,
         skipped = report.skipped,
         errors = report.error_count,
@@ -67,6 +132,12 @@ fn log_report(report: &RenewalReport) {
         tracing::warn!(
             deferred = report.deferred,
             "order budget spent; the rest waits for the next run"
+        );
+    }
+    if report.unstarted > 0 {
+        tracing::warn!(
+            unstarted = report.unstarted,
+            "the run's time is up; the rest waits for the next run"
         );
     }
     for (certificate, error) in &report.errors {
@@ -119,5 +190,53 @@ impl RenewerTimer {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_expiry_metric_is_one_emf_line_with_its_dimension() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_780_000_000_123);
+        let line = expiry_metric_line("edgecert-prod-Table-1ABC", 3, at);
+        assert!(!line.contains('\n'), "one log line: {line}");
+        let metric: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            metric,
+            json!({
+                "_aws": {
+                    "Timestamp": 1_780_000_000_123_u64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "EdgeCert",
+                        "Dimensions": [["Table"]],
+                        "Metrics": [{ "Name": "CertificatesExpiringWithin7Days", "Unit": "Count" }],
+                    }],
+                },
+                "Table": "edgecert-prod-Table-1ABC",
+                "CertificatesExpiringWithin7Days": 3,
+            })
+        );
+    }
+
+    #[test]
+    fn work_is_taken_until_the_margin_before_the_deadline() {
+        let settings = RenewalSettings::new("https://acme.example/directory");
+        let deadline = UNIX_EPOCH + Duration::from_secs(1_780_000_900);
+        let bounded = settings_for_deadline(&settings, deadline);
+        assert_eq!(
+            bounded.take_work_until,
+            Some(OffsetDateTime::from(
+                UNIX_EPOCH + Duration::from_secs(1_780_000_600)
+            ))
+        );
+        assert_eq!(
+            RenewalSettings {
+                take_work_until: None,
+                ..bounded
+            },
+            settings
+        );
     }
 }

@@ -13,11 +13,11 @@ use edgecert_core::RenewalWindow;
 use edgecert_core::model::{CertificateStatus, ProvisioningStep};
 use edgecert_core::ports::{Clock, Issuance, IssueOutcome};
 use edgecert_core::usecases::domains::ssl_status;
-use edgecert_core::usecases::renewals::run_renewals;
+use edgecert_core::usecases::renewals::{EXPIRY_WARNING, count_expiring_unrenewed, run_renewals};
 use edgecert_integration::{Http01Responder, Pebble, PebbleOptions};
 use time::Duration;
 
-use support::{Backend, CERTIFICATE_LIFETIME, Harness, unique_label};
+use support::{Backend, CERTIFICATE_LIFETIME, Harness, issued_and_due, unique_label};
 
 on_both_backends!(
     a_budget_of_fifty_renews_two_hundred_in_four_runs,
@@ -28,6 +28,8 @@ on_both_backends!(
     a_plan_without_auto_renewal_holds_the_certificate,
     ari_sets_the_renewal_time_and_a_later_window_reschedules,
     an_expired_managed_certificate_shows_why_on_its_domain,
+    a_run_out_of_time_starts_nothing_and_leaves_everything_due,
+    certificates_expiring_unrenewed_within_a_week_are_counted,
 );
 
 /// What one renewal of a managed certificate costs in store calls, from the due query to the
@@ -415,4 +417,82 @@ async fn an_expired_managed_certificate_shows_why_on_its_domain(backend: Backend
     let requested = harness.certificate(&certificate.id).await;
     assert_eq!(requested.status, CertificateStatus::Pending);
     assert_eq!(requested.next_attempt_at, Some(harness.clock.now()));
+}
+
+/// A run whose time is up (the Lambda renewer's deadline less its margin) starts nothing: every
+/// due certificate stays due, nothing is ordered, and the report counts what waits. With time
+/// left, the next run renews them all.
+async fn a_run_out_of_time_starts_nothing_and_leaves_everything_due(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let zone = harness.zone().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let name = format!("late{n}.{}", zone.name);
+        ids.push(harness.due_renewal(&zone, &name).await.id);
+    }
+    let mut settings = harness.settings(300, Duration::hours(3));
+    settings.take_work_until = Some(harness.clock.now());
+
+    let report = harness.renew(&settings).await;
+
+    assert_eq!((report.examined, report.unstarted), (0, 3), "{report:?}");
+    assert_eq!(harness.faults.new_orders(), 0);
+    for id in &ids {
+        let certificate = harness.certificate(id).await;
+        assert!(
+            certificate
+                .due_at()
+                .is_some_and(|due| due <= harness.clock.now()),
+            "{id} is still due: {certificate:?}"
+        );
+    }
+    settings.take_work_until = Some(harness.clock.now() + Duration::minutes(10));
+    let report = harness.renew(&settings).await;
+    assert_eq!((report.issued, report.unstarted), (3, 0), "{report:?}");
+}
+
+/// What the renewer publishes for the "expires within 7 days" alarm: certificates that renew
+/// themselves, are valid, and expire within the week: overdue ones and ones in backoff alike;
+/// not those further out, not those without auto-renewal, not the expired.
+async fn certificates_expiring_unrenewed_within_a_week_are_counted(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let zone = harness.zone().await;
+    let now = harness.clock.now();
+    let name = |label: &str| format!("{label}.{}", zone.name);
+    harness
+        .downloadable(&zone, &name("overdue"), |certificate| {
+            issued_and_due(certificate, now);
+            certificate.expires_at = Some(now + Duration::days(3));
+        })
+        .await;
+    harness
+        .downloadable(&zone, &name("backing-off"), |certificate| {
+            issued_and_due(certificate, now);
+            certificate.expires_at = Some(now + Duration::days(6));
+            certificate.consecutive_failures = 4;
+            certificate.next_attempt_at = Some(now + Duration::hours(20));
+        })
+        .await;
+    harness.due_renewal(&zone, &name("month-left")).await;
+    harness
+        .downloadable(&zone, &name("no-auto-renew"), |certificate| {
+            issued_and_due(certificate, now);
+            certificate.auto_renew = false;
+            certificate.next_renewal_at = None;
+            certificate.expires_at = Some(now + Duration::days(3));
+        })
+        .await;
+    harness
+        .downloadable(&zone, &name("expired"), |certificate| {
+            issued_and_due(certificate, now);
+            certificate.status = CertificateStatus::Expired;
+            certificate.expires_at = Some(now - Duration::days(1));
+        })
+        .await;
+
+    let count = count_expiring_unrenewed(&harness.services, EXPIRY_WARNING)
+        .await
+        .unwrap();
+
+    assert_eq!(count, 2);
 }

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use edgecert_acme::{Issuer, IssuerConfig};
+use edgecert_acme::testing::CaFaults;
+use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
 use edgecert_api::ApiState;
 use edgecert_core::PlanCatalog;
 use edgecert_core::model::{ApiKey, ApiKeyHash};
@@ -75,6 +76,9 @@ pub struct LocalOptions {
     pub issuer_interval: Duration,
     /// Order budget and concurrency of the workers.
     pub workers: WorkerConfig,
+    /// Tests only: the issuer reaches Pebble through this fault layer
+    /// ([`edgecert_acme::testing`]), to play CA answers Pebble never gives (5xx, 429).
+    pub ca_faults: Option<CaFaults>,
 }
 
 impl LocalOptions {
@@ -96,6 +100,7 @@ impl LocalOptions {
             renewal_interval: Duration::from_secs(60),
             issuer_interval: Duration::from_secs(1),
             workers: WorkerConfig::default(),
+            ca_faults: None,
         }
     }
 }
@@ -135,6 +140,10 @@ pub const NOT_SET_LOCALLY: &[(&str, &str)] = &[
     (
         vars::ALLOW_PRIVATE_ORIGINS,
         "origins are on this machine (loopback), never on a private network",
+    ),
+    (
+        vars::ROUTE53_ZONE_GRANTS,
+        "zones are in challtestsrv locally, never in an operator's Route 53",
     ),
 ];
 
@@ -243,6 +252,8 @@ fn with_local_pacing(mut config: IssuerConfig) -> IssuerConfig {
     // Pebble answers on loopback in milliseconds: one stopped or killed is known as such
     // (and shown on the domain) within this, not within a production CA's allowance.
     config.request_timeout = Duration::from_secs(10);
+    // A Pebble stopped and resumed (or restarted) locally is back at once.
+    config.ca_cool_down = time::Duration::seconds(5);
     config
 }
 
@@ -304,9 +315,19 @@ impl LocalStack {
         };
         // The issuer works on the services without an issuer; the API's services get it.
         let issuer_config = with_local_pacing(acme.issuer_config());
-        let issuer: Arc<dyn Issuance> = Arc::new(
-            Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?,
-        );
+        let issuer: Arc<dyn Issuance> = Arc::new(match &options.ca_faults {
+            None => {
+                Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?
+            }
+            Some(faults) => {
+                let http = ca_http_client(
+                    issuer_config.ca_root_pem.as_deref(),
+                    issuer_config.request_timeout,
+                )
+                .context("building the CA client")?;
+                Issuer::with_http_client(services.clone(), issuer_config, faults.client(http))
+            }
+        });
         services.issuance = Some(Arc::clone(&issuer));
         let mut edge_config = options.edge.clone();
         edge_config.redirect_https_port = listeners.https.local_addr()?.port();

@@ -45,6 +45,9 @@ enum Process {
     Worker,
     /// The edge terminator's container.
     Terminator,
+    /// The dashboard's function: it serves files built into it and reads no configuration
+    /// (the template's Globals reach it all the same).
+    Dashboard,
 }
 
 impl Process {
@@ -52,6 +55,8 @@ impl Process {
     fn of_binary(binary: &str) -> Process {
         if binary == "authorizer" {
             Process::Authorizer
+        } else if binary == "dashboard" {
+            Process::Dashboard
         } else if ["issuer", "renewer"].contains(&binary) {
             Process::Worker
         } else if ROUTES.iter().any(|route| route.function == binary) {
@@ -85,6 +90,7 @@ impl Process {
             Process::Terminator => TerminatorDeployment::from_lookup(lookup)
                 .map(drop)
                 .map_err(|error| error.to_string()),
+            Process::Dashboard => Ok(()),
         }
     }
 }
@@ -161,6 +167,10 @@ fn every_deployed_process_starts_with_its_template_environment_and_reads_all_of_
 
     let mut problems = Vec::new();
     for (name, process, environment) in &deployed {
+        if *process == Process::Dashboard {
+            // Only the Globals every function gets; it reads none of them.
+            continue;
+        }
         let (outcome, asked) = read(*process, environment);
         if let Err(error) = outcome {
             // A parser stops at its first error: what it did not read yet says nothing.

@@ -190,7 +190,31 @@ impl Dashboard {
     /// imports require an account-specific record (`_edgecert-zone.<zone>`), create it here
     /// through challtestsrv's management API (`/set-txt`) before the import; the page shows
     /// the API's error verbatim, which names the record, if it is missing.
-    async fn import_zone(&self, zone: &str) {
+    async fn import_zone(&self, zone: &str, key: &str) {
+        // The account's zone token, published where the zone's owner would put it.
+        let (status, record) = self
+            .api(
+                "GET",
+                &format!("/v1/zones/verification?name={zone}"),
+                key,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{record}");
+        let published = self
+            .http
+            .post(format!(
+                "{}/set-txt",
+                self.stack.info.challtestsrv_management_url
+            ))
+            .json(&json!({
+                "host": format!("{}.", record["name"].as_str().unwrap()),
+                "value": record["value"],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(published.status().is_success(), "challtestsrv /set-txt");
         self.open("zones").await;
         self.browser.fill("#zone-name", zone).await;
         self.browser.fill("#zone-provider", "challtestsrv").await;
@@ -739,7 +763,7 @@ async fn domain_actions_verify_retry_edit_and_delete_and_zones_delete() {
 
     // A zone imported, then deleted with a confirmation.
     let zone = format!("{}.com", unique("gone"));
-    dashboard.import_zone(&zone).await;
+    dashboard.import_zone(&zone, &key).await;
     browser.click_css("tbody [data-action='delete']").await;
     dashboard.modal("delete-zone").await;
     browser
@@ -770,7 +794,7 @@ async fn scenarios_3_4_5_wildcard_certificate_download_renew_toggle_and_revoke()
     let (_, key) = dashboard.account("Status Pages Inc", "elite", false).await;
     dashboard.sign_in(&key).await;
     let zone = format!("{}.com", unique("wild"));
-    dashboard.import_zone(&zone).await;
+    dashboard.import_zone(&zone, &key).await;
     dashboard.screenshot("zones").await;
 
     // --- Scenario 3: *.zone with the SAN www.zone goes pending -> issued ---------------------
@@ -1056,7 +1080,7 @@ async fn scenario_6_plus_plan_disables_wildcard_auto_renew_and_the_button_at_the
     let (_, key) = dashboard.account("Small Shop", "plus", false).await;
     dashboard.sign_in(&key).await;
     let zone = format!("{}.com", unique("plus"));
-    dashboard.import_zone(&zone).await;
+    dashboard.import_zone(&zone, &key).await;
     let (_, zones) = dashboard.api("GET", "/v1/zones", &key, None).await;
     let zone_id = zones["zones"][0]["id"].as_str().unwrap().to_owned();
 
@@ -1185,7 +1209,7 @@ async fn scenario_7_a_403_shows_the_reference_message() {
     let (account_id, key) = dashboard.account("Downgraded Inc", "elite", false).await;
     dashboard.sign_in(&key).await;
     let zone = format!("{}.com", unique("deny"));
-    dashboard.import_zone(&zone).await;
+    dashboard.import_zone(&zone, &key).await;
     dashboard.open("certificates").await;
     browser
         .wait_until(

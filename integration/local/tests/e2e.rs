@@ -72,12 +72,22 @@ async fn autossl(storage: Storage) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autossl_on_sqlite() {
-    autossl(Storage::Sqlite).await;
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "autossl_on_sqlite",
+        autossl(Storage::Sqlite),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autossl_on_moto() {
-    autossl(Storage::moto("autossl").await).await;
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "autossl_on_moto",
+        autossl(Storage::moto("autossl").await),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -156,12 +166,22 @@ async fn vector(storage: Storage) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vector_on_sqlite() {
-    vector(Storage::Sqlite).await;
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "vector_on_sqlite",
+        vector(Storage::Sqlite),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vector_on_moto() {
-    vector(Storage::moto("vector").await).await;
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "vector_on_moto",
+        vector(Storage::moto("vector").await),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -430,12 +450,22 @@ async fn certadns(storage: Storage) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certadns_on_sqlite() {
-    certadns(Storage::Sqlite).await;
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "certadns_on_sqlite",
+        certadns(Storage::Sqlite),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certadns_on_moto() {
-    certadns(Storage::moto("certadns").await).await;
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "certadns_on_moto",
+        certadns(Storage::moto("certadns").await),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -490,12 +520,22 @@ async fn renewal(storage: Storage) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_on_sqlite() {
-    renewal(Storage::Sqlite).await;
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "renewal_on_sqlite",
+        renewal(Storage::Sqlite),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_on_moto() {
-    renewal(Storage::moto("renewal").await).await;
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "renewal_on_moto",
+        renewal(Storage::moto("renewal").await),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -588,10 +628,20 @@ async fn restart(storage: Storage) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_on_sqlite() {
-    restart(Storage::Sqlite).await;
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "restart_on_sqlite",
+        restart(Storage::Sqlite),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_on_moto() {
-    restart(Storage::moto("restart").await).await;
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "restart_on_moto",
+        restart(Storage::moto("restart").await),
+    )
+    .await;
 }

@@ -104,10 +104,13 @@ impl Stack {
                 },
             };
             if let Some(allowed) = declaration["AllowedValues"].as_array() {
-                if !allowed
-                    .iter()
-                    .any(|item| item.as_str() == Some(value.as_str()))
-                {
+                // Allowed values may be written as numbers (LogRetentionDays); CloudFormation
+                // compares their text.
+                let text = |item: &Value| match item {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                if !allowed.iter().any(|item| text(item) == value) {
                     bail!("parameter {parameter}: '{value}' is not one of {allowed:?}");
                 }
             }

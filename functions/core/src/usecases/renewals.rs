@@ -95,6 +95,11 @@ pub struct RenewalSettings {
     pub budget: OrderBudget,
     /// Backoff of certificates held back before the CA (DNS no longer at the edge).
     pub policy: RenewalPolicy,
+    /// No certificate is started at or after this time (by the services' clock), and no
+    /// further page of the due index is read: what is left stays due for the next run. The
+    /// Lambda renewer sets it some minutes before its deadline, so that what it started
+    /// finishes; `None` runs until everything due was looked at.
+    pub take_work_until: Option<OffsetDateTime>,
 }
 
 impl RenewalSettings {
@@ -105,6 +110,7 @@ impl RenewalSettings {
             page_size: 100,
             budget: OrderBudget::default_for(directory_url),
             policy: RenewalPolicy::default(),
+            take_work_until: None,
         }
     }
 }
@@ -132,6 +138,9 @@ pub struct RenewalReport {
     pub rescheduled: usize,
     /// Left due for a later run: the order budget was spent.
     pub deferred: usize,
+    /// Read but not started, still due: the run's time was up
+    /// ([`RenewalSettings::take_work_until`]); the pages after them were not read either.
+    pub unstarted: usize,
     /// Failures of the store, the vault or DNS while looking at a certificate (retried next
     /// run), as (certificate, error) for the logs, at most 20.
     pub errors: Vec<(CertificateId, String)>,
@@ -169,6 +178,11 @@ pub async fn run_renewals(
         plans: Mutex::new(HashMap::new()),
     };
     let now = services.clock.now();
+    let out_of_time = || {
+        settings
+            .take_work_until
+            .is_some_and(|until| services.clock.now() >= until)
+    };
     let concurrency = settings.concurrency.max(1);
     let mut report = RenewalReport::default();
     let mut seen = HashSet::new();
@@ -200,11 +214,16 @@ pub async fn run_renewals(
                     report.count(id, handled);
                 }
             }
+            // Checked after waiting for a free slot: the wait itself may have used the time up.
+            if out_of_time() {
+                report.unstarted += 1;
+                continue;
+            }
             working.push(run.handle_one(certificate));
         }
         match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => break Ok(()),
+            Some(next) if !out_of_time() => cursor = Some(next),
+            _ => break Ok(()),
         }
     };
     // Whatever was started finishes, even when the next page could not be read.
@@ -212,6 +231,53 @@ pub async fn run_renewals(
         report.count(id, handled);
     }
     outcome.map(|()| report)
+}
+
+/// How close to expiry a certificate that renews itself may come unrenewed before the renewer
+/// reports it (a CloudWatch metric on AWS, which alarms).
+pub const EXPIRY_WARNING: Duration = Duration::days(7);
+
+/// The certificates that renew automatically, are valid now, and expire within `within`:
+/// renewals that have not happened in time (the renewer publishes this count after each run).
+///
+/// Read from the due index up to `now + within`, never a scan: every such certificate is due by
+/// then, because its renewal falls before its expiry and its retries are at most a day apart
+/// ([`RenewalPolicy`]).
+pub async fn count_expiring_unrenewed(services: &Services, within: Duration) -> Result<usize> {
+    let now = services.clock.now();
+    let horizon = now + within;
+    let mut count = 0;
+    let mut cursor = None;
+    loop {
+        let page = services
+            .store
+            .due_certificates(
+                horizon,
+                PageRequest {
+                    cursor: cursor.take(),
+                    limit: 100,
+                },
+            )
+            .await?;
+        count += page
+            .items
+            .iter()
+            .filter(|certificate| {
+                certificate.renews_automatically()
+                    && !matches!(
+                        certificate.status,
+                        CertificateStatus::Expired | CertificateStatus::Revoked
+                    )
+                    && certificate
+                        .expires_at
+                        .is_some_and(|expiry| now < expiry && expiry <= horizon)
+            })
+            .count();
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(count),
+        }
+    }
 }
 
 impl RenewalReport {

@@ -72,7 +72,12 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    super::$scenario(super::support::Backend::Sqlite).await
+                    edgecert_integration::bounded(
+                        std::time::Duration::from_secs(240),
+                        concat!(stringify!($scenario), " on sqlite"),
+                        super::$scenario(super::support::Backend::Sqlite),
+                    )
+                    .await
                 }
             )*
         }
@@ -80,7 +85,12 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    super::$scenario(super::support::Backend::Dynamo).await
+                    edgecert_integration::bounded(
+                        std::time::Duration::from_secs(240),
+                        concat!(stringify!($scenario), " on dynamo"),
+                        super::$scenario(super::support::Backend::Dynamo),
+                    )
+                    .await
                 }
             )*
         }

@@ -14,7 +14,8 @@
 //!
 //! The functions run on [`SERVER_CORE`]; the emulator, the proxy, moto and Pebble on
 //! [`LOAD_CORE`]. The harness builds nothing: the binaries are expected next to this one
-//! (`cargo build --release -p edgecert-api -p edgecert-workers -p edgecert-bench --bins`).
+//! (`cargo build --release -p edgecert-lambda -p edgecert-bench --bins`): every function is the
+//! one binary `edgecert-lambda` with its `EDGECERT_FUNCTION`, as template.yaml deploys them.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -27,11 +28,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use edgecert_api::ROUTES;
-use edgecert_api::config::vars::ADMIN_KEY_SHA256;
+use edgecert_api::config::vars::ADMIN_KEY_SECRET;
 use edgecert_aws::AwsClients;
 use edgecert_bench::process::{LOAD_CORE, SERVER_CORE, Server, pin_self, sibling_binary};
 use edgecert_bench::report::{Options, Section, Table, quantile, ratio, whole};
-use edgecert_core::model::ApiKeyHash;
 use edgecert_deployment::vars;
 use edgecert_integration::lambda_runtime::lambda_environment;
 use edgecert_integration::{Moto, Pebble, PebbleOptions};
@@ -48,6 +48,9 @@ use tokio::task::{JoinHandle, JoinSet};
 
 /// The baseline binary (`src/bin/hello-lambda.rs`).
 const HELLO_WORLD: &str = "hello-lambda";
+
+/// The binary of every EdgeCert function (functions/lambda).
+const LAMBDA_BINARY: &str = "edgecert-lambda";
 
 /// The API Gateway request hello-world answers: any route's event does.
 const HELLO_WORLD_EVENT: &str = include_str!("../../../../events/limits-get.json");
@@ -281,10 +284,16 @@ struct Binary {
 
 impl Binary {
     fn locate(name: &'static str, event: &str) -> anyhow::Result<Binary> {
-        let path = sibling_binary(name).with_context(|| {
+        // Every function is the one Lambda binary; hello-world is a binary of its own.
+        let file = if name == HELLO_WORLD {
+            HELLO_WORLD
+        } else {
+            LAMBDA_BINARY
+        };
+        let path = sibling_binary(file).with_context(|| {
             format!(
-                "{name} is not built next to this binary: cargo build --release -p edgecert-api \
-                 -p edgecert-workers -p edgecert-bench --bins"
+                "{file} is not built next to this binary: cargo build --release -p edgecert-lambda \
+                 -p edgecert-bench --bins"
             )
         })?;
         let size_bytes = path
@@ -330,7 +339,8 @@ fn fixture(function: &str) -> anyhow::Result<&'static str> {
 /// What template.yaml's parameters stand for here, and the services behind them.
 struct Deployment {
     table: String,
-    admin_key_sha256: String,
+    /// The secret in moto holding the admin key, as template.yaml's AdminKeySecret.
+    admin_key_secret: String,
     dns_server: SocketAddr,
     acme_directory: String,
     /// The AWS endpoint (the recording proxy in front of moto), region and dummy credentials.
@@ -366,10 +376,19 @@ impl Deployment {
                 *value = format!("http://{}", moto_tap.addr);
             }
         }
-        let admin_key = format!("eca_admin_bench_{}", std::process::id());
+        let admin_key_secret = clients
+            .secrets_manager
+            .create_secret()
+            .name(format!("{table}-admin-key"))
+            .secret_string(format!("AdminBench{}", std::process::id()))
+            .send()
+            .await
+            .context("creating the admin key's secret in moto")?
+            .arn
+            .context("moto answered no ARN for the admin key's secret")?;
         Ok(Deployment {
             table,
-            admin_key_sha256: ApiKeyHash::of(&admin_key).as_str().to_owned(),
+            admin_key_secret,
             dns_server: dns.dns_server_addr(),
             acme_directory: pebble.directory_url(),
             aws_env,
@@ -379,14 +398,15 @@ impl Deployment {
         })
     }
 
-    /// This deployment's value of the template's variable `name`.
-    fn value(&self, name: &str) -> anyhow::Result<String> {
+    /// This deployment's value of the template's variable `name` for `function`.
+    fn value(&self, function: &str, name: &str) -> anyhow::Result<String> {
         Ok(match name {
+            edgecert_integration::template::FUNCTION_VARIABLE => function.to_owned(),
             vars::TABLE_NAME => self.table.clone(),
             vars::SECRET_PREFIX => format!("{}/", self.table),
             vars::EDGE_HOSTNAME => EDGE_HOSTNAME.to_owned(),
             vars::EDGE_IPS => "127.0.0.1".to_owned(),
-            ADMIN_KEY_SHA256 => self.admin_key_sha256.clone(),
+            ADMIN_KEY_SECRET => self.admin_key_secret.clone(),
             // Pebble's listener root is not given (EDGECERT_ACME_CA_ROOT): the functions load
             // the system's roots at init, as deployed. No first invocation here reaches the CA.
             vars::ACME_DIRECTORY => self.acme_directory.clone(),
@@ -412,7 +432,7 @@ impl Deployment {
             return Ok(env);
         }
         for name in edgecert_integration::template::function_variables(binary)? {
-            let value = self.value(&name)?;
+            let value = self.value(binary, &name)?;
             env.push((name, value));
         }
         env.push((vars::DNS_SERVER.to_owned(), self.dns_server.to_string()));

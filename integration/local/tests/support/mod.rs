@@ -117,12 +117,24 @@ impl Runner {
         runner.roots = edgecert_terminator::roots_from_pem(&root);
         assert!(!runner.roots.is_empty());
         runner.edge_admin = stack["edge_admin_url"].as_str().unwrap().to_owned();
-        let health = client()
-            .get(format!("{}/healthz", runner.edge_admin))
-            .send()
-            .await
-            .unwrap();
-        assert!(health.status().is_success(), "edge /healthz");
+        // The edge answers /healthz 503 until its first load of certificates finished.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let health = client()
+                .get(format!("{}/healthz", runner.edge_admin))
+                .send()
+                .await
+                .unwrap();
+            if health.status().is_success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "edge /healthz: {}",
+                health.text().await.unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         runner
     }
 

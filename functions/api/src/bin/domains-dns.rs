@@ -1,6 +1,0 @@
-//! Lambda function for `GET /v1/domains/{id}/dns`.
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    edgecert_api::lambda::serve_route("domains-dns").await
-}

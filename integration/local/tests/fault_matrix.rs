@@ -1,0 +1,550 @@
+//! The fault matrix: the whole local stack (API, issuer, renewer and edge in this process,
+//! Pebble and challtestsrv beside it) under each fault, on SQLite and on DynamoD + Secrets
+//! Manager in a moto of its own, with new names whose first HTTPS requests arrive at once.
+//!
+//! Faults, each real where a real part can produce it:
+//! - the CA stopped (SIGSTOP) in the middle of the orders, then resumed;
+//! - the CA answering 5xx and 429 (Pebble never does: the test fault layer of
+//!   `edgecert_acme::testing` in front of it);
+//! - the store unavailable for a while (SQLite: another connection holding the write lock;
+//!   moto: its process stopped);
+//! - the runner killed with SIGKILL at a random point of issuance, then started again on the
+//!   same storage (the `edgecert-local` binary, in `e2e.rs`'s `restart` flow and here).
+//!
+//! Invariants checked after each:
+//! - no certificate without its key: every active name completes a TLS handshake that
+//!   verifies against Pebble's root (rustls checks the key signs the handshake);
+//! - one order per name at a time: no order is created while another for one of its names is
+//!   still open, however many handshakes, issuer passes and nudges ask for it (the fault layer
+//!   follows every order's status);
+//! - every domain ends `active`, or shows an error and a `next_attempt_at` in the future;
+//! - nothing is stuck: once the fault is over, every name is served within a bound.
+//!
+//! A longer soak (500 names, faults injected while their first requests arrive) is in the
+//! benchmarks (`integration/bench`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use edgecert_acme::testing::{CaFaults, Endpoint, Fault};
+use edgecert_integration::Moto;
+use edgecert_local::{LocalOptions, LocalStack};
+use rustls::pki_types::CertificateDer;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// New names per scenario, requested at once.
+const NAMES: usize = 4;
+/// Longest wait for anything in a scenario.
+const BOUND: Duration = Duration::from_secs(60);
+
+/// Where a stack keeps its state.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Moto,
+}
+
+/// A local stack in this process, its CA's fault layer, and an account on it.
+struct Fixture {
+    stack: LocalStack,
+    faults: CaFaults,
+    /// A moto of this scenario's own (stopping it must not stop other tests' stores).
+    moto: Option<Moto>,
+    data_dir: tempfile::TempDir,
+    http: reqwest::Client,
+    api_key: String,
+    roots: Vec<CertificateDer<'static>>,
+    origin: String,
+}
+
+impl Fixture {
+    async fn start(backend: Backend) -> Fixture {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut options = LocalOptions::new(data_dir.path().to_path_buf());
+        options.api_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        options.edge_https_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let faults = CaFaults::new();
+        options.ca_faults = Some(faults.clone());
+        let moto = match backend {
+            Backend::Sqlite => None,
+            Backend::Moto => {
+                let moto = Moto::start()
+                    .await
+                    .expect("a moto_server of the scenario's own");
+                options.aws_endpoint = Some(moto.endpoint_url());
+                Some(moto)
+            }
+        };
+        let stack = LocalStack::start(options)
+            .await
+            .expect("the local stack starts");
+        let http = edgecert_integration::services::http_client(&[]).unwrap();
+        let root = std::fs::read_to_string(&stack.info.pebble_root_file).unwrap();
+        let origin = support::start_origin("faults").await;
+        let mut fixture = Fixture {
+            roots: edgecert_terminator::roots_from_pem(&root),
+            stack,
+            faults,
+            moto,
+            data_dir,
+            http,
+            api_key: String::new(),
+            origin,
+        };
+        let (status, account) = fixture
+            .call_as(
+                &fixture.stack.admin_key.clone(),
+                "POST",
+                "/v1/accounts",
+                Some(json!({"name": "Fault matrix", "plan": "pro"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{account}");
+        fixture.api_key = account["api_key"].as_str().unwrap().to_owned();
+        fixture
+    }
+
+    async fn call_as(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(
+                method.parse().unwrap(),
+                format!("{}{path}", self.stack.info.api_url),
+            )
+            .bearer_auth(key)
+            .timeout(Duration::from_secs(30));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(&self.api_key, method, path, body).await
+    }
+
+    /// Whitelists `NAMES` new names; their domain ids.
+    async fn whitelist(&self, label: &str) -> Vec<(String, String)> {
+        let mut domains = Vec::new();
+        for n in 0..NAMES {
+            let name = format!(
+                "{label}{n}.f{}-{}.com",
+                std::process::id(),
+                OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_007
+            );
+            let (status, domain) = self
+                .call(
+                    "POST",
+                    "/v1/domains",
+                    Some(json!({"hostname": name, "origin_url": self.origin})),
+                )
+                .await;
+            assert_eq!(status, 201, "{domain}");
+            domains.push((name, domain["id"].as_str().unwrap().to_owned()));
+        }
+        domains
+    }
+
+    /// One HTTPS request to `name` through the edge, verified against Pebble's root; whether
+    /// it reached the origin.
+    async fn served(&self, name: &str) -> bool {
+        let attempt = async {
+            let tls = support::tls_connect(self.stack.info.edge_https_addr, name, &self.roots)
+                .await
+                .ok()?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                    .await
+                    .ok()?;
+            tokio::spawn(connection);
+            let request = http::Request::get("/")
+                .header("host", name)
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .ok()?;
+            let response = sender.send_request(request).await.ok()?;
+            Some(response.status() == 200)
+        };
+        tokio::time::timeout(Duration::from_secs(30), attempt)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    }
+
+    /// First requests for every name at once, several each, in the background.
+    fn first_requests(self: &Arc<Self>, domains: &[(String, String)]) {
+        for (name, _) in domains {
+            for _ in 0..3 {
+                let (fixture, name) = (Arc::clone(self), name.clone());
+                tokio::spawn(async move { fixture.served(&name).await });
+            }
+        }
+    }
+
+    async fn ssl(&self, id: &str) -> Value {
+        let (status, ssl) = self
+            .call("GET", &format!("/v1/domains/{id}/ssl"), None)
+            .await;
+        assert_eq!(status, 200, "{ssl}");
+        ssl
+    }
+
+    /// The invariant while a fault lasts or after it: each domain is active, or says why not
+    /// and when it is tried again, in the future.
+    async fn assert_active_or_explained(&self, domains: &[(String, String)]) {
+        let now = OffsetDateTime::now_utc();
+        for (name, id) in domains {
+            let ssl = self.ssl(id).await;
+            if ssl["provisioning_step"] == "active" {
+                continue;
+            }
+            assert!(
+                ssl["error"].as_str().is_some_and(|error| !error.is_empty()),
+                "{name} is neither active nor explained: {ssl}"
+            );
+            let next = ssl["next_attempt_at"]
+                .as_str()
+                .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
+                .unwrap_or_else(|| panic!("{name} has no next attempt: {ssl}"));
+            assert!(next > now, "{name}'s next attempt is in the past: {ssl}");
+        }
+    }
+
+    /// Waits until every domain shows an explanation or is active (bounded).
+    async fn wait_until_explained(&self, domains: &[(String, String)], within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut pending = Vec::new();
+            for (name, id) in domains {
+                let ssl = self.ssl(id).await;
+                let explained = ssl["provisioning_step"] == "active"
+                    || ssl["error"].as_str().is_some_and(|error| !error.is_empty());
+                if !explained {
+                    pending.push(format!("{name}: {ssl}"));
+                }
+            }
+            if pending.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not explained within {within:?}: {pending:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Nothing is stuck: nudged once the fault is over, every name is served within the bound,
+    /// its domain active, with one order per name.
+    async fn assert_recovers(&self, domains: &[(String, String)]) {
+        for (_, id) in domains {
+            let (status, nudged) = self
+                .call("POST", &format!("/v1/domains/{id}/ssl/nudge"), None)
+                .await;
+            assert_eq!(status, 200, "{nudged}");
+        }
+        let deadline = Instant::now() + BOUND;
+        for (name, id) in domains {
+            loop {
+                if self.served(name).await && self.ssl(id).await["provisioning_step"] == "active" {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{name} stuck after the fault: {}",
+                    self.ssl(id).await
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            assert!(
+                self.faults.orders_for(name) >= 1,
+                "{name} served without an order of this run"
+            );
+        }
+        let overlapping = self.faults.overlapping_orders();
+        assert!(
+            overlapping.is_empty(),
+            "two orders for one name at once: {overlapping:#?}"
+        );
+        self.assert_active_or_explained(domains).await;
+    }
+
+    fn pebble_pid(&self) -> u32 {
+        self.stack.pebble().pebble_pid()
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Resumes a stopped process when dropped, so a failed assertion never leaves it stopped.
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+async fn wait_for(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async fn ca_stopped_mid_order(backend: Backend) {
+    let fixture = Arc::new(Fixture::start(backend).await);
+    let domains = fixture.whitelist("stop").await;
+    // GIVEN the first requests of every name arriving together
+    fixture.first_requests(&domains);
+    // WHEN the CA stops in the middle of their orders
+    wait_for(BOUND, "a first order", || fixture.faults.new_orders() >= 1).await;
+    let pid = fixture.pebble_pid();
+    signal(pid, "STOP");
+    let resume = Resume(pid);
+    // THEN every domain soon says why it is not active and when it is tried again
+    fixture
+        .wait_until_explained(&domains, Duration::from_secs(30))
+        .await;
+    fixture.assert_active_or_explained(&domains).await;
+    // WHEN the CA resumes (and the issuer's cool-down after it went quiet has passed: the
+    // local stack's is 5 s) THEN nothing is stuck
+    drop(resume);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    fixture.assert_recovers(&domains).await;
+}
+
+async fn ca_answers_5xx_and_429(backend: Backend) {
+    let fixture = Arc::new(Fixture::start(backend).await);
+    let domains = fixture.whitelist("busy").await;
+    // GIVEN a CA that rate-limits new orders and fails finalizations with 5xx
+    fixture.faults.inject(
+        Endpoint::NewOrder,
+        Fault::RateLimited {
+            retry_after: Duration::from_secs(2),
+        },
+        2,
+    );
+    fixture
+        .faults
+        .inject(Endpoint::Finalize, Fault::ServiceUnavailable, 3);
+    // WHEN every name's first requests arrive
+    fixture.first_requests(&domains);
+    // THEN every domain ends active or explained, never stuck in between
+    fixture
+        .wait_until_explained(&domains, Duration::from_secs(30))
+        .await;
+    fixture.assert_active_or_explained(&domains).await;
+    fixture.assert_recovers(&domains).await;
+}
+
+async fn store_unavailable(backend: Backend) {
+    let fixture = Arc::new(Fixture::start(backend).await);
+    let domains = fixture.whitelist("store").await;
+    // GIVEN the store unavailable while the first requests arrive
+    let outage = StoreOutage::begin(&fixture, backend);
+    fixture.first_requests(&domains);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // WHEN it comes back
+    drop(outage);
+    // THEN every domain ends active or explained, and nothing is stuck
+    fixture
+        .wait_until_explained(&domains, Duration::from_secs(30))
+        .await;
+    fixture.assert_active_or_explained(&domains).await;
+    fixture.assert_recovers(&domains).await;
+}
+
+/// The store made unavailable until dropped: SQLite's write lock held by another connection,
+/// or moto's process stopped.
+enum StoreOutage {
+    /// Dropping the sender releases the lock.
+    Sqlite {
+        _release: std::sync::mpsc::Sender<()>,
+    },
+    /// Dropping it resumes moto.
+    Moto { _resume: Resume },
+}
+
+impl StoreOutage {
+    fn begin(fixture: &Fixture, backend: Backend) -> StoreOutage {
+        match backend {
+            Backend::Sqlite => StoreOutage::Sqlite {
+                _release: hold_write_lock(&fixture.data_dir.path().join("edgecert.db")),
+            },
+            Backend::Moto => {
+                let pid = fixture.moto.as_ref().unwrap().pid();
+                signal(pid, "STOP");
+                StoreOutage::Moto {
+                    _resume: Resume(pid),
+                }
+            }
+        }
+    }
+}
+
+/// Takes SQLite's write lock on `path` from another connection until the returned sender is
+/// dropped.
+fn hold_write_lock(path: &Path) -> std::sync::mpsc::Sender<()> {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel::<()>();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.busy_timeout(Duration::from_secs(10)).unwrap();
+        connection.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        locked.send(()).unwrap();
+        // Held until the sender is dropped (or a bound passes, so a failed test ends).
+        let _ = released.recv_timeout(BOUND);
+        connection.execute_batch("ROLLBACK").unwrap();
+    });
+    is_locked
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the write lock was taken");
+    release
+}
+
+/// The `edgecert-local` binary killed with SIGKILL at a random point of the issuance of
+/// names whose first requests just arrived, then started again on the same storage.
+async fn killed_at_a_random_point(storage: support::Storage) {
+    use rand::Rng as _;
+    let dir = support::data_dir();
+    let runner = support::Runner::start(dir.path(), &storage, &[]).await;
+    let origin = support::start_origin("killed").await;
+    let (_, key) = runner.account("pro", false).await;
+    let stamp = OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_007;
+    let mut domains = Vec::new();
+    for n in 0..NAMES {
+        let name = format!("kill{n}.k{}-{stamp}.com", std::process::id());
+        let (status, domain) = runner
+            .call(
+                "POST",
+                "/v1/domains",
+                &key,
+                Some(json!({"hostname": name, "origin_url": origin})),
+            )
+            .await;
+        assert_eq!(status, 201, "{domain}");
+        domains.push((name, domain["id"].as_str().unwrap().to_owned()));
+    }
+    // GIVEN first requests under way for every name
+    let (edge, roots) = (runner.edge_https, runner.roots.clone());
+    for (name, _) in &domains {
+        let (name, roots) = (name.clone(), roots.clone());
+        tokio::spawn(async move { support::tls_connect(edge, &name, &roots).await });
+    }
+    // WHEN the runner is killed at a random point of their issuance, and started again
+    let delay = rand::thread_rng().gen_range(0..1500);
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    eprintln!("killed {delay} ms after the first requests");
+    let first_roots = runner.roots.clone();
+    runner.kill_hard();
+    let mut runner = support::Runner::start(dir.path(), &storage, &[]).await;
+    // The restarted runner's Pebble has a new root; certificates issued before the kill chain
+    // to the first one until they are replaced (that replacement has its own test).
+    runner.roots.extend(first_roots);
+    // THEN every name is served within the bound (a handshake verified against the current
+    // root: no certificate without its key), its domain active
+    let deadline = Instant::now() + BOUND;
+    for (name, id) in &domains {
+        loop {
+            let served = runner.https_get(name, "/").await.is_ok();
+            let (_, ssl) = runner
+                .call("GET", &format!("/v1/domains/{id}/ssl"), &key, None)
+                .await;
+            if served && ssl["provisioning_step"] == "active" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} stuck after the restart: {ssl}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_a_random_point_on_sqlite() {
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "killed_at_a_random_point_on_sqlite",
+        killed_at_a_random_point(support::Storage::Sqlite),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_a_random_point_on_moto() {
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "killed_at_a_random_point_on_moto",
+        killed_at_a_random_point(support::Storage::moto("killed").await),
+    )
+    .await;
+}
+
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    edgecert_integration::bounded(
+                        std::time::Duration::from_secs(300),
+                        concat!(stringify!($scenario), " on sqlite"),
+                        super::$scenario(super::Backend::Sqlite),
+                    )
+                    .await
+                }
+            )*
+        }
+        mod moto {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    edgecert_integration::bounded(
+                        std::time::Duration::from_secs(300),
+                        concat!(stringify!($scenario), " on moto"),
+                        super::$scenario(super::Backend::Moto),
+                    )
+                    .await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    ca_stopped_mid_order,
+    ca_answers_5xx_and_429,
+    store_unavailable
+);
