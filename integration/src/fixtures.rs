@@ -29,7 +29,19 @@ pub async fn install_issued_certificate(
     certificate.next_renewal_at = Some(now + time::Duration::days(60));
     certificate.next_attempt_at = None;
     certificate.material_version = Some(version.0);
-    store.create_certificate(&certificate, 0).await?;
+    let certificate = match store.create_certificate(&certificate, 0).await {
+        Ok(()) => certificate,
+        // The domain's first DNS check already created its (waiting) managed certificate.
+        Err(edgecert_core::Error::CertificateExists) => {
+            let existing = store
+                .get_certificate(&certificate.account_id, &certificate.id)
+                .await?
+                .ok_or(edgecert_core::Error::CertificateExists)?;
+            certificate.version = existing.version;
+            store.update_certificate(&certificate).await?
+        }
+        Err(error) => return Err(error),
+    };
     domain.provisioning_step = ProvisioningStep::Active;
     domain.certificate_id = Some(id);
     domain.updated_at = now;

@@ -32,15 +32,7 @@ fn hostname(label: &str) -> Hostname {
 }
 
 fn account() -> Account {
-    Account {
-        id: AccountId::generate(),
-        name: "Layout Test".to_owned(),
-        plan: PlanName::Elite,
-        require_ownership_verification: false,
-        zone_token: None,
-        created_at: NOW,
-        version: 1,
-    }
+    Account::new("Layout Test".to_owned(), PlanName::Elite, false, NOW)
 }
 
 fn domain(account: &AccountId) -> Domain {

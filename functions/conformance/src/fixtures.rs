@@ -1,7 +1,7 @@
 //! Builders of valid model items for the cases.
 
 use edgecert_core::ids::{AccountId, DomainId, ZoneId};
-use edgecert_core::model::{Account, Certificate, CertificateStatus, Domain, Zone, ZoneToken};
+use edgecert_core::model::{Account, Certificate, CertificateStatus, Domain, Zone};
 use edgecert_core::{Hostname, PlanName};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -10,15 +10,7 @@ use time::macros::datetime;
 pub const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 
 pub fn account(plan: PlanName) -> Account {
-    Account {
-        id: AccountId::generate(),
-        name: "Acme Status Pages".to_owned(),
-        plan,
-        require_ownership_verification: false,
-        zone_token: Some(ZoneToken::generate()),
-        created_at: NOW,
-        version: 1,
-    }
+    Account::new("Acme Status Pages".to_owned(), plan, false, NOW)
 }
 
 /// A hostname unique to this run, so suites sharing a backend (one moto) never collide.

@@ -597,15 +597,12 @@ mod tests {
     async fn data_persists_across_reopen() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("edgecert.db");
-        let account = Account {
-            id: AccountId::generate(),
-            name: "Status Pages".to_owned(),
-            plan: PlanName::Pro,
-            require_ownership_verification: false,
-            zone_token: Some(edgecert_core::model::ZoneToken::generate()),
-            created_at: datetime!(2026-06-01 12:00 UTC),
-            version: 1,
-        };
+        let account = Account::new(
+            "Status Pages".to_owned(),
+            PlanName::Pro,
+            false,
+            datetime!(2026-06-01 12:00 UTC),
+        );
         let key = edgecert_core::model::ApiKey::generate();
         Database::open(&path)
             .unwrap()

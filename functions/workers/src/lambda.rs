@@ -63,6 +63,7 @@ pub async fn serve_issuer() -> Result<(), Error> {
         async move {
             Ok::<DynamoDbEventResponse, Error>(
                 issuer::handle_stream(
+                    &worker.services,
                     worker.issuance.as_ref(),
                     &event.payload,
                     worker.config.concurrency,

@@ -372,8 +372,15 @@ async fn ari_sets_the_renewal_time_and_a_later_window_reschedules(backend: Backe
         .faults
         .serve_renewal_info(open, std::time::Duration::from_secs(3600));
     let report = harness.renew(&settings).await;
-    assert_eq!(report.issued, 1, "{report:?}");
+    assert_eq!(
+        report.issued,
+        1,
+        "{report:?} {:?}",
+        harness.events(&requested.id).await
+    );
     assert_eq!(harness.faults.new_orders(), 2);
+    // The renewal order said which certificate it replaces (its ARI identifier).
+    assert_eq!(harness.faults.orders_replacing(), vec![asked[0].clone()]);
     let renewed = harness.certificate(&requested.id).await;
     assert_ne!(renewed.material_version, issued.material_version);
 }

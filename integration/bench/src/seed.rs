@@ -52,15 +52,12 @@ impl Seeder {
         let database = Database::open(database_path(data_dir))?;
         let store: Arc<dyn Store> = Arc::new(database.store());
         let vault: Arc<dyn Vault> = Arc::new(database.vault());
-        let account = Account {
-            id: AccountId::generate(),
-            name: "Benchmarks".to_owned(),
-            plan: PlanName::Elite,
-            require_ownership_verification: false,
-            zone_token: None,
-            created_at: OffsetDateTime::now_utc(),
-            version: 1,
-        };
+        let account = Account::new(
+            "Benchmarks".to_owned(),
+            PlanName::Elite,
+            false,
+            OffsetDateTime::now_utc(),
+        );
         store
             .create_account(&account, &ApiKey::generate().hash)
             .await?;

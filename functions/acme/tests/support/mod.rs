@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edgecert_acme::testing::{CaFaults, FailingVault, SkippingDnsProvider};
-use edgecert_acme::{Issuer, IssuerConfig, StepHook, ca_http_client};
+use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
 use edgecert_aws::{AwsClients, DynamoStore, SecretsManagerVault, create_table};
 use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use edgecert_core::model::{
@@ -21,6 +21,7 @@ use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{
     Clock, DnsProviders, DnsResolver, ManualClock, MaterialVersion, Store, Vault,
 };
+use edgecert_core::usecases::issuance::StepHook;
 use edgecert_core::usecases::{EdgeSettings, Services};
 use edgecert_core::{Hostname, PlanCatalog, PlanName};
 use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
@@ -177,15 +178,12 @@ impl Harness {
             dns_providers,
             issuance: None,
         };
-        let account = Account {
-            id: AccountId::generate(),
-            name: "Issuance tests".to_owned(),
-            plan: PlanName::Elite,
-            require_ownership_verification: false,
-            zone_token: None,
-            created_at: clock.now(),
-            version: 1,
-        };
+        let account = Account::new(
+            "Issuance tests".to_owned(),
+            PlanName::Elite,
+            false,
+            clock.now(),
+        );
         store
             .create_account(&account, &ApiKey::generate().hash)
             .await

@@ -62,6 +62,16 @@ pub enum KeyType {
     Rsa2048,
 }
 
+impl KeyType {
+    /// The algorithm as people say it, for events: `ECDSA P-256`, `RSA 2048`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeyType::EcdsaP256 => "ECDSA P-256",
+            KeyType::Rsa2048 => "RSA 2048",
+        }
+    }
+}
+
 /// What a certificate is for; decides limits, validation method and renewal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -125,6 +135,24 @@ pub struct Certificate {
     pub material_version: Option<String>,
     /// Vault version holding the key generated for the order in progress.
     pub pending_material_version: Option<String>,
+    /// The ACME directory URL of the CA that issued the served material: a certificate from a
+    /// CA other than the configured one is due now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_directory_url: Option<String>,
+    /// The served material's ARI identifier (RFC 9773: `AKI.serial`, base64url), sent as
+    /// `replaces` when it is renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari_id: Option<String>,
+    /// The ACME profile asked for this certificate, overriding its domain's and account's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_profile: Option<String>,
+    /// The ACME profile the served material was ordered with (`None`: the CA's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_profile: Option<String>,
+    /// The `certificate.expiring` notices recorded for the served material, as the number of
+    /// days before expiry of the latest (14, 7 or 1); `None` before the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiring_notice_days: Option<u32>,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -202,6 +230,11 @@ impl Certificate {
             order_url: None,
             material_version: None,
             pending_material_version: None,
+            ca_directory_url: None,
+            ari_id: None,
+            acme_profile: None,
+            issued_profile: None,
+            expiring_notice_days: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -211,6 +244,12 @@ impl Certificate {
     /// The same request with another key algorithm.
     pub fn with_key_type(mut self, key_type: KeyType) -> Certificate {
         self.key_type = key_type;
+        self
+    }
+
+    /// The same request with an ACME profile of its own (`None`: its domain's or account's).
+    pub fn with_acme_profile(mut self, profile: Option<String>) -> Certificate {
+        self.acme_profile = profile;
         self
     }
 
@@ -229,27 +268,6 @@ impl Certificate {
     /// downloadable ones when auto-renew is on (the plan is checked again at renewal time).
     pub fn renews_automatically(&self) -> bool {
         matches!(self.kind, CertificateKind::Managed { .. }) || self.auto_renew
-    }
-
-    /// When the scheduler must next look at this certificate, or `None` when never.
-    ///
-    /// This is what the store's due index holds, so the renewer reads only due items:
-    /// a retry time after a failure or an interrupted issuance, the renewal time of an issued
-    /// certificate that renews itself, or the expiry of one that does not (to mark it expired).
-    pub fn due_at(&self) -> Option<OffsetDateTime> {
-        match self.status {
-            CertificateStatus::Expired | CertificateStatus::Revoked => None,
-            CertificateStatus::Pending
-            | CertificateStatus::Validating
-            | CertificateStatus::Failed => self.next_attempt_at,
-            CertificateStatus::Issued if self.renews_automatically() => {
-                match (self.next_attempt_at, self.next_renewal_at) {
-                    (Some(retry), _) => Some(retry),
-                    (None, renewal) => renewal,
-                }
-            }
-            CertificateStatus::Issued => self.expires_at,
-        }
     }
 }
 

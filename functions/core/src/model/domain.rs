@@ -21,6 +21,10 @@ pub enum ProvisioningStep {
     Active,
     /// The last step failed; see `last_error` and `next_attempt_at`.
     Failed,
+    /// DNS never pointed at the edge within the wait ([`RenewalPolicy::dns_wait`](crate::RenewalPolicy)):
+    /// no longer checked on a schedule. A nudge, or a request for the name reaching the edge,
+    /// checks it again.
+    Stale,
 }
 
 impl ProvisioningStep {
@@ -32,6 +36,7 @@ impl ProvisioningStep {
             ProvisioningStep::Issuing => "issuing",
             ProvisioningStep::Active => "active",
             ProvisioningStep::Failed => "failed",
+            ProvisioningStep::Stale => "stale",
         }
     }
 }
@@ -62,6 +67,16 @@ pub struct Domain {
     pub consecutive_failures: u32,
     /// The managed certificate, once one was requested.
     pub certificate_id: Option<CertificateId>,
+    /// The ACME profile for its managed certificate, overriding the account's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_profile: Option<String>,
+    /// Since when the domain waits for its DNS to point at the edge (`None` when it does not).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dns_waiting_since: Option<OffsetDateTime>,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -99,6 +114,8 @@ impl Domain {
             next_attempt_at: None,
             consecutive_failures: 0,
             certificate_id: None,
+            acme_profile: None,
+            dns_waiting_since: None,
             created_at: now,
             updated_at: now,
             version: 1,

@@ -11,6 +11,8 @@ use crate::ports::{Clock, DnsProviders, DnsResolver, Issuance, Store, Vault};
 pub mod accounts;
 pub mod certificates;
 pub mod domains;
+pub mod issuance;
+pub mod managed;
 pub mod renewals;
 pub mod versioned;
 pub mod zones;

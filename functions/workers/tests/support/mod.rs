@@ -179,15 +179,12 @@ impl Harness {
             dns_providers,
             issuance: None,
         };
-        let account = Account {
-            id: AccountId::generate(),
-            name: "Worker tests".to_owned(),
-            plan: PlanName::Elite,
-            require_ownership_verification: false,
-            zone_token: None,
-            created_at: clock.now(),
-            version: 1,
-        };
+        let account = Account::new(
+            "Worker tests".to_owned(),
+            PlanName::Elite,
+            false,
+            clock.now(),
+        );
         store
             .create_account(&account, &ApiKey::generate().hash)
             .await
@@ -389,4 +386,6 @@ pub fn issued_and_due(certificate: &mut Certificate, now: OffsetDateTime) {
     certificate.expires_at = Some(now + Duration::days(30));
     certificate.next_renewal_at = Some(now - Duration::minutes(1));
     certificate.next_attempt_at = None;
+    // Served material (never read: renewal orders a new key).
+    certificate.material_version = Some("seeded".to_owned());
 }
