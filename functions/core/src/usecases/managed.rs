@@ -571,7 +571,7 @@ fn certificate_reason(certificate: &Certificate) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Worked {
     /// Issued (or found served, with nothing due).
-    Issued(Certificate),
+    Issued(Box<Certificate>),
     /// Not issued now: why, and when it is tried again on its own (`None`: on no schedule).
     NotReady {
         /// Why.
@@ -600,7 +600,7 @@ pub async fn issue_requested(
     };
     if certificate.managed_domain().is_none() {
         return Ok(match issuance.issue_certificate(&certificate).await? {
-            IssueOutcome::Issued(issued) => Worked::Issued(issued),
+            IssueOutcome::Issued(issued) => Worked::Issued(Box::new(issued)),
             IssueOutcome::Failed(failed) => Worked::NotReady {
                 reason: certificate_reason(&failed),
                 retry_at: failed.next_attempt_at,
@@ -615,7 +615,7 @@ pub async fn issue_requested(
     };
     Ok(
         match ensure_for_certificate(services, certificate, issue).await? {
-            Ensured::Served(issued) => Worked::Issued(issued),
+            Ensured::Served(issued) => Worked::Issued(Box::new(issued)),
             Ensured::InProgress => Worked::InProgress,
             Ensured::NotReady {
                 reason, retry_at, ..
