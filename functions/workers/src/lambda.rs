@@ -82,6 +82,8 @@ pub async fn serve_renewer() -> Result<(), Error> {
     let worker = Arc::new(aws_worker().await?);
     let table: Arc<str> = worker.table_name.as_str().into();
     let settings = Arc::new(worker.config.renewal_settings(&worker.directory_url));
+    // On a cold start: certificates from a CA other than the configured one are due now.
+    renewer::replace_from_other_ca(&worker.services, worker.issuance.as_ref()).await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduleEvent>| {
         let (worker, settings, table) = (
             Arc::clone(&worker),

@@ -175,6 +175,62 @@ enum Handled {
     Deferred,
 }
 
+/// Makes every certificate whose material came from a CA other than `configured_ca` due now
+/// ([`Certificate::due_for_ca_change`]), so the renewer's next run replaces it while the old
+/// material stays served: switching from staging to production, or a local stack restarted
+/// with a new Pebble (a new root that no client of the old certificates trusts). Returns how
+/// many it marked.
+///
+/// It reads every certificate (the change index from the beginning), so a process runs it
+/// once, when it starts with its configured CA, not on every renewal run.
+pub async fn replace_certificates_from_other_ca(
+    services: &Services,
+    configured_ca: &str,
+) -> Result<usize> {
+    let now = services.clock.now();
+    let mut cursor = None;
+    let mut marked = 0;
+    loop {
+        let page = services
+            .store
+            .certificates_changed_since(
+                OffsetDateTime::UNIX_EPOCH,
+                PageRequest { cursor, limit: 100 },
+            )
+            .await?;
+        for certificate in page.items {
+            if !certificate.clone().due_for_ca_change(configured_ca, now) {
+                continue;
+            }
+            let from = certificate.ca_directory_url.clone().unwrap_or_default();
+            let changed = change_certificate(services, certificate, |stored| {
+                stored.due_for_ca_change(configured_ca, now)
+            })
+            .await?;
+            if let Some(changed) = changed {
+                marked += 1;
+                let event = CertificateEvent {
+                    certificate_id: changed.id.clone(),
+                    at: now,
+                    step: "renewal".to_owned(),
+                    level: EventLevel::Info,
+                    message: format!(
+                        "Issued by another certificate authority ({from}); replaced now by the \
+                         configured one ({configured_ca}), the current certificate served until then"
+                    ),
+                    acme_problem: None,
+                };
+                // The log is best effort; the certificate is due either way.
+                let _ = services.store.append_event(&event).await;
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(marked),
+        }
+    }
+}
+
 /// Runs the renewer once over everything due now.
 ///
 /// Fails only when the due index cannot be read; a certificate that cannot be worked on is

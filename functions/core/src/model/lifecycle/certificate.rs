@@ -76,6 +76,21 @@ impl Certificate {
                 .is_some_and(|issuer| !same_directory(issuer, configured_ca))
     }
 
+    /// The configured CA is now `configured_ca`, and this certificate's material comes from
+    /// another: due now, so the renewer replaces it (the old material is served until the new
+    /// one is stored, so there is no gap). Only certificates that renew themselves; one already
+    /// due is left as it is. Returns whether it changed.
+    pub fn due_for_ca_change(&mut self, configured_ca: &str, now: OffsetDateTime) -> bool {
+        let replaceable = self.status == CertificateStatus::Issued
+            && self.renews_automatically()
+            && self.from_other_ca(configured_ca);
+        if !replaceable || self.is_due(now) {
+            return false;
+        }
+        self.next_attempt_at = Some(now);
+        true
+    }
+
     /// Whether an issuance run has work on this certificate at `now`, for the CA at
     /// `configured_ca`. In-flight certificates (`validating`) always do: the lease decides
     /// whether someone else is on them.
@@ -355,4 +370,71 @@ impl Certificate {
 fn same_directory(one: &str, other: &str) -> bool {
     one.trim_end_matches('/')
         .eq_ignore_ascii_case(other.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::Hostname;
+    use crate::ids::AccountId;
+    use crate::model::Domain;
+
+    const OLD_CA: &str = "https://127.0.0.1:14000/dir";
+    const NEW_CA: &str = "https://127.0.0.1:15000/dir";
+
+    fn issued_by(ca: &str, now: OffsetDateTime) -> Certificate {
+        let domain = Domain::whitelisted(
+            AccountId::generate(),
+            Hostname::parse_domain("shop.example.com").unwrap(),
+            "http://127.0.0.1:9".to_owned(),
+            false,
+            now,
+        );
+        let mut certificate = Certificate::managed(&domain, now);
+        certificate.record_issued(
+            IssuedMaterial {
+                version: "v1".to_owned(),
+                not_before: now,
+                not_after: now + Duration::days(90),
+                ca_directory_url: ca.to_owned(),
+                ari_id: None,
+                profile: None,
+            },
+            now + Duration::days(60),
+            now,
+        );
+        certificate
+    }
+
+    #[test]
+    fn a_certificate_from_another_ca_is_due_now_and_served_until_replaced() {
+        let now = datetime!(2026-06-01 00:00 UTC);
+        // GIVEN a certificate issued by the old CA, renewing in 60 days
+        let mut certificate = issued_by(OLD_CA, now);
+        assert!(!certificate.is_due(now + Duration::days(1)));
+        assert!(!certificate.needs_issuance(now, OLD_CA));
+        // WHEN the configured CA changes THEN it is due at once, and still served
+        let later = now + Duration::days(1);
+        assert!(certificate.from_other_ca(NEW_CA));
+        assert!(certificate.needs_issuance(later, NEW_CA));
+        assert!(certificate.due_for_ca_change(NEW_CA, later));
+        assert!(certificate.is_due(later));
+        assert_eq!(certificate.material_to_serve(later), Some("v1"));
+        // AND marking it again changes nothing
+        assert!(!certificate.due_for_ca_change(NEW_CA, later));
+    }
+
+    #[test]
+    fn a_certificate_from_the_configured_ca_is_not_due_for_a_ca_change() {
+        let now = datetime!(2026-06-01 00:00 UTC);
+        let mut certificate = issued_by(OLD_CA, now);
+        assert!(!certificate.due_for_ca_change(OLD_CA, now));
+        // The same directory written differently (a trailing slash) is the same CA.
+        assert!(!certificate.from_other_ca("https://127.0.0.1:14000/dir/"));
+        // Material from before certificates recorded their CA counts as the configured CA's.
+        certificate.ca_directory_url = None;
+        assert!(!certificate.due_for_ca_change(NEW_CA, now));
+    }
 }
