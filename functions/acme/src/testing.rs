@@ -99,6 +99,7 @@ struct FaultState {
     requests: usize,
     problems: HashMap<String, usize>,
     renewal_info: Option<(RenewalWindow, Duration)>,
+    refuses_replaces: usize,
     renewal_info_requests: Vec<String>,
 }
 
@@ -228,6 +229,13 @@ impl CaFaults {
         self.lock().renewal_info = Some((window, retry_after));
     }
 
+    /// Answers the next `times` newOrder requests carrying `replaces` with `409
+    /// alreadyReplaced` (the certificate was already replaced), as an ARI CA does; orders
+    /// without `replaces` go through.
+    pub fn refuse_replaces(&self, times: usize) {
+        self.lock().refuses_replaces = times;
+    }
+
     /// The certificate identifiers (`AKI.serial`) asked for at the `renewalInfo` stub, in
     /// order.
     pub fn renewal_info_requests(&self) -> Vec<String> {
@@ -261,6 +269,16 @@ impl CaFaults {
 
     /// The directory with [`RENEWAL_INFO_STUB_URL`] added, when ARI is served and `body` is a
     /// directory.
+    /// Whether this order carrying `replaces` is to be refused ([`CaFaults::refuse_replaces`]).
+    fn take_replaces_refusal(&self) -> bool {
+        let mut state = self.lock();
+        if state.refuses_replaces == 0 {
+            return false;
+        }
+        state.refuses_replaces -= 1;
+        true
+    }
+
     /// A created order carrying `replaces`, echoing it as an ARI CA does (Pebble 2.4 drops
     /// it, and instant-acme refuses an answer without it), and counting it; `None` when the CA
     /// offers no ARI (the order is answered as Pebble answered it).
@@ -405,6 +423,16 @@ impl HttpClient for FaultyCaClient {
         };
         let observes = request.method() == Method::GET;
         let faults = self.faults.clone();
+        if replaces.is_some() && faults.take_replaces_refusal() {
+            return Box::pin(async move {
+                Ok(problem_response(
+                    StatusCode::CONFLICT,
+                    "alreadyReplaced",
+                    "injected: the certificate was already replaced",
+                    None,
+                ))
+            });
+        }
         match fault {
             Some(Fault::RateLimited { retry_after }) => Box::pin(async move {
                 Ok(problem_response(

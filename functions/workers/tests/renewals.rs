@@ -27,6 +27,7 @@ on_both_backends!(
     the_due_query_reads_only_due_certificates,
     a_plan_without_auto_renewal_holds_the_certificate,
     ari_sets_the_renewal_time_and_a_later_window_reschedules,
+    a_refused_replaces_is_ordered_again_without_it,
     an_expired_managed_certificate_shows_why_on_its_domain,
     a_run_out_of_time_starts_nothing_and_leaves_everything_due,
     certificates_expiring_unrenewed_within_a_week_are_counted,
@@ -383,6 +384,66 @@ async fn ari_sets_the_renewal_time_and_a_later_window_reschedules(backend: Backe
     assert_eq!(harness.faults.orders_replacing(), vec![asked[0].clone()]);
     let renewed = harness.certificate(&requested.id).await;
     assert_ne!(renewed.material_version, issued.material_version);
+}
+
+/// A renewal order carries `replaces`; when the CA answers that the certificate was already
+/// replaced (`409 alreadyReplaced`), the order is placed again without it and the renewal
+/// succeeds, the log saying why.
+async fn a_refused_replaces_is_ordered_again_without_it(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let now = harness.clock.now();
+    let window = RenewalWindow {
+        start: now + Duration::hours(1),
+        end: now + Duration::minutes(90),
+    };
+    harness
+        .faults
+        .serve_renewal_info(window, std::time::Duration::from_secs(3600));
+    let zone = harness.zone().await;
+    let requested = harness
+        .downloadable(&zone, &format!("replaced.{}", zone.name), |_| {})
+        .await;
+    let IssueOutcome::Issued(issued) = harness
+        .issuer
+        .issue(&harness.account.id, &requested.id)
+        .await
+        .unwrap()
+    else {
+        panic!("not issued");
+    };
+    // GIVEN the renewal time, inside an open window, and a CA that refuses `replaces` once
+    harness.clock.advance(issued.next_renewal_at.unwrap() - now);
+    let open = RenewalWindow {
+        start: harness.clock.now() - Duration::minutes(5),
+        end: harness.clock.now() + Duration::hours(1),
+    };
+    harness
+        .faults
+        .serve_renewal_info(open, std::time::Duration::from_secs(3600));
+    harness.faults.refuse_replaces(1);
+    // WHEN the renewer runs
+    let report = harness
+        .renew(&harness.settings(300, Duration::hours(3)))
+        .await;
+    // THEN it renewed with a second order, placed without `replaces`
+    assert_eq!(
+        report.issued,
+        1,
+        "{report:?} {:?}",
+        harness.events(&requested.id).await
+    );
+    assert_eq!(harness.faults.new_orders(), 2);
+    assert!(harness.faults.orders_replacing().is_empty());
+    let renewed = harness.certificate(&requested.id).await;
+    assert_ne!(renewed.material_version, issued.material_version);
+    let events = harness.events(&requested.id).await;
+    assert!(
+        events.iter().any(|event| event
+            .message
+            .contains("refused to mark the order as replacing the current certificate")
+            && event.acme_problem.as_deref() == Some("urn:ietf:params:acme:error:alreadyReplaced")),
+        "{events:?}"
+    );
 }
 
 /// A managed certificate whose renewals kept failing reaches its expiry: it becomes `expired`,
