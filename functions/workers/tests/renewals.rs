@@ -28,6 +28,7 @@ on_both_backends!(
     a_plan_without_auto_renewal_holds_the_certificate,
     ari_sets_the_renewal_time_and_a_later_window_reschedules,
     a_refused_replaces_is_ordered_again_without_it,
+    a_twentieth_of_the_lifetime_left_renews_whatever_ari_says,
     an_expired_managed_certificate_shows_why_on_its_domain,
     a_run_out_of_time_starts_nothing_and_leaves_everything_due,
     certificates_expiring_unrenewed_within_a_week_are_counted,
@@ -444,6 +445,52 @@ async fn a_refused_replaces_is_ordered_again_without_it(backend: Backend) {
             && event.acme_problem.as_deref() == Some("urn:ietf:params:acme:error:alreadyReplaced")),
         "{events:?}"
     );
+}
+
+/// Whatever ARI says, a certificate renews once a twentieth of its lifetime remains: a window
+/// past that point plans the renewal at it, and at it the renewer renews rather than wait for
+/// the window.
+async fn a_twentieth_of_the_lifetime_left_renews_whatever_ari_says(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let now = harness.clock.now();
+    // GIVEN a CA whose window opens 10 minutes before the six-hour certificate expires
+    let expiry = now + Duration::hours(6);
+    let late = RenewalWindow {
+        start: expiry - Duration::minutes(10),
+        end: expiry - Duration::minutes(5),
+    };
+    harness
+        .faults
+        .serve_renewal_info(late, std::time::Duration::from_secs(3600));
+    let zone = harness.zone().await;
+    let requested = harness
+        .downloadable(&zone, &format!("floor.{}", zone.name), |_| {})
+        .await;
+    let IssueOutcome::Issued(issued) = harness
+        .issuer
+        .issue(&harness.account.id, &requested.id)
+        .await
+        .unwrap()
+    else {
+        panic!("not issued");
+    };
+    // THEN the renewal is planned at the emergency point, not in the window
+    let (not_before, not_after) = (issued.not_before.unwrap(), issued.expires_at.unwrap());
+    let emergency = not_after - (not_after - not_before) / 20;
+    let planned = issued.next_renewal_at.unwrap();
+    assert_eq!(planned, emergency, "window {late:?}");
+    // AND at that point the renewer renews, though the window is still ahead
+    harness.clock.advance(planned - now);
+    let report = harness
+        .renew(&harness.settings(300, Duration::hours(3)))
+        .await;
+    assert_eq!(
+        (report.issued, report.rescheduled),
+        (1, 0),
+        "{report:?} {:?}",
+        harness.events(&requested.id).await
+    );
+    assert_eq!(harness.faults.new_orders(), 2);
 }
 
 /// A managed certificate whose renewals kept failing reaches its expiry: it becomes `expired`,
