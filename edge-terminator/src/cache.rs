@@ -651,7 +651,7 @@ fn owner_of(certificate: &Certificate) -> Option<Owner> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use edgecert_core::model::{CertificateStatus, KeyType, ProvisioningStep};
+    use edgecert_core::model::{CertificateStatus, ProvisioningStep};
     use edgecert_core::{AccountId, Hostname};
     use rustls::crypto::aws_lc_rs::default_provider;
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -673,54 +673,24 @@ mod tests {
     }
 
     fn domain(hostname: &str) -> Domain {
-        let now = OffsetDateTime::now_utc();
-        Domain {
-            id: DomainId::generate(),
-            account_id: AccountId::generate(),
-            hostname: Hostname::parse_domain(hostname).unwrap(),
-            origin_url: "https://origin.example.net".to_owned(),
-            ownership_token: "token".to_owned(),
-            ownership_verified: true,
-            provisioning_step: ProvisioningStep::Active,
-            last_error: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            certificate_id: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        }
+        let mut domain = Domain::whitelisted(
+            AccountId::generate(),
+            Hostname::parse_domain(hostname).unwrap(),
+            "https://origin.example.net".to_owned(),
+            false,
+            OffsetDateTime::now_utc(),
+        );
+        domain.provisioning_step = ProvisioningStep::Active;
+        domain
     }
 
     /// The managed certificate of `domain`.
     fn certificate(domain: &Domain) -> Certificate {
-        let now = OffsetDateTime::now_utc();
-        Certificate {
-            id: CertificateId::managed_for(&domain.id),
-            account_id: domain.account_id.clone(),
-            kind: CertificateKind::Managed {
-                domain_id: domain.id.clone(),
-            },
-            domain: domain.hostname.clone(),
-            sans: vec![],
-            is_wildcard: false,
-            key_type: KeyType::EcdsaP256,
-            auto_renew: true,
-            status: CertificateStatus::Issued,
-            issued_at: None,
-            not_before: None,
-            expires_at: None,
-            next_renewal_at: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            last_error: None,
-            order_url: None,
-            material_version: Some("v1".to_owned()),
-            pending_material_version: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        }
+        let mut certificate = Certificate::managed(domain, OffsetDateTime::now_utc());
+        certificate.status = CertificateStatus::Issued;
+        certificate.next_attempt_at = None;
+        certificate.material_version = Some("v1".to_owned());
+        certificate
     }
 
     fn served(cache: &EdgeCache, name: &str) -> Option<*const CertifiedKey> {

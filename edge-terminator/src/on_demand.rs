@@ -12,14 +12,15 @@
 //! waiting for it:
 //!
 //! 1. `domain_by_hostname`: not whitelisted -> refused and remembered briefly, with no write.
-//! 2. The domain's managed certificate (`CertificateId::managed_for`): already issued -> its
-//!    material is loaded from the vault (a restart, or another terminator issued it).
-//!    Not requested yet -> the core's `run_current_step` moves the domain to `issuing` with a
-//!    pending certificate, exactly as the API's nudge would (and checks DNS points here).
-//!    Failed and backing off -> refused until its next attempt.
-//! 3. `Issuance::issue`, at most `max_concurrent_issuances` at once. The issuer's lease makes
-//!    one ACME order per name across every terminator and worker; a flight that finds the lease
-//!    held waits for the other owner's result in the store.
+//! 2. The core's one use case for managed certificates,
+//!    [`ensure_managed_certificate`] with [`Trigger::Traffic`], at most
+//!    `max_concurrent_issuances` at once: a served certificate the cache missed (a restart, or
+//!    another terminator issued it) is loaded from the vault; a domain that waits for its DNS
+//!    is checked now (traffic here says it points here, and a stale domain comes back); a
+//!    certificate that failed and backs off is refused until its next attempt; otherwise it is
+//!    issued now. The issuer's lease makes one ACME order per name across every terminator
+//!    and worker; a flight that finds the lease held waits for the other owner's result in the
+//!    store.
 //!
 //! Handshakes wait for the flight up to `on_demand_wait`; past it they fail, and the flight
 //! goes on so that the next handshake finds the certificate.
@@ -29,17 +30,17 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use edgecert_core::model::{Certificate, CertificateStatus, Domain, ProvisioningStep};
-use edgecert_core::ports::{Issuance, IssueOutcome};
-use edgecert_core::usecases::domains::run_current_step;
-use edgecert_core::{CertificateId, Error, Hostname};
+use edgecert_core::model::{Certificate, CertificateStatus, Servable};
+use edgecert_core::ports::Issuance;
+use edgecert_core::usecases::managed::{Ensured, Issue, Trigger, ensure_managed_certificate};
+use edgecert_core::{AccountId, CertificateId, Error, Hostname};
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, watch};
 
 use crate::cache::normalize_name;
 use crate::limits::LookupLimiter;
 use crate::metrics::ON_DEMAND;
-use crate::shared::{Loaded, Servable, Shared, servable};
+use crate::shared::{Loaded, Shared};
 
 /// Longest a flight waits for another process's issuance of the same name.
 const FOREIGN_ISSUANCE_WAIT: Duration = Duration::from_secs(300);
@@ -51,8 +52,6 @@ const STORE_FAILURE_TTL: Duration = Duration::from_secs(5);
 /// Longest refusal of a name whose issuance failed, whatever its backoff says: a nudge
 /// through the API resets the certificate, and the edge should notice soon.
 const MAX_FAILURE_TTL: Duration = Duration::from_secs(300);
-/// Read-modify-write attempts when another writer changed the domain first.
-const STEP_ATTEMPTS: usize = 3;
 
 /// Why a server name gets no certificate now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,11 +210,12 @@ impl OnDemand {
         self.shared.negative.insert(name, ttl, as_of);
     }
 
-    /// One flight: from the hostname to a certificate in the cache. `as_of` ends up holding
-    /// the version of the domain the outcome was decided on.
+    /// One flight: from the hostname to a certificate in the cache, through the core's one
+    /// use case. `as_of` ends up holding the version of the domain the outcome was decided on.
     async fn fly(&self, hostname: &Hostname, as_of: &mut Option<u64>) -> Result<(), Refusal> {
-        let store = &self.shared.services.store;
-        let mut domain = store
+        let services = &self.shared.services;
+        let domain = services
+            .store
             .domain_by_hostname(hostname)
             .await
             .map_err(unavailable)?
@@ -223,124 +223,37 @@ impl OnDemand {
         // The route of the record found (a re-claimed name replaces the previous owner's).
         self.shared.cache.insert_route(&domain);
         *as_of = Some(domain.version);
-        let id = CertificateId::managed_for(&domain.id);
-        for _ in 0..STEP_ATTEMPTS {
-            let certificate = store
-                .get_certificate(&domain.account_id, &id)
-                .await
-                .map_err(unavailable)?;
-            match self.next_move(certificate, &domain, as_of).await? {
-                Move::Done => return Ok(()),
-                Move::Issue => return self.issue(&domain, &id).await,
-                Move::ReadDomainAgain => {
-                    domain = store
-                        .domain_by_hostname(hostname)
-                        .await
-                        .map_err(unavailable)?
-                        .ok_or(Refusal::NotWhitelisted)?;
-                    self.shared.cache.insert_route(&domain);
-                    *as_of = Some(domain.version);
-                }
-                Move::ReadCertificateAgain => {}
-            }
-        }
-        Err(Refusal::Unavailable(
-            "the domain kept changing while its certificate was requested".to_owned(),
-        ))
-    }
-
-    async fn next_move(
-        &self,
-        certificate: Option<Certificate>,
-        domain: &Domain,
-        as_of: &mut Option<u64>,
-    ) -> Result<Move, Refusal> {
-        let now = self.shared.services.clock.now();
-        let Some(certificate) = certificate else {
-            return self.request_certificate(domain, as_of).await;
-        };
-        if let Servable::Serve(_) = servable(&certificate, now) {
-            return match self.shared.load_certificate(&certificate).await {
-                Ok(Loaded::Served) => Ok(Move::Done),
-                Ok(Loaded::NotServed) => Err(not_ready("nothing to serve")),
-                Err(reason) => Err(Refusal::Unavailable(reason)),
-            };
-        }
-        match certificate.status {
-            CertificateStatus::Pending | CertificateStatus::Validating => Ok(Move::Issue),
-            CertificateStatus::Failed => match certificate.next_attempt_at {
-                Some(at) if at > now => Err(Refusal::NotReady(
-                    format!("the last issuance failed; next attempt at {at}"),
-                    Some(at),
-                )),
-                _ => Ok(Move::Issue),
-            },
-            // Issued without material, expired or revoked: the domain's step decides.
-            _ if domain.provisioning_step != ProvisioningStep::Active => {
-                self.request_certificate(domain, as_of).await
-            }
-            status => Err(not_ready(&format!(
-                "the certificate is {}",
-                status.as_str()
-            ))),
-        }
-    }
-
-    /// Moves the domain along its steps with the core's use case, which requests its managed
-    /// certificate once the DNS step passes.
-    async fn request_certificate(
-        &self,
-        domain: &Domain,
-        as_of: &mut Option<u64>,
-    ) -> Result<Move, Refusal> {
-        if domain.provisioning_step == ProvisioningStep::WaitingOwnership {
-            return Err(not_ready("the domain's ownership is not verified yet"));
-        }
-        let stepped = run_current_step(&self.shared.services, domain.clone()).await;
-        if let Ok(updated) = &stepped {
-            *as_of = Some(updated.version);
-        }
-        match stepped {
-            Ok(updated) if updated.provisioning_step == ProvisioningStep::Issuing => {
-                Ok(Move::ReadCertificateAgain)
-            }
-            Ok(updated) => Err(Refusal::NotReady(
-                updated.last_error.clone().unwrap_or_else(|| {
-                    format!("the domain is {}", updated.provisioning_step.as_str())
-                }),
-                updated.next_attempt_at,
-            )),
-            Err(Error::VersionConflict(_)) => Ok(Move::ReadDomainAgain),
-            Err(error) => Err(unavailable(error)),
-        }
-    }
-
-    /// Runs the issue use case in an issuance slot and loads what it issued.
-    async fn issue(&self, domain: &Domain, id: &CertificateId) -> Result<(), Refusal> {
+        let (account, id) = (
+            domain.account_id.clone(),
+            CertificateId::managed_for(&domain.id),
+        );
         let slot = Arc::clone(&self.issuance_slots)
             .acquire_owned()
             .await
             .map_err(|_| Refusal::Unavailable("issuance is shutting down".to_owned()))?;
-        tracing::info!(sni = %domain.hostname, certificate = %id, "issuing a certificate on demand");
-        let outcome = self.issuance.issue(&domain.account_id, id).await;
+        let issue = Issue::Now {
+            issuance: self.issuance.as_ref(),
+            gate: None,
+        };
+        let ensured = ensure_managed_certificate(services, domain, None, Trigger::Traffic, issue)
+            .await
+            .map_err(unavailable)?;
         drop(slot);
-        match outcome {
-            Ok(IssueOutcome::Issued(certificate)) => self.serve(&certificate).await,
-            Ok(IssueOutcome::Failed(certificate)) => Err(failed(certificate)),
-            Ok(IssueOutcome::InProgress) => self.wait_for_other_owner(domain, id).await,
-            // Nothing was due: someone else may just have issued it, or it is not to be issued.
-            Ok(IssueOutcome::Skipped) => {
-                let certificate = self
-                    .shared
-                    .services
-                    .store
-                    .get_certificate(&domain.account_id, id)
-                    .await
-                    .map_err(unavailable)?
-                    .ok_or_else(|| not_ready("the certificate was deleted"))?;
-                self.serve(&certificate).await
+        match ensured {
+            Ensured::Served(certificate) => self.serve(&certificate).await,
+            Ensured::InProgress => self.wait_for_other_owner(&account, &id).await,
+            Ensured::NotReady {
+                domain,
+                reason,
+                retry_at,
+            } => {
+                *as_of = Some(domain.version);
+                Err(Refusal::NotReady(reason, retry_at))
             }
-            Err(error) => Err(unavailable(error)),
+            Ensured::NotWhitelisted => Err(Refusal::NotWhitelisted),
+            Ensured::Requested(_) | Ensured::Held(_) => {
+                Err(not_ready("the certificate is queued for issuance"))
+            }
         }
     }
 
@@ -353,10 +266,10 @@ impl OnDemand {
     }
 
     /// Another process holds the lease (or just finished): watch the store until the
-    /// certificate is issued or has failed.
+    /// certificate is served or has failed.
     async fn wait_for_other_owner(
         &self,
-        domain: &Domain,
+        account: &AccountId,
         id: &CertificateId,
     ) -> Result<(), Refusal> {
         let deadline = tokio::time::Instant::now() + FOREIGN_ISSUANCE_WAIT;
@@ -365,12 +278,12 @@ impl OnDemand {
                 .shared
                 .services
                 .store
-                .get_certificate(&domain.account_id, id)
+                .get_certificate(account, id)
                 .await
                 .map_err(unavailable)?
                 .ok_or_else(|| not_ready("the certificate was deleted"))?;
             let now: OffsetDateTime = self.shared.services.clock.now();
-            match (servable(&certificate, now), certificate.status) {
+            match (certificate.servable(now), certificate.status) {
                 (Servable::Serve(_), _) => return self.serve(&certificate).await,
                 (_, CertificateStatus::Failed) => return Err(failed(certificate)),
                 _ => {}
@@ -381,18 +294,6 @@ impl OnDemand {
             tokio::time::sleep(FOREIGN_ISSUANCE_POLL).await;
         }
     }
-}
-
-/// What a flight does next.
-enum Move {
-    /// The certificate is served.
-    Done,
-    /// Run the issue use case.
-    Issue,
-    /// Another writer changed the domain: read it again.
-    ReadDomainAgain,
-    /// The certificate was just requested: read it again.
-    ReadCertificateAgain,
 }
 
 fn not_ready(reason: &str) -> Refusal {

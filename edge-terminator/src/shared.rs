@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use edgecert_core::model::{Certificate, CertificateKind, CertificateStatus};
+use edgecert_core::model::{Certificate, Servable};
 use edgecert_core::ports::MaterialVersion;
 use edgecert_core::usecases::Services;
-use time::OffsetDateTime;
 
 use crate::cache::EdgeCache;
 use crate::config::TerminatorConfig;
@@ -33,33 +32,6 @@ pub(crate) struct Shared {
     pub(crate) loaded: AtomicBool,
     /// When the refresher last read the store successfully.
     last_store_read: Mutex<Option<Instant>>,
-}
-
-/// What a certificate item means for the edge.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Servable {
-    /// Serve vault version `0`.
-    Serve(String),
-    /// Stop serving it (revoked, expired).
-    Drop,
-    /// Nothing to serve yet, or not the edge's (downloadable certificates are for download).
-    Ignore,
-}
-
-/// Whether and what the edge serves for `certificate` at `now`. A certificate being renewed,
-/// or whose renewal failed, keeps serving its current material until that expires.
-pub(crate) fn servable(certificate: &Certificate, now: OffsetDateTime) -> Servable {
-    if !matches!(certificate.kind, CertificateKind::Managed { .. }) {
-        return Servable::Ignore;
-    }
-    match (certificate.status, &certificate.material_version) {
-        (CertificateStatus::Revoked | CertificateStatus::Expired, _) => Servable::Drop,
-        (_, Some(version)) if certificate.expires_at.is_none_or(|at| at > now) => {
-            Servable::Serve(version.clone())
-        }
-        (_, Some(_)) => Servable::Drop,
-        (_, None) => Servable::Ignore,
-    }
 }
 
 /// How loading a certificate ended.
@@ -137,7 +109,7 @@ impl Shared {
         &self,
         certificate: &Certificate,
     ) -> Result<Loaded, String> {
-        match servable(certificate, self.services.clock.now()) {
+        match certificate.servable(self.services.clock.now()) {
             Servable::Ignore => Ok(Loaded::NotServed),
             Servable::Drop => {
                 self.cache.remove_certificate(certificate);
@@ -167,74 +139,5 @@ impl Shared {
                 Ok(Loaded::Served)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use edgecert_core::ids::ZoneId;
-    use edgecert_core::model::KeyType;
-    use edgecert_core::{AccountId, CertificateId, DomainId, Hostname};
-    use time::Duration;
-
-    use super::*;
-
-    fn managed(status: CertificateStatus, material: Option<&str>) -> Certificate {
-        let now = OffsetDateTime::now_utc();
-        Certificate {
-            id: CertificateId::generate(),
-            account_id: AccountId::generate(),
-            kind: CertificateKind::Managed {
-                domain_id: DomainId::generate(),
-            },
-            domain: Hostname::parse_domain("shop.example.com").unwrap(),
-            sans: vec![],
-            is_wildcard: false,
-            key_type: KeyType::EcdsaP256,
-            auto_renew: true,
-            status,
-            issued_at: None,
-            not_before: None,
-            expires_at: Some(now + Duration::days(30)),
-            next_renewal_at: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            last_error: None,
-            order_url: None,
-            material_version: material.map(str::to_owned),
-            pending_material_version: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        }
-    }
-
-    #[test]
-    fn what_the_edge_serves() {
-        let now = OffsetDateTime::now_utc();
-        let issued = managed(CertificateStatus::Issued, Some("v1"));
-        assert_eq!(servable(&issued, now), Servable::Serve("v1".to_owned()));
-        // A failed renewal keeps serving the current material.
-        let failed_renewal = managed(CertificateStatus::Failed, Some("v1"));
-        assert_eq!(
-            servable(&failed_renewal, now),
-            Servable::Serve("v1".to_owned())
-        );
-        assert_eq!(
-            servable(&managed(CertificateStatus::Pending, None), now),
-            Servable::Ignore
-        );
-        assert_eq!(
-            servable(&managed(CertificateStatus::Revoked, Some("v1")), now),
-            Servable::Drop
-        );
-        assert_eq!(servable(&issued, now + Duration::days(31)), Servable::Drop);
-        let mut downloadable = issued.clone();
-        downloadable.kind = CertificateKind::Downloadable {
-            zone_id: ZoneId::generate(),
-        };
-        assert_eq!(servable(&downloadable, now), Servable::Ignore);
     }
 }

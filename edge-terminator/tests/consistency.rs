@@ -59,15 +59,12 @@ async fn tagged_origin(tag: &'static str) -> String {
 
 /// A second account in the env's store.
 async fn other_account(store: &Arc<dyn Store>) -> AccountId {
-    let account = Account {
-        id: AccountId::generate(),
-        name: "Another platform".to_owned(),
-        plan: PlanName::Elite,
-        require_ownership_verification: false,
-        zone_token: None,
-        created_at: OffsetDateTime::now_utc(),
-        version: 1,
-    };
+    let account = Account::new(
+        "Another platform".to_owned(),
+        PlanName::Elite,
+        false,
+        OffsetDateTime::now_utc(),
+    );
     store
         .create_account(&account, &ApiKey::generate().hash)
         .await

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edgecert_aws::{AwsClients, DynamoStore, SecretsManagerVault, create_table, ensure_kms_key};
+use edgecert_core::PlanName;
 use edgecert_core::model::{Account, ApiKey};
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::AccountStore as _;
 use edgecert_core::usecases::domains::create_domain;
-use edgecert_core::{AccountId, PlanName};
 use edgecert_dns::HickoryResolver;
 use edgecert_integration::iam;
 use edgecert_integration::template::{Principal, Stack, transformed_template};
@@ -126,15 +126,12 @@ async fn the_container_issues_on_demand_and_serves_within_its_task_role() {
         .await
         .expect("the table is created in moto");
     let store = DynamoStore::new(clients.dynamodb.clone(), table.clone());
-    let account = Account {
-        id: AccountId::generate(),
-        name: "Container test".to_owned(),
-        plan: PlanName::Elite,
-        require_ownership_verification: false,
-        zone_token: None,
-        created_at: OffsetDateTime::now_utc(),
-        version: 1,
-    };
+    let account = Account::new(
+        "Container test".to_owned(),
+        PlanName::Elite,
+        false,
+        OffsetDateTime::now_utc(),
+    );
     store
         .create_account(&account, &ApiKey::generate().hash)
         .await

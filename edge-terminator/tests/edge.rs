@@ -19,7 +19,7 @@ use edgecert_core::model::{Http01Challenge, ProvisioningStep};
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{DnsResolver, MaterialVersion};
 use edgecert_dns::HickoryResolver;
-use edgecert_integration::{Pebble, PebbleOptions};
+use edgecert_integration::{CountingStore, Pebble, PebbleOptions};
 use edgecert_terminator::roots_from_pem;
 use futures::{SinkExt as _, StreamExt as _};
 use http::{Request, StatusCode};
@@ -1114,6 +1114,8 @@ mod on_demand {
         env: Env,
         origin: Origin,
         faults: CaFaults,
+        /// Every store call the terminator and its issuer make.
+        counted: Arc<CountingStore>,
         terminator: edgecert_terminator::Terminator,
         roots: Vec<rustls::pki_types::CertificateDer<'static>>,
         _pebble: Pebble,
@@ -1134,8 +1136,9 @@ mod on_demand {
             let resolver: Arc<dyn DnsResolver> = Arc::new(HickoryResolver::with_name_server(
                 pebble.challtestsrv().dns_server_addr(),
             ));
+            let counted = Arc::new(CountingStore::new(env.store.clone()));
             let services = env.services(
-                env.store.clone(),
+                counted.clone(),
                 env.vault.clone(),
                 resolver,
                 LOOPBACK_ALLOWED,
@@ -1148,6 +1151,7 @@ mod on_demand {
                 env,
                 origin,
                 faults,
+                counted,
                 terminator,
                 roots,
                 _pebble: pebble,
@@ -1201,6 +1205,23 @@ mod on_demand {
             stored.certificate_id,
             Some(edgecert_core::CertificateId::managed_for(&domain.id))
         );
+        issuing.terminator.shutdown().await;
+    }
+
+    /// What the first request for a name costs in store calls, from the handshake to the
+    /// certificate served (BENCHMARKS.md, "Store calls per issuance"). The refresher's change
+    /// feeds are left out: they run on their own clock, whatever the traffic.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn store_calls_of_an_on_demand_issuance() {
+        let issuing = Issuing::start().await;
+        let name = unique_name("counted");
+        issuing.env.whitelist(&name, &issuing.origin.url()).await;
+        issuing.counted.take();
+        let (status, body) = issuing.get(&name).await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let calls = issuing.counted.take();
+        println!("on-demand issuance: {calls}");
+        assert_eq!(issuing.faults.new_orders(), 1);
         issuing.terminator.shutdown().await;
     }
 

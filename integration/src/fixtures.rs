@@ -3,9 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use edgecert_core::model::{
-    Certificate, CertificateKind, CertificateStatus, Domain, KeyType, ProvisioningStep,
-};
+use edgecert_core::model::{Certificate, CertificateStatus, Domain, KeyType, ProvisioningStep};
 use edgecert_core::ports::{CertificateMaterial, Issuance, IssueOutcome, Store, Vault};
 use edgecert_core::{AccountId, CertificateId};
 use time::OffsetDateTime;
@@ -23,33 +21,27 @@ pub async fn install_issued_certificate(
 ) -> edgecert_core::Result<(Domain, Certificate)> {
     let id = CertificateId::managed_for(&domain.id);
     let version = vault.put_material(&id, material).await?;
-    let certificate = Certificate {
-        id: id.clone(),
-        account_id: domain.account_id.clone(),
-        kind: CertificateKind::Managed {
-            domain_id: domain.id.clone(),
-        },
-        domain: domain.hostname.clone(),
-        sans: vec![],
-        is_wildcard: false,
-        key_type,
-        auto_renew: true,
-        status: CertificateStatus::Issued,
-        issued_at: Some(now),
-        not_before: Some(now),
-        expires_at: Some(now + time::Duration::days(90)),
-        next_renewal_at: Some(now + time::Duration::days(60)),
-        next_attempt_at: None,
-        consecutive_failures: 0,
-        last_error: None,
-        order_url: None,
-        material_version: Some(version.0),
-        pending_material_version: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
+    let mut certificate = Certificate::managed(&domain, now).with_key_type(key_type);
+    certificate.status = CertificateStatus::Issued;
+    certificate.issued_at = Some(now);
+    certificate.not_before = Some(now);
+    certificate.expires_at = Some(now + time::Duration::days(90));
+    certificate.next_renewal_at = Some(now + time::Duration::days(60));
+    certificate.next_attempt_at = None;
+    certificate.material_version = Some(version.0);
+    let certificate = match store.create_certificate(&certificate, 0).await {
+        Ok(()) => certificate,
+        // The domain's first DNS check already created its (waiting) managed certificate.
+        Err(edgecert_core::Error::CertificateExists) => {
+            let existing = store
+                .get_certificate(&certificate.account_id, &certificate.id)
+                .await?
+                .ok_or(edgecert_core::Error::CertificateExists)?;
+            certificate.version = existing.version;
+            store.update_certificate(&certificate).await?
+        }
+        Err(error) => return Err(error),
     };
-    store.create_certificate(&certificate, 0).await?;
     domain.provisioning_step = ProvisioningStep::Active;
     domain.certificate_id = Some(id);
     domain.updated_at = now;

@@ -6,9 +6,11 @@
 //! [`Http01Responder`] answers Pebble's HTTP-01 validations from the store, as the edge will.
 //! [`lambda_runtime`] emulates the AWS Lambda Runtime API, so tests run the Lambda binaries
 //! themselves ([`LambdaProcess`]). [`fixtures`] writes store contents as EdgeCert's flows leave
-//! them (an issued certificate without ACME); [`template`] reads what template.yaml deploys, and
+//! them (an issued certificate without ACME), and [`CountingStore`] counts what a flow costs in
+//! store calls; [`template`] reads what template.yaml deploys, and
 //! [`iam`] checks the AWS calls an [`AwsRecorder`] saw against the template's IAM policies.
 
+mod counting_store;
 pub mod fixtures;
 mod http01_responder;
 pub mod iam;
@@ -17,6 +19,7 @@ pub mod lambda_runtime;
 pub mod services;
 pub mod template;
 
+pub use counting_store::{CallKind, CountingStore, StoreCalls};
 pub use http01_responder::Http01Responder;
 pub use lambda_runtime::{FunctionError, InitError, InvocationResult, LambdaProcess, RuntimeApi};
 

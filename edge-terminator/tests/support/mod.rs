@@ -13,15 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgecert_core::model::{
-    Account, ApiKey, Certificate, Domain, KeyType, ProvisioningStep, SecretString,
-};
+use edgecert_core::model::{Account, ApiKey, Certificate, Domain, KeyType, SecretString};
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{
     CertificateMaterial, DnsProviders, DnsResolver, Issuance, Store, SystemClock, Vault,
 };
 use edgecert_core::usecases::{EdgeSettings, Services};
-use edgecert_core::{AccountId, DomainId, Hostname, PlanCatalog, PlanName};
+use edgecert_core::{AccountId, Hostname, PlanCatalog, PlanName};
 use edgecert_embedded::Database;
 // Not every test binary that includes this module uses it.
 #[allow(unused_imports)]
@@ -140,15 +138,12 @@ impl Env {
         let database = Database::open(dir.path().join("edgecert.db")).unwrap();
         let store: Arc<dyn Store> = Arc::new(database.store());
         let vault: Arc<dyn Vault> = Arc::new(database.vault());
-        let account = Account {
-            id: AccountId::generate(),
-            name: "Terminator tests".to_owned(),
-            plan: PlanName::Elite,
-            require_ownership_verification: false,
-            zone_token: None,
-            created_at: OffsetDateTime::now_utc(),
-            version: 1,
-        };
+        let account = Account::new(
+            "Terminator tests".to_owned(),
+            PlanName::Elite,
+            false,
+            OffsetDateTime::now_utc(),
+        );
         store
             .create_account(&account, &ApiKey::generate().hash)
             .await
@@ -221,23 +216,13 @@ impl Env {
         origin_url: &str,
         max_domains: u32,
     ) -> Domain {
-        let now = OffsetDateTime::now_utc();
-        let domain = Domain {
-            id: DomainId::generate(),
-            account_id: account.clone(),
-            hostname: Hostname::parse_domain(hostname).unwrap(),
-            origin_url: origin_url.to_owned(),
-            ownership_token: "edgecert-verify-test".to_owned(),
-            ownership_verified: true,
-            provisioning_step: ProvisioningStep::WaitingDns,
-            last_error: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            certificate_id: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+        let domain = Domain::whitelisted(
+            account.clone(),
+            Hostname::parse_domain(hostname).unwrap(),
+            origin_url.to_owned(),
+            false,
+            OffsetDateTime::now_utc(),
+        );
         self.store
             .create_domain(&domain, max_domains)
             .await

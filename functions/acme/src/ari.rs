@@ -38,15 +38,24 @@ pub(crate) fn certificate_id(leaf_der: &[u8]) -> Result<CertificateIdentifier<'s
     })
 }
 
-/// The CA's window for the certificate `leaf_der`, or `None` when the CA offers no ARI or
-/// could not tell (logged).
-pub(crate) async fn suggestion(account: &Account, leaf_der: &[u8]) -> Option<RenewalSuggestion> {
-    let id = match certificate_id(leaf_der) {
-        Ok(id) => id,
-        Err(error) => {
-            tracing::warn!(%error, "no ARI identifier for the certificate");
-            return None;
-        }
+/// The identifier `AKI.serial` in its text form, as certificates record it.
+pub(crate) fn identifier(ari_id: &str) -> Option<CertificateIdentifier<'static>> {
+    let (authority_key_identifier, serial) = ari_id.split_once('.')?;
+    if authority_key_identifier.is_empty() || serial.is_empty() || serial.contains('.') {
+        return None;
+    }
+    Some(CertificateIdentifier {
+        authority_key_identifier: Cow::Owned(authority_key_identifier.to_owned()),
+        serial: Cow::Owned(serial.to_owned()),
+    })
+}
+
+/// The CA's window for the certificate with ARI identifier `ari_id`, or `None` when the CA
+/// offers no ARI or could not tell (logged).
+pub(crate) async fn suggestion(account: &Account, ari_id: &str) -> Option<RenewalSuggestion> {
+    let Some(id) = identifier(ari_id) else {
+        tracing::warn!(ari_id, "not an ARI certificate identifier");
+        return None;
     };
     match account.renewal_info(&id).await {
         Ok((info, retry_after)) => Some(RenewalSuggestion {
@@ -92,5 +101,8 @@ mod tests {
         assert_eq!(id.authority_key_identifier, "-_8BAg");
         assert_eq!(id.serial, "AIdlQyE");
         assert_eq!(id.to_string(), "-_8BAg.AIdlQyE");
+        assert_eq!(identifier("-_8BAg.AIdlQyE"), Some(id));
+        assert_eq!(identifier("no-dot"), None);
+        assert_eq!(identifier("a.b.c"), None);
     }
 }

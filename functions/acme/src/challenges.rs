@@ -1,5 +1,6 @@
-//! Solving an order's challenges: HTTP-01 answers in the store, DNS-01 TXT records through the
-//! zone's provider.
+//! Solving an order's challenges: the answers go out through the run's
+//! [`ValidationRun`] (HTTP-01 answers in the store, DNS-01 TXT records through the zone's
+//! provider), and this module speaks to the CA.
 //!
 //! Answers are published in rounds. A DNS provider's `set_txt` replaces the record, so two
 //! authorizations sharing a record name (`example.com` and `*.example.com` both validate at
@@ -7,26 +8,44 @@
 //! goes in the first round together. In each round the answers are published, the CA is told
 //! to validate, and every authorization of the round is polled until it is final: the CA
 //! checks an answer several times (multi-perspective), so nothing is withdrawn before that.
-//! Then the round's answers are withdrawn, on success and on failure alike.
+//! Then the round's answers are withdrawn, on success and on failure alike, and finally any
+//! answer an interrupted run left behind.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use edgecert_core::model::{Certificate, EventLevel, Http01Challenge};
+use edgecert_core::Hostname;
+use edgecert_core::model::{EventLevel, IssueFailure, IssueStop};
+use edgecert_core::ports::{ChallengeKind, Publication, ValidationRun};
 use instant_acme::{
     AuthorizationState, AuthorizationStatus, ChallengeStatus, ChallengeType, Order, OrderStatus,
+    RetryPolicy,
 };
 
-use crate::failure::{Failure, Stop};
-use crate::issuer::Issuer;
-use crate::lease::LeaseKeeper;
-use crate::preflight::Validation;
-use crate::steps::Step;
+use crate::errors::{from_acme, from_problem};
 
 /// Longest pause between two polls of a round's authorizations.
 const MAX_POLL_DELAY: Duration = Duration::from_secs(5);
 
 const STEP: &str = "challenge";
+
+/// How the CA is polled.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Polling {
+    /// First pause; doubles, up to [`MAX_POLL_DELAY`].
+    pub(crate) initial_delay: Duration,
+    /// Longest wait for a round, or for the order to become ready.
+    pub(crate) timeout: Duration,
+}
+
+impl Polling {
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new()
+            .initial_delay(self.initial_delay)
+            .backoff(2.0)
+            .timeout(self.timeout)
+    }
+}
 
 /// What has to be published for one pending authorization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,39 +59,10 @@ struct Answer {
     publication: Publication,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Publication {
-    /// Served at `/.well-known/acme-challenge/{token}` by every terminator, from the store.
-    Http01 {
-        token: String,
-        key_authorization: String,
-    },
-    /// TXT `record` (no trailing dot) holding `value`.
-    Dns01 { record: String, value: String },
-}
-
-impl Publication {
-    /// What two answers must not share within one round.
-    fn slot(&self) -> &str {
-        match self {
-            Publication::Http01 { token, .. } => token,
-            Publication::Dns01 { record, .. } => record,
-        }
-    }
-}
-
-fn challenge_type(validation: &Validation) -> ChallengeType {
-    match validation {
-        Validation::Http01 => ChallengeType::Http01,
-        Validation::Dns01 { .. } => ChallengeType::Dns01,
-    }
-}
-
-fn challenge_name(kind: &ChallengeType) -> &'static str {
+fn challenge_type(kind: ChallengeKind) -> ChallengeType {
     match kind {
-        ChallengeType::Http01 => "HTTP-01",
-        ChallengeType::Dns01 => "DNS-01",
-        _ => "requested",
+        ChallengeKind::Http01 => ChallengeType::Http01,
+        ChallengeKind::Dns01 => ChallengeType::Dns01,
     }
 }
 
@@ -92,7 +82,7 @@ fn validation_failure(
     answer: &Answer,
     state: &AuthorizationState,
     kind: &ChallengeType,
-) -> Option<Failure> {
+) -> Option<IssueFailure> {
     if matches!(
         state.status,
         AuthorizationStatus::Pending | AuthorizationStatus::Valid
@@ -106,8 +96,8 @@ fn validation_failure(
         .find(|challenge| challenge.r#type == *kind)
         .and_then(|challenge| challenge.error.as_ref());
     let failure = match problem {
-        Some(problem) => Failure::from_problem(STEP, &doing, problem, None),
-        None => Failure::new(
+        Some(problem) => from_problem(STEP, &doing, problem, None),
+        None => IssueFailure::new(
             STEP,
             format!("{doing}: the authorization is {:?}", state.status),
         ),
@@ -132,344 +122,257 @@ fn into_rounds(answers: Vec<Answer>) -> Vec<Vec<Answer>> {
     rounds
 }
 
-impl Issuer {
-    /// Validates every pending authorization of `order` and waits until the order is ready.
-    /// The slots withdrawn along the way are added to `withdrawn`.
-    pub(crate) async fn validate(
-        &self,
-        order: &mut Order,
-        certificate: &Certificate,
-        validation: &Validation,
-        lease: &LeaseKeeper,
-        withdrawn: &mut BTreeSet<String>,
-    ) -> Result<(), Stop> {
-        let kind = challenge_type(validation);
-        let answers = collect(order, &kind, validation).await?;
-        if !answers.is_empty() {
-            let names: Vec<&str> = answers.iter().map(|answer| answer.name.as_str()).collect();
-            self.event(
-                &certificate.id,
-                STEP,
-                EventLevel::Info,
-                format!(
-                    "Validating {} by {}",
-                    names.join(", "),
-                    challenge_name(&kind)
-                ),
-                None,
-            )
-            .await;
-        }
-        for (index, round) in into_rounds(answers).iter().enumerate() {
-            lease.check()?;
-            let outcome = self
-                .run_round(order, certificate, validation, &kind, round, index == 0)
-                .await;
-            self.withdraw(certificate, validation, round, withdrawn)
-                .await;
-            outcome?;
-        }
-        // Every authorization was just seen valid, so the order is most likely ready already:
-        // look once before polling with its initial delay.
-        let waiting = |error| {
-            Failure::from_acme(STEP, "Waiting for the order to become ready", error)
-                .with_dead_order()
-        };
-        let status = match order.refresh().await.map_err(waiting)?.status {
-            status @ (OrderStatus::Ready | OrderStatus::Invalid) => status,
-            _ => order
-                .poll_ready(&self.retry_policy())
-                .await
-                .map_err(waiting)?,
-        };
-        if status != OrderStatus::Ready {
-            return Err(Failure::new(
-                STEP,
-                "The certificate authority marked the order invalid after validation; \
-                 a new order will be placed",
-            )
-            .with_dead_order()
-            .into());
-        }
-        self.event(
-            &certificate.id,
-            STEP,
+/// Validates every pending authorization of `order` by `kind` and waits until the order is
+/// ready; then withdraws whatever an interrupted run left for `names`.
+pub(crate) async fn validate(
+    order: &mut Order,
+    kind: ChallengeKind,
+    names: &[Hostname],
+    run: &dyn ValidationRun,
+    polling: Polling,
+) -> Result<(), IssueStop> {
+    let mut withdrawn = BTreeSet::new();
+    let validated = if order.state().status == OrderStatus::Pending {
+        validate_pending(order, kind, run, polling, &mut withdrawn).await
+    } else {
+        Ok(())
+    };
+    // Answers left by an interrupted run (or for reused authorizations) go too.
+    sweep(order, kind, names, run, &withdrawn).await;
+    validated
+}
+
+async fn validate_pending(
+    order: &mut Order,
+    kind: ChallengeKind,
+    run: &dyn ValidationRun,
+    polling: Polling,
+    withdrawn: &mut BTreeSet<String>,
+) -> Result<(), IssueStop> {
+    let challenge = challenge_type(kind);
+    let answers = collect(order, &challenge, kind).await?;
+    if !answers.is_empty() {
+        let names: Vec<&str> = answers.iter().map(|answer| answer.name.as_str()).collect();
+        run.note(
             EventLevel::Info,
-            "Every name is validated",
+            format!("Validating {} by {}", names.join(", "), kind.as_str()),
             None,
         )
         .await;
-        Ok(())
     }
-
-    /// Publishes a round, asks the CA to validate it and waits until each authorization of
-    /// the round is final.
-    async fn run_round(
-        &self,
-        order: &mut Order,
-        certificate: &Certificate,
-        validation: &Validation,
-        kind: &ChallengeType,
-        round: &[Answer],
-        first: bool,
-    ) -> Result<(), Stop> {
-        for answer in round {
-            self.publish(validation, answer).await?;
-        }
-        let mut rejected = None;
-        let mut authorizations = order.authorizations();
-        while let Some(handle) = authorizations.next().await {
-            let mut handle = handle
-                .map_err(|error| Failure::from_acme(STEP, "Reading the authorizations", error))?;
-            let Some(answer) = answer_for(round, handle.url()) else {
-                continue;
-            };
-            // A challenge an interrupted run already submitted is being validated: only wait.
-            if answer.status != ChallengeStatus::Pending {
-                continue;
-            }
-            let asked = match handle.challenge(kind.clone()) {
-                Some(mut challenge) => challenge.set_ready().await,
-                None => continue,
-            };
-            if let Err(error) = asked {
-                rejected = Some((answer.name.clone(), error));
-                break;
-            }
-        }
-        if let Some((name, error)) = rejected {
-            // The CA may finish validating before it answers the request that started it;
-            // the challenge it returns then carries the validation's problem, which
-            // instant-acme reports as an error. The authorizations tell the two apart.
-            self.pending_names(order, kind, round).await?;
-            let doing = format!("Asking the certificate authority to validate {name}");
-            return Err(Failure::from_acme(STEP, &doing, error).into());
-        }
-        if first {
-            self.step(Step::ChallengeReady, &certificate.id);
-        }
-        self.await_round(order, kind, round).await
-    }
-
-    /// Polls the round's authorizations until none is pending.
-    async fn await_round(
-        &self,
-        order: &mut Order,
-        kind: &ChallengeType,
-        round: &[Answer],
-    ) -> Result<(), Stop> {
-        let started = tokio::time::Instant::now();
-        let mut delay = self.config.poll_initial_delay;
-        loop {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_POLL_DELAY);
-            let open = self.pending_names(order, kind, round).await?;
-            if open.is_empty() {
-                return Ok(());
-            }
-            if started.elapsed() >= self.config.poll_timeout {
-                return Err(Failure::new(
-                    STEP,
-                    format!(
-                        "The certificate authority had not validated {} after {} seconds; \
-                         it will be asked again",
-                        open.join(", "),
-                        self.config.poll_timeout.as_secs()
-                    ),
-                )
-                .into());
-            }
-        }
-    }
-
-    /// Reads the round's authorizations once: the names still pending, or the failure of
-    /// the first one the CA declared invalid.
-    async fn pending_names(
-        &self,
-        order: &mut Order,
-        kind: &ChallengeType,
-        round: &[Answer],
-    ) -> Result<Vec<String>, Stop> {
-        let mut open = Vec::new();
-        let mut authorizations = order.authorizations();
-        while let Some(handle) = authorizations.next().await {
-            let mut handle = handle
-                .map_err(|error| Failure::from_acme(STEP, "Reading the authorizations", error))?;
-            let Some(answer) = answer_for(round, handle.url()) else {
-                continue;
-            };
-            let state = handle.refresh().await.map_err(|error| {
-                let doing = format!("Checking the validation of {}", answer.name);
-                Failure::from_acme(STEP, &doing, error)
-            })?;
-            if state.status == AuthorizationStatus::Pending {
-                open.push(answer.name.clone());
-            } else if let Some(failure) = validation_failure(answer, state, kind) {
-                return Err(failure.into());
-            }
-        }
-        Ok(open)
-    }
-
-    async fn publish(&self, validation: &Validation, answer: &Answer) -> Result<(), Stop> {
-        match (&answer.publication, validation) {
-            (
-                Publication::Http01 {
-                    token,
-                    key_authorization,
-                },
-                _,
-            ) => {
-                let challenge = Http01Challenge {
-                    token: token.clone(),
-                    key_authorization: key_authorization.clone(),
-                    expires_at: self.now() + self.config.http01_ttl,
-                };
-                self.services
-                    .store
-                    .put_http01(&challenge)
-                    .await
-                    .map_err(|error| {
-                        let doing = format!("Publishing the HTTP-01 answer for {}", answer.name);
-                        Failure::from_core(STEP, &doing, &error)
-                    })?;
-            }
-            (Publication::Dns01 { record, value }, Validation::Dns01 { zone, provider }) => {
-                provider
-                    .set_txt(zone, record, value)
-                    .await
-                    .map_err(|error| {
-                        Failure::from_core(STEP, &format!("Writing TXT record {record}"), &error)
-                    })?;
-            }
-            (Publication::Dns01 { .. }, Validation::Http01) => {
-                return Err(Failure::new(STEP, "A DNS-01 answer without a zone").into());
-            }
-        }
-        Ok(())
-    }
-
-    /// Withdraws a round's answers; failures are logged and noted, never fatal.
-    async fn withdraw(
-        &self,
-        certificate: &Certificate,
-        validation: &Validation,
-        round: &[Answer],
-        withdrawn: &mut BTreeSet<String>,
-    ) {
+    for (index, round) in into_rounds(answers).iter().enumerate() {
+        run.check_lease()?;
+        let outcome = run_round(order, &challenge, round, run, polling, index == 0).await;
         // Slots are unique within a round; a later round may reuse an earlier round's slot
         // (the TXT record of `example.com` after `*.example.com`) and must withdraw it again.
         for answer in round {
-            self.withdraw_slot(certificate, validation, &answer.publication)
-                .await;
+            run.withdraw(&answer.publication).await;
             withdrawn.insert(answer.publication.slot().to_owned());
         }
+        outcome?;
     }
+    // Every authorization was just seen valid, so the order is most likely ready already:
+    // look once before polling with its initial delay.
+    let waiting =
+        |error| from_acme(STEP, "Waiting for the order to become ready", error).with_dead_order();
+    let status = match order.refresh().await.map_err(waiting)?.status {
+        status @ (OrderStatus::Ready | OrderStatus::Invalid) => status,
+        _ => order
+            .poll_ready(&polling.retry_policy())
+            .await
+            .map_err(waiting)?,
+    };
+    if status != OrderStatus::Ready {
+        return Err(IssueFailure::new(
+            STEP,
+            "The certificate authority marked the order invalid after validation; \
+             a new order will be placed",
+        )
+        .with_dead_order()
+        .into());
+    }
+    run.note(EventLevel::Info, "Every name is validated".to_owned(), None)
+        .await;
+    Ok(())
+}
 
-    async fn withdraw_slot(
-        &self,
-        certificate: &Certificate,
-        validation: &Validation,
-        publication: &Publication,
-    ) {
-        let result = match (publication, validation) {
-            (Publication::Http01 { token, .. }, _) => {
-                self.services.store.delete_http01(token).await
-            }
-            (Publication::Dns01 { record, .. }, Validation::Dns01 { zone, provider }) => {
-                provider.clear_txt(zone, record).await
-            }
-            (Publication::Dns01 { .. }, Validation::Http01) => Ok(()),
+/// Publishes a round, asks the CA to validate it and waits until each authorization of the
+/// round is final.
+async fn run_round(
+    order: &mut Order,
+    kind: &ChallengeType,
+    round: &[Answer],
+    run: &dyn ValidationRun,
+    polling: Polling,
+    first: bool,
+) -> Result<(), IssueStop> {
+    for answer in round {
+        run.publish(&answer.name, &answer.publication).await?;
+    }
+    let mut rejected = None;
+    let mut authorizations = order.authorizations();
+    while let Some(handle) = authorizations.next().await {
+        let mut handle =
+            handle.map_err(|error| from_acme(STEP, "Reading the authorizations", error))?;
+        let Some(answer) = answer_for(round, handle.url()) else {
+            continue;
         };
-        if let Err(error) = result {
-            tracing::warn!(%error, "could not withdraw a challenge answer");
-            let what = match publication {
-                Publication::Http01 { .. } => "an HTTP-01 answer (it expires by itself)".to_owned(),
-                Publication::Dns01 { record, .. } => format!("TXT record {record}"),
-            };
-            self.event(
-                &certificate.id,
+        // A challenge an interrupted run already submitted is being validated: only wait.
+        if answer.status != ChallengeStatus::Pending {
+            continue;
+        }
+        let asked = match handle.challenge(kind.clone()) {
+            Some(mut challenge) => challenge.set_ready().await,
+            None => continue,
+        };
+        if let Err(error) = asked {
+            rejected = Some((answer.name.clone(), error));
+            break;
+        }
+    }
+    if let Some((name, error)) = rejected {
+        // The CA may finish validating before it answers the request that started it; the
+        // challenge it returns then carries the validation's problem, which instant-acme
+        // reports as an error. The authorizations tell the two apart.
+        pending_names(order, kind, round).await?;
+        let doing = format!("Asking the certificate authority to validate {name}");
+        return Err(from_acme(STEP, &doing, error).into());
+    }
+    if first {
+        run.challenge_ready();
+    }
+    await_round(order, kind, round, polling).await
+}
+
+/// Polls the round's authorizations until none is pending.
+async fn await_round(
+    order: &mut Order,
+    kind: &ChallengeType,
+    round: &[Answer],
+    polling: Polling,
+) -> Result<(), IssueStop> {
+    let started = tokio::time::Instant::now();
+    let mut delay = polling.initial_delay;
+    loop {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_POLL_DELAY);
+        let open = pending_names(order, kind, round).await?;
+        if open.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= polling.timeout {
+            return Err(IssueFailure::new(
                 STEP,
-                EventLevel::Warning,
-                format!("Could not remove {what}"),
-                None,
+                format!(
+                    "The certificate authority had not validated {} after {} seconds; \
+                     it will be asked again",
+                    open.join(", "),
+                    polling.timeout.as_secs()
+                ),
             )
-            .await;
+            .into());
         }
     }
+}
 
-    /// Withdraws answers this run did not withdraw itself: those an interrupted run left
-    /// behind, and any for authorizations the CA reused. Cheap on a normal run: the
-    /// authorizations are already read, and every DNS-01 record is already withdrawn.
-    pub(crate) async fn sweep(
-        &self,
-        order: &mut Order,
-        certificate: &Certificate,
-        validation: &Validation,
-        withdrawn: &BTreeSet<String>,
-    ) {
-        let leftovers: Vec<Publication> = match validation {
-            Validation::Dns01 { .. } => certificate
-                .names()
-                .map(|name| dns01_record(name.as_str()))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .filter(|record| !withdrawn.contains(record))
-                .map(|record| Publication::Dns01 {
-                    record,
-                    value: String::new(),
-                })
-                .collect(),
-            Validation::Http01 => {
-                let mut tokens = Vec::new();
-                let mut authorizations = order.authorizations();
-                while let Some(handle) = authorizations.next().await {
-                    let Ok(handle) = handle else {
-                        // Unreadable now; its answer expires by itself.
-                        continue;
-                    };
-                    tokens.extend(
-                        handle
-                            .challenges
-                            .iter()
-                            .filter(|challenge| challenge.r#type == ChallengeType::Http01)
-                            .map(|challenge| challenge.token.clone())
-                            .filter(|token| !withdrawn.contains(token)),
-                    );
-                }
-                tokens
-                    .into_iter()
-                    .map(|token| Publication::Http01 {
-                        token,
-                        key_authorization: String::new(),
-                    })
-                    .collect()
-            }
+/// Reads the round's authorizations once: the names still pending, or the failure of the
+/// first one the CA declared invalid.
+async fn pending_names(
+    order: &mut Order,
+    kind: &ChallengeType,
+    round: &[Answer],
+) -> Result<Vec<String>, IssueStop> {
+    let mut open = Vec::new();
+    let mut authorizations = order.authorizations();
+    while let Some(handle) = authorizations.next().await {
+        let mut handle =
+            handle.map_err(|error| from_acme(STEP, "Reading the authorizations", error))?;
+        let Some(answer) = answer_for(round, handle.url()) else {
+            continue;
         };
-        for publication in &leftovers {
-            self.withdraw_slot(certificate, validation, publication)
-                .await;
+        let state = handle.refresh().await.map_err(|error| {
+            let doing = format!("Checking the validation of {}", answer.name);
+            from_acme(STEP, &doing, error)
+        })?;
+        if state.status == AuthorizationStatus::Pending {
+            open.push(answer.name.clone());
+        } else if let Some(failure) = validation_failure(answer, state, kind) {
+            return Err(failure.into());
         }
+    }
+    Ok(open)
+}
+
+/// Withdraws answers this run did not withdraw itself: those an interrupted run left behind,
+/// and any for authorizations the CA reused. Cheap on a normal run: the authorizations are
+/// already read, and every DNS-01 record is already withdrawn.
+async fn sweep(
+    order: &mut Order,
+    kind: ChallengeKind,
+    names: &[Hostname],
+    run: &dyn ValidationRun,
+    withdrawn: &BTreeSet<String>,
+) {
+    let leftovers: Vec<Publication> = match kind {
+        ChallengeKind::Dns01 => names
+            .iter()
+            .map(|name| dns01_record(name.as_str()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|record| !withdrawn.contains(record))
+            .map(|record| Publication::Dns01 {
+                record,
+                value: String::new(),
+            })
+            .collect(),
+        ChallengeKind::Http01 => {
+            let mut tokens = Vec::new();
+            let mut authorizations = order.authorizations();
+            while let Some(handle) = authorizations.next().await {
+                let Ok(handle) = handle else {
+                    // Unreadable now; its answer expires by itself.
+                    continue;
+                };
+                tokens.extend(
+                    handle
+                        .challenges
+                        .iter()
+                        .filter(|challenge| challenge.r#type == ChallengeType::Http01)
+                        .map(|challenge| challenge.token.clone())
+                        .filter(|token| !withdrawn.contains(token)),
+                );
+            }
+            tokens
+                .into_iter()
+                .map(|token| Publication::Http01 {
+                    token,
+                    key_authorization: String::new(),
+                })
+                .collect()
+        }
+    };
+    for publication in &leftovers {
+        run.withdraw(publication).await;
     }
 }
 
 /// Reads the order's authorizations and the answer each pending one needs.
 async fn collect(
     order: &mut Order,
-    kind: &ChallengeType,
-    validation: &Validation,
-) -> Result<Vec<Answer>, Stop> {
+    challenge: &ChallengeType,
+    kind: ChallengeKind,
+) -> Result<Vec<Answer>, IssueStop> {
     let mut answers = Vec::new();
     let mut authorizations = order.authorizations();
     while let Some(handle) = authorizations.next().await {
-        let mut handle = handle
-            .map_err(|error| Failure::from_acme(STEP, "Reading the authorizations", error))?;
+        let mut handle =
+            handle.map_err(|error| from_acme(STEP, "Reading the authorizations", error))?;
         let name = handle.identifier().to_string();
         match handle.status {
             AuthorizationStatus::Valid => continue,
             AuthorizationStatus::Pending => {}
             other => {
-                return Err(Failure::new(
+                return Err(IssueFailure::new(
                     STEP,
                     format!(
                         "The authorization for {name} is {other:?} at the certificate authority; \
@@ -481,24 +384,24 @@ async fn collect(
             }
         }
         let authorization_url = handle.url().to_owned();
-        let Some(challenge) = handle.challenge(kind.clone()) else {
-            return Err(Failure::new(
+        let Some(offered) = handle.challenge(challenge.clone()) else {
+            return Err(IssueFailure::new(
                 STEP,
                 format!(
                     "The certificate authority offered no {} challenge for {name}",
-                    challenge_name(kind)
+                    kind.as_str()
                 ),
             )
             .with_dead_order()
             .into());
         };
-        let key_authorization = challenge.key_authorization();
-        let publication = match validation {
-            Validation::Http01 => Publication::Http01 {
-                token: challenge.token.clone(),
+        let key_authorization = offered.key_authorization();
+        let publication = match kind {
+            ChallengeKind::Http01 => Publication::Http01 {
+                token: offered.token.clone(),
                 key_authorization: key_authorization.as_str().to_owned(),
             },
-            Validation::Dns01 { .. } => Publication::Dns01 {
+            ChallengeKind::Dns01 => Publication::Dns01 {
                 record: dns01_record(&name),
                 value: key_authorization.dns_value(),
             },
@@ -506,7 +409,7 @@ async fn collect(
         answers.push(Answer {
             authorization_url,
             name,
-            status: challenge.status,
+            status: offered.status,
             publication,
         });
     }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use edgecert_core::RenewalPolicy;
+use edgecert_core::usecases::issuance::IssuanceSettings;
 
 /// The CA identity Let's Encrypt recognises in CAA `issue` records.
 pub const LETS_ENCRYPT_CAA_IDENTITY: &str = "letsencrypt.org";
@@ -69,6 +70,20 @@ impl IssuerConfig {
             attempt_pause: Duration::from_millis(500),
             ca_cool_down: time::Duration::seconds(30),
             renewal_policy: RenewalPolicy::default(),
+        }
+    }
+
+    /// What the core's issue use case takes from this configuration (the rest is the CA
+    /// client's).
+    pub fn issuance_settings(&self) -> IssuanceSettings {
+        IssuanceSettings {
+            caa_identities: self.caa_identities.clone(),
+            lease_ttl: self.lease_ttl,
+            http01_ttl: self.http01_ttl,
+            attempts_per_run: self.attempts_per_run,
+            attempt_pause: self.attempt_pause,
+            ca_cool_down: self.ca_cool_down,
+            renewal_policy: self.renewal_policy.clone(),
         }
     }
 

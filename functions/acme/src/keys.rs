@@ -23,14 +23,6 @@ pub(crate) fn generate(key_type: KeyType) -> Result<KeyPair> {
     })
 }
 
-/// Human name of a key type, for events.
-pub(crate) fn describe(key_type: KeyType) -> &'static str {
-    match key_type {
-        KeyType::EcdsaP256 => "ECDSA P-256",
-        KeyType::Rsa2048 => "RSA 2048",
-    }
-}
-
 /// Reads a stored PKCS#8 PEM key.
 pub(crate) fn parse(private_key_pem: &str) -> Result<KeyPair> {
     Ok(KeyPair::from_pem(private_key_pem)?)

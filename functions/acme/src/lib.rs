@@ -1,47 +1,43 @@
-//! EdgeCert's issuance engine on [instant-acme](https://docs.rs/instant-acme).
+//! EdgeCert's ACME protocol on [instant-acme](https://docs.rs/instant-acme): the CA behind the
+//! core's [`CertificateAuthority`](edgecert_core::ports::CertificateAuthority) port.
 //!
-//! [`Issuer`] implements the core's [`Issuance`](edgecert_core::ports::Issuance) port with the
-//! five steps of DESIGN.md, and is the one code path for API requests, the edge's first TLS
-//! request and renewals:
+//! The certificate lifecycle (what is due, pre-flight, leases, the order of durable steps,
+//! failures and their backoff, domain transitions) is the core's issue use case
+//! ([`edgecert_core::usecases::issuance`]). This crate only speaks ACME, one concern per module:
 //!
-//! 1. a lease on the certificate's name set, so one ACME order per names runs at a time;
-//! 2. pre-flight checks that never reach the CA (hostname rules, plan, zone or DNS pointing,
-//!    CAA);
-//! 3. a new ACME order, or the stored one resumed after a crash; HTTP-01 answers through the
-//!    store for managed certificates, DNS-01 TXT records through the zone's provider for
-//!    downloadable ones;
-//! 4. the key generated and stored before finalizing, the CSR, the chain downloaded;
-//! 5. chain and key stored as a new vault version, then the certificate flipped to `issued`.
+//! - `account`: the ACME account, registered once per directory and kept in the vault;
+//! - `ca`: [`AcmeCa`], the port: orders resumed or placed (with `replaces` and a profile, and
+//!   placed again without `replaces` when the CA refuses it), the directory's profiles, ARI,
+//!   revocation;
+//! - `orders`: one order: validation, the CSR, the chain;
+//! - `challenges`: the authorizations, in rounds, answers published through the run;
+//! - `ari`: RFC 9773 identifiers and renewal windows;
+//! - `keys`: keys, CSRs and the leaf of a chain;
+//! - `errors`: the CA's errors as [`IssueFailure`](edgecert_core::model::IssueFailure)s;
+//! - `http`: the HTTP client (one TLS stack) and the CA's `Retry-After`.
 //!
-//! Every step appends a certificate event. Failures are recorded on the certificate
-//! (`last_error`, `next_attempt_at` after the renewal policy's backoff or the CA's
-//! `Retry-After`), never half-applied: a served certificate is replaced only once its successor
-//! is stored whole.
-//!
-//! [`testing`] holds fakes (a faulty CA HTTP client, a failing vault, a DNS provider that
-//! writes nothing, a crash hook) for tests of this crate and of others.
+//! [`Issuer`] assembles the core's engine with this CA from one [`IssuerConfig`].
+//! [`testing`] holds fakes (a faulty CA HTTP client that also plays ARI and profiles, a failing
+//! vault, a DNS provider that writes nothing, a crash hook) for tests of this crate and others.
 
 mod account;
 mod ari;
-mod ca_outage;
-mod caa;
+mod ca;
 mod challenges;
 mod config;
 mod error;
-mod failure;
+mod errors;
 mod http;
 mod issuer;
 mod keys;
-mod lease;
-mod preflight;
-mod steps;
+mod orders;
 pub mod testing;
 
+pub use ca::AcmeCa;
 pub use config::{IssuerConfig, LETS_ENCRYPT_CAA_IDENTITY};
 pub use error::{AcmeError, Result};
 pub use http::ca_http_client;
 pub use issuer::Issuer;
-pub use steps::{Step, StepHook};
 
 /// The instant-acme types that appear in this crate's API (the HTTP client trait for
 /// [`Issuer::with_http_client`]), re-exported so callers need no direct dependency.

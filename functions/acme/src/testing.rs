@@ -29,7 +29,7 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, StatusCode};
 use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
 
-use crate::steps::{Step, StepHook};
+use edgecert_core::usecases::issuance::{Step, StepHook};
 
 type ResponseFuture =
     Pin<Box<dyn Future<Output = std::result::Result<BytesResponse, instant_acme::Error>> + Send>>;
@@ -90,6 +90,7 @@ struct FaultState {
     new_account_url: Option<String>,
     new_order_requests: usize,
     new_orders: usize,
+    orders_replacing: Vec<String>,
     /// Orders the CA created, by each name they were for.
     orders_by_name: HashMap<String, usize>,
     /// Every order seen, by its finalize URL: its names and last status.
@@ -100,6 +101,7 @@ struct FaultState {
     requests: usize,
     problems: HashMap<String, usize>,
     renewal_info: Option<(RenewalWindow, Duration)>,
+    refuses_replaces: usize,
     renewal_info_requests: Vec<String>,
 }
 
@@ -219,6 +221,11 @@ impl CaFaults {
             .insert(finalize.to_owned(), (names, state.to_owned()));
     }
 
+    /// The `replaces` identifiers of the orders the CA created with one, in order.
+    pub fn orders_replacing(&self) -> Vec<String> {
+        self.lock().orders_replacing.clone()
+    }
+
     /// Every newOrder request, including refused, retried and injected ones.
     pub fn new_order_requests(&self) -> usize {
         self.lock().new_order_requests
@@ -241,6 +248,13 @@ impl CaFaults {
     /// Calling it again changes the window served.
     pub fn serve_renewal_info(&self, window: RenewalWindow, retry_after: Duration) {
         self.lock().renewal_info = Some((window, retry_after));
+    }
+
+    /// Answers the next `times` newOrder requests carrying `replaces` with `409
+    /// alreadyReplaced` (the certificate was already replaced), as an ARI CA does; orders
+    /// without `replaces` go through.
+    pub fn refuse_replaces(&self, times: usize) {
+        self.lock().refuses_replaces = times;
     }
 
     /// The certificate identifiers (`AKI.serial`) asked for at the `renewalInfo` stub, in
@@ -276,6 +290,32 @@ impl CaFaults {
 
     /// The directory with [`RENEWAL_INFO_STUB_URL`] added, when ARI is served and `body` is a
     /// directory.
+    /// Whether this order carrying `replaces` is to be refused ([`CaFaults::refuse_replaces`]).
+    fn take_replaces_refusal(&self) -> bool {
+        let mut state = self.lock();
+        if state.refuses_replaces == 0 {
+            return false;
+        }
+        state.refuses_replaces -= 1;
+        true
+    }
+
+    /// A created order carrying `replaces`, echoing it as an ARI CA does (Pebble 2.4 drops
+    /// it, and instant-acme refuses an answer without it), and counting it; `None` when the CA
+    /// offers no ARI (the order is answered as Pebble answered it).
+    fn with_replaces(&self, body: &[u8], replaces: Option<&str>) -> Option<Bytes> {
+        let replaces = replaces?;
+        let mut state = self.lock();
+        state.renewal_info?;
+        state.orders_replacing.push(replaces.to_owned());
+        drop(state);
+        let mut order = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+        order
+            .as_object_mut()?
+            .insert("replaces".to_owned(), serde_json::json!(replaces));
+        Some(Bytes::from(order.to_string()))
+    }
+
     fn with_renewal_info(&self, body: &[u8]) -> Option<Bytes> {
         self.lock().renewal_info?;
         let mut directory = serde_json::from_slice::<serde_json::Value>(body).ok()?;
@@ -398,12 +438,22 @@ impl HttpClient for FaultyCaClient {
         let (creates, fault) = self
             .faults
             .classify(request.method(), &request.uri().to_string());
-        let (request, names) = match creates {
+        let (request, names, replaces) = match creates {
             Creates::Order => order_names(request),
-            _ => (request, Vec::new()),
+            _ => (request, Vec::new(), None),
         };
         let observes = request.method() == Method::GET;
         let faults = self.faults.clone();
+        if replaces.is_some() && faults.take_replaces_refusal() {
+            return Box::pin(async move {
+                Ok(problem_response(
+                    StatusCode::CONFLICT,
+                    "alreadyReplaced",
+                    "injected: the certificate was already replaced",
+                    None,
+                ))
+            });
+        }
         match fault {
             Some(Fault::RateLimited { retry_after }) => Box::pin(async move {
                 Ok(problem_response(
@@ -468,6 +518,10 @@ impl HttpClient for FaultyCaClient {
                     faults.observe_order(creates, status, &body);
                     let body = if status.is_success() && observes {
                         faults.with_renewal_info(&body).unwrap_or(body)
+                    } else if status.is_success() && creates == Creates::Order {
+                        faults
+                            .with_replaces(&body, replaces.as_deref())
+                            .unwrap_or(body)
                     } else {
                         body
                     };
@@ -486,7 +540,9 @@ impl HttpClient for FaultyCaClient {
 
 /// The DNS names a newOrder request asks for (from its JWS payload), and the request whole
 /// again.
-fn order_names(request: Request<BodyWrapper<Bytes>>) -> (Request<BodyWrapper<Bytes>>, Vec<String>) {
+fn order_names(
+    request: Request<BodyWrapper<Bytes>>,
+) -> (Request<BodyWrapper<Bytes>>, Vec<String>, Option<String>) {
     use std::future::Future as _;
 
     use base64::Engine as _;
@@ -499,7 +555,7 @@ fn order_names(request: Request<BodyWrapper<Bytes>>) -> (Request<BodyWrapper<Byt
         std::task::Poll::Ready(Ok(collected)) => collected.to_bytes(),
         _ => Bytes::new(),
     };
-    let names = serde_json::from_slice::<serde_json::Value>(&bytes)
+    let order = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|jws| {
             let payload = jws.get("payload")?.as_str()?;
@@ -507,7 +563,11 @@ fn order_names(request: Request<BodyWrapper<Bytes>>) -> (Request<BodyWrapper<Byt
                 .decode(payload)
                 .ok()
         })
-        .and_then(|payload| serde_json::from_slice::<serde_json::Value>(&payload).ok())
+        .and_then(|payload| serde_json::from_slice::<serde_json::Value>(&payload).ok());
+    let replaces = order
+        .as_ref()
+        .and_then(|order| order.get("replaces")?.as_str().map(str::to_owned));
+    let names = order
         .and_then(|order| {
             let identifiers = order.get("identifiers")?.as_array()?.clone();
             Some(
@@ -521,6 +581,7 @@ fn order_names(request: Request<BodyWrapper<Bytes>>) -> (Request<BodyWrapper<Byt
     (
         Request::from_parts(parts, BodyWrapper::from(bytes.to_vec())),
         names,
+        replaces,
     )
 }
 

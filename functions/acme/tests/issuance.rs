@@ -9,10 +9,10 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgecert_acme::Step;
 use edgecert_acme::testing::{CrashAfter, Endpoint, Fault};
 use edgecert_core::model::{CertificateStatus, EventLevel, KeyType, ProvisioningStep};
 use edgecert_core::ports::{Clock, Issuance, IssueOutcome, PageRequest};
+use edgecert_core::usecases::issuance::Step;
 use edgecert_integration::{CaaPolicy, Http01Responder, Pebble, PebbleOptions};
 use futures::StreamExt as _;
 use rustls::pki_types::CertificateDer;
@@ -85,7 +85,7 @@ async fn dns01_issues_two_sans_and_a_wildcard_with_a_verifiable_chain(backend: B
     let issuer = h.issuer();
     let stored = issued(issuer.issue(&h.account.id, &certificate.id).await.unwrap());
 
-    // THEN the certificate item says so, with dates from the leaf and the 2/3 renewal time
+    // THEN the certificate item says so, with dates from the leaf and the renewal time with a third of the lifetime left
     assert_eq!(stored.status, CertificateStatus::Issued);
     assert_eq!(stored, h.certificate(&certificate.id).await);
     assert!(stored.order_url.is_none() && stored.pending_material_version.is_none());
@@ -93,7 +93,7 @@ async fn dns01_issues_two_sans_and_a_wildcard_with_a_verifiable_chain(backend: B
     let (not_before, expires_at) = (stored.not_before.unwrap(), stored.expires_at.unwrap());
     assert_eq!(
         stored.next_renewal_at,
-        Some(not_before + (expires_at - not_before) * 2 / 3)
+        Some(edgecert_core::RenewalPolicy::default().renewal_point(not_before, expires_at))
     );
     // AND the chain verifies against Pebble's issuing root for every name, with our key
     let (chain, key) = h
@@ -451,7 +451,7 @@ struct StopCaAfterOrder {
     stopped: tokio::sync::Notify,
 }
 
-impl edgecert_acme::StepHook for StopCaAfterOrder {
+impl edgecert_core::usecases::issuance::StepHook for StopCaAfterOrder {
     fn after(&self, step: Step, _: &edgecert_core::CertificateId) {
         if step == Step::OrderCreated {
             signal(self.pid, "STOP");

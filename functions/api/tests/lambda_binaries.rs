@@ -826,14 +826,15 @@ async fn every_function_binary_answers_its_event_on_moto() {
     let granted_key = ApiKey::generate();
     store
         .create_account(
-            &Account {
-                id: deployment.granted_account.clone(),
-                name: "Granted zone".to_owned(),
-                plan: PlanName::Elite,
-                require_ownership_verification: false,
-                zone_token: None,
-                created_at: time::OffsetDateTime::now_utc(),
-                version: 1,
+            &{
+                let mut account = Account::new(
+                    "Granted zone".to_owned(),
+                    PlanName::Elite,
+                    false,
+                    time::OffsetDateTime::now_utc(),
+                );
+                account.id = deployment.granted_account.clone();
+                account
             },
             &granted_key.hash,
         )

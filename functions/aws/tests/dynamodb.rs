@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, StreamViewType, TimeToLiveStatus};
 use edgecert_aws::{DynamoStore, create_table, schema};
 use edgecert_core::model::{
-    Account, ApiKey, Certificate, CertificateEvent, CertificateKind, CertificateStatus, Domain,
-    EventLevel, Http01Challenge, KeyType, ProvisioningStep,
+    Account, ApiKey, Certificate, CertificateEvent, CertificateStatus, Domain, EventLevel,
+    Http01Challenge,
 };
 use edgecert_core::ports::{
     AccountStore, CertificateStore, ChallengeStore, DomainStore, EventLog, LeaseStore, PageRequest,
@@ -32,63 +32,35 @@ fn hostname(label: &str) -> Hostname {
 }
 
 fn account() -> Account {
-    Account {
-        id: AccountId::generate(),
-        name: "Layout Test".to_owned(),
-        plan: PlanName::Elite,
-        require_ownership_verification: false,
-        zone_token: None,
-        created_at: NOW,
-        version: 1,
-    }
+    Account::new("Layout Test".to_owned(), PlanName::Elite, false, NOW)
 }
 
 fn domain(account: &AccountId) -> Domain {
-    Domain {
-        id: DomainId::generate(),
-        account_id: account.clone(),
-        hostname: hostname("shop"),
-        origin_url: "https://origin.example.net".to_owned(),
-        ownership_token: "token".to_owned(),
-        ownership_verified: true,
-        provisioning_step: ProvisioningStep::WaitingDns,
-        last_error: None,
-        next_attempt_at: None,
-        consecutive_failures: 0,
-        certificate_id: None,
-        created_at: NOW,
-        updated_at: NOW,
-        version: 1,
-    }
+    Domain::whitelisted(
+        account.clone(),
+        hostname("shop"),
+        "https://origin.example.net".to_owned(),
+        false,
+        NOW,
+    )
 }
 
 fn issued_certificate(account: &AccountId, renew_at: OffsetDateTime) -> Certificate {
-    Certificate {
-        id: CertificateId::generate(),
-        account_id: account.clone(),
-        kind: CertificateKind::Downloadable {
-            zone_id: ZoneId::generate(),
-        },
-        domain: hostname("api"),
-        sans: vec![],
-        is_wildcard: false,
-        key_type: KeyType::EcdsaP256,
-        auto_renew: true,
-        status: CertificateStatus::Issued,
-        issued_at: Some(NOW - Duration::days(60)),
-        not_before: Some(NOW - Duration::days(60)),
-        expires_at: Some(renew_at + Duration::days(30)),
-        next_renewal_at: Some(renew_at),
-        next_attempt_at: None,
-        consecutive_failures: 0,
-        last_error: None,
-        order_url: None,
-        material_version: None,
-        pending_material_version: None,
-        created_at: NOW,
-        updated_at: NOW,
-        version: 1,
-    }
+    let mut certificate = Certificate::downloadable(
+        account.clone(),
+        ZoneId::generate(),
+        hostname("api"),
+        vec![],
+        NOW,
+    )
+    .with_auto_renew(true);
+    certificate.status = CertificateStatus::Issued;
+    certificate.issued_at = Some(NOW - Duration::days(60));
+    certificate.not_before = Some(NOW - Duration::days(60));
+    certificate.expires_at = Some(renew_at + Duration::days(30));
+    certificate.next_renewal_at = Some(renew_at);
+    certificate.next_attempt_at = None;
+    certificate
 }
 
 async fn new_account(store: &DynamoStore) -> AccountId {

@@ -12,15 +12,13 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use edgecert_aws::{AwsClients, DynamoStore, KeyStorage, KeyStorageVault};
-use edgecert_core::model::{
-    Account, Certificate, CertificateKind, CertificateStatus, KeyType, SecretString,
-};
+use edgecert_core::model::{Account, Certificate, CertificateStatus, Domain, SecretString};
 use edgecert_core::ports::{
     AccountStore as _, CertificateMaterial, CertificateStore as _, ManualClock, MaterialVersion,
     Vault,
 };
 use edgecert_core::usecases::key_storage::{KeySweepSettings, SETTLE, sweep_key_storage};
-use edgecert_core::{AccountId, CertificateId, DomainId, Error, Hostname, PlanName};
+use edgecert_core::{AccountId, CertificateId, Error, Hostname, PlanName};
 use time::OffsetDateTime;
 
 const KEY_TEXT: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg-this-is-the-secret";
@@ -127,15 +125,8 @@ impl Deployment {
         labels: &[&str],
     ) -> (AccountId, Vec<Certificate>) {
         let now = OffsetDateTime::now_utc();
-        let account = Account {
-            id: AccountId::generate(),
-            name: "Key storage".to_owned(),
-            plan: PlanName::Elite,
-            require_ownership_verification: false,
-            zone_token: None,
-            created_at: now,
-            version: 1,
-        };
+        let mut account = Account::new("Key storage".to_owned(), PlanName::Elite, false, now);
+        account.zone_token = None;
         self.store
             .create_account(&account, &edgecert_core::model::ApiKey::generate().hash)
             .await
@@ -144,36 +135,27 @@ impl Deployment {
         for (n, label) in labels.iter().enumerate() {
             let id = CertificateId::generate();
             let version = vault.put_material(&id, &material(label)).await.unwrap();
-            let certificate = Certificate {
-                id,
-                account_id: account.id.clone(),
-                kind: CertificateKind::Managed {
-                    domain_id: DomainId::generate(),
-                },
-                domain: Hostname::parse_domain(&format!(
+            let owner = Domain::whitelisted(
+                account.id.clone(),
+                Hostname::parse_domain(&format!(
                     "{label}.{}.example.com",
                     support::unique_name("ks")
                 ))
                 .unwrap(),
-                sans: vec![],
-                is_wildcard: false,
-                key_type: KeyType::EcdsaP256,
-                auto_renew: true,
-                status: CertificateStatus::Issued,
-                issued_at: Some(now),
-                not_before: Some(now),
-                expires_at: Some(now + time::Duration::days(90)),
-                next_renewal_at: Some(now + time::Duration::days(60)),
-                next_attempt_at: None,
-                consecutive_failures: 0,
-                last_error: None,
-                order_url: None,
-                material_version: Some(version.0),
-                pending_material_version: None,
-                created_at: now,
-                updated_at: now - time::Duration::seconds(60 - n as i64),
-                version: 1,
-            };
+                "https://origin.example.net".to_owned(),
+                false,
+                now,
+            );
+            let mut certificate = Certificate::managed(&owner, now);
+            certificate.id = id;
+            certificate.status = CertificateStatus::Issued;
+            certificate.issued_at = Some(now);
+            certificate.not_before = Some(now);
+            certificate.expires_at = Some(now + time::Duration::days(90));
+            certificate.next_renewal_at = Some(now + time::Duration::days(60));
+            certificate.next_attempt_at = None;
+            certificate.material_version = Some(version.0);
+            certificate.updated_at = now - time::Duration::seconds(60 - n as i64);
             self.store
                 .create_certificate(&certificate, 1000)
                 .await

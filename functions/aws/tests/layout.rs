@@ -16,7 +16,7 @@ use edgecert_aws::schema::{self, ACCOUNT_SHARDS, INDEX_SHARDS, shard_of};
 use edgecert_aws::{DynamoStore, MigrationOptions};
 use edgecert_core::model::{
     Account, ApiKey, Certificate, CertificateKind, CertificateStatus, DeletedDomain, Domain,
-    DomainChange, KeyType, ProvisioningStep, Zone,
+    DomainChange, Zone,
 };
 use edgecert_core::ports::{
     AccountStore, CertificateStore, DomainStore, Page, PageRequest, ZoneStore,
@@ -62,15 +62,8 @@ fn zone_id_in(shard: u32) -> ZoneId {
 }
 
 async fn new_account(store: &DynamoStore) -> AccountId {
-    let account = Account {
-        id: AccountId::generate(),
-        name: "Sharded Platform".to_owned(),
-        plan: PlanName::Elite,
-        require_ownership_verification: false,
-        zone_token: None,
-        created_at: NOW,
-        version: 1,
-    };
+    let mut account = Account::new("Sharded Platform".to_owned(), PlanName::Elite, false, NOW);
+    account.zone_token = None;
     store
         .create_account(&account, &ApiKey::generate().hash)
         .await
@@ -79,22 +72,16 @@ async fn new_account(store: &DynamoStore) -> AccountId {
 }
 
 fn domain(account: &AccountId, id: DomainId, at: OffsetDateTime) -> Domain {
-    Domain {
-        id,
-        account_id: account.clone(),
-        hostname: hostname("shop"),
-        origin_url: "https://origin.example.net".to_owned(),
-        ownership_token: "token".to_owned(),
-        ownership_verified: true,
-        provisioning_step: ProvisioningStep::WaitingDns,
-        last_error: None,
-        next_attempt_at: None,
-        consecutive_failures: 0,
-        certificate_id: None,
-        created_at: at,
-        updated_at: at,
-        version: 1,
-    }
+    let mut domain = Domain::whitelisted(
+        account.clone(),
+        hostname("shop"),
+        "https://origin.example.net".to_owned(),
+        false,
+        at,
+    );
+    domain.id = id;
+    domain.ownership_token = "token".to_owned();
+    domain
 }
 
 /// An issued managed certificate renewing at `renew_at`.
@@ -104,32 +91,17 @@ fn certificate(
     at: OffsetDateTime,
     renew_at: OffsetDateTime,
 ) -> Certificate {
-    Certificate {
-        id,
-        account_id: account.clone(),
-        kind: CertificateKind::Managed {
-            domain_id: DomainId::generate(),
-        },
-        domain: hostname("api"),
-        sans: vec![],
-        is_wildcard: false,
-        key_type: KeyType::EcdsaP256,
-        auto_renew: true,
-        status: CertificateStatus::Issued,
-        issued_at: Some(renew_at - Duration::days(60)),
-        not_before: Some(renew_at - Duration::days(60)),
-        expires_at: Some(renew_at + Duration::days(30)),
-        next_renewal_at: Some(renew_at),
-        next_attempt_at: None,
-        consecutive_failures: 0,
-        last_error: None,
-        order_url: None,
-        material_version: None,
-        pending_material_version: None,
-        created_at: at,
-        updated_at: at,
-        version: 1,
-    }
+    let owner = domain(account, DomainId::generate(), at);
+    let mut certificate = Certificate::managed(&owner, at);
+    certificate.id = id;
+    certificate.domain = hostname("api");
+    certificate.status = CertificateStatus::Issued;
+    certificate.issued_at = Some(renew_at - Duration::days(60));
+    certificate.not_before = Some(renew_at - Duration::days(60));
+    certificate.expires_at = Some(renew_at + Duration::days(30));
+    certificate.next_renewal_at = Some(renew_at);
+    certificate.next_attempt_at = None;
+    certificate
 }
 
 fn zone(account: &AccountId, id: ZoneId, at: OffsetDateTime) -> Zone {

@@ -742,6 +742,20 @@ pub async fn managed_certificates_do_not_count_against_the_plan(adapters: &Adapt
             .certificates,
         0
     );
+    // A domain's managed certificate is created once: two callers racing to create it (the
+    // edge and the issuer worker) learn that it exists, and the first one stays.
+    let mut second = managed.clone();
+    second.last_error = Some("second".to_owned());
+    let twice = adapters.store.create_certificate(&second, 0).await;
+    assert!(matches!(twice, Err(Error::CertificateExists)), "{twice:?}");
+    assert_eq!(
+        adapters
+            .store
+            .get_certificate(&account, &managed.id)
+            .await
+            .unwrap(),
+        Some(managed.clone())
+    );
     let refused = adapters
         .store
         .create_certificate(

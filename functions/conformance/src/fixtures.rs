@@ -1,10 +1,7 @@
 //! Builders of valid model items for the cases.
 
-use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
-use edgecert_core::model::{
-    Account, Certificate, CertificateKind, CertificateStatus, Domain, KeyType, ProvisioningStep,
-    Zone, ZoneToken,
-};
+use edgecert_core::ids::{AccountId, DomainId, ZoneId};
+use edgecert_core::model::{Account, Certificate, CertificateStatus, Domain, Zone};
 use edgecert_core::{Hostname, PlanName};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -13,15 +10,7 @@ use time::macros::datetime;
 pub const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 
 pub fn account(plan: PlanName) -> Account {
-    Account {
-        id: AccountId::generate(),
-        name: "Acme Status Pages".to_owned(),
-        plan,
-        require_ownership_verification: false,
-        zone_token: Some(ZoneToken::generate()),
-        created_at: NOW,
-        version: 1,
-    }
+    Account::new("Acme Status Pages".to_owned(), plan, false, NOW)
 }
 
 /// A hostname unique to this run, so suites sharing a backend (one moto) never collide.
@@ -32,22 +21,13 @@ pub fn unique_hostname(label: &str) -> Hostname {
 }
 
 pub fn domain(account: &AccountId, hostname: &Hostname) -> Domain {
-    Domain {
-        id: DomainId::generate(),
-        account_id: account.clone(),
-        hostname: hostname.clone(),
-        origin_url: "https://origin.example.net".to_owned(),
-        ownership_token: "edgecert-verify-0123456789".to_owned(),
-        ownership_verified: true,
-        provisioning_step: ProvisioningStep::WaitingDns,
-        last_error: None,
-        next_attempt_at: None,
-        consecutive_failures: 0,
-        certificate_id: None,
-        created_at: NOW,
-        updated_at: NOW,
-        version: 1,
-    }
+    Domain::whitelisted(
+        account.clone(),
+        hostname.clone(),
+        "https://origin.example.net".to_owned(),
+        false,
+        NOW,
+    )
 }
 
 pub fn zone(account: &AccountId, name: &Hostname) -> Zone {
@@ -65,50 +45,32 @@ pub fn zone(account: &AccountId, name: &Hostname) -> Zone {
 }
 
 pub fn downloadable(account: &AccountId, name: &Hostname) -> Certificate {
-    certificate(
-        account,
-        name,
-        CertificateKind::Downloadable {
-            zone_id: ZoneId::generate(),
-        },
-    )
+    pending(Certificate::downloadable(
+        account.clone(),
+        ZoneId::generate(),
+        name.clone(),
+        vec![],
+        NOW,
+    ))
 }
 
 pub fn managed(account: &AccountId, name: &Hostname) -> Certificate {
-    certificate(
-        account,
-        name,
-        CertificateKind::Managed {
-            domain_id: DomainId::generate(),
-        },
-    )
+    let domain = Domain::whitelisted(
+        account.clone(),
+        name.clone(),
+        "https://origin.example.net".to_owned(),
+        false,
+        NOW,
+    );
+    pending(Certificate::managed(&domain, NOW))
 }
 
-fn certificate(account: &AccountId, name: &Hostname, kind: CertificateKind) -> Certificate {
-    Certificate {
-        id: CertificateId::generate(),
-        account_id: account.clone(),
-        kind,
-        domain: name.clone(),
-        sans: vec![],
-        is_wildcard: false,
-        key_type: KeyType::EcdsaP256,
-        auto_renew: true,
-        status: CertificateStatus::Pending,
-        issued_at: None,
-        not_before: None,
-        expires_at: None,
-        next_renewal_at: None,
-        next_attempt_at: None,
-        consecutive_failures: 0,
-        last_error: None,
-        order_url: None,
-        material_version: None,
-        pending_material_version: None,
-        created_at: NOW,
-        updated_at: NOW,
-        version: 1,
-    }
+/// A requested certificate as the cases expect it: auto-renewing, with no retry time (so it
+/// stays out of the due index until issued).
+fn pending(certificate: Certificate) -> Certificate {
+    let mut certificate = certificate.with_auto_renew(true);
+    certificate.next_attempt_at = None;
+    certificate
 }
 
 /// An issued certificate renewing at `renew_at`.

@@ -469,30 +469,24 @@ mod tests {
 
     #[tokio::test]
     async fn rows_written_before_the_change_feeds_are_found_by_them() {
+        use edgecert_core::Hostname;
         use edgecert_core::model::{Domain, DomainChange, ProvisioningStep};
         use edgecert_core::ports::{DomainStore, PageRequest};
-        use edgecert_core::{DomainId, Hostname};
         use rusqlite::params;
 
         // GIVEN a database at schema 2 holding a domain
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("edgecert.db");
-        let domain = Domain {
-            id: DomainId::generate(),
-            account_id: AccountId::generate(),
-            hostname: Hostname::parse_domain("shop.example.com").unwrap(),
-            origin_url: "https://origin.example.net/".to_owned(),
-            ownership_token: "edgecert-verify-0".to_owned(),
-            ownership_verified: true,
-            provisioning_step: ProvisioningStep::Active,
-            last_error: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            certificate_id: None,
-            created_at: datetime!(2026-06-01 11:00 UTC),
-            updated_at: datetime!(2026-06-01 12:00:00.250 UTC),
-            version: 3,
-        };
+        let mut domain = Domain::whitelisted(
+            AccountId::generate(),
+            Hostname::parse_domain("shop.example.com").unwrap(),
+            "https://origin.example.net/".to_owned(),
+            false,
+            datetime!(2026-06-01 11:00 UTC),
+        );
+        domain.provisioning_step = ProvisioningStep::Active;
+        domain.updated_at = datetime!(2026-06-01 12:00:00.250 UTC);
+        domain.version = 3;
         {
             let connection = Connection::open(&path).unwrap();
             for step in &MIGRATIONS[..2] {
@@ -603,15 +597,12 @@ mod tests {
     async fn data_persists_across_reopen() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("edgecert.db");
-        let account = Account {
-            id: AccountId::generate(),
-            name: "Status Pages".to_owned(),
-            plan: PlanName::Pro,
-            require_ownership_verification: false,
-            zone_token: Some(edgecert_core::model::ZoneToken::generate()),
-            created_at: datetime!(2026-06-01 12:00 UTC),
-            version: 1,
-        };
+        let account = Account::new(
+            "Status Pages".to_owned(),
+            PlanName::Pro,
+            false,
+            datetime!(2026-06-01 12:00 UTC),
+        );
         let key = edgecert_core::model::ApiKey::generate();
         Database::open(&path)
             .unwrap()

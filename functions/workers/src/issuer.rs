@@ -18,10 +18,12 @@ use std::time::Duration;
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use edgecert_aws::stream::certificate_in_image;
-use edgecert_core::ports::{Issuance, IssueOutcome, PageRequest};
+use edgecert_core::ports::{Issuance, PageRequest};
 use edgecert_core::usecases::Services;
+use edgecert_core::usecases::managed::{Worked, issue_requested};
 use edgecert_core::{AccountId, CertificateId};
 use futures::StreamExt as _;
+use time::OffsetDateTime;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -41,7 +43,13 @@ pub struct IssueRequest {
 /// issuance](edgecert_core::model::CertificateStatus::asks_for_issuance). `Err` for a
 /// certificate record that cannot be read (a bug or a manual edit; logged and skipped, as
 /// retrying cannot fix it).
-pub fn issue_request(record: &EventRecord) -> Result<Option<IssueRequest>, String> {
+///
+/// `now` is the worker's clock: a record whose certificate waits for a later attempt asks for
+/// nothing yet.
+pub fn issue_request(
+    record: &EventRecord,
+    now: OffsetDateTime,
+) -> Result<Option<IssueRequest>, String> {
     if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
         return Ok(None);
     }
@@ -53,7 +61,11 @@ pub fn issue_request(record: &EventRecord) -> Result<Option<IssueRequest>, Strin
         Ok(None) => return Ok(None),
         Err(error) => return Err(error.to_string()),
     };
-    if !certificate.status.asks_for_issuance() {
+    // A pending certificate waiting for its domain's DNS, written back with its next check,
+    // asks for nothing until then: skipping it here saves a read per backoff write.
+    if !certificate.status.asks_for_issuance()
+        || certificate.next_attempt_at.is_some_and(|at| at > now)
+    {
         return Ok(None);
     }
     Ok(Some(IssueRequest {
@@ -71,14 +83,16 @@ pub fn issue_request(record: &EventRecord) -> Result<Option<IssueRequest>, Strin
 /// again from there; an issuance that failed at the CA is no such failure (the certificate
 /// records it and the renewer retries it after its backoff).
 pub async fn handle_stream(
+    services: &Services,
     issuance: &dyn Issuance,
     event: &Event,
     concurrency: usize,
 ) -> DynamoDbEventResponse {
     let mut seen = HashSet::new();
     let mut requests = Vec::new();
+    let now = services.clock.now();
     for record in &event.records {
-        match issue_request(record) {
+        match issue_request(record, now) {
             Ok(Some(request)) if seen.insert(request.certificate.clone()) => {
                 requests.push(request);
             }
@@ -92,7 +106,8 @@ pub async fn handle_stream(
     }
     let failures: Vec<String> = futures::stream::iter(requests)
         .map(|request| async move {
-            let outcome = issuance.issue(&request.account, &request.certificate).await;
+            let outcome =
+                issue_requested(services, issuance, &request.account, &request.certificate).await;
             log_outcome(&request.certificate, &outcome);
             match outcome {
                 Ok(_) => None,
@@ -117,18 +132,19 @@ pub async fn handle_stream(
     response
 }
 
-fn log_outcome(certificate: &CertificateId, outcome: &edgecert_core::Result<IssueOutcome>) {
+fn log_outcome(certificate: &CertificateId, outcome: &edgecert_core::Result<Worked>) {
     match outcome {
-        Ok(IssueOutcome::Issued(_)) => tracing::info!(%certificate, "certificate issued"),
-        Ok(IssueOutcome::Failed(failed)) => tracing::warn!(
+        Ok(Worked::Issued(_)) => tracing::info!(%certificate, "certificate issued"),
+        Ok(Worked::NotReady { reason, retry_at }) => tracing::info!(
             %certificate,
-            reason = failed.last_error.as_deref().unwrap_or(""),
-            "issuance failed; the renewer retries it after its backoff"
+            reason,
+            retry_at = %retry_at.map(edgecert_core::model::rfc3339).unwrap_or_default(),
+            "not issued now; tried again on its schedule"
         ),
-        Ok(IssueOutcome::InProgress) => {
+        Ok(Worked::InProgress) => {
             tracing::debug!(%certificate, "another worker holds the issuance lease");
         }
-        Ok(IssueOutcome::Skipped) => tracing::debug!(%certificate, "nothing to issue"),
+        Ok(Worked::Skipped) => tracing::debug!(%certificate, "nothing to issue"),
         Err(error) => tracing::warn!(%certificate, %error, "issuance could not run"),
     }
 }
@@ -210,7 +226,8 @@ impl IssuerLoop {
                 if !lock(in_flight).insert(certificate.id.clone()) {
                     continue;
                 }
-                let (issuance, in_flight, permits) = (
+                let (services, issuance, in_flight, permits) = (
+                    self.services.clone(),
                     Arc::clone(&self.issuance),
                     Arc::clone(in_flight),
                     Arc::clone(permits),
@@ -218,9 +235,13 @@ impl IssuerLoop {
                 tasks.spawn(async move {
                     // The semaphore is never closed; without a permit, issue anyway.
                     let _permit = permits.acquire_owned().await.ok();
-                    let outcome = issuance
-                        .issue(&certificate.account_id, &certificate.id)
-                        .await;
+                    let outcome = issue_requested(
+                        &services,
+                        issuance.as_ref(),
+                        &certificate.account_id,
+                        &certificate.id,
+                    )
+                    .await;
                     log_outcome(&certificate.id, &outcome);
                     lock(&in_flight).remove(&certificate.id);
                 });

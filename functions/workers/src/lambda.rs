@@ -63,6 +63,7 @@ pub async fn serve_issuer() -> Result<(), Error> {
         async move {
             Ok::<DynamoDbEventResponse, Error>(
                 issuer::handle_stream(
+                    &worker.services,
                     worker.issuance.as_ref(),
                     &event.payload,
                     worker.config.concurrency,
@@ -82,6 +83,8 @@ pub async fn serve_renewer() -> Result<(), Error> {
     let table: Arc<str> = worker.table_name.as_str().into();
     let settings = Arc::new(worker.config.renewal_settings(&worker.directory_url));
     let key_sweep = Arc::new(worker.config.key_sweep_settings());
+    // On a cold start: certificates from a CA other than the configured one are due now.
+    renewer::replace_from_other_ca(&worker.services, worker.issuance.as_ref()).await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduleEvent>| {
         let (worker, settings, key_sweep, table) = (
             Arc::clone(&worker),

@@ -13,7 +13,8 @@ use edgecert_core::ports::Issuance;
 use edgecert_core::usecases::Services;
 use edgecert_core::usecases::key_storage::{KeySweepReport, KeySweepSettings, sweep_key_storage};
 use edgecert_core::usecases::renewals::{
-    EXPIRY_WARNING, RenewalReport, RenewalSettings, count_expiring_unrenewed, run_renewals,
+    EXPIRY_WARNING, RenewalReport, RenewalSettings, count_expiring_unrenewed,
+    replace_certificates_from_other_ca, run_renewals,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -117,6 +118,27 @@ pub async fn handle_key_storage(
             tracing::warn!(%error, "key storage sweep could not run; the next run goes on");
             KeySweepReport::default()
         }
+    }
+}
+
+/// Once per process, before its first run: every certificate issued by a CA other than the
+/// configured one is made due now, so the first run replaces it (the configured CA changed,
+/// or a local stack restarted with a new Pebble). A failure is logged; the process goes on.
+pub async fn replace_from_other_ca(services: &Services, issuance: &dyn Issuance) {
+    let Some(configured) = issuance.ca_directory_url() else {
+        return;
+    };
+    match replace_certificates_from_other_ca(services, configured).await {
+        Ok(0) => {}
+        Ok(marked) => tracing::info!(
+            marked,
+            configured,
+            "certificates from another certificate authority are due now"
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            "could not look for certificates from another certificate authority"
+        ),
     }
 }
 
@@ -235,6 +257,7 @@ impl RenewerTimer {
     /// Runs until `shutdown` turns true (a run in progress is dropped; whatever it had not
     /// finished is still due for the next start).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        replace_from_other_ca(&self.services, self.issuance.as_ref()).await;
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -62,7 +62,7 @@ async fn the_stream_issues_a_requested_certificate_once(backend: Backend) {
     let requests: Vec<_> = event
         .records
         .iter()
-        .filter_map(|record| issue_request(record).unwrap())
+        .filter_map(|record| issue_request(record, harness.services.clock.now()).unwrap())
         .collect();
     assert_eq!(requests.len(), 2, "INSERT and MODIFY of the certificate");
     assert!(requests.iter().all(
@@ -70,18 +70,18 @@ async fn the_stream_issues_a_requested_certificate_once(backend: Backend) {
     ));
 
     let issuance = harness.issuance();
-    let response = handle_stream(issuance.as_ref(), &event, 8).await;
+    let response = handle_stream(&harness.services, issuance.as_ref(), &event, 8).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(harness.faults.new_orders(), 1);
     let issued = harness.certificate(&requested.id).await;
     assert_eq!(issued.status, CertificateStatus::Issued);
 
     // Delivered again, and again with its records reversed: nothing more.
-    let response = handle_stream(issuance.as_ref(), &event, 8).await;
+    let response = handle_stream(&harness.services, issuance.as_ref(), &event, 8).await;
     assert!(response.batch_item_failures.is_empty());
     let mut reversed = event.clone();
     reversed.records.reverse();
-    let response = handle_stream(issuance.as_ref(), &reversed, 8).await;
+    let response = handle_stream(&harness.services, issuance.as_ref(), &reversed, 8).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(harness.faults.new_orders(), 1);
     assert_eq!(harness.issued_events(&requested.id).await, 1);

@@ -14,6 +14,7 @@ use edgecert_core::model::{CertificateStatus, ProvisioningStep};
 use edgecert_core::ports::{Clock, Issuance, IssueOutcome, MaterialVersion};
 use edgecert_core::usecases::domains::ssl_status;
 use edgecert_core::usecases::renewals::{EXPIRY_WARNING, count_expiring_unrenewed, run_renewals};
+use edgecert_integration::{Http01Responder, Pebble, PebbleOptions};
 use time::Duration;
 
 use support::{Backend, CERTIFICATE_LIFETIME, Harness, issued_and_due, unique_label};
@@ -26,11 +27,43 @@ on_both_backends!(
     the_due_query_reads_only_due_certificates,
     a_plan_without_auto_renewal_holds_the_certificate,
     ari_sets_the_renewal_time_and_a_later_window_reschedules,
+    a_refused_replaces_is_ordered_again_without_it,
+    a_twentieth_of_the_lifetime_left_renews_whatever_ari_says,
     an_expired_managed_certificate_shows_why_on_its_domain,
     a_renewal_deletes_the_material_it_replaces,
     a_run_out_of_time_starts_nothing_and_leaves_everything_due,
     certificates_expiring_unrenewed_within_a_week_are_counted,
 );
+
+/// What one renewal of a managed certificate costs in store calls, from the due query to the
+/// renewed certificate (BENCHMARKS.md, "Store calls per issuance"). The same calls on both
+/// backends; measured on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_calls_of_a_renewal() {
+    let harness = Harness::new(Backend::Sqlite).await;
+    // A Pebble of its own, validating HTTP-01 on a responder that answers from this store.
+    let pebble = Pebble::start(PebbleOptions {
+        certificate_validity: Some(CERTIFICATE_LIFETIME),
+        ..PebbleOptions::default()
+    })
+    .await
+    .unwrap();
+    let _responder = Http01Responder::start(harness.store.clone(), pebble.http_port())
+        .await
+        .unwrap();
+    let (counted, services, issuer) = harness.counted(&pebble);
+    let hostname = format!("{}.example.com", unique_label("counted"));
+    let (_, certificate) = harness.active_domain_due(&hostname).await;
+    let settings = harness.settings(10, Duration::minutes(10));
+    counted.take();
+    let report = run_renewals(&services, issuer.as_ref(), &settings)
+        .await
+        .unwrap();
+    let calls = counted.take();
+    println!("renewal: {calls}");
+    assert_eq!(report.issued, 1, "{report:?}");
+    assert_eq!(harness.issued_events(&certificate.id).await, 1);
+}
 
 /// 200 due certificates, a budget of 50 orders per 10 minutes, a run every 10 minutes: exactly
 /// 50 orders per run, each certificate renewed once, all of them after four runs.
@@ -342,10 +375,123 @@ async fn ari_sets_the_renewal_time_and_a_later_window_reschedules(backend: Backe
         .faults
         .serve_renewal_info(open, std::time::Duration::from_secs(3600));
     let report = harness.renew(&settings).await;
-    assert_eq!(report.issued, 1, "{report:?}");
+    assert_eq!(
+        report.issued,
+        1,
+        "{report:?} {:?}",
+        harness.events(&requested.id).await
+    );
     assert_eq!(harness.faults.new_orders(), 2);
+    // The renewal order said which certificate it replaces (its ARI identifier).
+    assert_eq!(harness.faults.orders_replacing(), vec![asked[0].clone()]);
     let renewed = harness.certificate(&requested.id).await;
     assert_ne!(renewed.material_version, issued.material_version);
+}
+
+/// A renewal order carries `replaces`; when the CA answers that the certificate was already
+/// replaced (`409 alreadyReplaced`), the order is placed again without it and the renewal
+/// succeeds, the log saying why.
+async fn a_refused_replaces_is_ordered_again_without_it(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let now = harness.clock.now();
+    let window = RenewalWindow {
+        start: now + Duration::hours(1),
+        end: now + Duration::minutes(90),
+    };
+    harness
+        .faults
+        .serve_renewal_info(window, std::time::Duration::from_secs(3600));
+    let zone = harness.zone().await;
+    let requested = harness
+        .downloadable(&zone, &format!("replaced.{}", zone.name), |_| {})
+        .await;
+    let IssueOutcome::Issued(issued) = harness
+        .issuer
+        .issue(&harness.account.id, &requested.id)
+        .await
+        .unwrap()
+    else {
+        panic!("not issued");
+    };
+    // GIVEN the renewal time, inside an open window, and a CA that refuses `replaces` once
+    harness.clock.advance(issued.next_renewal_at.unwrap() - now);
+    let open = RenewalWindow {
+        start: harness.clock.now() - Duration::minutes(5),
+        end: harness.clock.now() + Duration::hours(1),
+    };
+    harness
+        .faults
+        .serve_renewal_info(open, std::time::Duration::from_secs(3600));
+    harness.faults.refuse_replaces(1);
+    // WHEN the renewer runs
+    let report = harness
+        .renew(&harness.settings(300, Duration::hours(3)))
+        .await;
+    // THEN it renewed with a second order, placed without `replaces`
+    assert_eq!(
+        report.issued,
+        1,
+        "{report:?} {:?}",
+        harness.events(&requested.id).await
+    );
+    assert_eq!(harness.faults.new_orders(), 2);
+    assert!(harness.faults.orders_replacing().is_empty());
+    let renewed = harness.certificate(&requested.id).await;
+    assert_ne!(renewed.material_version, issued.material_version);
+    let events = harness.events(&requested.id).await;
+    assert!(
+        events.iter().any(|event| event
+            .message
+            .contains("refused to mark the order as replacing the current certificate")
+            && event.acme_problem.as_deref() == Some("urn:ietf:params:acme:error:alreadyReplaced")),
+        "{events:?}"
+    );
+}
+
+/// Whatever ARI says, a certificate renews once a twentieth of its lifetime remains: a window
+/// past that point plans the renewal at it, and at it the renewer renews rather than wait for
+/// the window.
+async fn a_twentieth_of_the_lifetime_left_renews_whatever_ari_says(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    let now = harness.clock.now();
+    // GIVEN a CA whose window opens 10 minutes before the six-hour certificate expires
+    let expiry = now + Duration::hours(6);
+    let late = RenewalWindow {
+        start: expiry - Duration::minutes(10),
+        end: expiry - Duration::minutes(5),
+    };
+    harness
+        .faults
+        .serve_renewal_info(late, std::time::Duration::from_secs(3600));
+    let zone = harness.zone().await;
+    let requested = harness
+        .downloadable(&zone, &format!("floor.{}", zone.name), |_| {})
+        .await;
+    let IssueOutcome::Issued(issued) = harness
+        .issuer
+        .issue(&harness.account.id, &requested.id)
+        .await
+        .unwrap()
+    else {
+        panic!("not issued");
+    };
+    // THEN the renewal is planned at the emergency point, not in the window
+    let (not_before, not_after) = (issued.not_before.unwrap(), issued.expires_at.unwrap());
+    let emergency = not_after - (not_after - not_before) / 20;
+    let planned = issued.next_renewal_at.unwrap();
+    assert_eq!(planned, emergency, "window {late:?}");
+    // AND at that point the renewer renews, though the window is still ahead
+    harness.clock.advance(planned - now);
+    let report = harness
+        .renew(&harness.settings(300, Duration::hours(3)))
+        .await;
+    assert_eq!(
+        (report.issued, report.rescheduled),
+        (1, 0),
+        "{report:?} {:?}",
+        harness.events(&requested.id).await
+    );
+    assert_eq!(harness.faults.new_orders(), 2);
 }
 
 /// A managed certificate whose renewals kept failing reaches its expiry: it becomes `expired`,

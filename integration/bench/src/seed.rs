@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use edgecert_core::model::{Account, ApiKey, Domain, KeyType, ProvisioningStep, SecretString};
+use edgecert_core::model::{Account, ApiKey, Domain, KeyType, SecretString};
 use edgecert_core::ports::{CertificateMaterial, Store, Vault};
-use edgecert_core::{AccountId, DomainId, Hostname, PlanName};
+use edgecert_core::{AccountId, Hostname, PlanName};
 use edgecert_embedded::Database;
 use futures::StreamExt as _;
 use time::OffsetDateTime;
@@ -52,15 +52,12 @@ impl Seeder {
         let database = Database::open(database_path(data_dir))?;
         let store: Arc<dyn Store> = Arc::new(database.store());
         let vault: Arc<dyn Vault> = Arc::new(database.vault());
-        let account = Account {
-            id: AccountId::generate(),
-            name: "Benchmarks".to_owned(),
-            plan: PlanName::Elite,
-            require_ownership_verification: false,
-            zone_token: None,
-            created_at: OffsetDateTime::now_utc(),
-            version: 1,
-        };
+        let account = Account::new(
+            "Benchmarks".to_owned(),
+            PlanName::Elite,
+            false,
+            OffsetDateTime::now_utc(),
+        );
         store
             .create_account(&account, &ApiKey::generate().hash)
             .await?;
@@ -95,23 +92,14 @@ impl Seeder {
         kind: KeyKind,
         now: OffsetDateTime,
     ) -> anyhow::Result<()> {
-        let domain = Domain {
-            id: DomainId::generate(),
-            account_id: self.account.clone(),
-            hostname: Hostname::parse_domain(hostname)
+        let domain = Domain::whitelisted(
+            self.account.clone(),
+            Hostname::parse_domain(hostname)
                 .with_context(|| format!("{hostname} is not a valid hostname"))?,
-            origin_url: origin_url.to_owned(),
-            ownership_token: "edgecert-verify-bench".to_owned(),
-            ownership_verified: true,
-            provisioning_step: ProvisioningStep::WaitingDns,
-            last_error: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            certificate_id: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+            origin_url.to_owned(),
+            false,
+            now,
+        );
         self.store.create_domain(&domain, u32::MAX).await?;
         let material = CertificateMaterial {
             chain_pem: Some(leaf.chain_pem.clone()),

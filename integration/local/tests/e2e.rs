@@ -626,6 +626,84 @@ async fn restart(storage: Storage) {
     assert_eq!(limits["domain_count"], 1, "{limits}");
 }
 
+/// The CA changed (issue 13): the stack restarted on its data directory starts a new Pebble,
+/// whose root no certificate issued before verifies against. Within 30 s of the restart every
+/// earlier name serves a certificate that verifies against the new root.
+async fn restart_with_a_new_ca(storage: Storage) {
+    const NAMES: [&str; 3] = [
+        "a.ca-change-e2e.com",
+        "b.ca-change-e2e.com",
+        "c.ca-change-e2e.com",
+    ];
+    let dir = data_dir();
+    let data: PathBuf = dir.path().to_path_buf();
+    let runner = Runner::start(&data, &storage, &[]).await;
+    let origin = start_origin("ca-change").await;
+    let (_, key) = runner.account("pro", false).await;
+    // GIVEN names served with certificates of the first Pebble
+    for name in NAMES {
+        let (status, domain) = runner
+            .call(
+                "POST",
+                "/v1/domains",
+                &key,
+                Some(json!({"hostname": name, "origin_url": origin})),
+            )
+            .await;
+        assert_eq!(status, 201, "{domain}");
+        let (status, _) = runner.https_get(name, "/").await.unwrap();
+        assert_eq!(status, 200, "{name} before the restart");
+    }
+    let first_root = runner.roots.clone();
+    runner.kill_hard();
+
+    // WHEN the stack starts again on the same storage, with a new Pebble and a new root
+    let restarted = Instant::now();
+    let runner = Runner::start(&data, &storage, &[]).await;
+    assert_ne!(runner.roots, first_root, "the new Pebble has a new root");
+
+    // THEN within 30 s every name serves a certificate verifying against the new root only
+    let bound = Duration::from_secs(30);
+    for name in NAMES {
+        loop {
+            match runner.https_get(name, "/").await {
+                Ok((200, _)) => break,
+                outcome => assert!(
+                    restarted.elapsed() < bound,
+                    "{name} still not served with a certificate of the new CA {:?} after the \
+                     restart: {outcome:?}",
+                    restarted.elapsed()
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    eprintln!(
+        "every name served by the new CA {:?} after the restart",
+        restarted.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_a_new_ca_on_sqlite() {
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "restart_with_a_new_ca_on_sqlite",
+        restart_with_a_new_ca(Storage::Sqlite),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_a_new_ca_on_moto() {
+    edgecert_integration::bounded(
+        std::time::Duration::from_secs(300),
+        "restart_with_a_new_ca_on_moto",
+        restart_with_a_new_ca(Storage::moto("cachange").await),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_on_sqlite() {
     edgecert_integration::bounded(

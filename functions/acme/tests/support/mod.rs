@@ -11,17 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edgecert_acme::testing::{CaFaults, FailingVault, SkippingDnsProvider};
-use edgecert_acme::{Issuer, IssuerConfig, StepHook, ca_http_client};
+use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
 use edgecert_aws::{AwsClients, DynamoStore, SecretsManagerVault, create_table};
 use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use edgecert_core::model::{
-    Account, ApiKey, Certificate, CertificateEvent, CertificateKind, CertificateStatus, Domain,
-    KeyType, ProvisioningStep, Zone,
+    Account, ApiKey, Certificate, CertificateEvent, Domain, KeyType, ProvisioningStep, Zone,
 };
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{
     Clock, DnsProviders, DnsResolver, ManualClock, MaterialVersion, Store, Vault,
 };
+use edgecert_core::usecases::issuance::StepHook;
 use edgecert_core::usecases::{EdgeSettings, Services};
 use edgecert_core::{Hostname, PlanCatalog, PlanName};
 use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
@@ -178,15 +178,12 @@ impl Harness {
             dns_providers,
             issuance: None,
         };
-        let account = Account {
-            id: AccountId::generate(),
-            name: "Issuance tests".to_owned(),
-            plan: PlanName::Elite,
-            require_ownership_verification: false,
-            zone_token: None,
-            created_at: clock.now(),
-            version: 1,
-        };
+        let account = Account::new(
+            "Issuance tests".to_owned(),
+            PlanName::Elite,
+            false,
+            clock.now(),
+        );
         store
             .create_account(&account, &ApiKey::generate().hash)
             .await
@@ -283,36 +280,19 @@ impl Harness {
         key_type: KeyType,
     ) -> Certificate {
         let now = self.clock.now();
-        let domain = Hostname::parse_certificate_name(domain).unwrap();
-        let certificate = Certificate {
-            id: CertificateId::generate(),
-            account_id: self.account.id.clone(),
-            kind: CertificateKind::Downloadable {
-                zone_id: zone.id.clone(),
-            },
-            is_wildcard: domain.is_wildcard(),
-            domain,
-            sans: sans
-                .iter()
-                .map(|name| Hostname::parse_certificate_name(name).unwrap())
-                .collect(),
-            key_type,
-            auto_renew: true,
-            status: CertificateStatus::Pending,
-            issued_at: None,
-            not_before: None,
-            expires_at: None,
-            next_renewal_at: None,
-            next_attempt_at: Some(now),
-            consecutive_failures: 0,
-            last_error: None,
-            order_url: None,
-            material_version: None,
-            pending_material_version: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+        let sans = sans
+            .iter()
+            .map(|name| Hostname::parse_certificate_name(name).unwrap())
+            .collect();
+        let certificate = Certificate::downloadable(
+            self.account.id.clone(),
+            zone.id.clone(),
+            Hostname::parse_certificate_name(domain).unwrap(),
+            sans,
+            now,
+        )
+        .with_key_type(key_type)
+        .with_auto_renew(true);
         self.store
             .create_certificate(&certificate, 100)
             .await
@@ -323,50 +303,16 @@ impl Harness {
     /// A whitelisted domain `hostname` in step `issuing` with its pending managed certificate.
     pub async fn managed(&self, hostname: &str) -> (Domain, Certificate) {
         let now = self.clock.now();
-        let hostname = Hostname::parse_domain(hostname).unwrap();
-        let mut domain = Domain {
-            id: DomainId::generate(),
-            account_id: self.account.id.clone(),
-            hostname: hostname.clone(),
-            origin_url: "http://127.0.0.1:9".to_owned(),
-            ownership_token: "edgecert-verify-test".to_owned(),
-            ownership_verified: true,
-            provisioning_step: ProvisioningStep::Issuing,
-            last_error: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            certificate_id: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+        let mut domain = Domain::whitelisted(
+            self.account.id.clone(),
+            Hostname::parse_domain(hostname).unwrap(),
+            "http://127.0.0.1:9".to_owned(),
+            false,
+            now,
+        );
+        domain.provisioning_step = ProvisioningStep::Issuing;
         self.store.create_domain(&domain, 100).await.unwrap();
-        let certificate = Certificate {
-            id: CertificateId::managed_for(&domain.id),
-            account_id: self.account.id.clone(),
-            kind: CertificateKind::Managed {
-                domain_id: domain.id.clone(),
-            },
-            domain: hostname,
-            sans: vec![],
-            is_wildcard: false,
-            key_type: KeyType::EcdsaP256,
-            auto_renew: true,
-            status: CertificateStatus::Pending,
-            issued_at: None,
-            not_before: None,
-            expires_at: None,
-            next_renewal_at: None,
-            next_attempt_at: Some(now),
-            consecutive_failures: 0,
-            last_error: None,
-            order_url: None,
-            material_version: None,
-            pending_material_version: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+        let certificate = Certificate::managed(&domain, now);
         self.store
             .create_certificate(&certificate, 0)
             .await
@@ -388,22 +334,13 @@ impl Harness {
             .create_account(&other, &ApiKey::generate().hash)
             .await
             .unwrap();
-        let domain = Domain {
-            id: DomainId::generate(),
-            account_id: other.id,
-            hostname: Hostname::parse_domain(hostname).unwrap(),
-            origin_url: "http://127.0.0.1:9".to_owned(),
-            ownership_token: "edgecert-verify-test".to_owned(),
-            ownership_verified: true,
-            provisioning_step: ProvisioningStep::WaitingDns,
-            last_error: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            certificate_id: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+        let domain = Domain::whitelisted(
+            other.id,
+            Hostname::parse_domain(hostname).unwrap(),
+            "http://127.0.0.1:9".to_owned(),
+            false,
+            now,
+        );
         self.store.create_domain(&domain, 100).await.unwrap();
         domain
     }

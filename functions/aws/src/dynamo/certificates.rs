@@ -228,10 +228,8 @@ impl CertificateStore for DynamoStore {
     }
 
     async fn update_certificate(&self, certificate: &Certificate) -> Result<Certificate> {
-        let next = Certificate {
-            version: certificate.version + 1,
-            ..certificate.clone()
-        };
+        let mut next = certificate.clone();
+        next.version += 1;
         let mut set = vec![
             (STATUS, s(next.status.as_str())),
             (GSI3PK, s(changed_certificate_pk(&next.id))),

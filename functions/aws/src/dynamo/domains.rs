@@ -122,10 +122,8 @@ impl DomainStore for DynamoStore {
     }
 
     async fn update_domain(&self, domain: &Domain) -> Result<Domain> {
-        let next = Domain {
-            version: domain.version + 1,
-            ..domain.clone()
-        };
+        let mut next = domain.clone();
+        next.version += 1;
         self.update_versioned(VersionedUpdate {
             kind: ItemKind::Domain,
             key: items::key(

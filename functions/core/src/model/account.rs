@@ -25,11 +25,36 @@ pub struct Account {
     /// before zone tokens existed; the first use gives them one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone_token: Option<String>,
+    /// The ACME profile its certificates are ordered with, unless a domain or certificate says
+    /// otherwise (`None`: the CA's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_profile: Option<String>,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Optimistic-concurrency version, maintained by the store.
     pub version: u64,
+}
+
+impl Account {
+    /// A new account `name` on `plan`, created at `now`, with a new zone token.
+    pub fn new(
+        name: String,
+        plan: PlanName,
+        require_ownership_verification: bool,
+        now: OffsetDateTime,
+    ) -> Account {
+        Account {
+            id: AccountId::generate(),
+            name,
+            plan,
+            require_ownership_verification,
+            zone_token: Some(ZoneToken::generate()),
+            acme_profile: None,
+            created_at: now,
+            version: 1,
+        }
+    }
 }
 
 /// An account's zone token: 128 random bits, stable for the account, stored with it.

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::hostname::Hostname;
 use crate::ids::{AccountId, CertificateId, DomainId, ZoneId};
+use crate::model::Domain;
 
 /// Lifecycle state, as in the reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,6 +60,16 @@ pub enum KeyType {
     /// RSA 2048 (for old clients, and the reference's only type).
     #[serde(rename = "rsa-2048")]
     Rsa2048,
+}
+
+impl KeyType {
+    /// The algorithm as people say it, for events: `ECDSA P-256`, `RSA 2048`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeyType::EcdsaP256 => "ECDSA P-256",
+            KeyType::Rsa2048 => "RSA 2048",
+        }
+    }
 }
 
 /// What a certificate is for; decides limits, validation method and renewal.
@@ -124,6 +135,24 @@ pub struct Certificate {
     pub material_version: Option<String>,
     /// Vault version holding the key generated for the order in progress.
     pub pending_material_version: Option<String>,
+    /// The ACME directory URL of the CA that issued the served material: a certificate from a
+    /// CA other than the configured one is due now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_directory_url: Option<String>,
+    /// The served material's ARI identifier (RFC 9773: `AKI.serial`, base64url), sent as
+    /// `replaces` when it is renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari_id: Option<String>,
+    /// The ACME profile asked for this certificate, overriding its domain's and account's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_profile: Option<String>,
+    /// The ACME profile the served material was ordered with (`None`: the CA's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_profile: Option<String>,
+    /// The `certificate.expiring` notices recorded for the served material, as the number of
+    /// days before expiry of the latest (14, 7 or 1); `None` before the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiring_notice_days: Option<u32>,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -135,6 +164,101 @@ pub struct Certificate {
 }
 
 impl Certificate {
+    /// The managed certificate of `domain`, requested at `now`: `pending` and due at once, for
+    /// the domain's hostname alone, ECDSA P-256, renewed for as long as the domain exists. Its
+    /// id derives from the domain's ([`CertificateId::managed_for`]), so one domain never has
+    /// two.
+    pub fn managed(domain: &Domain, now: OffsetDateTime) -> Certificate {
+        Certificate::requested(
+            CertificateId::managed_for(&domain.id),
+            domain.account_id.clone(),
+            CertificateKind::Managed {
+                domain_id: domain.id.clone(),
+            },
+            domain.hostname.clone(),
+            now,
+        )
+        .with_auto_renew(true)
+    }
+
+    /// A downloadable certificate for `domain` (and `sans`) in the zone `zone_id`, requested at
+    /// `now`: `pending` and due at once, ECDSA P-256 and without auto-renewal until said
+    /// otherwise ([`Certificate::with_key_type`], [`Certificate::with_auto_renew`]).
+    pub fn downloadable(
+        account_id: AccountId,
+        zone_id: ZoneId,
+        domain: Hostname,
+        sans: Vec<Hostname>,
+        now: OffsetDateTime,
+    ) -> Certificate {
+        let mut certificate = Certificate::requested(
+            CertificateId::generate(),
+            account_id,
+            CertificateKind::Downloadable { zone_id },
+            domain,
+            now,
+        );
+        certificate.sans = sans;
+        certificate
+    }
+
+    /// The one place a certificate is put together: a new request, nothing issued yet.
+    fn requested(
+        id: CertificateId,
+        account_id: AccountId,
+        kind: CertificateKind,
+        domain: Hostname,
+        now: OffsetDateTime,
+    ) -> Certificate {
+        Certificate {
+            id,
+            account_id,
+            kind,
+            is_wildcard: domain.is_wildcard(),
+            domain,
+            sans: vec![],
+            key_type: KeyType::default(),
+            auto_renew: false,
+            status: CertificateStatus::Pending,
+            issued_at: None,
+            not_before: None,
+            expires_at: None,
+            next_renewal_at: None,
+            next_attempt_at: Some(now),
+            consecutive_failures: 0,
+            last_error: None,
+            order_url: None,
+            material_version: None,
+            pending_material_version: None,
+            ca_directory_url: None,
+            ari_id: None,
+            acme_profile: None,
+            issued_profile: None,
+            expiring_notice_days: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    /// The same request with another key algorithm.
+    pub fn with_key_type(mut self, key_type: KeyType) -> Certificate {
+        self.key_type = key_type;
+        self
+    }
+
+    /// The same request with an ACME profile of its own (`None`: its domain's or account's).
+    pub fn with_acme_profile(mut self, profile: Option<String>) -> Certificate {
+        self.acme_profile = profile;
+        self
+    }
+
+    /// The same request with auto-renewal on or off.
+    pub fn with_auto_renew(mut self, auto_renew: bool) -> Certificate {
+        self.auto_renew = auto_renew;
+        self
+    }
+
     /// Every name on the certificate, primary first.
     pub fn names(&self) -> impl Iterator<Item = &Hostname> {
         std::iter::once(&self.domain).chain(self.sans.iter())
@@ -161,27 +285,6 @@ impl Certificate {
     pub fn renews_automatically(&self) -> bool {
         matches!(self.kind, CertificateKind::Managed { .. }) || self.auto_renew
     }
-
-    /// When the scheduler must next look at this certificate, or `None` when never.
-    ///
-    /// This is what the store's due index holds, so the renewer reads only due items:
-    /// a retry time after a failure or an interrupted issuance, the renewal time of an issued
-    /// certificate that renews itself, or the expiry of one that does not (to mark it expired).
-    pub fn due_at(&self) -> Option<OffsetDateTime> {
-        match self.status {
-            CertificateStatus::Expired | CertificateStatus::Revoked => None,
-            CertificateStatus::Pending
-            | CertificateStatus::Validating
-            | CertificateStatus::Failed => self.next_attempt_at,
-            CertificateStatus::Issued if self.renews_automatically() => {
-                match (self.next_attempt_at, self.next_renewal_at) {
-                    (Some(retry), _) => Some(retry),
-                    (None, renewal) => renewal,
-                }
-            }
-            CertificateStatus::Issued => self.expires_at,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -192,30 +295,21 @@ mod tests {
 
     fn issued(kind: CertificateKind, auto_renew: bool) -> Certificate {
         let now = datetime!(2026-01-15 10:30 UTC);
-        Certificate {
-            id: CertificateId::generate(),
-            account_id: AccountId::generate(),
+        let mut certificate = Certificate::requested(
+            CertificateId::generate(),
+            AccountId::generate(),
             kind,
-            domain: Hostname::parse_domain("app.example.com").unwrap(),
-            sans: vec![],
-            is_wildcard: false,
-            key_type: KeyType::default(),
-            auto_renew,
-            status: CertificateStatus::Issued,
-            issued_at: Some(now),
-            not_before: Some(now),
-            expires_at: Some(datetime!(2026-04-15 10:30 UTC)),
-            next_renewal_at: Some(datetime!(2026-03-16 10:30 UTC)),
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            last_error: None,
-            order_url: None,
-            material_version: None,
-            pending_material_version: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        }
+            Hostname::parse_domain("app.example.com").unwrap(),
+            now,
+        )
+        .with_auto_renew(auto_renew);
+        certificate.status = CertificateStatus::Issued;
+        certificate.issued_at = Some(now);
+        certificate.not_before = Some(now);
+        certificate.expires_at = Some(datetime!(2026-04-15 10:30 UTC));
+        certificate.next_renewal_at = Some(datetime!(2026-03-16 10:30 UTC));
+        certificate.next_attempt_at = None;
+        certificate
     }
 
     #[test]
@@ -245,6 +339,37 @@ mod tests {
         let mut revoked = issued(zone, true);
         revoked.status = CertificateStatus::Revoked;
         assert_eq!(revoked.due_at(), None);
+    }
+
+    #[test]
+    fn constructors_build_requests_due_at_once() {
+        let now = datetime!(2026-01-15 10:30 UTC);
+        let domain = Domain::whitelisted(
+            AccountId::generate(),
+            Hostname::parse_domain("shop.example.com").unwrap(),
+            "https://origin.example.net".to_owned(),
+            false,
+            now,
+        );
+        let managed = Certificate::managed(&domain, now);
+        assert_eq!(managed.id, CertificateId::managed_for(&domain.id));
+        assert_eq!(managed.domain, domain.hostname);
+        assert!(managed.auto_renew && managed.renews_automatically());
+        assert_eq!(managed.status, CertificateStatus::Pending);
+        assert_eq!(managed.due_at(), Some(now));
+        let wildcard = Certificate::downloadable(
+            AccountId::generate(),
+            ZoneId::generate(),
+            Hostname::parse_certificate_name("*.example.com").unwrap(),
+            vec![Hostname::parse_certificate_name("example.com").unwrap()],
+            now,
+        )
+        .with_key_type(KeyType::Rsa2048);
+        assert!(wildcard.is_wildcard);
+        assert!(!wildcard.auto_renew);
+        assert_eq!(wildcard.key_type, KeyType::Rsa2048);
+        assert_eq!(wildcard.names().count(), 2);
+        assert_eq!(wildcard.version, 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Whitelisted customer domains served by the edge.
 
+use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
@@ -20,6 +21,10 @@ pub enum ProvisioningStep {
     Active,
     /// The last step failed; see `last_error` and `next_attempt_at`.
     Failed,
+    /// DNS never pointed at the edge within the wait ([`RenewalPolicy::dns_wait`](crate::RenewalPolicy)):
+    /// no longer checked on a schedule. A nudge, or a request for the name reaching the edge,
+    /// checks it again.
+    Stale,
 }
 
 impl ProvisioningStep {
@@ -31,6 +36,7 @@ impl ProvisioningStep {
             ProvisioningStep::Issuing => "issuing",
             ProvisioningStep::Active => "active",
             ProvisioningStep::Failed => "failed",
+            ProvisioningStep::Stale => "stale",
         }
     }
 }
@@ -61,6 +67,16 @@ pub struct Domain {
     pub consecutive_failures: u32,
     /// The managed certificate, once one was requested.
     pub certificate_id: Option<CertificateId>,
+    /// The ACME profile for its managed certificate, overriding the account's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_profile: Option<String>,
+    /// Since when the domain waits for its DNS to point at the edge (`None` when it does not).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dns_waiting_since: Option<OffsetDateTime>,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -72,6 +88,50 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// `hostname` whitelisted by `account_id` at `now`, proxied to `origin_url`, with a new
+    /// random ownership token. It waits for its ownership TXT record first when
+    /// `ownership_required`, else for its DNS to point at the edge.
+    pub fn whitelisted(
+        account_id: AccountId,
+        hostname: Hostname,
+        origin_url: String,
+        ownership_required: bool,
+        now: OffsetDateTime,
+    ) -> Domain {
+        Domain {
+            id: DomainId::generate(),
+            account_id,
+            hostname,
+            origin_url,
+            ownership_token: Domain::new_ownership_token(),
+            ownership_verified: !ownership_required,
+            provisioning_step: if ownership_required {
+                ProvisioningStep::WaitingOwnership
+            } else {
+                ProvisioningStep::WaitingDns
+            },
+            last_error: None,
+            next_attempt_at: None,
+            consecutive_failures: 0,
+            certificate_id: None,
+            acme_profile: None,
+            dns_waiting_since: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    /// A new ownership token: `edgecert-verify-` and 32 random lower-case letters and digits.
+    fn new_ownership_token() -> String {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut rng = rand::thread_rng();
+        let random: String = (0..32)
+            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+            .collect();
+        format!("edgecert-verify-{random}")
+    }
+
     /// The DNS name of the ownership TXT record.
     pub fn ownership_record_name(&self) -> String {
         format!("_edgecert-verify.{}", self.hostname)
@@ -142,5 +202,38 @@ impl DomainChange {
             DomainChange::Changed(domain) => &domain.id,
             DomainChange::Deleted(deleted) => &deleted.id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_whitelisted_domain_waits_for_ownership_only_when_required() {
+        let now = datetime!(2026-01-15 10:30 UTC);
+        let whitelist = |required| {
+            Domain::whitelisted(
+                AccountId::generate(),
+                Hostname::parse_domain("shop.example.com").unwrap(),
+                "https://origin.example.net".to_owned(),
+                required,
+                now,
+            )
+        };
+        let open = whitelist(false);
+        assert_eq!(open.provisioning_step, ProvisioningStep::WaitingDns);
+        assert!(open.ownership_verified);
+        let proving = whitelist(true);
+        assert_eq!(
+            proving.provisioning_step,
+            ProvisioningStep::WaitingOwnership
+        );
+        assert!(!proving.ownership_verified);
+        assert!(proving.ownership_token.starts_with("edgecert-verify-"));
+        assert_ne!(proving.ownership_token, open.ownership_token);
+        assert_eq!((proving.created_at, proving.version), (now, 1));
     }
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::ids::{AccountId, CertificateId};
 use crate::model::Certificate;
+use crate::ports::Profiles;
 use crate::renewal::RenewalSuggestion;
 
 /// How one run of the issue use case ended.
@@ -29,6 +30,10 @@ pub trait Issuance: Send + Sync {
     /// or has failed. Safe to call concurrently and repeatedly: the lease lets one caller work.
     async fn issue(&self, account: &AccountId, certificate: &CertificateId)
     -> Result<IssueOutcome>;
+    /// [`Issuance::issue`] of a certificate the caller just read, saving the first read.
+    async fn issue_certificate(&self, certificate: &Certificate) -> Result<IssueOutcome> {
+        self.issue(&certificate.account_id, &certificate.id).await
+    }
     /// Revokes the certificate's served material at the CA.
     async fn revoke(&self, certificate: &Certificate) -> Result<()>;
     /// The CA's current renewal window for the certificate's served material (ARI, RFC 9773),
@@ -37,5 +42,15 @@ pub trait Issuance: Send + Sync {
     async fn renewal_window(&self, certificate: &Certificate) -> Result<Option<RenewalSuggestion>> {
         let _ = certificate;
         Ok(None)
+    }
+    /// The ACME profiles the CA advertises (`meta.profiles`), or `None` when this process
+    /// cannot ask it. The default cannot.
+    async fn profiles(&self) -> Result<Option<Profiles>> {
+        Ok(None)
+    }
+    /// The directory URL of the CA certificates are ordered from, when there is one: material
+    /// from any other CA is due now. The default has none.
+    fn ca_directory_url(&self) -> Option<&str> {
+        None
     }
 }

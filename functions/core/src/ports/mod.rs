@@ -2,6 +2,7 @@
 //! implement them in their own crates and pass the shared conformance suite
 //! (`edgecert-conformance`).
 
+mod certificate_authority;
 mod clock;
 mod dns;
 mod dns_provider;
@@ -9,6 +10,10 @@ mod issuance;
 mod store;
 mod vault;
 
+pub use certificate_authority::{
+    CaOrder, CertificateAuthority, ChallengeKind, IssuedChain, OpenedOrder, OrderNote,
+    OrderRequest, OrderState, Profiles, Publication, ValidationRun,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dns::{CaaRecord, DnsResolver};
 pub use dns_provider::{DnsProvider, DnsProviders, ZoneGrants};

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, ItemKind, Result};
 use crate::ids::AccountId;
-use crate::model::{Account, AccountUsage, ApiKey, ApiKeyHash, SecretString, ZoneToken};
+use crate::model::{Account, AccountUsage, ApiKey, ApiKeyHash, SecretString};
 use crate::plan::{Plan, PlanName};
 use crate::ports::{Page, PageRequest};
 use crate::usecases::Services;
@@ -66,15 +66,12 @@ pub async fn create_account(
     new: NewAccount,
 ) -> Result<(Account, SecretString)> {
     let name = account_name(&new.name)?;
-    let account = Account {
-        id: AccountId::generate(),
+    let account = Account::new(
         name,
-        plan: new.plan,
-        require_ownership_verification: new.require_ownership_verification,
-        zone_token: Some(ZoneToken::generate()),
-        created_at: services.clock.now(),
-        version: 1,
-    };
+        new.plan,
+        new.require_ownership_verification,
+        services.clock.now(),
+    );
     let key = ApiKey::generate();
     services.store.create_account(&account, &key.hash).await?;
     Ok((account, key.plaintext))

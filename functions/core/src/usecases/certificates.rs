@@ -23,6 +23,7 @@ use crate::model::{
 use crate::ports::{MaterialVersion, PageRequest};
 use crate::usecases::Services;
 use crate::usecases::accounts::{self, Limits};
+use crate::usecases::versioned::{change_certificate, retry_on_conflict};
 use crate::usecases::zones;
 
 /// Most names one certificate may carry besides its primary name (Let's Encrypt allows 100
@@ -41,8 +42,6 @@ pub const MAX_EVENTS: u32 = 1000;
 /// list, so a page of downloadable ones may take several reads; past this, the client gets a
 /// shorter page and a cursor.
 const LIST_READS: usize = 10;
-/// How many times a read-modify-write is retried when another writer got there first.
-const WRITE_ATTEMPTS: usize = 3;
 
 /// What a client sends to request a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,30 +122,9 @@ pub async fn request_certificate(
         plan.check_auto_renew_allowed()?;
     }
     let now = services.clock.now();
-    let certificate = Certificate {
-        id: CertificateId::generate(),
-        account_id: account_id.clone(),
-        kind: CertificateKind::Downloadable { zone_id: zone.id },
-        is_wildcard: domain.is_wildcard(),
-        domain,
-        sans,
-        key_type: request.key_type,
-        auto_renew: request.auto_renew,
-        status: CertificateStatus::Pending,
-        issued_at: None,
-        not_before: None,
-        expires_at: None,
-        next_renewal_at: None,
-        next_attempt_at: Some(now),
-        consecutive_failures: 0,
-        last_error: None,
-        order_url: None,
-        material_version: None,
-        pending_material_version: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
+    let certificate = Certificate::downloadable(account_id.clone(), zone.id, domain, sans, now)
+        .with_key_type(request.key_type)
+        .with_auto_renew(request.auto_renew);
     services
         .store
         .create_certificate(&certificate, plan.max_certificates)
@@ -338,15 +316,16 @@ pub async fn renew(
     let plan = *services
         .plans
         .get(account(services, account_id).await?.plan);
-    let mut last_conflict = None;
-    for _ in 0..WRITE_ATTEMPTS {
+    let renewed = retry_on_conflict(|| async move {
         let mut certificate = get_certificate(services, account_id, id).await?;
         plan.check_manual_renew_allowed()?;
         if certificate.names().any(Hostname::is_wildcard) {
             plan.check_wildcard_allowed()?;
         }
         match certificate.status {
-            CertificateStatus::Pending | CertificateStatus::Validating => return Ok(certificate),
+            CertificateStatus::Pending | CertificateStatus::Validating => {
+                return Ok((certificate, false));
+            }
             CertificateStatus::Revoked => {
                 return Err(Error::BadRequest {
                     code: "certificate_revoked",
@@ -362,23 +341,22 @@ pub async fn renew(
         certificate.next_attempt_at = Some(now);
         certificate.last_error = None;
         certificate.updated_at = now;
-        match services.store.update_certificate(&certificate).await {
-            Ok(stored) => {
-                log(
-                    services,
-                    id,
-                    "renewal",
-                    "Manual renewal requested".to_owned(),
-                )
-                .await;
-                return Ok(stored);
-            }
-            Err(error @ Error::VersionConflict(_)) => last_conflict = Some(error),
-            Err(Error::NotFound(_)) => return Err(Error::NotFound(ItemKind::Certificate)),
-            Err(other) => return Err(other),
-        }
+        Ok((
+            stored_or_404(services.store.update_certificate(&certificate).await)?,
+            true,
+        ))
+    })
+    .await?;
+    if let (certificate, true) = &renewed {
+        log(
+            services,
+            &certificate.id,
+            "renewal",
+            "Manual renewal requested".to_owned(),
+        )
+        .await;
     }
-    Err(last_conflict.unwrap_or(Error::VersionConflict(ItemKind::Certificate)))
+    Ok(renewed.0)
 }
 
 /// Turns auto-renewal on (the plan must include it) or off. It applies from then on: the
@@ -392,33 +370,39 @@ pub async fn set_auto_renew(
     let plan = *services
         .plans
         .get(account(services, account_id).await?.plan);
-    let mut last_conflict = None;
-    for _ in 0..WRITE_ATTEMPTS {
+    let changed = retry_on_conflict(|| async move {
         let mut certificate = get_certificate(services, account_id, id).await?;
         if auto_renew {
             plan.check_auto_renew_allowed()?;
         }
         if certificate.auto_renew == auto_renew {
-            return Ok(certificate);
+            return Ok((certificate, false));
         }
         certificate.auto_renew = auto_renew;
         certificate.updated_at = services.clock.now();
-        match services.store.update_certificate(&certificate).await {
-            Ok(stored) => {
-                let message = if auto_renew {
-                    "Auto-renewal turned on"
-                } else {
-                    "Auto-renewal turned off"
-                };
-                log(services, id, "settings", message.to_owned()).await;
-                return Ok(stored);
-            }
-            Err(error @ Error::VersionConflict(_)) => last_conflict = Some(error),
-            Err(Error::NotFound(_)) => return Err(Error::NotFound(ItemKind::Certificate)),
-            Err(other) => return Err(other),
-        }
+        Ok((
+            stored_or_404(services.store.update_certificate(&certificate).await)?,
+            true,
+        ))
+    })
+    .await?;
+    if let (certificate, true) = &changed {
+        let message = if auto_renew {
+            "Auto-renewal turned on"
+        } else {
+            "Auto-renewal turned off"
+        };
+        log(services, &certificate.id, "settings", message.to_owned()).await;
     }
-    Err(last_conflict.unwrap_or(Error::VersionConflict(ItemKind::Certificate)))
+    Ok(changed.0)
+}
+
+/// A stored update, with a certificate deleted meanwhile answered 404.
+fn stored_or_404(stored: Result<Certificate>) -> Result<Certificate> {
+    match stored {
+        Err(Error::NotFound(_)) => Err(Error::NotFound(ItemKind::Certificate)),
+        other => other,
+    }
 }
 
 /// Deletes a certificate and its material. With `revoke`, a certificate that still has valid
@@ -452,31 +436,25 @@ pub async fn delete_certificate(
 }
 
 /// Records a revocation on the certificate (version-checked, re-read on conflicts).
-async fn mark_revoked(services: &Services, mut certificate: Certificate) -> Result<()> {
-    for _ in 0..WRITE_ATTEMPTS {
-        certificate.status = CertificateStatus::Revoked;
-        certificate.next_attempt_at = None;
-        certificate.updated_at = services.clock.now();
-        match services.store.update_certificate(&certificate).await {
-            Ok(_) => {
-                log(
-                    services,
-                    &certificate.id,
-                    "revoked",
-                    "Revoked on request before deletion".to_owned(),
-                )
-                .await;
-                return Ok(());
-            }
-            Err(Error::VersionConflict(_)) => {
-                certificate =
-                    get_certificate(services, &certificate.account_id, &certificate.id).await?;
-            }
-            Err(Error::NotFound(_)) => return Err(Error::NotFound(ItemKind::Certificate)),
-            Err(other) => return Err(other),
-        }
+async fn mark_revoked(services: &Services, certificate: Certificate) -> Result<()> {
+    let id = certificate.id.clone();
+    let revoked = change_certificate(services, certificate, |stored| {
+        stored.status = CertificateStatus::Revoked;
+        stored.next_attempt_at = None;
+        true
+    })
+    .await?;
+    if revoked.is_none() {
+        return Err(Error::NotFound(ItemKind::Certificate));
     }
-    Err(Error::VersionConflict(ItemKind::Certificate))
+    log(
+        services,
+        &id,
+        "revoked",
+        "Revoked on request before deletion".to_owned(),
+    )
+    .await;
+    Ok(())
 }
 
 /// The certificate's events, newest first (at most `limit`, default [`DEFAULT_EVENTS`]).

@@ -2,30 +2,29 @@
 //! verification, SSL status and nudge.
 //!
 //! A domain moves `waiting_ownership` (only when the account requires a TXT record) ->
-//! `waiting_dns` -> `issuing` -> `active`. Each step has a check ([`run_current_step`]); a check
-//! that does not pass records why in `last_error` and when it runs again in `next_attempt_at`.
-//! Nudging runs the current step's check now and resets the backoff; it is safe to repeat.
+//! `waiting_dns` -> `issuing` -> `active` (the model's state machine,
+//! [`crate::model::lifecycle`]). Once its ownership is settled its managed certificate is
+//! requested, and from then on the one use case of [`managed`](crate::usecases::managed)
+//! checks its DNS on the certificate's schedule, issues it, and renews it. A check that does
+//! not pass records why in `last_error` and when it runs again in `next_attempt_at`. Nudging
+//! runs the current step's check now and resets the backoff; it is safe to repeat.
 
-use rand::Rng;
 use serde::Serialize;
 
 use crate::error::{Error, ItemKind, Result};
 use crate::hostname::Hostname;
-use crate::ids::{AccountId, CertificateId, DomainId};
-use crate::model::{
-    Certificate, CertificateKind, CertificateStatus, Domain, KeyType, ProvisioningStep,
-};
+use crate::ids::{AccountId, DomainId};
+use crate::model::{Certificate, CertificateKind, CertificateStatus, Domain, ProvisioningStep};
 use crate::origin::OriginUrl;
 use crate::ports::{DnsResolver, Page, PageRequest};
-use crate::renewal::RenewalPolicy;
+use crate::usecases::managed::{Issue, Trigger, ensure_for_domain, schedule_first_check};
+use crate::usecases::versioned::{change_domain, retry_on_conflict};
 use crate::usecases::{EdgeSettings, Services};
 
 /// Largest page a client may ask for.
 pub const MAX_PAGE_SIZE: u32 = 100;
 /// Page size when the client does not say.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
-/// How many times a read-modify-write is retried when another writer got there first.
-const WRITE_ATTEMPTS: usize = 3;
 
 /// One DNS record a customer must create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,15 +100,6 @@ pub async fn check_origin(services: &Services, input: &str) -> Result<OriginUrl>
     Ok(origin)
 }
 
-fn ownership_token() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    let random: String = (0..32)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("edgecert-verify-{random}")
-}
-
 /// Refuses the operator's own registered domain — the registrable domain (by the public suffix
 /// list) of the edge hostname — and every name under it. The edge hostname points at the edge
 /// by definition, so whitelisting it would pass the DNS step at once and send the operator's
@@ -148,28 +138,18 @@ pub async fn create_domain(
         .await?
         .ok_or(Error::NotFound(ItemKind::Account))?;
     let now = services.clock.now();
-    let domain = Domain {
-        id: DomainId::generate(),
-        account_id: account_id.clone(),
+    let domain = Domain::whitelisted(
+        account_id.clone(),
         hostname,
-        origin_url: origin.as_str().to_owned(),
-        ownership_token: ownership_token(),
-        ownership_verified: !account.require_ownership_verification,
-        provisioning_step: if account.require_ownership_verification {
-            ProvisioningStep::WaitingOwnership
-        } else {
-            ProvisioningStep::WaitingDns
-        },
-        last_error: None,
-        next_attempt_at: None,
-        consecutive_failures: 0,
-        certificate_id: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
+        origin.as_str().to_owned(),
+        account.require_ownership_verification,
+        now,
+    );
     let max_domains = services.plans.get(account.plan).max_domains;
     services.store.create_domain(&domain, max_domains).await?;
+    if !domain.is_waiting_for_ownership() {
+        schedule_first_check(services, &domain).await;
+    }
     Ok(domain)
 }
 
@@ -259,15 +239,10 @@ pub async fn verify_ownership(
     }
     let now = services.clock.now();
     let verified = modify(services, account_id, id, |domain| {
-        domain.ownership_verified = true;
-        if domain.provisioning_step == ProvisioningStep::WaitingOwnership {
-            domain.provisioning_step = ProvisioningStep::WaitingDns;
-            domain.last_error = None;
-            domain.consecutive_failures = 0;
-            domain.next_attempt_at = Some(now);
-        }
+        domain.ownership_proven(now);
     })
     .await?;
+    schedule_first_check(services, &verified).await;
     Ok(verified)
 }
 
@@ -350,19 +325,15 @@ fn catch_up_with_certificate(
     true
 }
 
-/// Runs the domain's current step now with the backoff reset. Repeating it changes nothing more.
-pub async fn nudge(services: &Services, account_id: &AccountId, id: &DomainId) -> Result<Domain> {
-    let mut last_conflict = None;
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut domain = get_domain(services, account_id, id).await?;
-        domain.consecutive_failures = 0;
-        domain.next_attempt_at = None;
-        match run_current_step(services, domain).await {
-            Err(error @ Error::VersionConflict(_)) => last_conflict = Some(error),
-            other => return other,
-        }
-    }
-    Err(last_conflict.unwrap_or(Error::VersionConflict(ItemKind::Domain)))
+/// Runs the domain's current step now with the backoff reset; a stale domain waits for its
+/// DNS afresh, and a certificate it needs is queued for the issuer. Repeating it changes
+/// nothing more.
+pub async fn nudge(services: &Services, account_id: &AccountId, id: &DomainId) -> Result<()> {
+    retry_on_conflict(|| async move {
+        ensure_for_domain(services, account_id, id, Trigger::Nudge, Issue::Queue).await
+    })
+    .await?;
+    Ok(())
 }
 
 /// Why a domain does not point at the edge yet, or `Ok` when it does: its CNAME is the edge
@@ -408,136 +379,6 @@ pub async fn points_at_edge(
     }
 }
 
-/// Runs the check of the domain's current step and stores the outcome: moves it forward when the
-/// check passes, records the reason and the next attempt when it does not.
-pub async fn run_current_step(services: &Services, mut domain: Domain) -> Result<Domain> {
-    let now = services.clock.now();
-    let policy = RenewalPolicy::default();
-    if domain.provisioning_step == ProvisioningStep::WaitingOwnership {
-        let record = domain.ownership_record_name();
-        let found = services
-            .resolver
-            .txt(&record)
-            .await?
-            .iter()
-            .any(|value| value.trim() == domain.ownership_token);
-        if found {
-            domain.ownership_verified = true;
-            domain.provisioning_step = ProvisioningStep::WaitingDns;
-            domain.consecutive_failures = 0;
-            domain.last_error = None;
-        } else {
-            domain.consecutive_failures += 1;
-            domain.last_error = Some(format!(
-                "TXT record {record} with value {} not found yet",
-                domain.ownership_token
-            ));
-            domain.next_attempt_at =
-                Some(policy.next_attempt_at(now, domain.consecutive_failures, None, None));
-        }
-    }
-    if domain.provisioning_step == ProvisioningStep::WaitingDns {
-        match check_points_at_edge(services, &domain.hostname).await? {
-            Ok(()) => {
-                domain.provisioning_step = ProvisioningStep::Issuing;
-                domain.consecutive_failures = 0;
-                domain.last_error = None;
-            }
-            Err(reason) => {
-                domain.consecutive_failures += 1;
-                domain.last_error = Some(reason);
-                domain.next_attempt_at =
-                    Some(policy.next_attempt_at(now, domain.consecutive_failures, None, None));
-            }
-        }
-    }
-    if matches!(
-        domain.provisioning_step,
-        ProvisioningStep::Issuing | ProvisioningStep::Failed
-    ) {
-        let managed = services
-            .store
-            .get_certificate(&domain.account_id, &CertificateId::managed_for(&domain.id))
-            .await?;
-        if let Some(certificate) = managed {
-            catch_up_with_certificate(&mut domain, &certificate, now);
-        }
-    }
-    if matches!(
-        domain.provisioning_step,
-        ProvisioningStep::Issuing | ProvisioningStep::Failed
-    ) {
-        let certificate_id = request_managed_certificate(services, &domain).await?;
-        domain.certificate_id = Some(certificate_id);
-        domain.next_attempt_at = None;
-    }
-    domain.updated_at = now;
-    services.store.update_domain(&domain).await
-}
-
-/// Makes sure the domain has a managed certificate that the issuer will work on now: creates it
-/// (pending) the first time, and resets the backoff of one that failed or waits for a retry.
-async fn request_managed_certificate(
-    services: &Services,
-    domain: &Domain,
-) -> Result<CertificateId> {
-    let now = services.clock.now();
-    let id = CertificateId::managed_for(&domain.id);
-    match services
-        .store
-        .get_certificate(&domain.account_id, &id)
-        .await?
-    {
-        None => {
-            let certificate = Certificate {
-                id: id.clone(),
-                account_id: domain.account_id.clone(),
-                kind: CertificateKind::Managed {
-                    domain_id: domain.id.clone(),
-                },
-                domain: domain.hostname.clone(),
-                sans: vec![],
-                is_wildcard: false,
-                key_type: KeyType::EcdsaP256,
-                auto_renew: true,
-                status: CertificateStatus::Pending,
-                issued_at: None,
-                not_before: None,
-                expires_at: None,
-                next_renewal_at: None,
-                next_attempt_at: Some(now),
-                consecutive_failures: 0,
-                last_error: None,
-                order_url: None,
-                material_version: None,
-                pending_material_version: None,
-                created_at: now,
-                updated_at: now,
-                version: 1,
-            };
-            services.store.create_certificate(&certificate, 0).await?;
-        }
-        Some(mut certificate)
-            if certificate.status != CertificateStatus::Issued
-                || certificate.next_attempt_at.is_some() =>
-        {
-            // An expired certificate (the renewer gave up on it) is requested again too.
-            if matches!(
-                certificate.status,
-                CertificateStatus::Failed | CertificateStatus::Expired
-            ) {
-                certificate.status = CertificateStatus::Pending;
-            }
-            certificate.consecutive_failures = 0;
-            certificate.next_attempt_at = Some(now);
-            certificate.updated_at = now;
-            services.store.update_certificate(&certificate).await?;
-        }
-        Some(_) => {}
-    }
-    Ok(id)
-}
-
 /// Read-modify-write of one domain, retried when another writer got there first.
 async fn modify(
     services: &Services,
@@ -545,17 +386,13 @@ async fn modify(
     id: &DomainId,
     change: impl Fn(&mut Domain),
 ) -> Result<Domain> {
-    let mut last_conflict = None;
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut domain = get_domain(services, account_id, id).await?;
-        change(&mut domain);
-        domain.updated_at = services.clock.now();
-        match services.store.update_domain(&domain).await {
-            Err(error @ Error::VersionConflict(_)) => last_conflict = Some(error),
-            other => return other,
-        }
-    }
-    Err(last_conflict.unwrap_or(Error::VersionConflict(ItemKind::Domain)))
+    let current = get_domain(services, account_id, id).await?;
+    change_domain(services, current, |domain| {
+        change(domain);
+        true
+    })
+    .await?
+    .ok_or(Error::NotFound(ItemKind::Domain))
 }
 
 #[cfg(test)]
@@ -563,6 +400,7 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     use super::*;
+    use crate::ids::CertificateId;
 
     fn edge() -> EdgeSettings {
         EdgeSettings {

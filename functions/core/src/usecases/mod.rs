@@ -11,8 +11,11 @@ use crate::ports::{Clock, DnsProviders, DnsResolver, Issuance, Store, Vault};
 pub mod accounts;
 pub mod certificates;
 pub mod domains;
+pub mod issuance;
 pub mod key_storage;
+pub mod managed;
 pub mod renewals;
+pub mod versioned;
 pub mod zones;
 
 /// Where customers point their DNS: the edge's hostname (CNAME target) and addresses (A/AAAA

@@ -8,14 +8,20 @@
 //!   `expired`, with an event; a managed certificate's domain shows why in `/ssl`;
 //! - a downloadable certificate whose plan no longer includes auto-renewal is held (looked at
 //!   again daily, so upgrading the plan applies from then on) and expires when its time comes;
-//! - a managed certificate whose domain no longer points at the edge is not sent to the CA:
-//!   the reason is recorded on the certificate and the domain (`waiting_dns`), and it is tried
-//!   again after the policy's backoff;
-//! - a renewal whose CA offers ARI asks the CA again: a window that moved later reschedules it
-//!   (honouring the CA's `Retry-After`), an open window renews now;
-//! - everything else is handed to [`Issuance::issue`], which keeps the old certificate served
-//!   until its successor is stored whole — after taking one token from the CA-wide order
-//!   budget. When the budget is spent the rest waits, still due, for a later run.
+//! - a managed certificate goes to the one use case every caller shares,
+//!   [`ensure_for_certificate`]: a domain whose DNS no longer points at the edge is not sent to
+//!   the CA (the reason is recorded on the certificate and the domain, `waiting_dns`, and it is
+//!   tried again after the policy's backoff; a domain that never pointed there goes stale after
+//!   the policy's wait);
+//! - before any order (this run's [`OrderGate`]): a renewal whose CA offers ARI asks the CA
+//!   again, and a window that moved later reschedules it (honouring the CA's clamped
+//!   `Retry-After`, never past the emergency point), an open window renews now; then one token
+//!   from the CA-wide order budget is taken. When the budget is spent the rest waits, still
+//!   due, for a later run;
+//! - the order itself is the issue use case's ([`Issuance`]), which keeps the old certificate
+//!   served until its successor is stored whole;
+//! - a renewal that has not succeeded 14, 7 and 1 days before expiry is recorded once each as
+//!   a `certificate.expiring` event (and in [`RenewalReport::expiring`]).
 //!
 //! Two runs at once (or a duplicated schedule event) renew each certificate once: the issuer
 //! holds a lease per name set and re-reads the certificate under it, so the second caller finds
@@ -32,20 +38,24 @@ use rand::Rng as _;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::error::{Error, ItemKind, Result};
-use crate::ids::{AccountId, CertificateId, DomainId};
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::ids::{AccountId, CertificateId};
 use crate::model::{
-    BucketLimits, Certificate, CertificateEvent, CertificateKind, CertificateStatus, Domain,
-    EventLevel, ProvisioningStep,
+    BucketLimits, Certificate, CertificateEvent, CertificateKind, CertificateStatus, EventLevel,
+    ProvisioningStep,
 };
 use crate::plan::Plan;
 use crate::ports::{Issuance, IssueOutcome, PageRequest};
 use crate::renewal::RenewalPolicy;
 use crate::usecases::Services;
 use crate::usecases::domains::points_at_edge;
+use crate::usecases::managed::{
+    Admission, Ensured, Held, Issue, OrderGate, ensure_for_certificate,
+};
+use crate::usecases::versioned::{change_certificate, change_domain};
 
-/// How many times a read-modify-write is retried when another writer got there first.
-const WRITE_ATTEMPTS: usize = 3;
 /// How long a certificate whose plan no longer renews it waits before it is looked at again.
 const PLAN_RECHECK: Duration = Duration::days(1);
 /// Most per-certificate errors a report keeps for the logs.
@@ -147,6 +157,9 @@ pub struct RenewalReport {
     pub errors: Vec<(CertificateId, String)>,
     /// How many errors there were in all.
     pub error_count: usize,
+    /// The `certificate.expiring` notices this run recorded: renewals that had not succeeded
+    /// 14, 7 or 1 days before expiry, as (certificate, days before expiry).
+    pub expiring: Vec<(CertificateId, u32)>,
 }
 
 /// What happened to one certificate.
@@ -160,6 +173,62 @@ enum Handled {
     WaitingDns,
     Rescheduled,
     Deferred,
+}
+
+/// Makes every certificate whose material came from a CA other than `configured_ca` due now
+/// ([`Certificate::due_for_ca_change`]), so the renewer's next run replaces it while the old
+/// material stays served: switching from staging to production, or a local stack restarted
+/// with a new Pebble (a new root that no client of the old certificates trusts). Returns how
+/// many it marked.
+///
+/// It reads every certificate (the change index from the beginning), so a process runs it
+/// once, when it starts with its configured CA, not on every renewal run.
+pub async fn replace_certificates_from_other_ca(
+    services: &Services,
+    configured_ca: &str,
+) -> Result<usize> {
+    let now = services.clock.now();
+    let mut cursor = None;
+    let mut marked = 0;
+    loop {
+        let page = services
+            .store
+            .certificates_changed_since(
+                OffsetDateTime::UNIX_EPOCH,
+                PageRequest { cursor, limit: 100 },
+            )
+            .await?;
+        for certificate in page.items {
+            if !certificate.clone().due_for_ca_change(configured_ca, now) {
+                continue;
+            }
+            let from = certificate.ca_directory_url.clone().unwrap_or_default();
+            let changed = change_certificate(services, certificate, |stored| {
+                stored.due_for_ca_change(configured_ca, now)
+            })
+            .await?;
+            if let Some(changed) = changed {
+                marked += 1;
+                let event = CertificateEvent {
+                    certificate_id: changed.id.clone(),
+                    at: now,
+                    step: "renewal".to_owned(),
+                    level: EventLevel::Info,
+                    message: format!(
+                        "Issued by another certificate authority ({from}); replaced now by the \
+                         configured one ({configured_ca}), the current certificate served until then"
+                    ),
+                    acme_problem: None,
+                };
+                // The log is best effort; the certificate is due either way.
+                let _ = services.store.append_event(&event).await;
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(marked),
+        }
+    }
 }
 
 /// Runs the renewer once over everything due now.
@@ -177,6 +246,7 @@ pub async fn run_renewals(
         settings,
         budget: futures::lock::Mutex::new(BudgetState::Open),
         plans: Mutex::new(HashMap::new()),
+        expiring: Mutex::new(Vec::new()),
     };
     let now = services.clock.now();
     let out_of_time = || {
@@ -231,6 +301,8 @@ pub async fn run_renewals(
     while let Some((id, handled)) = working.next().await {
         report.count(id, handled);
     }
+    report.expiring =
+        std::mem::take(&mut *run.expiring.lock().unwrap_or_else(PoisonError::into_inner));
     outcome.map(|()| report)
 }
 
@@ -322,6 +394,8 @@ struct Run<'a> {
     budget: futures::lock::Mutex<BudgetState>,
     /// Plans of the accounts seen in this run.
     plans: Mutex<HashMap<AccountId, Option<Plan>>>,
+    /// The `certificate.expiring` notices recorded in this run.
+    expiring: Mutex<Vec<(CertificateId, u32)>>,
 }
 
 /// One certificate's work, boxed so that the run's set of them has one type (and is `Send`,
@@ -341,11 +415,21 @@ impl Run<'_> {
     }
 
     async fn handle(&self, certificate: Certificate) -> Result<Handled> {
+        let notice = certificate.expiring_notice_due(self.now());
+        let handled = self.advance(certificate.clone()).await?;
+        // A renewal that has not succeeded by 14, 7 and 1 days before expiry is recorded as
+        // such, once each, for the platform to see (`certificate.expiring`).
+        if notice.is_some() && !matches!(handled, Handled::Issued | Handled::Expired) {
+            self.record_expiring(&certificate).await?;
+        }
+        Ok(handled)
+    }
+
+    async fn advance(&self, certificate: Certificate) -> Result<Handled> {
         let now = self.now();
-        if is_past_expiry(&certificate, now) {
+        if certificate.is_past_expiry(now) {
             return self.expire(certificate).await;
         }
-        let renewal = certificate.status == CertificateStatus::Issued;
         match certificate.status {
             CertificateStatus::Expired | CertificateStatus::Revoked => return Ok(Handled::Skipped),
             // Due only to expire, and not expired yet.
@@ -354,90 +438,43 @@ impl Run<'_> {
             }
             _ => {}
         }
-        match &certificate.kind {
-            CertificateKind::Downloadable { .. } if renewal => {
-                let Some(plan) = self.plan(&certificate.account_id).await? else {
-                    return Ok(Handled::Skipped);
-                };
-                if !plan.auto_renew_enabled {
-                    return self.hold_for_plan(certificate).await;
-                }
-            }
-            CertificateKind::Downloadable { .. } => {}
-            CertificateKind::Managed { domain_id } => {
-                // A deleted domain takes its certificate with it; nothing to renew.
-                let Some(domain) = self
-                    .services
-                    .store
-                    .get_domain(&certificate.account_id, domain_id)
-                    .await?
-                else {
-                    return Ok(Handled::Skipped);
-                };
-                if let Err(reason) = self.points_at_edge(&certificate).await? {
-                    return self.wait_for_dns(certificate, domain, reason).await;
-                }
-                if domain.provisioning_step == ProvisioningStep::WaitingDns
-                    && serves_material(&certificate, now)
-                {
-                    self.update_domain(&certificate.account_id, domain_id, |domain| {
-                        if domain.provisioning_step != ProvisioningStep::WaitingDns {
-                            return false;
-                        }
-                        domain.provisioning_step = ProvisioningStep::Active;
-                        domain.last_error = None;
-                        domain.next_attempt_at = None;
-                        domain.consecutive_failures = 0;
-                        true
-                    })
-                    .await?;
-                }
+        if certificate.managed_domain().is_some() {
+            let issue = Issue::Now {
+                issuance: self.issuance,
+                gate: Some(self),
+            };
+            return Ok(
+                match ensure_for_certificate(self.services, certificate, issue).await? {
+                    Ensured::Served(_) => Handled::Issued,
+                    Ensured::InProgress => Handled::InProgress,
+                    Ensured::Held(Held::Rescheduled) => Handled::Rescheduled,
+                    Ensured::Held(Held::Deferred) => Handled::Deferred,
+                    Ensured::NotWhitelisted | Ensured::Requested(_) => Handled::Skipped,
+                    Ensured::NotReady { domain, .. } if domain.is_waiting() => Handled::WaitingDns,
+                    Ensured::NotReady { .. } => Handled::Failed,
+                },
+            );
+        }
+        if certificate.is_renewal() {
+            let Some(plan) = self.plan(&certificate.account_id).await? else {
+                return Ok(Handled::Skipped);
+            };
+            if !plan.auto_renew_enabled {
+                return self.hold_for_plan(certificate).await;
             }
         }
-        // A renewal at its scheduled time asks the CA whether the window moved; retries after a
-        // failure keep to their backoff.
-        if renewal && certificate.next_attempt_at.is_none() {
-            if let Some(suggestion) = self.issuance.renewal_window(&certificate).await? {
-                let position = rand::thread_rng().r#gen::<f64>();
-                if let Some(at) =
-                    self.settings
-                        .policy
-                        .reschedule_within_window(now, &suggestion, position)
-                {
-                    return self.reschedule(certificate, at).await;
-                }
-            }
+        if let Admission::Held(held) = self.admit(&certificate).await? {
+            return Ok(match held {
+                Held::Rescheduled => Handled::Rescheduled,
+                Held::Deferred => Handled::Deferred,
+            });
         }
-        if !self.take_order_token().await? {
-            return Ok(Handled::Deferred);
-        }
-        Ok(
-            match self
-                .issuance
-                .issue(&certificate.account_id, &certificate.id)
-                .await?
-            {
-                IssueOutcome::Issued(_) => Handled::Issued,
-                IssueOutcome::Failed(_) => Handled::Failed,
-                IssueOutcome::InProgress => Handled::InProgress,
-                IssueOutcome::Skipped => Handled::Skipped,
-            },
-        )
-    }
-
-    /// Whether all of the certificate's names point at the edge; the first reason otherwise.
-    async fn points_at_edge(
-        &self,
-        certificate: &Certificate,
-    ) -> Result<std::result::Result<(), String>> {
-        for name in certificate.names() {
-            if let Err(reason) =
-                points_at_edge(self.services.resolver.as_ref(), &self.services.edge, name).await?
-            {
-                return Ok(Err(reason));
-            }
-        }
-        Ok(Ok(()))
+        Ok(match self.issuance.issue_certificate(&certificate).await? {
+            IssueOutcome::Issued(_) => Handled::Issued,
+            IssueOutcome::Failed(_) => Handled::Failed,
+            IssueOutcome::InProgress => Handled::InProgress,
+            IssueOutcome::Skipped => Handled::Skipped,
+        })
     }
 
     /// The account's plan, read once per run; `None` when the account is gone.
@@ -480,17 +517,15 @@ impl Run<'_> {
     /// Marks a certificate past its expiry `expired`, and shows it on its domain.
     async fn expire(&self, certificate: Certificate) -> Result<Handled> {
         let now = self.now();
-        let Some(expired) = self
-            .modify(certificate, |stored| {
-                // Renewed (or revoked) meanwhile: nothing to expire.
-                if !is_past_expiry(stored, now) {
-                    return false;
-                }
-                stored.status = CertificateStatus::Expired;
-                stored.next_attempt_at = None;
-                true
-            })
-            .await?
+        let Some(expired) = change_certificate(self.services, certificate, |stored| {
+            // Renewed (or revoked) meanwhile: nothing to expire.
+            let past = stored.is_past_expiry(now);
+            if past {
+                stored.expire();
+            }
+            past
+        })
+        .await?
         else {
             return Ok(Handled::Skipped);
         };
@@ -509,8 +544,22 @@ impl Run<'_> {
             format!("The certificate expired at {expired_at}{why}"),
         )
         .await;
-        if let CertificateKind::Managed { domain_id } = &expired.kind {
-            let dns = match self.points_at_edge(&expired).await {
+        if let Some(domain_id) = expired.managed_domain() {
+            let Some(domain) = self
+                .services
+                .store
+                .get_domain(&expired.account_id, domain_id)
+                .await?
+            else {
+                return Ok(Handled::Expired);
+            };
+            let dns = match points_at_edge(
+                self.services.resolver.as_ref(),
+                &self.services.edge,
+                &domain.hostname,
+            )
+            .await
+            {
                 Ok(dns) => dns,
                 // The expiry is recorded; the domain shows the certificate's reason instead.
                 Err(_) => Ok(()),
@@ -528,73 +577,13 @@ impl Run<'_> {
                     ),
                 ),
             };
-            self.update_domain(&expired.account_id, domain_id, |domain| {
-                domain.provisioning_step = step;
-                domain.last_error = Some(reason.clone());
-                domain.next_attempt_at = None;
+            change_domain(self.services, domain, |domain| {
+                domain.certificate_expired(step, reason.clone());
                 true
             })
             .await?;
         }
         Ok(Handled::Expired)
-    }
-
-    /// Records that a managed certificate's domain no longer points at the edge, without
-    /// asking the CA, and backs off.
-    async fn wait_for_dns(
-        &self,
-        certificate: Certificate,
-        domain: Domain,
-        reason: String,
-    ) -> Result<Handled> {
-        let now = self.now();
-        let policy = &self.settings.policy;
-        let version = certificate.version;
-        let Some(stored) = self
-            .modify(certificate, |stored| {
-                // Someone else worked on it since it was read (another run, a nudge).
-                if stored.version != version && !is_due(stored, now) {
-                    return false;
-                }
-                stored.consecutive_failures = stored.consecutive_failures.saturating_add(1);
-                stored.last_error = Some(reason.clone());
-                stored.next_attempt_at = Some(policy.next_attempt_at(
-                    now,
-                    stored.consecutive_failures,
-                    stored.expires_at,
-                    None,
-                ));
-                true
-            })
-            .await?
-        else {
-            return Ok(Handled::Skipped);
-        };
-        let next = stored.next_attempt_at;
-        self.event(
-            &stored.id,
-            "preflight",
-            EventLevel::Warning,
-            format!(
-                "Not sent to the certificate authority: {reason}{}",
-                next.map(|at| format!("; next attempt at {}", rfc3339(at)))
-                    .unwrap_or_default()
-            ),
-        )
-        .await;
-        let failures = stored.consecutive_failures;
-        self.update_domain(&domain.account_id, &domain.id, |domain| {
-            if domain.provisioning_step == ProvisioningStep::WaitingOwnership {
-                return false;
-            }
-            domain.provisioning_step = ProvisioningStep::WaitingDns;
-            domain.last_error = Some(reason.clone());
-            domain.next_attempt_at = next;
-            domain.consecutive_failures = failures;
-            true
-        })
-        .await?;
-        Ok(Handled::WaitingDns)
     }
 
     /// Holds a downloadable certificate whose plan no longer includes auto-renewal: looked at
@@ -606,16 +595,14 @@ impl Run<'_> {
             recheck = recheck.min(expires_at);
         }
         const REASON: &str = "Auto-renewal requires Pro or Elite plan";
-        let Some(held) = self
-            .modify(certificate, |stored| {
-                if !is_due(stored, now) {
-                    return false;
-                }
-                stored.last_error = Some(REASON.to_owned());
-                stored.next_attempt_at = Some(recheck);
-                true
-            })
-            .await?
+        let Some(held) = change_certificate(self.services, certificate, |stored| {
+            let due = stored.is_due(now);
+            if due {
+                stored.hold_for_plan(REASON, recheck);
+            }
+            due
+        })
+        .await?
         else {
             return Ok(Handled::Skipped);
         };
@@ -633,88 +620,80 @@ impl Run<'_> {
     }
 
     /// Moves a renewal to `at` because the CA's window opens later.
-    async fn reschedule(&self, certificate: Certificate, at: OffsetDateTime) -> Result<Handled> {
+    async fn reschedule(&self, certificate: Certificate, at: OffsetDateTime) -> Result<Held> {
         let now = self.now();
-        let Some(moved) = self
-            .modify(certificate, |stored| {
-                if !is_due(stored, now) || stored.next_attempt_at.is_some() {
-                    return false;
-                }
-                stored.next_renewal_at = Some(at);
-                true
-            })
+        let moved = change_certificate(self.services, certificate, |stored| {
+            let scheduled = stored.is_due(now) && stored.next_attempt_at.is_none();
+            if scheduled {
+                stored.reschedule_renewal(at);
+            }
+            scheduled
+        })
+        .await?;
+        if let Some(moved) = moved {
+            self.event(
+                &moved.id,
+                "renewal",
+                EventLevel::Info,
+                format!(
+                    "The certificate authority's renewal window opens later; renewal moved to {}",
+                    rfc3339(at)
+                ),
+            )
+            .await;
+        }
+        Ok(Held::Rescheduled)
+    }
+
+    /// Records the `certificate.expiring` notice due for the certificate (read again: the run
+    /// just worked on it), with an event.
+    async fn record_expiring(&self, certificate: &Certificate) -> Result<()> {
+        let now = self.now();
+        let Some(latest) = self
+            .services
+            .store
+            .get_certificate(&certificate.account_id, &certificate.id)
             .await?
         else {
-            return Ok(Handled::Skipped);
+            return Ok(());
         };
+        let Some(days) = latest.expiring_notice_due(now) else {
+            return Ok(());
+        };
+        let Some(noted) = change_certificate(self.services, latest, |stored| {
+            let due = stored.expiring_notice_due(now) == Some(days);
+            if due {
+                stored.record_expiring_notice(days);
+            }
+            due
+        })
+        .await?
+        else {
+            return Ok(());
+        };
+        let expires_at = noted.expires_at.map(rfc3339).unwrap_or_default();
+        let why = noted
+            .last_error
+            .as_deref()
+            .map(|error| format!(": {error}"))
+            .unwrap_or_default();
         self.event(
-            &moved.id,
-            "renewal",
-            EventLevel::Info,
+            &noted.id,
+            EXPIRING_STEP,
+            EventLevel::Warning,
             format!(
-                "The certificate authority's renewal window opens later; renewal moved to {}",
-                rfc3339(at)
+                "The certificate expires at {expires_at}, within {days} day{}, and its renewal \
+                 has not succeeded yet{why}",
+                if days == 1 { "" } else { "s" }
             ),
         )
         .await;
-        Ok(Handled::Rescheduled)
-    }
-
-    /// Version-checked read-modify-write of a certificate. `change` sees the stored item (read
-    /// again after a conflict) and returns `false` to leave it alone. `None` when it left it
-    /// alone or the certificate is gone.
-    async fn modify(
-        &self,
-        mut current: Certificate,
-        change: impl Fn(&mut Certificate) -> bool,
-    ) -> Result<Option<Certificate>> {
-        for _ in 0..WRITE_ATTEMPTS {
-            if !change(&mut current) {
-                return Ok(None);
-            }
-            current.updated_at = self.now();
-            match self.services.store.update_certificate(&current).await {
-                Ok(stored) => return Ok(Some(stored)),
-                Err(Error::VersionConflict(_)) => {
-                    match self
-                        .services
-                        .store
-                        .get_certificate(&current.account_id, &current.id)
-                        .await?
-                    {
-                        Some(fresh) => current = fresh,
-                        None => return Ok(None),
-                    }
-                }
-                Err(Error::NotFound(_)) => return Ok(None),
-                Err(error) => return Err(error),
-            }
-        }
-        Err(Error::VersionConflict(ItemKind::Certificate))
-    }
-
-    /// Version-checked read-modify-write of a domain; `change` returns `false` to leave it.
-    async fn update_domain(
-        &self,
-        account: &AccountId,
-        id: &DomainId,
-        change: impl Fn(&mut Domain) -> bool,
-    ) -> Result<()> {
-        for _ in 0..WRITE_ATTEMPTS {
-            let Some(mut domain) = self.services.store.get_domain(account, id).await? else {
-                return Ok(());
-            };
-            if !change(&mut domain) {
-                return Ok(());
-            }
-            domain.updated_at = self.now();
-            match self.services.store.update_domain(&domain).await {
-                Ok(_) | Err(Error::NotFound(_)) => return Ok(()),
-                Err(Error::VersionConflict(_)) => continue,
-                Err(error) => return Err(error),
-            }
-        }
-        Err(Error::VersionConflict(ItemKind::Domain))
+        tracing::warn!(certificate = %noted.id, days, expires_at, "certificate expiring unrenewed");
+        self.expiring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((noted.id.clone(), days));
+        Ok(())
     }
 
     /// Appends an event; the log is best-effort and never stops a run.
@@ -737,96 +716,48 @@ impl Run<'_> {
     }
 }
 
-/// Whether a certificate has reached its expiry with nothing left to serve: issued (its
-/// renewal never landed) or failed after having been issued. A certificate someone asked to
-/// issue again (`pending`, `validating`) is left to the issuer.
-fn is_past_expiry(certificate: &Certificate, now: OffsetDateTime) -> bool {
-    matches!(
-        certificate.status,
-        CertificateStatus::Issued | CertificateStatus::Failed
-    ) && certificate.expires_at.is_some_and(|at| at <= now)
+#[async_trait]
+impl OrderGate for Run<'_> {
+    /// A renewal at its scheduled time asks the CA whether its window moved (retries after a
+    /// failure keep to their backoff); then one token of the order budget.
+    async fn admit(&self, certificate: &Certificate) -> Result<Admission> {
+        let now = self.now();
+        if certificate.is_renewal() && certificate.next_attempt_at.is_none() {
+            if let (Some(suggestion), Some(not_before), Some(not_after)) = (
+                self.issuance.renewal_window(certificate).await?,
+                certificate.not_before,
+                certificate.expires_at,
+            ) {
+                let position = rand::thread_rng().r#gen::<f64>();
+                if let Some(at) = self.settings.policy.reschedule_within_window(
+                    now,
+                    &suggestion,
+                    position,
+                    (not_before, not_after),
+                ) {
+                    return Ok(Admission::Held(
+                        self.reschedule(certificate.clone(), at).await?,
+                    ));
+                }
+            }
+        }
+        if !self.take_order_token().await? {
+            return Ok(Admission::Held(Held::Deferred));
+        }
+        Ok(Admission::Order)
+    }
 }
 
-/// Whether the certificate is (still) due at `now`.
-fn is_due(certificate: &Certificate, now: OffsetDateTime) -> bool {
-    certificate.due_at().is_some_and(|at| at <= now)
-}
-
-/// Whether the certificate has material that is still valid to serve.
-fn serves_material(certificate: &Certificate, now: OffsetDateTime) -> bool {
-    certificate.material_version.is_some() && certificate.expires_at.is_some_and(|at| at > now)
-}
+/// The step of `certificate.expiring` events.
+pub const EXPIRING_STEP: &str = "certificate.expiring";
 
 fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.to_string())
+    crate::model::rfc3339(at)
 }
 
 #[cfg(test)]
 mod tests {
-    use time::macros::datetime;
-
     use super::*;
-    use crate::hostname::Hostname;
-    use crate::ids::ZoneId;
-    use crate::model::KeyType;
-
-    const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
-
-    fn certificate(status: CertificateStatus, expires_at: Option<OffsetDateTime>) -> Certificate {
-        Certificate {
-            id: CertificateId::generate(),
-            account_id: AccountId::generate(),
-            kind: CertificateKind::Downloadable {
-                zone_id: ZoneId::generate(),
-            },
-            domain: Hostname::parse_domain("www.example.com").unwrap(),
-            sans: vec![],
-            is_wildcard: false,
-            key_type: KeyType::EcdsaP256,
-            auto_renew: true,
-            status,
-            issued_at: None,
-            not_before: None,
-            expires_at,
-            next_renewal_at: None,
-            next_attempt_at: Some(NOW),
-            consecutive_failures: 0,
-            last_error: None,
-            order_url: None,
-            material_version: expires_at.map(|_| "v1".to_owned()),
-            pending_material_version: None,
-            created_at: NOW,
-            updated_at: NOW,
-            version: 1,
-        }
-    }
-
-    #[test]
-    fn only_issued_or_failed_certificates_past_expiry_expire() {
-        let past = Some(NOW - Duration::seconds(1));
-        assert!(is_past_expiry(
-            &certificate(CertificateStatus::Issued, past),
-            NOW
-        ));
-        assert!(is_past_expiry(
-            &certificate(CertificateStatus::Failed, past),
-            NOW
-        ));
-        // Someone asked for a new one (manual renew of an expired certificate).
-        assert!(!is_past_expiry(
-            &certificate(CertificateStatus::Validating, past),
-            NOW
-        ));
-        assert!(!is_past_expiry(
-            &certificate(CertificateStatus::Failed, None),
-            NOW
-        ));
-        assert!(!is_past_expiry(
-            &certificate(CertificateStatus::Issued, Some(NOW + Duration::seconds(1))),
-            NOW
-        ));
-    }
 
     /// The workers spawn runs on a multi-threaded runtime: a run must stay `Send`.
     #[allow(dead_code)]

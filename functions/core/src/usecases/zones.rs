@@ -25,6 +25,7 @@ use crate::model::{Account, Zone, ZoneToken};
 use crate::ports::{DnsProvider, Page, PageRequest};
 use crate::usecases::Services;
 use crate::usecases::domains::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::usecases::versioned::retry_on_conflict;
 
 /// Leftmost label of the provider write check's record.
 pub const VERIFICATION_LABEL: &str = "_edgecert-zone-verify";
@@ -35,9 +36,6 @@ pub const TOKEN_LABEL: &str = "_edgecert-zone";
 const MAX_PROVIDER_ZONE_ID: usize = 128;
 /// Longest role ARN accepted (IAM allows 2048 characters).
 const MAX_ROLE_ARN: usize = 2048;
-/// How many times giving an account its zone token is retried when another writer changed
-/// the account first.
-const WRITE_ATTEMPTS: usize = 3;
 
 /// What a client sends to import a zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,21 +76,18 @@ pub struct TokenRecord {
 /// The account's zone token, giving the account one first if it has none yet (accounts
 /// created before zone tokens existed).
 pub async fn zone_token(services: &Services, account_id: &AccountId) -> Result<String> {
-    for _ in 0..WRITE_ATTEMPTS {
+    // Someone else may change the account meanwhile, perhaps giving it a token: read again.
+    retry_on_conflict(|| async move {
         let mut account = account(services, account_id).await?;
         if let Some(token) = account.zone_token {
             return Ok(token);
         }
         let token = ZoneToken::generate();
         account.zone_token = Some(token.clone());
-        match services.store.update_account(&account).await {
-            Ok(_) => return Ok(token),
-            // Someone else changed the account, perhaps giving it a token: read it again.
-            Err(Error::VersionConflict(_)) => {}
-            Err(other) => return Err(other),
-        }
-    }
-    Err(Error::VersionConflict(ItemKind::Account))
+        services.store.update_account(&account).await?;
+        Ok(token)
+    })
+    .await
 }
 
 /// The TXT record the account must publish to import `zone` (or any zone, without one).

@@ -134,7 +134,16 @@ impl CertificateStore for SqliteStore {
                     version_column(certificate.version)?,
                     encode(TABLE, &certificate)?
                 ],
-            )?;
+            )
+            .map_err(|error| {
+                // The name was checked above: only the id can collide (a managed certificate
+                // created twice for its domain).
+                if is_unique_violation(&error) {
+                    EmbeddedError::Refused(edgecert_core::Error::CertificateExists)
+                } else {
+                    error.into()
+                }
+            })?;
             if name.is_some() {
                 adjust_usage(transaction, account, Counter::Certificates, 1)?;
             }

@@ -15,10 +15,10 @@ use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
 use edgecert_aws::{
     AwsClients, DynamoStore, KeyStorage, KeyStorageVault, create_table, ensure_kms_key,
 };
-use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
+use edgecert_core::ids::{AccountId, CertificateId, ZoneId};
 use edgecert_core::model::{
     Account, ApiKey, BucketLimits, Certificate, CertificateEvent, CertificateKind,
-    CertificateStatus, Domain, KeyType, ProvisioningStep, Zone,
+    CertificateStatus, Domain, ProvisioningStep, Zone,
 };
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{Clock, DnsProviders, Issuance, ManualClock, Store, Vault};
@@ -29,7 +29,7 @@ use edgecert_core::usecases::{EdgeSettings, Services};
 use edgecert_core::{Hostname, PlanCatalog, PlanName};
 use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
 use edgecert_embedded::Database;
-use edgecert_integration::{Challtestsrv, Moto, Pebble, PebbleOptions};
+use edgecert_integration::{Challtestsrv, CountingStore, Moto, Pebble, PebbleOptions};
 use rand::Rng as _;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::OnceCell;
@@ -192,33 +192,19 @@ impl Harness {
             dns_providers,
             issuance: None,
         };
-        let account = Account {
-            id: AccountId::generate(),
-            name: "Worker tests".to_owned(),
-            plan: PlanName::Elite,
-            require_ownership_verification: false,
-            zone_token: None,
-            created_at: clock.now(),
-            version: 1,
-        };
+        let account = Account::new(
+            "Worker tests".to_owned(),
+            PlanName::Elite,
+            false,
+            clock.now(),
+        );
         store
             .create_account(&account, &ApiKey::generate().hash)
             .await
             .unwrap();
         let directory_url = pebble.directory_url();
-        let mut config = IssuerConfig::new(directory_url.clone())
-            .with_ca_root_pem(pebble.listener_ca_pem_path().to_path_buf())
-            .with_caa_identities([PEBBLE_CAA_IDENTITY])
-            .with_poll_initial_delay(StdDuration::from_millis(25));
-        config.attempt_pause = StdDuration::from_millis(50);
-        config.poll_timeout = StdDuration::from_secs(30);
         let faults = CaFaults::new();
-        let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
-        let issuer = Arc::new(Issuer::with_http_client(
-            services.clone(),
-            config,
-            faults.client(http),
-        ));
+        let issuer = issuer_over(&services, pebble, &faults);
         Harness {
             backend,
             store,
@@ -233,6 +219,16 @@ impl Harness {
             dynamo,
             _files: files,
         }
+    }
+
+    /// Services and an issuer like the harness's, over a store that counts every call, issuing
+    /// from `pebble`.
+    pub fn counted(&self, pebble: &Pebble) -> (Arc<CountingStore>, Services, Arc<Issuer>) {
+        let counted = Arc::new(CountingStore::new(self.store.clone()));
+        let mut services = self.services.clone();
+        services.store = counted.clone();
+        let issuer = issuer_over(&services, pebble, &self.faults);
+        (counted, services, issuer)
     }
 
     /// The issuer as the port the workers take.
@@ -308,33 +304,17 @@ impl Harness {
     /// An active whitelisted domain `hostname` whose managed certificate is issued and due.
     pub async fn active_domain_due(&self, hostname: &str) -> (Domain, Certificate) {
         let now = self.clock.now();
-        let hostname = Hostname::parse_domain(hostname).unwrap();
-        let domain_id = DomainId::generate();
-        let mut certificate = certificate(
-            &self.account.id,
-            CertificateKind::Managed {
-                domain_id: domain_id.clone(),
-            },
-            hostname.as_str(),
+        let mut domain = Domain::whitelisted(
+            self.account.id.clone(),
+            Hostname::parse_domain(hostname).unwrap(),
+            "http://127.0.0.1:9".to_owned(),
+            false,
             now,
         );
+        let mut certificate = Certificate::managed(&domain, now);
         issued_and_due(&mut certificate, now);
-        let domain = Domain {
-            id: domain_id,
-            account_id: self.account.id.clone(),
-            hostname,
-            origin_url: "http://127.0.0.1:9".to_owned(),
-            ownership_token: "edgecert-verify-test".to_owned(),
-            ownership_verified: true,
-            provisioning_step: ProvisioningStep::Active,
-            last_error: None,
-            next_attempt_at: None,
-            consecutive_failures: 0,
-            certificate_id: Some(certificate.id.clone()),
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+        domain.provisioning_step = ProvisioningStep::Active;
+        domain.certificate_id = Some(certificate.id.clone());
         self.store.create_domain(&domain, 100).await.unwrap();
         self.store
             .create_certificate(&certificate, 0)
@@ -367,6 +347,22 @@ impl Harness {
     }
 }
 
+/// An issuer over `services` for `pebble`, its CA traffic through `faults`.
+fn issuer_over(services: &Services, pebble: &Pebble, faults: &CaFaults) -> Arc<Issuer> {
+    let mut config = IssuerConfig::new(pebble.directory_url())
+        .with_ca_root_pem(pebble.listener_ca_pem_path().to_path_buf())
+        .with_caa_identities([PEBBLE_CAA_IDENTITY])
+        .with_poll_initial_delay(StdDuration::from_millis(25));
+    config.attempt_pause = StdDuration::from_millis(50);
+    config.poll_timeout = StdDuration::from_secs(30);
+    let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
+    Arc::new(Issuer::with_http_client(
+        services.clone(),
+        config,
+        faults.client(http),
+    ))
+}
+
 /// A pending certificate for `name` requested at `now` (ECDSA, auto-renew on).
 pub fn certificate(
     account: &AccountId,
@@ -375,33 +371,23 @@ pub fn certificate(
     now: OffsetDateTime,
 ) -> Certificate {
     let domain = Hostname::parse_certificate_name(name).unwrap();
-    Certificate {
-        id: match &kind {
-            CertificateKind::Managed { domain_id } => CertificateId::managed_for(domain_id),
-            CertificateKind::Downloadable { .. } => CertificateId::generate(),
-        },
-        account_id: account.clone(),
-        kind,
-        is_wildcard: domain.is_wildcard(),
-        domain,
-        sans: vec![],
-        key_type: KeyType::EcdsaP256,
-        auto_renew: true,
-        status: CertificateStatus::Pending,
-        issued_at: None,
-        not_before: None,
-        expires_at: None,
-        next_renewal_at: None,
-        next_attempt_at: Some(now),
-        consecutive_failures: 0,
-        last_error: None,
-        order_url: None,
-        material_version: None,
-        pending_material_version: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    }
+    let certificate = match kind {
+        CertificateKind::Managed { domain_id } => {
+            let mut domain = Domain::whitelisted(
+                account.clone(),
+                domain,
+                "http://127.0.0.1:9".to_owned(),
+                false,
+                now,
+            );
+            domain.id = domain_id;
+            Certificate::managed(&domain, now)
+        }
+        CertificateKind::Downloadable { zone_id } => {
+            Certificate::downloadable(account.clone(), zone_id, domain, vec![], now)
+        }
+    };
+    certificate.with_auto_renew(true)
 }
 
 /// Makes `certificate` look issued 60 days before `now` for 90 days, due for renewal a minute
@@ -413,4 +399,6 @@ pub fn issued_and_due(certificate: &mut Certificate, now: OffsetDateTime) {
     certificate.expires_at = Some(now + Duration::days(30));
     certificate.next_renewal_at = Some(now - Duration::minutes(1));
     certificate.next_attempt_at = None;
+    // Served material (never read: renewal orders a new key).
+    certificate.material_version = Some("seeded".to_owned());
 }

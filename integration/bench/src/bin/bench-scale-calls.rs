@@ -43,7 +43,7 @@ use edgecert_core::ports::{
     SystemClock, Vault,
 };
 use edgecert_core::usecases::accounts::{NewAccount, create_account};
-use edgecert_core::usecases::domains::{create_domain, run_current_step};
+use edgecert_core::usecases::domains::create_domain;
 use edgecert_core::usecases::renewals::{EXPIRY_WARNING, count_expiring_unrenewed};
 use edgecert_core::usecases::{EdgeSettings, Services};
 use edgecert_core::{CertificateId, Plan, PlanCatalog, PlanName, Result as CoreResult};
@@ -877,7 +877,7 @@ async fn first_request(
     issuer: &Issuer,
     domain: &edgecert_core::model::Domain,
 ) -> anyhow::Result<CertificateId> {
-    let stepped = run_current_step(services, domain.clone()).await?;
+    let stepped = request_certificate(services, domain).await?;
     if stepped.provisioning_step != ProvisioningStep::Issuing {
         bail!(
             "{} did not reach issuing: {:?}",
@@ -1175,4 +1175,25 @@ fn report_section(options: Options, domains: usize, measured: &[Measured]) -> Se
          models them.",
     );
     section
+}
+
+/// The domain's step run as a nudge does, with the issuance queued (not run): the domain as
+/// stored once its managed certificate is requested.
+async fn request_certificate(
+    services: &edgecert_core::usecases::Services,
+    domain: &edgecert_core::model::Domain,
+) -> anyhow::Result<edgecert_core::model::Domain> {
+    use edgecert_core::usecases::managed::{Ensured, Issue, Trigger, ensure_for_domain};
+    match ensure_for_domain(
+        services,
+        &domain.account_id,
+        &domain.id,
+        Trigger::Nudge,
+        Issue::Queue,
+    )
+    .await?
+    {
+        Ensured::Requested(domain) => Ok(domain),
+        other => anyhow::bail!("{} was not requested: {other:?}", domain.hostname),
+    }
 }

@@ -11,13 +11,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgecert_core::Error;
-use edgecert_core::model::Lease;
-use edgecert_core::ports::{Clock, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::failure::Stop;
+use crate::error::Error;
+use crate::model::{IssueStop, Lease};
+use crate::ports::{Clock, Store};
 
 /// Renews a held lease in the background until dropped or released.
 pub(crate) struct LeaseKeeper {
@@ -72,10 +71,10 @@ impl LeaseKeeper {
 
     /// `Ok` while the lease is held and unexpired by this process's clock; otherwise the run
     /// must stop without writing.
-    pub(crate) fn check(&self) -> Result<(), Stop> {
+    pub(crate) fn check(&self) -> Result<(), IssueStop> {
         match &*self.held.borrow() {
             Some(lease) if lease.expires_at > self.clock.now() => Ok(()),
-            _ => Err(Stop::LeaseLost),
+            _ => Err(IssueStop::LeaseLost),
         }
     }
 

@@ -10,15 +10,24 @@
 
 use std::sync::Arc;
 
-use edgecert_core::hostname::HostnameRules;
-use edgecert_core::model::{Certificate, CertificateKind, CertificateStatus, Zone};
-use edgecert_core::ports::DnsProvider;
-use edgecert_core::usecases::domains::points_at_edge;
-use edgecert_core::usecases::{Services, certificates, zones};
-use edgecert_core::{Error, Hostname};
-
 use crate::caa;
-use crate::failure::Failure;
+use crate::error::Error;
+use crate::hostname::{Hostname, HostnameRules};
+use crate::model::{Account, Certificate, CertificateKind, Domain, IssueFailure as Failure, Zone};
+use crate::ports::{ChallengeKind, DnsProvider};
+use crate::usecases::domains::points_at_edge;
+use crate::usecases::{Services, certificates, zones};
+
+/// What pre-flight cleared a run with: how the names will be validated, and the account (and
+/// for a managed certificate, the domain) it read on the way.
+pub(crate) struct Cleared {
+    /// How the names will be validated.
+    pub(crate) validation: Validation,
+    /// The certificate's account.
+    pub(crate) account: Account,
+    /// A managed certificate's domain.
+    pub(crate) domain: Option<Domain>,
+}
 
 /// How the names will be validated, with what that needs.
 pub(crate) enum Validation {
@@ -40,6 +49,16 @@ pub(crate) enum Refusal {
     Skip(&'static str),
     /// Record this failure.
     Fail(Failure),
+}
+
+impl Validation {
+    /// The challenge this validation answers.
+    pub(crate) fn kind(&self) -> ChallengeKind {
+        match self {
+            Validation::Http01 => ChallengeKind::Http01,
+            Validation::Dns01 { .. } => ChallengeKind::Dns01,
+        }
+    }
 }
 
 impl From<Failure> for Refusal {
@@ -64,7 +83,7 @@ pub(crate) async fn check(
     services: &Services,
     caa_identities: &[String],
     certificate: &Certificate,
-) -> Result<Validation, Refusal> {
+) -> Result<Cleared, Refusal> {
     let account = services
         .store
         .get_account(&certificate.account_id)
@@ -82,15 +101,18 @@ pub(crate) async fn check(
             return Err(Failure::new(STEP, format!("{name}: {}", error.public_message())).into());
         }
     }
+    let mut domain = None;
     let validation = match &certificate.kind {
         CertificateKind::Managed { domain_id } => {
             // A managed certificate whose domain is gone is about to be deleted with it.
-            services
-                .store
-                .get_domain(&certificate.account_id, domain_id)
-                .await
-                .map_err(|error| Failure::from_core(STEP, "Reading the domain", &error))?
-                .ok_or(Refusal::Skip("domain deleted"))?;
+            domain = Some(
+                services
+                    .store
+                    .get_domain(&certificate.account_id, domain_id)
+                    .await
+                    .map_err(|error| Failure::from_core(STEP, "Reading the domain", &error))?
+                    .ok_or(Refusal::Skip("domain deleted"))?,
+            );
             for name in certificate.names() {
                 match points_at_edge(services.resolver.as_ref(), &services.edge, name).await {
                     Ok(Ok(())) => {}
@@ -104,8 +126,7 @@ pub(crate) async fn check(
             Validation::Http01
         }
         CertificateKind::Downloadable { zone_id } => {
-            let renewal = certificate.status == CertificateStatus::Issued;
-            if renewal && certificate.auto_renew && !plan.auto_renew_enabled {
+            if certificate.is_renewal() && certificate.auto_renew && !plan.auto_renew_enabled {
                 return Err(Refusal::Skip("plan no longer includes auto-renewal"));
             }
             plan.check_certificates_allowed()
@@ -168,5 +189,9 @@ pub(crate) async fn check(
             }
         }
     }
-    Ok(validation)
+    Ok(Cleared {
+        validation,
+        account,
+        domain,
+    })
 }

@@ -1,11 +1,11 @@
 //! Named steps of an issuance run, and a hook called after each one.
 //!
-//! The hook exists for crash-safety tests ([`CrashAfter`](crate::testing::CrashAfter) stops a
-//! run dead after a chosen step); production issuers have none.
+//! The hook exists for crash-safety tests (`edgecert_acme::testing::CrashAfter` stops a run dead
+//! after a chosen step); production issuers have none.
 
 use std::fmt;
 
-use edgecert_core::CertificateId;
+use crate::ids::CertificateId;
 
 /// A point in an issuance run after which everything done so far is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,9 +3,9 @@
 //! When a request to the CA fails at the transport level (refused, reset, timed out), every
 //! run started in the next moments would wait for the same timeout, and so would every
 //! handshake of a new name waiting on one. Instead, the first such failure opens a cool-down
-//! (`IssuerConfig::ca_cool_down`, doubling while the CA stays unreachable, at most 5 minutes):
-//! runs in it record "the
-//! certificate authority could not be reached" with the end of the cool-down as the next
+//! ([`IssuanceSettings::ca_cool_down`](super::IssuanceSettings::ca_cool_down), doubling while
+//! the CA stays unreachable, at most 5 minutes): runs in it record "the certificate authority
+//! could not be reached" with the end of the cool-down as the next
 //! attempt, without a request. The first run after the cool-down asks the CA again; an answer
 //! of any kind closes the outage.
 

@@ -7,12 +7,13 @@
 //! forbids issuance. Parameters after `;` (`accounturi`, `validationmethods`) are left to the
 //! CA, which checks them itself.
 
-use edgecert_core::ports::{CaaRecord, DnsResolver};
-use edgecert_core::{Hostname, Result};
+use crate::error::Result;
+use crate::hostname::Hostname;
+use crate::ports::{CaaRecord, DnsResolver};
 
 /// Checks `name` against the CAA records in DNS. `Ok(Err(reason))` when CAA forbids our CA;
 /// `Err` only when DNS could not be asked.
-pub(crate) async fn check(
+pub async fn check(
     resolver: &dyn DnsResolver,
     name: &Hostname,
     identities: &[String],
