@@ -730,9 +730,11 @@ async fn a_vault_write_failure_keeps_the_served_certificate_until_its_successor_
     let renewed = issued(issuer.issue(&h.account.id, &certificate.id).await.unwrap());
     assert_ne!(renewed.material_version, Some(first_version.clone()));
     assert_eq!(renewed.consecutive_failures, 0);
-    // The first material is still readable (the vault keeps versions).
-    let (old_chain, _) = h.material(&certificate.id, &first_version).await;
-    assert!(!old_chain.is_empty());
+    // The new material is stored whole (the first one, superseded, may be pruned).
+    let (new_chain, new_key) = h
+        .material(&certificate.id, renewed.material_version.as_deref().unwrap())
+        .await;
+    assert!(!new_chain.is_empty() && !new_key.is_empty());
 }
 
 async fn transient_ca_faults_are_retried_within_the_run(backend: Backend) {
