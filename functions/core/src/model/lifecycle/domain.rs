@@ -77,8 +77,12 @@ impl Domain {
         let reason = match check {
             DnsCheck::PointsAtEdge => {
                 self.dns_waiting_since = None;
-                self.consecutive_failures = 0;
-                self.last_error = None;
+                // A failed domain's error and count are its certificate's, not its DNS's: they
+                // stay until the certificate is requested again or issued.
+                if self.provisioning_step != ProvisioningStep::Failed {
+                    self.consecutive_failures = 0;
+                    self.last_error = None;
+                }
                 if self.provisioning_step == ProvisioningStep::Stale {
                     self.provisioning_step = ProvisioningStep::WaitingDns;
                 }
@@ -98,8 +102,14 @@ impl Domain {
             ));
             return false;
         }
-        if self.provisioning_step != ProvisioningStep::WaitingOwnership {
+        if !matches!(
+            self.provisioning_step,
+            ProvisioningStep::WaitingOwnership | ProvisioningStep::WaitingDns
+        ) {
+            // A new wait (after an issuance, say): its backoff starts from the first check,
+            // whatever the certificate's own failures were.
             self.provisioning_step = ProvisioningStep::WaitingDns;
+            self.consecutive_failures = 0;
         }
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         self.last_error = Some(reason.clone());
@@ -188,11 +198,15 @@ impl Domain {
         self.next_attempt_at = None;
     }
 
-    /// Nudged, or its name requested at the edge, at `now`: its current step runs again now
-    /// with the backoff reset, and a stale domain waits for its DNS afresh.
+    /// Nudged, or its name requested at the edge, at `now`: a waiting step runs again now with
+    /// the backoff reset, and a stale domain waits for its DNS afresh. A failed domain keeps its
+    /// certificate's retry time and count: only the certificate's own backoff decides (a nudge
+    /// resets it, traffic does not), and the domain follows when it is requested again.
     pub fn asked_again(&mut self, now: OffsetDateTime) {
-        self.consecutive_failures = 0;
-        self.next_attempt_at = None;
+        if self.is_waiting() {
+            self.consecutive_failures = 0;
+            self.next_attempt_at = None;
+        }
         if self.provisioning_step == ProvisioningStep::Stale {
             self.provisioning_step = ProvisioningStep::WaitingDns;
             self.dns_waiting_since = Some(now);
@@ -360,16 +374,50 @@ mod tests {
     }
 
     #[test]
-    fn dns_checked_not_pointing_after_a_failed_issuance_waits_for_dns_again() {
+    fn dns_checked_not_pointing_after_a_failed_issuance_waits_for_dns_with_a_fresh_backoff() {
+        // GIVEN a domain whose first certificate failed 4 times (the CA's backoff is daily now)
         let policy = RenewalPolicy::default();
         let mut domain = whitelisted(false);
         domain.certificate_requested(CertificateId::managed_for(&domain.id));
-        domain.certificate_failed(Some("rate limited".to_owned()), Some(NOW), 1);
-        assert!(!domain.dns_checked(&not_yet(), NOW, &policy));
-        assert_eq!(domain.provisioning_step, ProvisioningStep::WaitingDns);
+        let retry = NOW + Duration::days(1);
+        domain.certificate_failed(Some("rate limited".to_owned()), Some(retry), 4);
+        // WHEN its DNS no longer points at the edge THEN it waits for DNS, checked again in a
+        // minute: the failures of its certificate are not failures of its DNS.
+        assert!(!domain.dns_checked(&not_yet(), retry, &policy));
         assert_eq!(
-            domain.last_error.as_deref(),
-            Some("shop.example.com has no CNAME to edge.example.net")
+            shown(&domain),
+            (
+                ProvisioningStep::WaitingDns,
+                Some("shop.example.com has no CNAME to edge.example.net"),
+                Some(retry + Duration::minutes(1)),
+                1
+            )
+        );
+        assert_eq!(domain.dns_waiting_since, Some(retry));
+    }
+
+    #[test]
+    fn asked_again_by_traffic_on_a_failed_domain_pointing_at_the_edge_keeps_its_failure() {
+        // GIVEN a domain whose first certificate failed, retried in 100 minutes
+        let policy = RenewalPolicy::default();
+        let mut domain = whitelisted(false);
+        domain.certificate_requested(CertificateId::managed_for(&domain.id));
+        let retry = NOW + Duration::minutes(100);
+        domain.certificate_failed(Some("The CA refused".to_owned()), Some(retry), 3);
+        // WHEN a request for the name reaches the edge, and its DNS points there (the edge
+        // does not reset a failed certificate's backoff, so nothing is requested)
+        let at = NOW + Duration::minutes(5);
+        domain.asked_again(at);
+        assert!(domain.dns_checked(&DnsCheck::PointsAtEdge, at, &policy));
+        // THEN `/ssl` still says why it failed and when it is tried again
+        assert_eq!(
+            shown(&domain),
+            (
+                ProvisioningStep::Failed,
+                Some("The CA refused"),
+                Some(retry),
+                3
+            )
         );
     }
 
