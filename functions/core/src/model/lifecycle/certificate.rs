@@ -414,12 +414,7 @@ mod tests {
     /// What `/ssl` and the certificates API show of a certificate.
     fn shown(
         certificate: &Certificate,
-    ) -> (
-        CertificateStatus,
-        Option<&str>,
-        Option<OffsetDateTime>,
-        u32,
-    ) {
+    ) -> (CertificateStatus, Option<&str>, Option<OffsetDateTime>, u32) {
         (
             certificate.status,
             certificate.last_error.as_deref(),
@@ -577,7 +572,10 @@ mod tests {
             shown(&certificate),
             (CertificateStatus::Issued, None, None, 0)
         );
-        assert_eq!(certificate.servable(issued_at), Servable::Serve("v1".to_owned()));
+        assert_eq!(
+            certificate.servable(issued_at),
+            Servable::Serve("v1".to_owned())
+        );
         assert_eq!(certificate.issued_at, Some(issued_at));
         assert_eq!(certificate.not_before, Some(NOW));
         assert_eq!(certificate.expires_at, Some(NOW + Duration::days(90)));
@@ -598,8 +596,7 @@ mod tests {
     }
 
     #[test]
-    fn record_failure_of_a_first_issuance_is_failed_and_backs_off_one_ten_hundred_minutes_then_daily()
-     {
+    fn record_failure_of_a_first_issuance_is_failed_and_backs_off_to_daily() {
         let policy = RenewalPolicy::default();
         let mut certificate = pending();
         let expected = [
@@ -652,7 +649,10 @@ mod tests {
         };
         certificate.record_failure(&soon, NOW, &policy);
         assert_eq!(certificate.consecutive_failures, 3);
-        assert_eq!(certificate.next_attempt_at, Some(NOW + Duration::minutes(100)));
+        assert_eq!(
+            certificate.next_attempt_at,
+            Some(NOW + Duration::minutes(100))
+        );
     }
 
     #[test]
@@ -697,7 +697,10 @@ mod tests {
         );
         assert_eq!(certificate.servable(at), Servable::Serve("v1".to_owned()));
         assert_eq!(certificate.due_at(), Some(at + Duration::hours(12)));
-        assert_eq!(certificate.planned_renewal(), Some(at + Duration::hours(12)));
+        assert_eq!(
+            certificate.planned_renewal(),
+            Some(at + Duration::hours(12))
+        );
     }
 
     #[test]
@@ -805,7 +808,10 @@ mod tests {
             )
         );
         certificate.wait_for_dns("still elsewhere", at, &policy);
-        assert_eq!(certificate.next_attempt_at, Some(at + Duration::minutes(10)));
+        assert_eq!(
+            certificate.next_attempt_at,
+            Some(at + Duration::minutes(10))
+        );
         assert_eq!(certificate.servable(at), Servable::Serve("v1".to_owned()));
     }
 
@@ -816,7 +822,12 @@ mod tests {
         certificate.wait_with_domain("no CNAME yet", Some(check));
         assert_eq!(
             shown(&certificate),
-            (CertificateStatus::Pending, Some("no CNAME yet"), Some(check), 0)
+            (
+                CertificateStatus::Pending,
+                Some("no CNAME yet"),
+                Some(check),
+                0
+            )
         );
         assert!(!certificate.needs_issuance(NOW, OLD_CA));
         assert!(certificate.is_due(check));
@@ -936,20 +947,44 @@ mod tests {
         let expiry = NOW + Duration::days(90);
         // Before the renewal time, nothing: the renewal has not failed yet.
         certificate.reschedule_renewal(expiry - Duration::days(5));
-        assert_eq!(certificate.expiring_notice_due(expiry - Duration::days(10)), None);
+        assert_eq!(
+            certificate.expiring_notice_due(expiry - Duration::days(10)),
+            None
+        );
         certificate.reschedule_renewal(NOW + Duration::days(60));
         // Renewal overdue, but more than 14 days left: nothing yet.
-        assert_eq!(certificate.expiring_notice_due(expiry - Duration::days(15)), None);
-        assert_eq!(certificate.expiring_notice_due(expiry - Duration::days(14)), Some(14));
+        assert_eq!(
+            certificate.expiring_notice_due(expiry - Duration::days(15)),
+            None
+        );
+        assert_eq!(
+            certificate.expiring_notice_due(expiry - Duration::days(14)),
+            Some(14)
+        );
         certificate.record_expiring_notice(14);
-        assert_eq!(certificate.expiring_notice_due(expiry - Duration::days(10)), None);
-        assert_eq!(certificate.expiring_notice_due(expiry - Duration::days(7)), Some(7));
+        assert_eq!(
+            certificate.expiring_notice_due(expiry - Duration::days(10)),
+            None
+        );
+        assert_eq!(
+            certificate.expiring_notice_due(expiry - Duration::days(7)),
+            Some(7)
+        );
         certificate.record_expiring_notice(7);
-        assert_eq!(certificate.expiring_notice_due(expiry - Duration::days(2)), None);
+        assert_eq!(
+            certificate.expiring_notice_due(expiry - Duration::days(2)),
+            None
+        );
         // Jumping past a notice gives the latest one only.
-        assert_eq!(certificate.expiring_notice_due(expiry - Duration::hours(1)), Some(1));
+        assert_eq!(
+            certificate.expiring_notice_due(expiry - Duration::hours(1)),
+            Some(1)
+        );
         certificate.record_expiring_notice(1);
-        assert_eq!(certificate.expiring_notice_due(expiry - Duration::minutes(1)), None);
+        assert_eq!(
+            certificate.expiring_notice_due(expiry - Duration::minutes(1)),
+            None
+        );
         // Expired: nothing served, no notice.
         assert_eq!(certificate.expiring_notice_due(expiry), None);
         // A new certificate starts the notices over.
@@ -963,7 +998,10 @@ mod tests {
             expiry - Duration::days(1),
         );
         assert_eq!(certificate.expiring_notice_days, None);
-        assert_eq!(certificate.expiring_notice_due(expiry + Duration::days(1)), Some(7));
+        assert_eq!(
+            certificate.expiring_notice_due(expiry + Duration::days(1)),
+            Some(7)
+        );
     }
 
     #[test]

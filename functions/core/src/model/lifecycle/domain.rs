@@ -239,14 +239,7 @@ mod tests {
     }
 
     /// What `/ssl` shows of a domain.
-    fn shown(
-        domain: &Domain,
-    ) -> (
-        ProvisioningStep,
-        Option<&str>,
-        Option<OffsetDateTime>,
-        u32,
-    ) {
+    fn shown(domain: &Domain) -> (ProvisioningStep, Option<&str>, Option<OffsetDateTime>, u32) {
         (
             domain.provisioning_step,
             domain.last_error.as_deref(),
@@ -502,10 +495,7 @@ mod tests {
         domain.dns_checked(&not_yet(), NOW, &policy);
         let id = CertificateId::managed_for(&domain.id);
         domain.certificate_requested(id.clone());
-        assert_eq!(
-            shown(&domain),
-            (ProvisioningStep::Issuing, None, None, 0)
-        );
+        assert_eq!(shown(&domain), (ProvisioningStep::Issuing, None, None, 0));
         assert_eq!(domain.certificate_id, Some(id));
         assert!(!domain.is_waiting());
     }
@@ -531,7 +521,12 @@ mod tests {
         assert!(domain.certificate_failed(Some("the CA refused".to_owned()), Some(retry), 2));
         assert_eq!(
             shown(&domain),
-            (ProvisioningStep::Failed, Some("the CA refused"), Some(retry), 2)
+            (
+                ProvisioningStep::Failed,
+                Some("the CA refused"),
+                Some(retry),
+                2
+            )
         );
     }
 
