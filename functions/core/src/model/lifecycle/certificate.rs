@@ -1025,4 +1025,34 @@ mod tests {
             assert!(!certificate.needs_issuance(now, OLD_CA), "{status:?}");
         }
     }
+
+    #[test]
+    fn the_profile_ordered_is_the_certificate_s_else_the_domain_s_else_the_account_s() {
+        let mut account = Account::new("shop".to_owned(), crate::PlanName::Pro, false, NOW);
+        let mut domain = Domain::whitelisted(
+            account.id.clone(),
+            Hostname::parse_domain("shop.example.com").unwrap(),
+            "http://127.0.0.1:9".to_owned(),
+            false,
+            NOW,
+        );
+        let mut certificate = Certificate::managed(&domain, NOW);
+        assert_eq!(certificate.profile_for(Some(&domain), &account), None);
+        account.acme_profile = Some("classic".to_owned());
+        assert_eq!(
+            certificate.profile_for(Some(&domain), &account),
+            Some("classic")
+        );
+        domain.acme_profile = Some("tlsserver".to_owned());
+        assert_eq!(
+            certificate.profile_for(Some(&domain), &account),
+            Some("tlsserver")
+        );
+        assert_eq!(certificate.profile_for(None, &account), Some("classic"));
+        certificate.acme_profile = Some("shortlived".to_owned());
+        assert_eq!(
+            certificate.profile_for(Some(&domain), &account),
+            Some("shortlived")
+        );
+    }
 }
