@@ -315,7 +315,15 @@ impl Run<'_> {
             if serving {
                 return self.served(Some(certificate)).await;
             }
-            // Failed and backing off: refused until its next attempt.
+            // Failed and backing off: refused until its next attempt, which the domain shows
+            // (its DNS may have been the last thing it waited for).
+            if certificate.status == CertificateStatus::Failed {
+                self.domain.certificate_failed(
+                    certificate.last_error.clone(),
+                    certificate.next_attempt_at,
+                    certificate.consecutive_failures,
+                );
+            }
             self.write_domain().await?;
             let reason = certificate_reason(&certificate);
             return Ok(self.refused_until(reason, certificate.next_attempt_at));

@@ -91,3 +91,72 @@ impl From<IssueFailure> for IssueStop {
         IssueStop::Failed(failure)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_failure_is_nobody_s_hiccup() {
+        let failure = IssueFailure::new("finalize", "The CA refused the CSR");
+        assert_eq!(failure.step, "finalize");
+        assert_eq!(failure.message, "The CA refused the CSR");
+        assert_eq!(failure.problem, None);
+        assert_eq!(failure.retry_after, None);
+        assert!(!failure.transient && !failure.order_dead && !failure.ca_unreachable);
+    }
+
+    #[test]
+    fn a_ca_cooling_down_is_unreachable_for_the_rest_of_the_wait() {
+        let wait = Duration::from_secs(90);
+        let failure = IssueFailure::ca_cooling_down(wait);
+        assert_eq!(failure.step, "order");
+        assert_eq!(failure.retry_after, Some(wait));
+        assert!(failure.ca_unreachable && !failure.transient);
+        assert_eq!(
+            failure.message,
+            "The certificate authority could not be reached; it will be asked again"
+        );
+    }
+
+    #[test]
+    fn with_dead_order_marks_the_order_unusable_and_keeps_the_rest() {
+        let failure = IssueFailure::new("challenge", "invalid").with_dead_order();
+        assert!(failure.order_dead);
+        assert_eq!(failure.message, "invalid");
+    }
+
+    #[test]
+    fn failures_of_our_own_parts_say_what_was_unavailable_and_nothing_internal() {
+        let cases = [
+            (
+                Error::store("connection refused to 10.0.3.7:5432"),
+                "storage was unavailable",
+            ),
+            (
+                Error::vault("kms key arn:aws:kms:secret"),
+                "the key vault was unavailable",
+            ),
+            (
+                Error::dns("resolver 10.0.0.2 timed out"),
+                "DNS could not be updated or read",
+            ),
+        ];
+        for (error, what) in cases {
+            let failure = IssueFailure::from_core("stored", "Storing the certificate", &error);
+            assert_eq!(
+                failure.message,
+                format!("Storing the certificate: {what}; it will be retried")
+            );
+            assert!(!failure.message.contains("10.0."), "{}", failure.message);
+            assert!(!failure.message.contains("arn:"), "{}", failure.message);
+            assert_eq!(failure.step, "stored");
+        }
+    }
+
+    #[test]
+    fn a_failure_stops_the_run_as_failed() {
+        let stop = IssueStop::from(IssueFailure::new("order", "refused"));
+        assert!(matches!(stop, IssueStop::Failed(failure) if failure.message == "refused"));
+    }
+}
