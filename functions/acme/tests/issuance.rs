@@ -732,7 +732,10 @@ async fn a_vault_write_failure_keeps_the_served_certificate_until_its_successor_
     assert_eq!(renewed.consecutive_failures, 0);
     // The new material is stored whole (the first one, superseded, may be pruned).
     let (new_chain, new_key) = h
-        .material(&certificate.id, renewed.material_version.as_deref().unwrap())
+        .material(
+            &certificate.id,
+            renewed.material_version.as_deref().unwrap(),
+        )
         .await;
     assert!(!new_chain.is_empty() && !new_key.is_empty());
 }
