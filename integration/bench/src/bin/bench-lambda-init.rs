@@ -71,6 +71,7 @@ macro_rules! fixture {
 const FIXTURES: &[(&str, &str)] = &[
     fixture!("authorizer"),
     fixture!("accounts-create"),
+    fixture!("accounts-list"),
     fixture!("accounts-update"),
     fixture!("limits-get"),
     fixture!("domains-create"),
@@ -341,6 +342,8 @@ struct Deployment {
     table: String,
     /// The secret in moto holding the admin key, as template.yaml's AdminKeySecret.
     admin_key_secret: String,
+    /// The KMS key of sealed key storage (template.yaml's default), as KeyStorageKmsKey.
+    kms_key_id: String,
     dns_server: SocketAddr,
     acme_directory: String,
     /// The AWS endpoint (the recording proxy in front of moto), region and dummy credentials.
@@ -359,6 +362,9 @@ impl Deployment {
         edgecert_aws::create_table(&clients.dynamodb, &table)
             .await
             .with_context(|| format!("creating table {table} in moto"))?;
+        let kms_key_id = edgecert_aws::ensure_kms_key(&clients.kms, &format!("alias/{table}"))
+            .await
+            .context("creating the key storage's KMS key in moto")?;
         let pebble = Pebble::start(PebbleOptions::default())
             .await
             .context("starting Pebble and pebble-challtestsrv (apt-get install -y pebble)")?;
@@ -389,6 +395,7 @@ impl Deployment {
         Ok(Deployment {
             table,
             admin_key_secret,
+            kms_key_id,
             dns_server: dns.dns_server_addr(),
             acme_directory: pebble.directory_url(),
             aws_env,
@@ -404,6 +411,8 @@ impl Deployment {
             edgecert_integration::template::FUNCTION_VARIABLE => function.to_owned(),
             vars::TABLE_NAME => self.table.clone(),
             vars::SECRET_PREFIX => format!("{}/", self.table),
+            vars::KEY_STORAGE => "sealed".to_owned(),
+            vars::KMS_KEY_ID => self.kms_key_id.clone(),
             vars::EDGE_HOSTNAME => EDGE_HOSTNAME.to_owned(),
             vars::EDGE_IPS => "127.0.0.1".to_owned(),
             ADMIN_KEY_SECRET => self.admin_key_secret.clone(),
@@ -415,6 +424,7 @@ impl Deployment {
             "EDGECERT_ISSUE_CONCURRENCY" => "2".to_owned(),
             "EDGECERT_ORDER_BUDGET" => "300".to_owned(),
             "EDGECERT_ORDER_BUDGET_PERIOD_SECONDS" => "10800".to_owned(),
+            "EDGECERT_KEY_SWEEP_PER_RUN" => "100".to_owned(),
             // The template's default: no hosted zone of the operator's account is granted.
             vars::ROUTE53_ZONE_GRANTS => String::new(),
             // The template's default level: the functions log as deployed.
