@@ -1,6 +1,7 @@
 //! A SQLite store and vault holding whitelisted, active domains with issued managed
 //! certificates, written through the same ports the API and the issuer use, so the terminator
-//! loads them exactly as it loads real ones.
+//! loads them exactly as it loads real ones; and a domain's managed certificate requested as
+//! the API requests it ([`request_managed_certificate`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -197,5 +198,26 @@ impl Seeder {
             self.add_at(&hostname, origin_url, &leaf, kind, at).await?;
         }
         Ok(())
+    }
+}
+
+/// The domain's step run as a nudge does, with the issuance queued (not run): the domain as
+/// stored once its managed certificate is requested, as the API leaves it for the issuer.
+pub async fn request_managed_certificate(
+    services: &edgecert_core::usecases::Services,
+    domain: &Domain,
+) -> anyhow::Result<Domain> {
+    use edgecert_core::usecases::managed::{Ensured, Issue, Trigger, ensure_for_domain};
+    match ensure_for_domain(
+        services,
+        &domain.account_id,
+        &domain.id,
+        Trigger::Nudge,
+        Issue::Queue,
+    )
+    .await?
+    {
+        Ensured::Requested(domain) => Ok(domain),
+        other => anyhow::bail!("{} was not requested: {other:?}", domain.hostname),
     }
 }

@@ -650,7 +650,7 @@ async fn first_request(
         .domain_by_hostname(hostname)
         .await?
         .context("the domain by its hostname")?;
-    let stepped = request_certificate(services, &domain).await?;
+    let stepped = edgecert_bench::seed::request_managed_certificate(services, &domain).await?;
     if stepped.provisioning_step != ProvisioningStep::Issuing {
         bail!("{hostname} did not reach issuing: {:?}", stepped.last_error);
     }
@@ -1244,25 +1244,4 @@ fn report_section(
         "Method: moto_server serves DynamoDB; an SDK interceptor on the store's client records every request with its answer. Units follow DynamoDB's rules from the item sizes seen (reads: 4 KB units, half when eventually consistent; writes: 1 KB units, twice in a transaction; an item write adds, rewrites or removes each index entry it has: one index write each, two when an index key moves). Local-index entries and reads are charged to the item's own partition. Each row of the per-key table is the sum over the workloads of (rate x measured units per operation) divided by the keys of that class; `one per item` keys see only their own item's share (the total divided by 1M domains).",
     );
     section
-}
-
-/// The domain's step run as a nudge does, with the issuance queued (not run): the domain as
-/// stored once its managed certificate is requested.
-async fn request_certificate(
-    services: &edgecert_core::usecases::Services,
-    domain: &edgecert_core::model::Domain,
-) -> anyhow::Result<edgecert_core::model::Domain> {
-    use edgecert_core::usecases::managed::{Ensured, Issue, Trigger, ensure_for_domain};
-    match ensure_for_domain(
-        services,
-        &domain.account_id,
-        &domain.id,
-        Trigger::Nudge,
-        Issue::Queue,
-    )
-    .await?
-    {
-        Ensured::Requested(domain) => Ok(domain),
-        other => anyhow::bail!("{} was not requested: {other:?}", domain.hostname),
-    }
 }

@@ -891,7 +891,7 @@ async fn first_request(
     issuer: &Issuer,
     domain: &edgecert_core::model::Domain,
 ) -> anyhow::Result<CertificateId> {
-    let stepped = request_certificate(services, domain).await?;
+    let stepped = edgecert_bench::seed::request_managed_certificate(services, domain).await?;
     if stepped.provisioning_step != ProvisioningStep::Issuing {
         bail!(
             "{} did not reach issuing: {:?}",
@@ -1189,25 +1189,4 @@ fn report_section(options: Options, domains: usize, measured: &[Measured]) -> Se
          models them.",
     );
     section
-}
-
-/// The domain's step run as a nudge does, with the issuance queued (not run): the domain as
-/// stored once its managed certificate is requested.
-async fn request_certificate(
-    services: &edgecert_core::usecases::Services,
-    domain: &edgecert_core::model::Domain,
-) -> anyhow::Result<edgecert_core::model::Domain> {
-    use edgecert_core::usecases::managed::{Ensured, Issue, Trigger, ensure_for_domain};
-    match ensure_for_domain(
-        services,
-        &domain.account_id,
-        &domain.id,
-        Trigger::Nudge,
-        Issue::Queue,
-    )
-    .await?
-    {
-        Ensured::Requested(domain) => Ok(domain),
-        other => anyhow::bail!("{} was not requested: {other:?}", domain.hostname),
-    }
 }
