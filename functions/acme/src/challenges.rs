@@ -233,10 +233,14 @@ async fn run_round(
     if let Some((name, error)) = rejected {
         // The CA may finish validating before it answers the request that started it; the
         // challenge it returns then carries the validation's problem, which instant-acme
-        // reports as an error. The authorizations tell the two apart.
-        pending_names(order, kind, round).await?;
+        // reports as an error. The authorizations tell the two apart once the CA has
+        // finished with them, which under load can take a moment after that answer.
         let doing = format!("Asking the certificate authority to validate {name}");
-        return Err(from_acme(STEP, &doing, error).into());
+        let refused = from_acme(STEP, &doing, error);
+        return Err(settled_failure(order, kind, round, polling)
+            .await?
+            .unwrap_or(refused)
+            .into());
     }
     if first {
         run.challenge_ready();
@@ -272,6 +276,31 @@ async fn await_round(
             )
             .into());
         }
+    }
+}
+
+/// Polls the round's authorizations until the CA has finished with them, and returns the
+/// validation failure one of them carries, if any. `None` when none failed, or none finished
+/// within the polling timeout.
+async fn settled_failure(
+    order: &mut Order,
+    kind: &ChallengeType,
+    round: &[Answer],
+    polling: Polling,
+) -> Result<Option<IssueFailure>, IssueStop> {
+    let started = tokio::time::Instant::now();
+    let mut delay = polling.initial_delay;
+    loop {
+        match pending_names(order, kind, round).await {
+            Err(IssueStop::Failed(failure)) => return Ok(Some(failure)),
+            Err(stop) => return Err(stop),
+            Ok(open) if open.is_empty() || started.elapsed() >= polling.timeout => {
+                return Ok(None);
+            }
+            Ok(_) => {}
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_POLL_DELAY);
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use edgecert_core::RenewalPolicy;
-use edgecert_core::usecases::issuance::IssuanceSettings;
+use edgecert_core::usecases::issuance::{IssuanceSettings, OrderBudget};
 
 /// The CA identity Let's Encrypt recognises in CAA `issue` records.
 pub const LETS_ENCRYPT_CAA_IDENTITY: &str = "letsencrypt.org";
@@ -44,8 +44,13 @@ pub struct IssuerConfig {
     /// Pause before the second attempt of a run; grows linearly.
     pub attempt_pause: Duration,
     /// How long runs fail at once, without a request, after the CA could not be reached
-    /// (doubling while it stays unreachable, at most 5 minutes).
+    /// (doubling while it stays unreachable, up to `ca_cool_down_max`).
     pub ca_cool_down: time::Duration,
+    /// The longest cool-down: how late, at worst, a CA that is back is asked again.
+    pub ca_cool_down_max: time::Duration,
+    /// The budgets of new orders, shared with every process ordering from this CA account;
+    /// `None`: Let's Encrypt's limits ([`OrderBudget::default_for`]).
+    pub order_budget: Option<OrderBudget>,
     /// Renewal time and retry backoff.
     pub renewal_policy: RenewalPolicy,
 }
@@ -69,6 +74,8 @@ impl IssuerConfig {
             attempts_per_run: 3,
             attempt_pause: Duration::from_millis(500),
             ca_cool_down: time::Duration::seconds(30),
+            ca_cool_down_max: time::Duration::minutes(5),
+            order_budget: None,
             renewal_policy: RenewalPolicy::default(),
         }
     }
@@ -83,6 +90,11 @@ impl IssuerConfig {
             attempts_per_run: self.attempts_per_run,
             attempt_pause: self.attempt_pause,
             ca_cool_down: self.ca_cool_down,
+            ca_cool_down_max: self.ca_cool_down_max,
+            order_budget: self
+                .order_budget
+                .clone()
+                .unwrap_or_else(|| OrderBudget::default_for(&self.directory_url)),
             renewal_policy: self.renewal_policy.clone(),
         }
     }
@@ -96,6 +108,12 @@ impl IssuerConfig {
     /// Registers `email` as the ACME account's contact.
     pub fn with_contact_email(mut self, email: impl Into<String>) -> IssuerConfig {
         self.contact_email = Some(email.into());
+        self
+    }
+
+    /// Draws new orders from `budget` instead of Let's Encrypt's default limits.
+    pub fn with_order_budget(mut self, budget: OrderBudget) -> IssuerConfig {
+        self.order_budget = Some(budget);
         self
     }
 

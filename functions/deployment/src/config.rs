@@ -12,6 +12,7 @@ use edgecert_aws::KeyStorage;
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::ZoneGrants;
 use edgecert_core::usecases::EdgeSettings;
+use edgecert_core::usecases::issuance::OrderBudget;
 
 /// Names of the variables every deployed process shares.
 pub mod vars {
@@ -171,6 +172,9 @@ pub struct AcmeSettings {
     /// CA identities accepted in CAA records; empty keeps the issuer's default
     /// (`letsencrypt.org`).
     pub caa_identities: Vec<String>,
+    /// The budgets of new orders: set by the workers from their own variables (the processes
+    /// that order); `None` keeps the issuer's default, Let's Encrypt's limits.
+    pub order_budget: Option<OrderBudget>,
 }
 
 impl AcmeSettings {
@@ -185,6 +189,9 @@ impl AcmeSettings {
         }
         if !self.caa_identities.is_empty() {
             config = config.with_caa_identities(self.caa_identities.iter().cloned());
+        }
+        if let Some(budget) = &self.order_budget {
+            config = config.with_order_budget(budget.clone());
         }
         config
     }
@@ -263,6 +270,7 @@ impl DeploymentConfig {
                     email => email,
                 },
                 caa_identities: variables.list(vars::CAA_IDENTITIES).unwrap_or_default(),
+                order_budget: None,
             }),
             Some(other) => {
                 return Err(ConfigError::new(

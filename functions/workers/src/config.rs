@@ -3,14 +3,16 @@
 //! ([`edgecert_deployment::DeploymentConfig`]). Every variable here also appears in
 //! template.yaml and in the local runner's defaults, and nowhere else.
 
+use edgecert_core::usecases::issuance::OrderBudget;
 use edgecert_core::usecases::key_storage::KeySweepSettings;
-use edgecert_core::usecases::renewals::{OrderBudget, RenewalSettings};
+use edgecert_core::usecases::renewals::RenewalSettings;
 use edgecert_deployment::{ConfigError, Variables};
 use time::Duration;
 
 /// Names of the environment variables.
 pub mod vars {
-    /// ACME orders the renewer may place per budget period, across every process (default 300).
+    /// New ACME orders every path (first requests, the API's issuer, the renewer) may place
+    /// per budget period, across every process (default 300).
     pub const ORDER_BUDGET: &str = "EDGECERT_ORDER_BUDGET";
     /// The budget period in seconds (default 10800: 300 orders per 3 hours, Let's Encrypt's
     /// limit of new orders per account).
@@ -93,12 +95,18 @@ impl WorkerConfig {
         }
     }
 
-    /// The renewer's settings for the CA at `directory_url`: the budget is that CA account's.
-    pub fn renewal_settings(&self, directory_url: &str) -> RenewalSettings {
-        let mut settings = RenewalSettings::new(directory_url);
-        settings.budget = OrderBudget::new(directory_url, self.budget_orders, self.budget_period);
-        settings.concurrency = self.concurrency;
-        settings
+    /// The renewer's settings.
+    pub fn renewal_settings(&self) -> RenewalSettings {
+        RenewalSettings {
+            concurrency: self.concurrency,
+            ..RenewalSettings::new()
+        }
+    }
+
+    /// The budgets of new orders at the CA account of `directory_url`, which the issue use
+    /// case of every process that orders draws from.
+    pub fn order_budget(&self, directory_url: &str) -> OrderBudget {
+        OrderBudget::new(directory_url, self.budget_orders, self.budget_period)
     }
 }
 
@@ -120,10 +128,10 @@ mod tests {
     fn defaults_are_lets_encrypts_order_limit() {
         let config = config(&[]).unwrap();
         assert_eq!(config, WorkerConfig::default());
-        let settings = config.renewal_settings("https://acme.example/dir");
-        assert_eq!(settings.budget.limits.capacity, 300);
-        assert_eq!(settings.budget.limits.refill_every, Duration::seconds(36));
-        assert_eq!(settings.concurrency, 8);
+        let budget = config.order_budget("https://acme.example/dir");
+        assert_eq!(budget.limits.capacity, 300);
+        assert_eq!(budget.limits.refill_every, Duration::seconds(36));
+        assert_eq!(config.renewal_settings().concurrency, 8);
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub async fn aws_worker() -> Result<Worker, Error> {
         .directory_url
         .clone();
     let config = WorkerConfig::from_env()?;
+    // The workers place the orders: their issue use case draws from their budget.
+    let mut deployment = deployment;
+    if let Some(acme) = deployment.acme.as_mut() {
+        acme.order_budget = Some(config.order_budget(&directory_url));
+    }
     let services = aws_services(&deployment, ZoneProviders::Route53).await?;
     let issuance = services
         .issuance
@@ -81,7 +86,7 @@ pub async fn serve_renewer() -> Result<(), Error> {
     init_tracing();
     let worker = Arc::new(aws_worker().await?);
     let table: Arc<str> = worker.table_name.as_str().into();
-    let settings = Arc::new(worker.config.renewal_settings(&worker.directory_url));
+    let settings = Arc::new(worker.config.renewal_settings());
     let key_sweep = Arc::new(worker.config.key_sweep_settings());
     // On a cold start: certificates from a CA other than the configured one are due now.
     renewer::replace_from_other_ca(&worker.services, worker.issuance.as_ref()).await;

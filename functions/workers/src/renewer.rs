@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn work_is_taken_until_the_margin_before_the_deadline() {
-        let settings = RenewalSettings::new("https://acme.example/directory");
+        let settings = RenewalSettings::new();
         let deadline = UNIX_EPOCH + Duration::from_secs(1_780_000_900);
         let bounded = settings_for_deadline(&settings, deadline);
         assert_eq!(

@@ -10,9 +10,9 @@ use aws_lambda_events::dynamodb::Event;
 use edgecert_core::model::{Certificate, CertificateStatus};
 use edgecert_core::ports::MaterialVersion;
 use edgecert_core::usecases::key_storage::KeySweepSettings;
+use edgecert_core::usecases::renewals::RenewalSettings;
 use edgecert_workers::issuer::{handle_stream, issue_request};
 use edgecert_workers::renewer::{ScheduleEvent, handle_key_storage, handle_schedule};
-use time::Duration;
 
 use support::{Backend, Harness};
 
@@ -139,7 +139,7 @@ async fn the_schedule_event_runs_the_renewer(backend: Backend) {
         .await;
     let event: ScheduleEvent = serde_json::from_str(SCHEDULE).unwrap();
     assert_eq!(event.schedule.as_deref(), Some("edgecert-renewal"));
-    let settings = harness.settings(300, Duration::hours(3));
+    let settings = RenewalSettings::new();
     let issuance = harness.issuance();
     let report = handle_schedule(&harness.services, issuance.as_ref(), &settings, &event)
         .await
@@ -164,7 +164,7 @@ async fn the_rotation_event_reseals_every_key_without_reissuing(backend: Backend
     let due = harness
         .due_renewal(&zone, &format!("rotated.{}", zone.name))
         .await;
-    let settings = harness.settings(300, Duration::hours(3));
+    let settings = RenewalSettings::new();
     let report = harness.renew(&settings).await;
     assert_eq!(report.issued, 1, "{report:?}");
     let issued = harness.certificate(&due.id).await;

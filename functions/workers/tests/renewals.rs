@@ -13,7 +13,9 @@ use edgecert_core::RenewalWindow;
 use edgecert_core::model::{CertificateStatus, ProvisioningStep};
 use edgecert_core::ports::{Clock, Issuance, IssueOutcome, MaterialVersion};
 use edgecert_core::usecases::domains::ssl_status;
-use edgecert_core::usecases::renewals::{EXPIRY_WARNING, count_expiring_unrenewed, run_renewals};
+use edgecert_core::usecases::renewals::{
+    EXPIRY_WARNING, RenewalSettings, count_expiring_unrenewed, run_renewals,
+};
 use edgecert_integration::{Http01Responder, Pebble, PebbleOptions};
 use time::Duration;
 
@@ -54,7 +56,7 @@ async fn store_calls_of_a_renewal() {
     let (counted, services, issuer) = harness.counted(&pebble);
     let hostname = format!("{}.example.com", unique_label("counted"));
     let (_, certificate) = harness.active_domain_due(&hostname).await;
-    let settings = harness.settings(10, Duration::minutes(10));
+    let settings = RenewalSettings::new();
     counted.take();
     let report = run_renewals(&services, issuer.as_ref(), &settings)
         .await
@@ -75,7 +77,8 @@ async fn a_budget_of_fifty_renews_two_hundred_in_four_runs(backend: Backend) {
         let name = format!("c{n}.{}", zone.name);
         ids.push(harness.due_renewal(&zone, &name).await.id);
     }
-    let settings = harness.settings(50, Duration::minutes(10));
+    let harness = harness.with_order_budget(50, Duration::minutes(10)).await;
+    let settings = RenewalSettings::new();
     for run in 1..=4 {
         let report = harness.renew(&settings).await;
         assert_eq!(
@@ -108,7 +111,7 @@ async fn two_concurrent_runs_renew_each_certificate_once(backend: Backend) {
         let name = format!("p{n}.{}", zone.name);
         ids.push(harness.due_renewal(&zone, &name).await.id);
     }
-    let settings = harness.settings(300, Duration::hours(3));
+    let settings = RenewalSettings::new();
     let (first, second) = tokio::join!(harness.renew(&settings), harness.renew(&settings));
     assert_eq!(
         first.error_count + second.error_count,
@@ -141,7 +144,7 @@ async fn without_auto_renew_a_certificate_is_not_renewed_and_expires(backend: Ba
         panic!("not issued: {issued:?}");
     };
     assert_eq!(harness.faults.new_orders(), 1);
-    let settings = harness.settings(300, Duration::hours(3));
+    let settings = RenewalSettings::new();
 
     // Past its renewal time, before its expiry: nothing is due.
     harness
@@ -184,7 +187,7 @@ async fn a_domain_whose_dns_left_the_edge_is_never_sent_to_the_ca(backend: Backe
         .add_a(&hostname, &[Ipv4Addr::new(203, 0, 113, 7)])
         .await
         .unwrap();
-    let settings = harness.settings(300, Duration::hours(3));
+    let settings = RenewalSettings::new();
 
     let report = harness.renew(&settings).await;
     assert_eq!(report.waiting_dns, 1, "{report:?}");
@@ -251,9 +254,7 @@ async fn the_due_query_reads_only_due_certificates(backend: Backend) {
             })
             .await;
     }
-    let report = harness
-        .renew(&harness.settings(300, Duration::hours(3)))
-        .await;
+    let report = harness.renew(&RenewalSettings::new()).await;
     assert_eq!(report.examined, 5, "{report:?}");
     assert_eq!(report.expired, 5, "{report:?}");
     assert_eq!(
@@ -274,9 +275,7 @@ async fn a_plan_without_auto_renewal_holds_the_certificate(backend: Backend) {
     let due = harness
         .due_renewal(&zone, &format!("held.{}", zone.name))
         .await;
-    let report = harness
-        .renew(&harness.settings(300, Duration::hours(3)))
-        .await;
+    let report = harness.renew(&RenewalSettings::new()).await;
     assert_eq!(report.rescheduled, 1, "{report:?}");
     assert_eq!(harness.faults.requests(), 0);
     let held = harness.certificate(&due.id).await;
@@ -349,7 +348,7 @@ async fn ari_sets_the_renewal_time_and_a_later_window_reschedules(backend: Backe
     harness
         .faults
         .serve_renewal_info(later, std::time::Duration::from_secs(90 * 60));
-    let settings = harness.settings(300, Duration::hours(3));
+    let settings = RenewalSettings::new();
     let report = run_renewals(&harness.services, harness.issuer.as_ref(), &settings)
         .await
         .unwrap();
@@ -424,9 +423,7 @@ async fn a_refused_replaces_is_ordered_again_without_it(backend: Backend) {
         .serve_renewal_info(open, std::time::Duration::from_secs(3600));
     harness.faults.refuse_replaces(1);
     // WHEN the renewer runs
-    let report = harness
-        .renew(&harness.settings(300, Duration::hours(3)))
-        .await;
+    let report = harness.renew(&RenewalSettings::new()).await;
     // THEN it renewed with a second order, placed without `replaces`
     assert_eq!(
         report.issued,
@@ -482,9 +479,7 @@ async fn a_twentieth_of_the_lifetime_left_renews_whatever_ari_says(backend: Back
     assert_eq!(planned, emergency, "window {late:?}");
     // AND at that point the renewer renews, though the window is still ahead
     harness.clock.advance(planned - now);
-    let report = harness
-        .renew(&harness.settings(300, Duration::hours(3)))
-        .await;
+    let report = harness.renew(&RenewalSettings::new()).await;
     assert_eq!(
         (report.issued, report.rescheduled),
         (1, 0),
@@ -508,9 +503,7 @@ async fn an_expired_managed_certificate_shows_why_on_its_domain(backend: Backend
     lapsed.last_error = Some("The certificate authority could not be reached".to_owned());
     harness.store.update_certificate(&lapsed).await.unwrap();
 
-    let report = harness
-        .renew(&harness.settings(300, Duration::hours(3)))
-        .await;
+    let report = harness.renew(&RenewalSettings::new()).await;
     assert_eq!(report.expired, 1, "{report:?}");
     assert_eq!(harness.faults.requests(), 0);
     let status = ssl_status(&harness.services, &harness.account.id, &domain.id)
@@ -544,7 +537,7 @@ async fn a_renewal_deletes_the_material_it_replaces(backend: Backend) {
     let due = harness
         .due_renewal(&zone, &format!("pruned.{}", zone.name))
         .await;
-    let settings = harness.settings(300, Duration::hours(3));
+    let settings = RenewalSettings::new();
     assert_eq!(harness.renew(&settings).await.issued, 1);
     let mut first = harness.certificate(&due.id).await;
     let old = MaterialVersion(first.material_version.clone().unwrap());
@@ -576,7 +569,7 @@ async fn a_run_out_of_time_starts_nothing_and_leaves_everything_due(backend: Bac
         let name = format!("late{n}.{}", zone.name);
         ids.push(harness.due_renewal(&zone, &name).await.id);
     }
-    let mut settings = harness.settings(300, Duration::hours(3));
+    let mut settings = RenewalSettings::new();
     settings.take_work_until = Some(harness.clock.now());
 
     let report = harness.renew(&settings).await;

@@ -249,6 +249,7 @@ pub fn issuer_config(directory_url: String, ca_root: PathBuf) -> IssuerConfig {
         ca_root_pem: Some(ca_root),
         contact_email: None,
         caa_identities: vec![PEBBLE_CAA_IDENTITY.to_owned()],
+        order_budget: None,
     };
     with_local_pacing(acme.issuer_config())
 }
@@ -263,8 +264,10 @@ fn with_local_pacing(mut config: IssuerConfig) -> IssuerConfig {
     // Pebble answers on loopback in milliseconds: one stopped or killed is known as such
     // (and shown on the domain) within this, not within a production CA's allowance.
     config.request_timeout = Duration::from_secs(10);
-    // A Pebble stopped and resumed (or restarted) locally is back at once.
+    // A Pebble stopped and resumed (or restarted) locally is back at once: asked again
+    // within 20 s of its return, however long it was away.
     config.ca_cool_down = time::Duration::seconds(5);
+    config.ca_cool_down_max = time::Duration::seconds(20);
     config
 }
 
@@ -325,7 +328,9 @@ impl LocalStack {
             issuance: None,
         };
         // The issuer works on the services without an issuer; the API's services get it.
-        let issuer_config = with_local_pacing(acme.issuer_config());
+        // One issuer orders for every path here: it draws from the workers' budget.
+        let issuer_config = with_local_pacing(acme.issuer_config())
+            .with_order_budget(options.workers.order_budget(&pebble.directory_url()));
         let issuer: Arc<dyn Issuance> = Arc::new(match &options.ca_faults {
             None => {
                 Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?
@@ -374,7 +379,7 @@ impl LocalStack {
         let renewer = RenewerTimer::new(
             services.clone(),
             Arc::clone(&issuer),
-            options.workers.renewal_settings(&pebble.directory_url()),
+            options.workers.renewal_settings(),
             options.renewal_interval,
         )
         .with_key_sweep(options.workers.key_sweep_settings());

@@ -54,6 +54,9 @@ const ATTEMPT_BOUND: Duration = Duration::from_secs(40);
 /// machine's delays; before the fix, `/ssl` said nothing for about 90 s).
 const EXPLAINED_WITHIN: Duration = Duration::from_secs(45);
 
+/// The local stack's longest CA cool-down (`ca_cool_down_max`), plus a second.
+const LONGEST_COOL_DOWN_SECONDS: i64 = 21;
+
 /// Where a stack keeps its state.
 #[derive(Clone, Copy, Debug)]
 enum Backend {
@@ -76,12 +79,22 @@ struct Fixture {
 
 impl Fixture {
     async fn start(backend: Backend) -> Fixture {
+        Fixture::start_with(backend, "pro", |_| {}).await
+    }
+
+    /// A stack whose options `adjust` changes, and an account on `plan`.
+    async fn start_with(
+        backend: Backend,
+        plan: &str,
+        adjust: impl FnOnce(&mut LocalOptions),
+    ) -> Fixture {
         let data_dir = tempfile::tempdir().unwrap();
         let mut options = LocalOptions::new(data_dir.path().to_path_buf());
         options.api_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         options.edge_https_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         let faults = CaFaults::new();
         options.ca_faults = Some(faults.clone());
+        adjust(&mut options);
         let moto = match backend {
             Backend::Sqlite => None,
             Backend::Moto => {
@@ -113,7 +126,7 @@ impl Fixture {
                 &fixture.stack.admin_key.clone(),
                 "POST",
                 "/v1/accounts",
-                Some(json!({"name": "Fault matrix", "plan": "pro"})),
+                Some(json!({"name": "Fault matrix", "plan": plan})),
             )
             .await;
         assert_eq!(status, 201, "{account}");
@@ -151,8 +164,14 @@ impl Fixture {
 
     /// Whitelists `NAMES` new names; their domain ids.
     async fn whitelist(&self, label: &str) -> Vec<(String, String)> {
+        self.whitelist_many(label, NAMES).await
+    }
+
+    /// Whitelists `count` new names, each under a registered domain of its own; their domain
+    /// ids.
+    async fn whitelist_many(&self, label: &str, count: usize) -> Vec<(String, String)> {
         let mut domains = Vec::new();
-        for n in 0..NAMES {
+        for n in 0..count {
             let name = format!(
                 "{label}{n}.f{}-{}.com",
                 std::process::id(),
@@ -246,6 +265,27 @@ impl Fixture {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
+    }
+
+    /// Waits until the next attempt every domain announced has come: a retry asked for
+    /// earlier may still meet the issuer's cool-down. Bounded by the local stack's longest
+    /// cool-down.
+    async fn wait_for_announced_attempts(&self, domains: &[(String, String)]) {
+        let mut latest = OffsetDateTime::now_utc();
+        for (_, id) in domains {
+            let ssl = self.ssl(id).await;
+            if let Some(next) = ssl["next_attempt_at"]
+                .as_str()
+                .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
+            {
+                latest = latest.max(next);
+            }
+        }
+        let wait = (latest - OffsetDateTime::now_utc()).clamp(
+            time::Duration::ZERO,
+            time::Duration::seconds(LONGEST_COOL_DOWN_SECONDS),
+        );
+        tokio::time::sleep(Duration::try_from(wait).unwrap_or_default()).await;
     }
 
     /// Waits until every domain shows an explanation or is active (bounded).
@@ -356,10 +396,11 @@ async fn ca_stopped_mid_order(backend: Backend) {
         .wait_until_explained(&domains, EXPLAINED_WITHIN)
         .await;
     fixture.assert_active_or_explained(&domains).await;
-    // WHEN the CA resumes (and the issuer's cool-down after it went quiet has passed: the
-    // local stack's is 5 s) THEN nothing is stuck
+    // WHEN the CA resumes, and the next attempt each domain announced has come (the issuer's
+    // cool-down after the CA went quiet: the local stack's doubles from 5 s up to 20 s)
+    // THEN nothing is stuck
     drop(resume);
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    fixture.wait_for_announced_attempts(&domains).await;
     fixture.assert_recovers(&domains).await;
 }
 
@@ -562,8 +603,69 @@ macro_rules! on_both_backends {
     };
 }
 
+/// The order budget every path draws from, spent by a burst of first requests: 50 new names
+/// whose first requests arrive at once, with a budget of 10 orders per hour.
+async fn order_budget_spent(backend: Backend) {
+    const BURST: usize = 50;
+    const BUDGET: u32 = 10;
+    let fixture = Arc::new(
+        Fixture::start_with(backend, "elite", |options| {
+            options.workers.budget_orders = BUDGET;
+            options.workers.budget_period = time::Duration::hours(1);
+        })
+        .await,
+    );
+    let domains = fixture.whitelist_many("budget", BURST).await;
+    // WHEN the first request of every name arrives at once
+    let requests: Vec<_> = domains
+        .iter()
+        .map(|(name, _)| {
+            let (fixture, name) = (Arc::clone(&fixture), name.clone());
+            tokio::spawn(async move { fixture.served(&name).await })
+        })
+        .collect();
+    // (A refused name's handshake fails at once with an alert: it does not wait on the CA.)
+    let mut served = 0;
+    for request in requests {
+        served += usize::from(request.await.unwrap());
+    }
+    fixture.wait_until_explained(&domains, BOUND).await;
+    // THEN exactly the budget's orders were placed, whatever path asked (handshakes, the
+    // issuer loop), and those names are served
+    assert_eq!(fixture.faults.new_orders(), BUDGET as usize);
+    assert_eq!(served, BUDGET as usize, "first requests served");
+    // AND every other name was refused with the reason and when it is tried again
+    let now = OffsetDateTime::now_utc();
+    let (mut active, mut refused) = (0, 0);
+    for (name, id) in &domains {
+        let ssl = fixture.ssl(id).await;
+        if ssl["provisioning_step"] == "active" {
+            active += 1;
+            continue;
+        }
+        assert_eq!(ssl["provisioning_step"], "failed", "{name}: {ssl}");
+        assert!(
+            ssl["error"].as_str().is_some_and(
+                |error| error.contains("budget of new orders") && error.contains("10 per hour")
+            ),
+            "{name}: {ssl}"
+        );
+        let next = ssl["next_attempt_at"]
+            .as_str()
+            .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
+            .unwrap_or_else(|| panic!("{name} has no next attempt: {ssl}"));
+        assert!(next > now, "{name}'s next attempt is not ahead: {ssl}");
+        refused += 1;
+    }
+    assert_eq!(
+        (active, refused),
+        (BUDGET as usize, BURST - BUDGET as usize)
+    );
+}
+
 on_both_backends!(
     ca_stopped_mid_order,
     ca_answers_5xx_and_429,
-    store_unavailable
+    store_unavailable,
+    order_budget_spent
 );

@@ -17,6 +17,9 @@ pub enum IssueOutcome {
     Issued(Certificate),
     /// The attempt failed; the stored item carries `last_error` and `next_attempt_at`.
     Failed(Certificate),
+    /// Not ordered: the order budget is spent. The stored item carries the reason in
+    /// `last_error` and when a token is next expected in `next_attempt_at`.
+    Deferred(Certificate),
     /// Another owner holds the lease on these names and is working on them.
     InProgress,
     /// Nothing to do now (not due, deleted, revoked, or the renewal is not allowed).

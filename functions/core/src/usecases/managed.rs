@@ -58,7 +58,7 @@ pub enum Issue<'a> {
     },
 }
 
-/// Asked just before a certificate is ordered: the renewer's CA window and order budget.
+/// Asked just before a certificate is ordered: the renewer's CA renewal window.
 #[async_trait]
 pub trait OrderGate: Send + Sync {
     /// Whether `certificate` may be ordered now.
@@ -79,8 +79,6 @@ pub enum Admission {
 pub enum Held {
     /// Moved to a later time (the CA's renewal window opens later).
     Rescheduled,
-    /// Left due for a later run (the order budget is spent).
-    Deferred,
 }
 
 /// How ensuring ended.
@@ -356,7 +354,7 @@ impl Run<'_> {
     ) -> Result<Ensured> {
         match issuance.issue_certificate(&certificate).await? {
             IssueOutcome::Issued(issued) => Ok(Ensured::Served(issued)),
-            IssueOutcome::Failed(failed) => {
+            IssueOutcome::Failed(failed) | IssueOutcome::Deferred(failed) => {
                 let reason = certificate_reason(&failed);
                 Ok(self.refused_until(reason, failed.next_attempt_at))
             }
@@ -609,7 +607,7 @@ pub async fn issue_requested(
     if certificate.managed_domain().is_none() {
         return Ok(match issuance.issue_certificate(&certificate).await? {
             IssueOutcome::Issued(issued) => Worked::Issued(Box::new(issued)),
-            IssueOutcome::Failed(failed) => Worked::NotReady {
+            IssueOutcome::Failed(failed) | IssueOutcome::Deferred(failed) => Worked::NotReady {
                 reason: certificate_reason(&failed),
                 retry_at: failed.next_attempt_at,
             },

@@ -15,9 +15,9 @@
 //!   the policy's wait);
 //! - before any order (this run's [`OrderGate`]): a renewal whose CA offers ARI asks the CA
 //!   again, and a window that moved later reschedules it (honouring the CA's clamped
-//!   `Retry-After`, never past the emergency point), an open window renews now; then one token
-//!   from the CA-wide order budget is taken. When the budget is spent the rest waits, still
-//!   due, for a later run;
+//!   `Retry-After`, never past the emergency point), an open window renews now;
+//! - the order budget every path shares is the issue use case's ([`OrderBudget`]): a renewal it
+//!   refuses waits, its reason and next attempt recorded, for a later run;
 //! - the order itself is the issue use case's ([`Issuance`]), which keeps the old certificate
 //!   served until its successor is stored whole;
 //! - a renewal that has not succeeded 14, 7 and 1 days before expiry is recorded once each as
@@ -43,8 +43,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::ids::{AccountId, CertificateId};
 use crate::model::{
-    BucketLimits, Certificate, CertificateEvent, CertificateKind, CertificateStatus, EventLevel,
-    ProvisioningStep,
+    Certificate, CertificateEvent, CertificateKind, CertificateStatus, EventLevel, ProvisioningStep,
 };
 use crate::plan::Plan;
 use crate::ports::{Issuance, IssueOutcome, PageRequest};
@@ -61,40 +60,6 @@ const PLAN_RECHECK: Duration = Duration::days(1);
 /// Most per-certificate errors a report keeps for the logs.
 const MAX_REPORTED_ERRORS: usize = 20;
 
-/// The CA-wide budget of ACME orders, as a token bucket shared by every process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderBudget {
-    /// Name of the bucket in the store; one per CA account (include the directory URL).
-    pub bucket: String,
-    /// Size and refill rate.
-    pub limits: BucketLimits,
-}
-
-impl OrderBudget {
-    /// Orders per [`OrderBudget::DEFAULT_PERIOD`] by default: Let's Encrypt's limit of new
-    /// orders per account.
-    pub const DEFAULT_ORDERS: u32 = 300;
-    /// The period of [`OrderBudget::DEFAULT_ORDERS`].
-    pub const DEFAULT_PERIOD: Duration = Duration::hours(3);
-
-    /// `orders` per `period` for the CA at `directory_url`.
-    pub fn new(directory_url: &str, orders: u32, period: Duration) -> OrderBudget {
-        OrderBudget {
-            bucket: format!("acme-orders:{directory_url}"),
-            limits: BucketLimits::per_period(orders, period),
-        }
-    }
-
-    /// The default budget (300 orders per 3 hours) for the CA at `directory_url`.
-    pub fn default_for(directory_url: &str) -> OrderBudget {
-        OrderBudget::new(
-            directory_url,
-            OrderBudget::DEFAULT_ORDERS,
-            OrderBudget::DEFAULT_PERIOD,
-        )
-    }
-}
-
 /// How a run behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenewalSettings {
@@ -102,8 +67,6 @@ pub struct RenewalSettings {
     pub concurrency: usize,
     /// Certificates read per page of the due index.
     pub page_size: u32,
-    /// The CA-wide order budget.
-    pub budget: OrderBudget,
     /// Backoff of certificates held back before the CA (DNS no longer at the edge).
     pub policy: RenewalPolicy,
     /// No certificate is started at or after this time (by the services' clock), and no
@@ -114,12 +77,17 @@ pub struct RenewalSettings {
 }
 
 impl RenewalSettings {
-    /// Defaults: 8 at once, pages of 100, the default budget for `directory_url`.
-    pub fn new(directory_url: &str) -> RenewalSettings {
+    /// Defaults: 8 at once, pages of 100.
+    pub fn new() -> RenewalSettings {
+        RenewalSettings::default()
+    }
+}
+
+impl Default for RenewalSettings {
+    fn default() -> RenewalSettings {
         RenewalSettings {
             concurrency: 8,
             page_size: 100,
-            budget: OrderBudget::default_for(directory_url),
             policy: RenewalPolicy::default(),
             take_work_until: None,
         }
@@ -147,7 +115,8 @@ pub struct RenewalReport {
     pub waiting_dns: usize,
     /// Moved to a later time (the CA's ARI window, or a plan without auto-renewal).
     pub rescheduled: usize,
-    /// Left due for a later run: the order budget was spent.
+    /// Downloadable certificates left for a later run because the order budget was spent (a
+    /// managed one is counted in `failed`, its domain showing the same reason).
     pub deferred: usize,
     /// Read but not started, still due: the run's time was up
     /// ([`RenewalSettings::take_work_until`]); the pages after them were not read either.
@@ -244,7 +213,6 @@ pub async fn run_renewals(
         services,
         issuance,
         settings,
-        budget: futures::lock::Mutex::new(BudgetState::Open),
         plans: Mutex::new(HashMap::new()),
         expiring: Mutex::new(Vec::new()),
     };
@@ -377,21 +345,11 @@ impl RenewalReport {
     }
 }
 
-/// Whether tokens may still be asked for in this run.
-enum BudgetState {
-    Open,
-    /// The bucket said no once: everything after waits for the next run, which keeps the run
-    /// from writing to the bucket for every remaining certificate.
-    Spent,
-}
-
 /// One run's shared state.
 struct Run<'a> {
     services: &'a Services,
     issuance: &'a dyn Issuance,
     settings: &'a RenewalSettings,
-    /// Serialises this run's takes, so its own tasks do not contend on the bucket item.
-    budget: futures::lock::Mutex<BudgetState>,
     /// Plans of the accounts seen in this run.
     plans: Mutex<HashMap<AccountId, Option<Plan>>>,
     /// The `certificate.expiring` notices recorded in this run.
@@ -448,7 +406,6 @@ impl Run<'_> {
                     Ensured::Served(_) => Handled::Issued,
                     Ensured::InProgress => Handled::InProgress,
                     Ensured::Held(Held::Rescheduled) => Handled::Rescheduled,
-                    Ensured::Held(Held::Deferred) => Handled::Deferred,
                     Ensured::NotWhitelisted | Ensured::Requested(_) => Handled::Skipped,
                     Ensured::NotReady { domain, .. } if domain.is_waiting() => Handled::WaitingDns,
                     Ensured::NotReady { .. } => Handled::Failed,
@@ -466,12 +423,12 @@ impl Run<'_> {
         if let Admission::Held(held) = self.admit(&certificate).await? {
             return Ok(match held {
                 Held::Rescheduled => Handled::Rescheduled,
-                Held::Deferred => Handled::Deferred,
             });
         }
         Ok(match self.issuance.issue_certificate(&certificate).await? {
             IssueOutcome::Issued(_) => Handled::Issued,
             IssueOutcome::Failed(_) => Handled::Failed,
+            IssueOutcome::Deferred(_) => Handled::Deferred,
             IssueOutcome::InProgress => Handled::InProgress,
             IssueOutcome::Skipped => Handled::Skipped,
         })
@@ -494,24 +451,6 @@ impl Run<'_> {
 
     fn lock_plans(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, Option<Plan>>> {
         self.plans.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// One token of the order budget, or `false` when it is spent.
-    async fn take_order_token(&self) -> Result<bool> {
-        let mut state = self.budget.lock().await;
-        if matches!(*state, BudgetState::Spent) {
-            return Ok(false);
-        }
-        let budget = &self.settings.budget;
-        let granted = self
-            .services
-            .store
-            .take_tokens(&budget.bucket, 1, &budget.limits, self.now())
-            .await?;
-        if granted == 0 {
-            *state = BudgetState::Spent;
-        }
-        Ok(granted > 0)
     }
 
     /// Marks a certificate past its expiry `expired`, and shows it on its domain.
@@ -719,7 +658,7 @@ impl Run<'_> {
 #[async_trait]
 impl OrderGate for Run<'_> {
     /// A renewal at its scheduled time asks the CA whether its window moved (retries after a
-    /// failure keep to their backoff); then one token of the order budget.
+    /// failure keep to their backoff). The order budget is the issue use case's.
     async fn admit(&self, certificate: &Certificate) -> Result<Admission> {
         let now = self.now();
         if certificate.is_renewal() && certificate.next_attempt_at.is_none() {
@@ -741,9 +680,6 @@ impl OrderGate for Run<'_> {
                 }
             }
         }
-        if !self.take_order_token().await? {
-            return Ok(Admission::Held(Held::Deferred));
-        }
         Ok(Admission::Order)
     }
 }
@@ -764,13 +700,5 @@ mod tests {
     fn runs_are_send(services: &Services, issuance: &dyn Issuance, settings: &RenewalSettings) {
         fn send<T: Send>(_: T) {}
         send(run_renewals(services, issuance, settings));
-    }
-
-    #[test]
-    fn the_default_budget_is_lets_encrypts_order_limit() {
-        let budget = OrderBudget::default_for("https://acme.example/dir");
-        assert_eq!(budget.limits.capacity, 300);
-        assert_eq!(budget.limits.refill_every, Duration::seconds(36));
-        assert_eq!(budget.bucket, "acme-orders:https://acme.example/dir");
     }
 }

@@ -17,14 +17,13 @@ use edgecert_aws::{
 };
 use edgecert_core::ids::{AccountId, CertificateId, ZoneId};
 use edgecert_core::model::{
-    Account, ApiKey, BucketLimits, Certificate, CertificateEvent, CertificateKind,
-    CertificateStatus, Domain, ProvisioningStep, Zone,
+    Account, ApiKey, Certificate, CertificateEvent, CertificateKind, CertificateStatus, Domain,
+    ProvisioningStep, Zone,
 };
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{Clock, DnsProviders, Issuance, ManualClock, Store, Vault};
-use edgecert_core::usecases::renewals::{
-    OrderBudget, RenewalReport, RenewalSettings, run_renewals,
-};
+use edgecert_core::usecases::issuance::OrderBudget;
+use edgecert_core::usecases::renewals::{RenewalReport, RenewalSettings, run_renewals};
 use edgecert_core::usecases::{EdgeSettings, Services};
 use edgecert_core::{Hostname, PlanCatalog, PlanName};
 use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
@@ -119,6 +118,8 @@ pub struct Harness {
     pub directory_url: String,
     /// The moto clients and table, on the DynamoDB backend.
     pub dynamo: Option<(AwsClients, String)>,
+    /// The issuer's order budget.
+    pub budget: OrderBudget,
     _files: Option<tempfile::TempDir>,
 }
 
@@ -204,7 +205,7 @@ impl Harness {
             .unwrap();
         let directory_url = pebble.directory_url();
         let faults = CaFaults::new();
-        let issuer = issuer_over(&services, pebble, &faults);
+        let issuer = issuer_over(&services, pebble, &faults, roomy_budget());
         Harness {
             backend,
             store,
@@ -217,6 +218,7 @@ impl Harness {
             challtestsrv,
             directory_url,
             dynamo,
+            budget: roomy_budget(),
             _files: files,
         }
     }
@@ -227,7 +229,7 @@ impl Harness {
         let counted = Arc::new(CountingStore::new(self.store.clone()));
         let mut services = self.services.clone();
         services.store = counted.clone();
-        let issuer = issuer_over(&services, pebble, &self.faults);
+        let issuer = issuer_over(&services, pebble, &self.faults, self.budget.clone());
         (counted, services, issuer)
     }
 
@@ -236,14 +238,18 @@ impl Harness {
         self.issuer.clone()
     }
 
-    /// Renewer settings with a budget of `orders` per `period` (in a bucket of this harness).
-    pub fn settings(&self, orders: u32, period: Duration) -> RenewalSettings {
-        let mut settings = RenewalSettings::new(&self.directory_url);
-        settings.budget = OrderBudget {
-            bucket: unique_label("orders-"),
-            limits: BucketLimits::per_period(orders, period),
-        };
-        settings
+    /// The harness with an issuer drawing from a budget of `orders` new orders per `period`
+    /// (in a bucket of its own), each registered domain unlimited.
+    pub async fn with_order_budget(mut self, orders: u32, period: Duration) -> Harness {
+        self.budget = OrderBudget::new(&unique_label("orders-"), orders, period)
+            .with_per_registered_domain(u32::MAX, Duration::weeks(1));
+        self.issuer = issuer_over(
+            &self.services,
+            pebble().await,
+            &self.faults,
+            self.budget.clone(),
+        );
+        self
     }
 
     /// One renewer run.
@@ -347,9 +353,23 @@ impl Harness {
     }
 }
 
-/// An issuer over `services` for `pebble`, its CA traffic through `faults`.
-fn issuer_over(services: &Services, pebble: &Pebble, faults: &CaFaults) -> Arc<Issuer> {
+/// A budget of this harness's own that no test here spends: every zone of these tests is
+/// under `example.com`.
+fn roomy_budget() -> OrderBudget {
+    OrderBudget::new(&unique_label("orders-"), 100_000, Duration::hours(1))
+        .with_per_registered_domain(100_000, Duration::weeks(1))
+}
+
+/// An issuer over `services` for `pebble`, its CA traffic through `faults`, drawing from
+/// `budget`.
+fn issuer_over(
+    services: &Services,
+    pebble: &Pebble,
+    faults: &CaFaults,
+    budget: OrderBudget,
+) -> Arc<Issuer> {
     let mut config = IssuerConfig::new(pebble.directory_url())
+        .with_order_budget(budget)
         .with_ca_root_pem(pebble.listener_ca_pem_path().to_path_buf())
         .with_caa_identities([PEBBLE_CAA_IDENTITY])
         .with_poll_initial_delay(StdDuration::from_millis(25));

@@ -847,7 +847,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let report = handle_schedule(
         &services,
         &issuer,
-        &workers.renewal_settings(&pebble.directory_url()),
+        &workers.renewal_settings(),
         &ScheduleEvent {
             schedule: Some("bench-dynamo-capacity".to_owned()),
             scheduled_time: None,

@@ -197,7 +197,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     // as the edge answers it (the responder reads the store directly, not through the
     // counter, which counts the renewer's and the issuer's calls only).
     let _responder = Http01Responder::start(sqlite.clone(), pebble.http_port()).await?;
-    let settings = plan.workers.renewal_settings(&pebble.directory_url());
+    let settings = plan.workers.renewal_settings();
 
     let first_run_at = OffsetDateTime::now_utc();
     let own_cpu_before = own_cpu_seconds();

@@ -798,15 +798,7 @@ async fn measure_mode(
         ..ScheduleEvent::default()
     };
     let renewal_started = Instant::now();
-    let directory = pebble.directory_url();
-    let report = renewer_run(
-        &workers.services,
-        &issuer,
-        &directory,
-        &worker_config,
-        &event,
-    )
-    .await?;
+    let report = renewer_run(&workers.services, &issuer, &worker_config, &event).await?;
     if report != domains {
         bail!("the renewer renewed {report} of {domains}");
     }
@@ -825,14 +817,7 @@ async fn measure_mode(
     let renewal_terminator = renewal_terminator.non_negative();
 
     // A renewer run with nothing due (the key storage sweep included).
-    let nothing = renewer_run(
-        &workers.services,
-        &issuer,
-        &directory,
-        &worker_config,
-        &event,
-    )
-    .await?;
+    let nothing = renewer_run(&workers.services, &issuer, &worker_config, &event).await?;
     if nothing != 0 {
         bail!("the idle renewer run renewed {nothing}");
     }
@@ -872,11 +857,10 @@ async fn measure_mode(
 async fn renewer_run(
     services: &Services,
     issuer: &Issuer,
-    directory: &str,
     config: &WorkerConfig,
     event: &ScheduleEvent,
 ) -> anyhow::Result<usize> {
-    let report = handle_schedule(services, issuer, &config.renewal_settings(directory), event)
+    let report = handle_schedule(services, issuer, &config.renewal_settings(), event)
         .await
         .context("the renewer's run")?;
     count_expiring_unrenewed(services, EXPIRY_WARNING).await?;

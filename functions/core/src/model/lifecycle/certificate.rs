@@ -315,6 +315,24 @@ impl Certificate {
         }
     }
 
+    /// Not ordered because the order budget is spent (`reason`): asked again at `retry_at`,
+    /// when a token is next expected. Not a failure of the certificate, whose backoff is
+    /// unchanged; one that serves material keeps serving it.
+    pub fn wait_for_order_budget(
+        &mut self,
+        reason: &str,
+        retry_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) {
+        self.last_error = Some(reason.to_owned());
+        self.next_attempt_at = Some(retry_at);
+        self.status = if self.material_to_serve(now).is_some() {
+            CertificateStatus::Issued
+        } else {
+            CertificateStatus::Failed
+        };
+    }
+
     /// Held back before the CA because its names do not point at the edge (`reason`): tried
     /// again after the policy's backoff, its status unchanged.
     pub fn wait_for_dns(&mut self, reason: &str, now: OffsetDateTime, policy: &RenewalPolicy) {

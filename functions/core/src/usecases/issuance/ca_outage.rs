@@ -4,7 +4,8 @@
 //! run started in the next moments would wait for the same timeout, and so would every
 //! handshake of a new name waiting on one. Instead, the first such failure opens a cool-down
 //! ([`IssuanceSettings::ca_cool_down`](super::IssuanceSettings::ca_cool_down), doubling while
-//! the CA stays unreachable, at most 5 minutes): runs in it record "the certificate authority
+//! the CA stays unreachable, up to
+//! [`IssuanceSettings::ca_cool_down_max`](super::IssuanceSettings::ca_cool_down_max)): runs in it record "the certificate authority
 //! could not be reached" with the end of the cool-down as the next
 //! attempt, without a request. The first run after the cool-down asks the CA again; an answer
 //! of any kind closes the outage.
@@ -12,9 +13,6 @@
 use std::sync::{Mutex, PoisonError};
 
 use time::{Duration, OffsetDateTime};
-
-/// Longest cool-down.
-const MAX_COOL_DOWN: Duration = Duration::minutes(5);
 
 #[derive(Debug, Default)]
 struct State {
@@ -27,16 +25,20 @@ struct State {
 /// The CA's reachability as seen by one issuer.
 #[derive(Debug)]
 pub(crate) struct CaOutage {
-    /// The first cool-down; each next one doubles, up to [`MAX_COOL_DOWN`].
+    /// The first cool-down; each next one doubles, up to `max_cool_down`.
     first_cool_down: Duration,
+    /// The longest cool-down.
+    max_cool_down: Duration,
     state: Mutex<State>,
 }
 
 impl CaOutage {
-    /// An outage tracker whose first cool-down is `first_cool_down`.
-    pub(crate) fn new(first_cool_down: Duration) -> CaOutage {
+    /// An outage tracker whose first cool-down is `first_cool_down`, doubling up to
+    /// `max_cool_down`.
+    pub(crate) fn new(first_cool_down: Duration, max_cool_down: Duration) -> CaOutage {
         CaOutage {
             first_cool_down,
+            max_cool_down,
             state: Mutex::new(State::default()),
         }
     }
@@ -56,7 +58,7 @@ impl CaOutage {
         }
         state.failures = state.failures.saturating_add(1);
         let doublings = state.failures.saturating_sub(1).min(8);
-        let cool_down = (self.first_cool_down * 2i32.pow(doublings)).min(MAX_COOL_DOWN);
+        let cool_down = (self.first_cool_down * 2i32.pow(doublings)).min(self.max_cool_down);
         let until = now + cool_down;
         state.until = Some(until);
         until
@@ -81,7 +83,7 @@ mod tests {
     #[test]
     fn cool_downs_double_while_the_ca_stays_unreachable_and_end_when_it_answers() {
         let now = datetime!(2026-06-01 12:00 UTC);
-        let outage = CaOutage::new(Duration::seconds(30));
+        let outage = CaOutage::new(Duration::seconds(30), Duration::minutes(5));
         assert_eq!(outage.cooling_down(now), None);
         assert_eq!(outage.unreachable(now), now + Duration::seconds(30));
         assert_eq!(outage.cooling_down(now), Some(now + Duration::seconds(30)));

@@ -23,6 +23,7 @@
 
 mod ca_outage;
 mod lease;
+mod order_budget;
 mod preflight;
 mod steps;
 mod validation;
@@ -36,6 +37,8 @@ use tracing::Instrument as _;
 
 use self::ca_outage::CaOutage;
 use self::lease::LeaseKeeper;
+pub use self::order_budget::OrderBudget;
+use self::order_budget::{OrderBudgetGate, Spent};
 use self::preflight::{Cleared, Refusal, Validation};
 pub use self::steps::{Step, StepHook};
 use self::validation::ValidationContext;
@@ -71,8 +74,12 @@ pub struct IssuanceSettings {
     /// Pause before the second attempt of a run; grows linearly.
     pub attempt_pause: std::time::Duration,
     /// How long runs fail at once, without a request, after the CA could not be reached
-    /// (doubling while it stays unreachable, at most 5 minutes).
+    /// (doubling while it stays unreachable, up to `ca_cool_down_max`).
     pub ca_cool_down: Duration,
+    /// The longest cool-down: how late, at worst, a CA that is back is asked again.
+    pub ca_cool_down_max: Duration,
+    /// The budgets of new orders every path and process draws from.
+    pub order_budget: OrderBudget,
     /// Renewal time and retry backoff.
     pub renewal_policy: RenewalPolicy,
 }
@@ -86,6 +93,8 @@ pub struct IssuanceEngine {
     settings: IssuanceSettings,
     /// Whether the CA was just found unreachable.
     ca_outage: CaOutage,
+    /// The order budget, and whether it was just found spent.
+    order_budget: OrderBudgetGate,
     hook: Option<Arc<dyn StepHook>>,
 }
 
@@ -104,7 +113,8 @@ impl IssuanceEngine {
         settings: IssuanceSettings,
     ) -> IssuanceEngine {
         IssuanceEngine {
-            ca_outage: CaOutage::new(settings.ca_cool_down),
+            ca_outage: CaOutage::new(settings.ca_cool_down, settings.ca_cool_down_max),
+            order_budget: OrderBudgetGate::new(settings.order_budget.clone()),
             services,
             ca,
             settings,
@@ -235,6 +245,14 @@ impl IssuanceEngine {
                 _ => IssueOutcome::Skipped,
             });
         }
+        // A new order while this process knows the budget is spent: refused before pre-flight's
+        // DNS lookups, which a renewer run would otherwise spend on every certificate left.
+        if latest.order_url.is_none() {
+            if let Some(spent) = self.order_budget.known_spent(self.now()) {
+                let domain = self.read_domain(&latest).await;
+                return self.defer(latest, domain.as_ref(), spent).await;
+            }
+        }
         let cleared =
             match preflight::check(&self.services, &self.settings.caa_identities, &latest).await {
                 Ok(cleared) => cleared,
@@ -245,16 +263,7 @@ impl IssuanceEngine {
                 Err(Refusal::Fail(failure)) => {
                     // Pre-flight stopped before handing back the domain it read: a refused managed
                     // certificate still fails its domain, so read it again (refusals are rare).
-                    let domain = match latest.managed_domain() {
-                        Some(domain_id) => self
-                            .services
-                            .store
-                            .get_domain(&latest.account_id, domain_id)
-                            .await
-                            .ok()
-                            .flatten(),
-                        None => None,
-                    };
+                    let domain = self.read_domain(&latest).await;
                     return self.record_failure(latest, domain.as_ref(), failure).await;
                 }
             };
@@ -283,6 +292,16 @@ impl IssuanceEngine {
                     IssueFailure::ca_cooling_down(wait),
                 )
                 .await;
+        }
+        // Only a new order draws from the budget: a stored one is resumed.
+        if latest.order_url.is_none() {
+            let spent = self
+                .order_budget
+                .take(self.services.store.as_ref(), &latest, self.now())
+                .await?;
+            if let Some(spent) = spent {
+                return self.defer(latest, cleared.domain.as_ref(), spent).await;
+            }
         }
         let attempt_with = Attempt {
             lease,
@@ -712,6 +731,65 @@ impl IssuanceEngine {
             }
         }
         Ok(IssueOutcome::Failed(stored))
+    }
+
+    /// Records that the order budget is spent: the reason and the next attempt on the
+    /// certificate, an event, and the same on a domain still waiting for its first
+    /// certificate.
+    async fn defer(
+        &self,
+        latest: Certificate,
+        domain: Option<&Domain>,
+        spent: Spent,
+    ) -> Result<IssueOutcome> {
+        let now = self.now();
+        let Some(stored) = change_certificate(&self.services, latest, |stored| {
+            stored.wait_for_order_budget(&spent.reason, spent.retry_at, now);
+            true
+        })
+        .await?
+        else {
+            return Ok(IssueOutcome::Skipped);
+        };
+        tracing::info!(next_attempt_at = %rfc3339(spent.retry_at), "order budget spent");
+        self.event(
+            &stored.id,
+            "order",
+            EventLevel::Warning,
+            format!(
+                "{}; next attempt at {}",
+                spent.reason,
+                rfc3339(spent.retry_at)
+            ),
+            None,
+        )
+        .await;
+        if stored.status == CertificateStatus::Failed {
+            if let Some(domain) = domain {
+                let failures = stored.consecutive_failures;
+                self.update_domain(domain, |domain| {
+                    domain.certificate_failed(
+                        Some(spent.reason.clone()),
+                        Some(spent.retry_at),
+                        failures,
+                    )
+                })
+                .await;
+            }
+        }
+        Ok(IssueOutcome::Deferred(stored))
+    }
+
+    /// The domain of a managed certificate, as stored; `None` for a downloadable one, or when
+    /// it cannot be read (its view is refreshed by the next run anyway).
+    async fn read_domain(&self, certificate: &Certificate) -> Option<Domain> {
+        let domain_id = certificate.managed_domain()?;
+        self.services
+            .store
+            .get_domain(&certificate.account_id, domain_id)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Best-effort update of a managed certificate's domain: the certificate is the source of
