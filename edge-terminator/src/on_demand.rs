@@ -250,6 +250,7 @@ impl OnDemand {
                 *as_of = Some(domain.version);
                 Err(Refusal::NotReady(reason, retry_at))
             }
+            Ensured::Deferred { reason, retry_at } => Err(Refusal::NotReady(reason, retry_at)),
             Ensured::NotWhitelisted => Err(Refusal::NotWhitelisted),
             Ensured::Requested(_) | Ensured::Held(_) => {
                 Err(not_ready("the certificate is queued for issuance"))

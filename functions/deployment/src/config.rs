@@ -38,6 +38,12 @@ pub mod vars {
     pub const ACME_CONTACT: &str = "EDGECERT_ACME_CONTACT";
     /// Comma-separated CA identities accepted in CAA records (default `letsencrypt.org`).
     pub const CAA_IDENTITIES: &str = "EDGECERT_CAA_IDENTITIES";
+    /// New ACME orders the processes that order (the edge's first requests, the issuer, the
+    /// renewer) may place together per budget period (default 300).
+    pub const ORDER_BUDGET: &str = "EDGECERT_ORDER_BUDGET";
+    /// The budget period in seconds (default 10800: 300 orders per 3 hours, Let's Encrypt's
+    /// limit of new orders per account).
+    pub const ORDER_BUDGET_PERIOD_SECONDS: &str = "EDGECERT_ORDER_BUDGET_PERIOD_SECONDS";
     /// Route 53 hosted zones of the operator's AWS account granted to accounts,
     /// `acct_…=Z…` comma-separated (`ZoneGrants`); empty grants none.
     pub const ROUTE53_ZONE_GRANTS: &str = "EDGECERT_ROUTE53_ZONE_GRANTS";
@@ -172,9 +178,8 @@ pub struct AcmeSettings {
     /// CA identities accepted in CAA records; empty keeps the issuer's default
     /// (`letsencrypt.org`).
     pub caa_identities: Vec<String>,
-    /// The budgets of new orders: set by the workers from their own variables (the processes
-    /// that order); `None` keeps the issuer's default, Let's Encrypt's limits.
-    pub order_budget: Option<OrderBudget>,
+    /// The budgets of new orders every process that orders draws from.
+    pub order_budget: OrderBudget,
 }
 
 impl AcmeSettings {
@@ -190,11 +195,28 @@ impl AcmeSettings {
         if !self.caa_identities.is_empty() {
             config = config.with_caa_identities(self.caa_identities.iter().cloned());
         }
-        if let Some(budget) = &self.order_budget {
-            config = config.with_order_budget(budget.clone());
-        }
-        config
+        config.with_order_budget(self.order_budget.clone())
     }
+}
+
+/// The order budget of the CA account at `directory_url`: `ORDER_BUDGET` orders per
+/// `ORDER_BUDGET_PERIOD_SECONDS`, Let's Encrypt's limits when unset.
+fn order_budget(
+    variables: &Variables<'_>,
+    directory_url: &str,
+) -> Result<OrderBudget, ConfigError> {
+    let too_large = |variable| ConfigError::new(variable, "is too large");
+    let orders = match variables.whole_number(vars::ORDER_BUDGET, 0)? {
+        Some(orders) => u32::try_from(orders).map_err(|_| too_large(vars::ORDER_BUDGET))?,
+        None => OrderBudget::DEFAULT_ORDERS,
+    };
+    let period = match variables.whole_number(vars::ORDER_BUDGET_PERIOD_SECONDS, 1)? {
+        Some(seconds) => time::Duration::seconds(
+            i64::try_from(seconds).map_err(|_| too_large(vars::ORDER_BUDGET_PERIOD_SECONDS))?,
+        ),
+        None => OrderBudget::DEFAULT_PERIOD,
+    };
+    Ok(OrderBudget::new(directory_url, orders, period))
 }
 
 /// What every deployed process knows about its deployment.
@@ -258,6 +280,7 @@ impl DeploymentConfig {
         let acme = match variables.get(vars::ACME_DIRECTORY) {
             None => None,
             Some(url) if url.starts_with("https://") => Some(AcmeSettings {
+                order_budget: order_budget(&variables, &url)?,
                 directory_url: url,
                 ca_root_pem: variables.get(vars::ACME_CA_ROOT).map(PathBuf::from),
                 contact_email: match variables.get(vars::ACME_CONTACT) {
@@ -270,7 +293,6 @@ impl DeploymentConfig {
                     email => email,
                 },
                 caa_identities: variables.list(vars::CAA_IDENTITIES).unwrap_or_default(),
-                order_budget: None,
             }),
             Some(other) => {
                 return Err(ConfigError::new(

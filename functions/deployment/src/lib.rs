@@ -4,7 +4,7 @@
 //! terminator's container) and the local runner read the variables they share through this
 //! crate: [`DeploymentConfig`] (table, secret prefix, the edge's hostname and addresses, the
 //! origin policy, the DNS server, the ACME CA), named in [`vars`]. What only one shell reads
-//! (the authorizer's admin key, the workers' order budget, the terminator's tunables) is parsed
+//! (the authorizer's admin key, the workers' concurrency, the terminator's tunables) is parsed
 //! by that shell with the same [`Variables`] reader and [`ConfigError`], so every configuration
 //! error names its variable the same way.
 //!

@@ -3,20 +3,12 @@
 //! ([`edgecert_deployment::DeploymentConfig`]). Every variable here also appears in
 //! template.yaml and in the local runner's defaults, and nowhere else.
 
-use edgecert_core::usecases::issuance::OrderBudget;
 use edgecert_core::usecases::key_storage::KeySweepSettings;
 use edgecert_core::usecases::renewals::RenewalSettings;
 use edgecert_deployment::{ConfigError, Variables};
-use time::Duration;
 
 /// Names of the environment variables.
 pub mod vars {
-    /// New ACME orders every path (first requests, the API's issuer, the renewer) may place
-    /// per budget period, across every process (default 300).
-    pub const ORDER_BUDGET: &str = "EDGECERT_ORDER_BUDGET";
-    /// The budget period in seconds (default 10800: 300 orders per 3 hours, Let's Encrypt's
-    /// limit of new orders per account).
-    pub const ORDER_BUDGET_PERIOD_SECONDS: &str = "EDGECERT_ORDER_BUDGET_PERIOD_SECONDS";
     /// Certificates a worker issues or renews at once (default 8).
     pub const ISSUE_CONCURRENCY: &str = "EDGECERT_ISSUE_CONCURRENCY";
     /// Certificates whose keys one renewer run moves to the current key storage (a mode
@@ -27,10 +19,6 @@ pub mod vars {
 /// How the workers pace themselves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerConfig {
-    /// Orders per [`WorkerConfig::budget_period`].
-    pub budget_orders: u32,
-    /// The period of the order budget.
-    pub budget_period: Duration,
     /// Certificates worked on at once.
     pub concurrency: usize,
     /// Certificates whose keys one renewer run moves to the current key storage.
@@ -40,8 +28,6 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            budget_orders: OrderBudget::DEFAULT_ORDERS,
-            budget_period: OrderBudget::DEFAULT_PERIOD,
             concurrency: 8,
             key_sweep_per_run: KeySweepSettings::DEFAULT_PER_RUN,
         }
@@ -63,17 +49,6 @@ impl WorkerConfig {
         let defaults = WorkerConfig::default();
         let too_large = |variable| ConfigError::new(variable, "is too large");
         Ok(WorkerConfig {
-            budget_orders: match number(vars::ORDER_BUDGET, 0)? {
-                Some(orders) => u32::try_from(orders).map_err(|_| too_large(vars::ORDER_BUDGET))?,
-                None => defaults.budget_orders,
-            },
-            budget_period: match number(vars::ORDER_BUDGET_PERIOD_SECONDS, 1)? {
-                Some(seconds) => Duration::seconds(
-                    i64::try_from(seconds)
-                        .map_err(|_| too_large(vars::ORDER_BUDGET_PERIOD_SECONDS))?,
-                ),
-                None => defaults.budget_period,
-            },
             concurrency: match number(vars::ISSUE_CONCURRENCY, 1)? {
                 Some(workers) => usize::try_from(workers)
                     .map_err(|_| too_large(vars::ISSUE_CONCURRENCY))?
@@ -102,12 +77,6 @@ impl WorkerConfig {
             ..RenewalSettings::new()
         }
     }
-
-    /// The budgets of new orders at the CA account of `directory_url`, which the issue use
-    /// case of every process that orders draws from.
-    pub fn order_budget(&self, directory_url: &str) -> OrderBudget {
-        OrderBudget::new(directory_url, self.budget_orders, self.budget_period)
-    }
 }
 
 #[cfg(test)]
@@ -125,37 +94,25 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_lets_encrypts_order_limit() {
+    fn defaults_are_eight_at_once() {
         let config = config(&[]).unwrap();
         assert_eq!(config, WorkerConfig::default());
-        let budget = config.order_budget("https://acme.example/dir");
-        assert_eq!(budget.limits.capacity, 300);
-        assert_eq!(budget.limits.refill_every, Duration::seconds(36));
         assert_eq!(config.renewal_settings().concurrency, 8);
     }
 
     #[test]
     fn values_are_read_and_errors_name_the_variable() {
         let config = config(&[
-            (vars::ORDER_BUDGET, "50"),
-            (vars::ORDER_BUDGET_PERIOD_SECONDS, "3600"),
             (vars::ISSUE_CONCURRENCY, "4"),
             (vars::KEY_SWEEP_PER_RUN, "0"),
         ])
         .unwrap();
         assert_eq!(config.key_sweep_settings().per_run, 0);
-        assert_eq!(
-            (
-                config.budget_orders,
-                config.budget_period,
-                config.concurrency
-            ),
-            (50, Duration::hours(1), 4)
-        );
+        assert_eq!(config.concurrency, 4);
         let error = self::config(&[(vars::ISSUE_CONCURRENCY, "0")]).unwrap_err();
         assert_eq!(error.variable, vars::ISSUE_CONCURRENCY);
-        let error = self::config(&[(vars::ORDER_BUDGET, "many")]).unwrap_err();
-        assert_eq!(error.variable, vars::ORDER_BUDGET);
+        let error = self::config(&[(vars::KEY_SWEEP_PER_RUN, "many")]).unwrap_err();
+        assert_eq!(error.variable, vars::KEY_SWEEP_PER_RUN);
         assert!(error.to_string().contains("many"));
     }
 }

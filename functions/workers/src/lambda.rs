@@ -25,8 +25,6 @@ pub struct Worker {
     pub issuance: Arc<dyn Issuance>,
     /// Pacing.
     pub config: WorkerConfig,
-    /// The CA's directory URL (names the order budget).
-    pub directory_url: String,
     /// The table (the dimension of the expiry metric).
     pub table_name: String,
 }
@@ -35,16 +33,8 @@ pub struct Worker {
 /// (`EDGECERT_ACME_DIRECTORY`) is a deployment mistake and fails at start.
 pub async fn aws_worker() -> Result<Worker, Error> {
     let deployment = DeploymentConfig::from_env()?;
-    let directory_url = deployment
-        .required_acme("the workers")?
-        .directory_url
-        .clone();
+    deployment.required_acme("the workers")?;
     let config = WorkerConfig::from_env()?;
-    // The workers place the orders: their issue use case draws from their budget.
-    let mut deployment = deployment;
-    if let Some(acme) = deployment.acme.as_mut() {
-        acme.order_budget = Some(config.order_budget(&directory_url));
-    }
     let services = aws_services(&deployment, ZoneProviders::Route53).await?;
     let issuance = services
         .issuance
@@ -54,7 +44,6 @@ pub async fn aws_worker() -> Result<Worker, Error> {
         services,
         issuance,
         config,
-        directory_url,
         table_name: deployment.table_name.clone(),
     })
 }

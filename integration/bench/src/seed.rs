@@ -221,3 +221,15 @@ pub async fn request_managed_certificate(
         other => anyhow::bail!("{} was not requested: {other:?}", domain.hostname),
     }
 }
+
+/// An order budget no benchmark spends (its names share `example.com`, and it measures
+/// issuance, not the budget): a million orders an hour, for the account and each registered
+/// domain.
+pub fn roomy_budget(directory_url: &str) -> edgecert_core::usecases::issuance::OrderBudget {
+    edgecert_core::usecases::issuance::OrderBudget::new(
+        directory_url,
+        1_000_000,
+        time::Duration::hours(1),
+    )
+    .with_per_registered_domain(1_000_000, time::Duration::hours(1))
+}

@@ -27,6 +27,7 @@ use edgecert_core::PlanCatalog;
 use edgecert_core::model::{ApiKey, ApiKeyHash};
 use edgecert_core::ports::{DnsProviders, Issuance, Store, SystemClock, Vault};
 use edgecert_core::usecases::Services;
+use edgecert_core::usecases::issuance::OrderBudget;
 use edgecert_deployment::{AcmeSettings, DeploymentConfig, vars};
 use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
 use edgecert_integration::services::{Pebble, PebbleOptions};
@@ -77,7 +78,12 @@ pub struct LocalOptions {
     pub renewal_interval: Duration,
     /// How often the issuer looks for requested certificates.
     pub issuer_interval: Duration,
-    /// Order budget and concurrency of the workers.
+    /// New ACME orders per `order_budget_period`, for every path together
+    /// (`EDGECERT_ORDER_BUDGET`).
+    pub order_budget: u32,
+    /// The order budget's period (`EDGECERT_ORDER_BUDGET_PERIOD_SECONDS`).
+    pub order_budget_period: time::Duration,
+    /// Concurrency and key sweep of the workers.
     pub workers: WorkerConfig,
     /// Tests only: the issuer reaches Pebble through this fault layer
     /// ([`edgecert_acme::testing`]), to play CA answers Pebble never gives (5xx, 429).
@@ -103,6 +109,8 @@ impl LocalOptions {
             certificate_validity: None,
             renewal_interval: Duration::from_secs(60),
             issuer_interval: Duration::from_secs(1),
+            order_budget: OrderBudget::DEFAULT_ORDERS,
+            order_budget_period: OrderBudget::DEFAULT_PERIOD,
             workers: WorkerConfig::default(),
             ca_faults: None,
         }
@@ -174,6 +182,11 @@ impl LocalOptions {
             (vars::ACME_DIRECTORY, ca.directory_url.clone()),
             (vars::ACME_CA_ROOT, ca.listener_root.display().to_string()),
             (vars::CAA_IDENTITIES, PEBBLE_CAA_IDENTITY.to_owned()),
+            (vars::ORDER_BUDGET, self.order_budget.to_string()),
+            (
+                vars::ORDER_BUDGET_PERIOD_SECONDS,
+                self.order_budget_period.whole_seconds().to_string(),
+            ),
         ]
     }
 
@@ -245,11 +258,11 @@ pub struct LocalStack {
 /// signed by the PEM at `ca_root`.
 pub fn issuer_config(directory_url: String, ca_root: PathBuf) -> IssuerConfig {
     let acme = AcmeSettings {
+        order_budget: OrderBudget::default_for(&directory_url),
         directory_url,
         ca_root_pem: Some(ca_root),
         contact_email: None,
         caa_identities: vec![PEBBLE_CAA_IDENTITY.to_owned()],
-        order_budget: None,
     };
     with_local_pacing(acme.issuer_config())
 }
@@ -328,9 +341,7 @@ impl LocalStack {
             issuance: None,
         };
         // The issuer works on the services without an issuer; the API's services get it.
-        // One issuer orders for every path here: it draws from the workers' budget.
-        let issuer_config = with_local_pacing(acme.issuer_config())
-            .with_order_budget(options.workers.order_budget(&pebble.directory_url()));
+        let issuer_config = with_local_pacing(acme.issuer_config());
         let issuer: Arc<dyn Issuance> = Arc::new(match &options.ca_faults {
             None => {
                 Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?

@@ -610,8 +610,8 @@ async fn order_budget_spent(backend: Backend) {
     const BUDGET: u32 = 10;
     let fixture = Arc::new(
         Fixture::start_with(backend, "elite", |options| {
-            options.workers.budget_orders = BUDGET;
-            options.workers.budget_period = time::Duration::hours(1);
+            options.order_budget = BUDGET;
+            options.order_budget_period = time::Duration::hours(1);
         })
         .await,
     );

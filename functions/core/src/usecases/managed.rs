@@ -102,6 +102,14 @@ pub enum Ensured {
         /// The next attempt on its own.
         retry_at: Option<OffsetDateTime>,
     },
+    /// Not ordered: the order budget is spent. The certificate and its domain show `reason`
+    /// until `retry_at`, when a token is next expected.
+    Deferred {
+        /// Why.
+        reason: String,
+        /// The next attempt on its own.
+        retry_at: Option<OffsetDateTime>,
+    },
     /// No domain has this hostname.
     NotWhitelisted,
 }
@@ -354,7 +362,11 @@ impl Run<'_> {
     ) -> Result<Ensured> {
         match issuance.issue_certificate(&certificate).await? {
             IssueOutcome::Issued(issued) => Ok(Ensured::Served(issued)),
-            IssueOutcome::Failed(failed) | IssueOutcome::Deferred(failed) => {
+            IssueOutcome::Deferred(deferred) => Ok(Ensured::Deferred {
+                reason: certificate_reason(&deferred),
+                retry_at: deferred.next_attempt_at,
+            }),
+            IssueOutcome::Failed(failed) => {
                 let reason = certificate_reason(&failed);
                 Ok(self.refused_until(reason, failed.next_attempt_at))
             }
@@ -626,6 +638,7 @@ pub async fn issue_requested(
             Ensured::NotReady {
                 reason, retry_at, ..
             } => Worked::NotReady { reason, retry_at },
+            Ensured::Deferred { reason, retry_at } => Worked::NotReady { reason, retry_at },
             Ensured::NotWhitelisted | Ensured::Requested(_) | Ensured::Held(_) => Worked::Skipped,
         },
     )

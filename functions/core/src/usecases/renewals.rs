@@ -115,8 +115,8 @@ pub struct RenewalReport {
     pub waiting_dns: usize,
     /// Moved to a later time (the CA's ARI window, or a plan without auto-renewal).
     pub rescheduled: usize,
-    /// Downloadable certificates left for a later run because the order budget was spent (a
-    /// managed one is counted in `failed`, its domain showing the same reason).
+    /// Left for a later run because the order budget was spent (the reason and the next
+    /// attempt are on the certificate, and on a domain waiting for its first one).
     pub deferred: usize,
     /// Read but not started, still due: the run's time was up
     /// ([`RenewalSettings::take_work_until`]); the pages after them were not read either.
@@ -406,6 +406,7 @@ impl Run<'_> {
                     Ensured::Served(_) => Handled::Issued,
                     Ensured::InProgress => Handled::InProgress,
                     Ensured::Held(Held::Rescheduled) => Handled::Rescheduled,
+                    Ensured::Deferred { .. } => Handled::Deferred,
                     Ensured::NotWhitelisted | Ensured::Requested(_) => Handled::Skipped,
                     Ensured::NotReady { domain, .. } if domain.is_waiting() => Handled::WaitingDns,
                     Ensured::NotReady { .. } => Handled::Failed,

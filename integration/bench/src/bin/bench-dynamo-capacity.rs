@@ -29,6 +29,7 @@ use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use edgecert_acme::{Issuer, IssuerConfig};
 use edgecert_aws::{AwsClients, DynamoStore, SecretsManagerVault, create_table, schema};
 use edgecert_bench::report::{Options, Section, Table, whole};
+use edgecert_bench::seed::roomy_budget;
 use edgecert_core::model::ProvisioningStep;
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{
@@ -715,9 +716,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
         dns_providers: DnsProviders::default(),
         issuance: None,
     };
+    // Every certificate here is issued, then renewed in one run: a budget that never holds
+    // them back.
     let config = IssuerConfig::new(pebble.directory_url())
         .with_ca_root_pem(pebble.listener_ca_pem_path().to_path_buf())
-        .with_caa_identities([PEBBLE_CAA_IDENTITY]);
+        .with_caa_identities([PEBBLE_CAA_IDENTITY])
+        .with_order_budget(roomy_budget(&pebble.directory_url()));
     let issuer = Issuer::new(services.clone(), config).context("building the issuer")?;
     // Pebble validates HTTP-01 on its port: answered from the store, as the edge does (its
     // reads are part of what issuance costs).
@@ -839,8 +843,6 @@ async fn run(options: Options) -> anyhow::Result<()> {
     // Renewal: 61 days on, every certificate is due; one renewer run renews them all.
     clock.advance(Duration::days(61));
     let workers = WorkerConfig {
-        budget_orders: 100_000,
-        budget_period: Duration::hours(3),
         concurrency: 8,
         ..WorkerConfig::default()
     };

@@ -160,10 +160,13 @@ async fn serve_edge(data_dir: &Path) -> anyhow::Result<()> {
         dns_providers: DnsProviders::default(),
         issuance: None,
     };
+    // The benchmark measures issuance, not the order budget (its names share a registered
+    // domain).
     let issuer_config = edgecert_local::stack::issuer_config(
         config.acme_directory.clone(),
         config.acme_ca_root.clone(),
-    );
+    )
+    .with_order_budget(edgecert_bench::seed::roomy_budget(&config.acme_directory));
     let issuer: Arc<dyn Issuance> =
         Arc::new(Issuer::new(services.clone(), issuer_config).context("building the ACME issuer")?);
     services.issuance = Some(Arc::clone(&issuer));

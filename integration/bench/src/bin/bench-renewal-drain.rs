@@ -45,6 +45,7 @@ use edgecert_core::ports::{
     DomainStore, EventLog, Issuance, IssueOutcome, LeaseStore, MaterialVersion, Page, PageRequest,
     Store, TokenBucketStore, Vault, ZoneStore,
 };
+use edgecert_core::usecases::issuance::OrderBudget;
 use edgecert_core::usecases::renewals::RenewalReport;
 use edgecert_core::usecases::{EdgeSettings, Services};
 use edgecert_core::{PlanCatalog, RenewalSuggestion, Result as CoreResult};
@@ -93,8 +94,12 @@ struct DrainPlan {
     due: usize,
     /// Certificates stored but not due (they show the due query reads only what is due).
     not_due: usize,
-    /// The workers' settings: order budget and concurrency.
+    /// The workers' settings: concurrency.
     workers: WorkerConfig,
+    /// New orders per `budget_period` (`EDGECERT_ORDER_BUDGET`).
+    budget_orders: u32,
+    /// The order budget's period.
+    budget_period: Duration,
 }
 
 impl DrainPlan {
@@ -102,18 +107,13 @@ impl DrainPlan {
         DrainPlan {
             due: options.pick(1_000, 20),
             not_due: options.pick(9_000, 100),
-            workers: options.pick(
-                // Production defaults: 300 orders per 3 hours (Let's Encrypt's new-order limit
-                // per account), 8 certificates at once.
-                WorkerConfig::default(),
-                // A budget small enough that the quick run also drains over several runs.
-                WorkerConfig {
-                    budget_orders: 10,
-                    budget_period: Duration::hours(2),
-                    concurrency: 8,
-                    ..WorkerConfig::default()
-                },
-            ),
+            // 8 certificates at once.
+            workers: WorkerConfig::default(),
+            // Production defaults: 300 orders per 3 hours (Let's Encrypt's new-order limit per
+            // account); in the quick run a budget small enough that it also drains over
+            // several runs.
+            budget_orders: options.pick(OrderBudget::DEFAULT_ORDERS, 10),
+            budget_period: options.pick(OrderBudget::DEFAULT_PERIOD, Duration::hours(2)),
         }
     }
 
@@ -183,7 +183,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
     // Production pacing (`IssuerConfig`'s defaults); only the CA's root and CAA identity differ.
     let config = IssuerConfig::new(pebble.directory_url())
         .with_ca_root_pem(pebble.listener_ca_pem_path().to_path_buf())
-        .with_caa_identities([PEBBLE_CAA_IDENTITY]);
+        .with_caa_identities([PEBBLE_CAA_IDENTITY])
+        .with_order_budget(OrderBudget::new(
+            &pebble.directory_url(),
+            plan.budget_orders,
+            plan.budget_period,
+        ));
     // A pass-through that counts what the CA saw; no fault is ever injected.
     let ca_counter = CaFaults::new();
     let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout)
@@ -644,8 +649,8 @@ fn report(
         .sum();
     let budget = format!(
         "{} orders per {} h, a run every {} h",
-        plan.workers.budget_orders,
-        plan.workers.budget_period.whole_minutes() as f64 / 60.0,
+        plan.budget_orders,
+        plan.budget_period.whole_minutes() as f64 / 60.0,
         SCHEDULE_INTERVAL.whole_hours()
     );
     let simulated = runs
@@ -751,7 +756,7 @@ fn report(
         format!(
             "{} ({} at once, then the hourly refill)",
             expected_runs(plan),
-            plan.workers.budget_orders
+            plan.budget_orders
         ),
         ok(working.len() <= expected_runs(plan) + 1),
     ]);
@@ -890,7 +895,7 @@ fn report(
          (issued 60 days ago, renewal time passed), the rest due in 60 days. Every name resolves \
          to the edge through challtestsrv, HTTP-01 is answered from the store on Pebble's \
          validation port, and the renewer runs as the scheduled Lambda does \
-         (`edgecert_workers::renewer::handle_schedule` with `WorkerConfig`: {budget}, {} at \
+         (`edgecert_workers::renewer::handle_schedule`; the issuer's order budget {budget}; {} at \
          once, pages of 100, the production issuer pacing: `IssuerConfig`'s defaults, first \
          poll after {} ms). \
          Between runs only the clock jumps to the next scheduled hour; during a run it moves in \
@@ -964,9 +969,8 @@ fn verdict(met: bool) -> &'static str {
 
 /// Runs the budget needs: the full bucket at once, then one refill per scheduled run.
 fn expected_runs(plan: &DrainPlan) -> usize {
-    let first = plan.workers.budget_orders as usize;
-    let refill = BucketLimits::per_period(plan.workers.budget_orders, plan.workers.budget_period)
-        .refill_every;
+    let first = plan.budget_orders as usize;
+    let refill = BucketLimits::per_period(plan.budget_orders, plan.budget_period).refill_every;
     let per_run = (SCHEDULE_INTERVAL.whole_seconds() / refill.whole_seconds().max(1)).max(1);
     1 + plan.due.saturating_sub(first).div_ceil(per_run as usize)
 }

@@ -12,9 +12,8 @@ use edgecert_workers::WorkerConfig;
 
 /// EdgeCert on one machine: API, issuer, renewer and edge terminator, Pebble and challtestsrv,
 /// SQLite (or AWS adapters). The table, secret prefix and edge settings below are the
-/// variables every deployed process shares (read by the same parser); the workers' order budget
-/// and concurrency (EDGECERT_ORDER_BUDGET, EDGECERT_ORDER_BUDGET_PERIOD_SECONDS,
-/// EDGECERT_ISSUE_CONCURRENCY) and the edge's tunables (EDGECERT_TERMINATOR_*, e.g.
+/// variables every deployed process shares (read by the same parser); the workers' concurrency
+/// (EDGECERT_ISSUE_CONCURRENCY) and the edge's tunables (EDGECERT_TERMINATOR_*, e.g.
 /// EDGECERT_TERMINATOR_REFRESH_SECS) come from the same variables as in AWS.
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -41,6 +40,13 @@ struct Args {
     /// CNAME target in DNS instructions [default: edge.edgecert.localhost].
     #[arg(long, env = shared::EDGE_HOSTNAME)]
     edge_hostname: Option<String>,
+    /// New ACME orders per --order-budget-period-seconds, first requests, issuer and renewer
+    /// together [default: 300].
+    #[arg(long, env = shared::ORDER_BUDGET)]
+    order_budget: Option<u32>,
+    /// The order budget's period in seconds [default: 10800].
+    #[arg(long, env = shared::ORDER_BUDGET_PERIOD_SECONDS)]
+    order_budget_period_seconds: Option<u32>,
     /// Edge addresses (comma-separated) for apex names [default: 127.0.0.1].
     #[arg(long, env = shared::EDGE_IPS)]
     edge_ips: Option<String>,
@@ -101,10 +107,16 @@ async fn main() -> anyhow::Result<()> {
     options.renewal_interval = Duration::from_secs(args.renewal_interval_seconds.max(1));
     options.certificate_validity = args.certificate_validity_seconds.map(Duration::from_secs);
     options.workers = WorkerConfig::from_env()?;
+    if let Some(orders) = args.order_budget {
+        options.order_budget = orders;
+    }
+    if let Some(seconds) = args.order_budget_period_seconds {
+        options.order_budget_period = time::Duration::seconds(i64::from(seconds.max(1)));
+    }
 
     let options_budget = (
-        options.workers.budget_orders,
-        options.workers.budget_period.whole_seconds(),
+        options.order_budget,
+        options.order_budget_period.whole_seconds(),
     );
     let stack = LocalStack::start(options).await?;
     let info = &stack.info;
@@ -140,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("  issuer         running: issues requested certificates within a second");
     println!(
-        "  renewer        running: every {} s, at most {} ACME orders per {} s",
+        "  renewer        running: every {} s; at most {} new ACME orders per {} s in all",
         info.renewal_interval_seconds, options_budget.0, options_budget.1
     );
     if let Some(validity) = info.certificate_validity_seconds {
