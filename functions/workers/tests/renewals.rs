@@ -7,12 +7,18 @@
 
 mod support;
 
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
+use edgecert_core::Hostname;
 use edgecert_core::RenewalWindow;
-use edgecert_core::model::{CertificateStatus, ProvisioningStep};
+use edgecert_core::ids::CertificateId;
+use edgecert_core::model::{CertificateStatus, Domain, ProvisioningStep};
 use edgecert_core::ports::{Clock, Issuance, IssueOutcome, MaterialVersion};
 use edgecert_core::usecases::domains::ssl_status;
+use edgecert_core::usecases::managed::{
+    Ensured, Issue, Trigger, Worked, ensure_for_hostname, issue_requested, schedule_first_check,
+};
 use edgecert_core::usecases::renewals::{
     EXPIRY_WARNING, RenewalSettings, count_expiring_unrenewed, run_renewals,
 };
@@ -35,6 +41,8 @@ on_both_backends!(
     a_renewal_deletes_the_material_it_replaces,
     a_run_out_of_time_starts_nothing_and_leaves_everything_due,
     certificates_expiring_unrenewed_within_a_week_are_counted,
+    every_renewal_validates_afresh_without_authorization_reuse,
+    a_domain_whose_dns_never_points_goes_stale_and_returns_on_a_nudge_or_traffic,
 );
 
 /// What one renewal of a managed certificate costs in store calls, from the due query to the
@@ -634,4 +642,203 @@ async fn certificates_expiring_unrenewed_within_a_week_are_counted(backend: Back
         .unwrap();
 
     assert_eq!(count, 2);
+}
+
+/// Let's Encrypt cuts the reuse of valid authorizations to 7 hours (February 2028): renewals
+/// must be correct when the CA demands a fresh validation every time. With a Pebble that reuses
+/// none, three renewals in a row of one managed certificate each validate, and each is served.
+async fn every_renewal_validates_afresh_without_authorization_reuse(backend: Backend) {
+    let harness = Harness::new(backend).await;
+    // A Pebble of its own that reuses no authorization, validating HTTP-01 on a responder that
+    // answers from this store.
+    let pebble = Pebble::start(PebbleOptions {
+        certificate_validity: Some(CERTIFICATE_LIFETIME),
+        authz_reuse_percent: Some(0),
+        ..PebbleOptions::default()
+    })
+    .await
+    .unwrap();
+    let _responder = Http01Responder::start(harness.store.clone(), pebble.http_port())
+        .await
+        .unwrap();
+    let (_, services, issuer) = harness.counted(&pebble);
+    let hostname = format!("{}.example.com", unique_label("fresh"));
+    let (_, certificate) = harness.active_domain_due(&hostname).await;
+    let mut served = HashSet::new();
+    let mut validations_before = 0;
+    for renewal in 1..=3 {
+        let report = run_renewals(&services, issuer.as_ref(), &RenewalSettings::new())
+            .await
+            .unwrap();
+        assert_eq!(report.issued, 1, "renewal {renewal}: {report:?}");
+        let validations = harness
+            .events(&certificate.id)
+            .await
+            .iter()
+            .filter(|event| event.step == "challenge" && event.message.starts_with("Validating "))
+            .count();
+        // (A run that retried after a rejected nonce validates twice.)
+        assert!(
+            validations > validations_before,
+            "renewal {renewal} did not validate its name afresh"
+        );
+        validations_before = validations;
+        let renewed = harness.certificate(&certificate.id).await;
+        let version = renewed.material_version.clone().expect("renewed material");
+        assert!(
+            served.insert(version),
+            "renewal {renewal} served old material"
+        );
+        // Due again now.
+        let mut due = renewed;
+        due.next_renewal_at = Some(harness.clock.now() - Duration::minutes(1));
+        harness.store.update_certificate(&due).await.unwrap();
+    }
+}
+
+/// A whitelisted domain whose DNS never points at the edge is checked with backoff for seven
+/// days, then goes `stale` with a reason and is no longer checked on a schedule; it comes back
+/// when it is nudged, or when traffic for it reaches the edge (the use case the terminator
+/// calls on a handshake), once its records are in place.
+async fn a_domain_whose_dns_never_points_goes_stale_and_returns_on_a_nudge_or_traffic(
+    backend: Backend,
+) {
+    let harness = Harness::new(backend).await;
+    // A Pebble of its own, validating HTTP-01 on a responder that answers from this store.
+    let pebble = Pebble::start(PebbleOptions {
+        certificate_validity: Some(CERTIFICATE_LIFETIME),
+        ..PebbleOptions::default()
+    })
+    .await
+    .unwrap();
+    let _responder = Http01Responder::start(harness.store.clone(), pebble.http_port())
+        .await
+        .unwrap();
+    let (_, services, issuer) = harness.counted(&pebble);
+    let nudged = stale_domain(&harness, &services, issuer.as_ref(), "nudged").await;
+    let visited = stale_domain(&harness, &services, issuer.as_ref(), "visited").await;
+
+    // A stale domain costs no DNS check on the schedule any more.
+    harness
+        .challtestsrv
+        .clear_dns_request_history(nudged.hostname.as_str())
+        .await
+        .unwrap();
+    harness.clock.advance(Duration::days(30));
+    harness.renew(&RenewalSettings::new()).await;
+    let asked = harness
+        .challtestsrv
+        .dns_request_history(nudged.hostname.as_str())
+        .await
+        .unwrap();
+    assert!(
+        asked.as_array().is_none_or(Vec::is_empty),
+        "a stale domain was checked on the schedule: {asked}"
+    );
+
+    // WHEN its records are put in place and the domain is nudged THEN it is issued and active
+    harness
+        .challtestsrv
+        .clear_a(nudged.hostname.as_str())
+        .await
+        .unwrap();
+    edgecert_core::usecases::domains::nudge(&services, &harness.account.id, &nudged.id)
+        .await
+        .unwrap();
+    // (what the issuer worker does with the certificate the nudge requested)
+    let worked = issue_requested(
+        &services,
+        issuer.as_ref(),
+        &harness.account.id,
+        &CertificateId::managed_for(&nudged.id),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(worked, Worked::Issued(_)), "{worked:?}");
+    let domain = harness.domain(&nudged.id).await;
+    assert_eq!(
+        domain.provisioning_step,
+        ProvisioningStep::Active,
+        "{domain:?}"
+    );
+
+    // WHEN traffic for the other reaches the edge once its records are in place THEN it is
+    // served at once
+    harness
+        .challtestsrv
+        .clear_a(visited.hostname.as_str())
+        .await
+        .unwrap();
+    let ensured = ensure_for_hostname(
+        &services,
+        &visited.hostname,
+        Trigger::Traffic,
+        Issue::Now {
+            issuance: issuer.as_ref(),
+            gate: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(ensured, Ensured::Served(_)), "{ensured:?}");
+    let domain = harness.domain(&visited.id).await;
+    assert_eq!(
+        domain.provisioning_step,
+        ProvisioningStep::Active,
+        "{domain:?}"
+    );
+}
+
+/// A whitelisted domain `<label>-<random>.example.com` whose A record points away from the
+/// edge, checked by the renewer at each next attempt until it goes stale (bounded: the
+/// backoff reaches seven days in far fewer runs).
+async fn stale_domain(
+    harness: &Harness,
+    services: &edgecert_core::usecases::Services,
+    issuer: &dyn Issuance,
+    label: &str,
+) -> Domain {
+    let hostname = format!("{}.example.com", unique_label(label));
+    harness
+        .challtestsrv
+        .add_a(&hostname, &[Ipv4Addr::new(192, 0, 2, 10)])
+        .await
+        .unwrap();
+    let domain = Domain::whitelisted(
+        harness.account.id.clone(),
+        Hostname::parse_domain(&hostname).unwrap(),
+        "http://127.0.0.1:9".to_owned(),
+        false,
+        harness.clock.now(),
+    );
+    harness.store.create_domain(&domain, 100).await.unwrap();
+    schedule_first_check(services, &domain).await;
+    for _ in 0..60 {
+        run_renewals(services, issuer, &RenewalSettings::new())
+            .await
+            .unwrap();
+        let checked = harness.domain(&domain.id).await;
+        if checked.provisioning_step == ProvisioningStep::Stale {
+            let reason = checked.last_error.clone().unwrap_or_default();
+            assert!(
+                reason.contains("192.0.2.10") && reason.contains("no longer checked"),
+                "{checked:?}"
+            );
+            assert_eq!(checked.next_attempt_at, None, "{checked:?}");
+            return checked;
+        }
+        assert_eq!(
+            checked.provisioning_step,
+            ProvisioningStep::WaitingDns,
+            "{checked:?}"
+        );
+        let next = checked
+            .next_attempt_at
+            .unwrap_or_else(|| panic!("a waiting domain without a next check: {checked:?}"));
+        let wait = next - harness.clock.now();
+        harness
+            .clock
+            .advance(wait.max(Duration::ZERO) + Duration::seconds(1));
+    }
+    panic!("{hostname} never went stale");
 }

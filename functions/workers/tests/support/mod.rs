@@ -15,7 +15,7 @@ use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
 use edgecert_aws::{
     AwsClients, DynamoStore, KeyStorage, KeyStorageVault, create_table, ensure_kms_key,
 };
-use edgecert_core::ids::{AccountId, CertificateId, ZoneId};
+use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use edgecert_core::model::{
     Account, ApiKey, Certificate, CertificateEvent, CertificateKind, CertificateStatus, Domain,
     ProvisioningStep, Zone,
@@ -336,6 +336,15 @@ impl Harness {
             .await
             .unwrap()
             .expect("certificate exists")
+    }
+
+    /// The stored domain.
+    pub async fn domain(&self, id: &DomainId) -> Domain {
+        self.store
+            .get_domain(&self.account.id, id)
+            .await
+            .unwrap()
+            .expect("domain exists")
     }
 
     /// The certificate's events, newest first.
