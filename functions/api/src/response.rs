@@ -36,10 +36,16 @@ pub fn error(error: &Error) -> Response<Body> {
     } else {
         tracing::info!(code = error.code(), status, "request refused");
     }
-    json(
+    let mut response = json(
         status,
         &json!({ "error": { "code": error.code(), "message": error.public_message() } }),
-    )
+    );
+    if let Some(seconds) = error.retry_after_seconds() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 fn with_body(status: u16, text: String) -> Response<Body> {

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use time::OffsetDateTime;
+
 /// What kind of item a [`Error::NotFound`] is about; it chooses the client-facing message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ItemKind {
@@ -140,6 +142,15 @@ pub enum Error {
     /// needs the CA (revocation): a deployment fault, not the client's.
     #[error("certificate authority operations are not available in this function")]
     IssuanceUnavailable,
+    /// The order budget at the CA holds this certificate back: asking again now cannot hurry
+    /// it. Answered 429 with `Retry-After`.
+    #[error(
+        "the budget of new orders at the certificate authority is spent; retry after {retry_after_seconds} seconds"
+    )]
+    OrderBudgetSpent {
+        /// When a token is next expected, in seconds from now.
+        retry_after_seconds: u64,
+    },
     /// An optimistic version check failed: someone else changed the item first.
     #[error("{0} was changed concurrently")]
     VersionConflict(ItemKind),
@@ -220,6 +231,7 @@ impl Error {
             | Error::VersionConflict(_)
             | Error::LeaseHeld { .. } => 409,
             Error::PayloadTooLarge { .. } => 413,
+            Error::OrderBudgetSpent { .. } => 429,
             Error::TxtNotFound { .. }
             | Error::ZoneTokenNotFound { .. }
             | Error::ZoneVerificationFailed { .. } => 422,
@@ -256,6 +268,7 @@ impl Error {
             Error::ZoneAccessDenied { .. } => "zone_access_denied",
             Error::NameClaimedByAnotherAccount { .. } => "name_claimed_by_another_account",
             Error::IssuanceUnavailable => "issuance_unavailable",
+            Error::OrderBudgetSpent { .. } => "order_budget_spent",
             Error::VersionConflict(_) => "conflict",
             Error::LeaseHeld { .. } => "in_progress",
             Error::MaterialTooLarge { .. } | Error::Corrupt(_) => "internal_error",
@@ -295,6 +308,24 @@ impl Error {
         }
     }
 
+    /// Held back by the order budget until `until`, as seen at `now` (at least a second).
+    pub fn order_budget_spent(until: OffsetDateTime, now: OffsetDateTime) -> Self {
+        let wait = (until - now).whole_seconds().max(1);
+        Error::OrderBudgetSpent {
+            retry_after_seconds: u64::try_from(wait).unwrap_or(1),
+        }
+    }
+
+    /// The `Retry-After` of the answer, in seconds, when the error says when to come back.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            Error::OrderBudgetSpent {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
+            _ => None,
+        }
+    }
+
     /// Whether retrying the same operation later can succeed without any change of input.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -302,7 +333,8 @@ impl Error {
             | Error::Vault(_)
             | Error::Dns(_)
             | Error::VersionConflict(_)
-            | Error::LeaseHeld { .. } => true,
+            | Error::LeaseHeld { .. }
+            | Error::OrderBudgetSpent { .. } => true,
             Error::Acme { problem, .. } => is_transient_acme_problem(problem.as_deref()),
             _ => false,
         }
@@ -372,6 +404,21 @@ mod tests {
         };
         assert_eq!(refused.status(), 502);
         assert!(!refused.is_retryable());
+    }
+
+    #[test]
+    fn a_spent_order_budget_is_429_with_the_seconds_to_wait() {
+        let now = time::macros::datetime!(2026-12-02 06:00 UTC);
+        let spent = Error::order_budget_spent(now + time::Duration::seconds(90), now);
+        assert_eq!((spent.status(), spent.code()), (429, "order_budget_spent"));
+        assert_eq!(spent.retry_after_seconds(), Some(90));
+        assert!(spent.public_message().ends_with("retry after 90 seconds"));
+        // Never less than a second, even when the time has just passed.
+        assert_eq!(
+            Error::order_budget_spent(now, now).retry_after_seconds(),
+            Some(1)
+        );
+        assert_eq!(Error::DomainExists.retry_after_seconds(), None);
     }
 
     #[test]

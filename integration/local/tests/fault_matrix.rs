@@ -642,6 +642,7 @@ async fn order_budget_spent(backend: Backend) {
     // AND every other name was refused with the reason and when it is tried again
     let now = OffsetDateTime::now_utc();
     let (mut active, mut refused) = (0, 0);
+    let mut a_refused_domain = None;
     for (name, id) in &domains {
         let ssl = fixture.ssl(id).await;
         if ssl["provisioning_step"] == "active" {
@@ -661,10 +662,43 @@ async fn order_budget_spent(backend: Backend) {
             .unwrap_or_else(|| panic!("{name} has no next attempt: {ssl}"));
         assert!(next > now, "{name}'s next attempt is not ahead: {ssl}");
         refused += 1;
+        a_refused_domain = Some(id.clone());
     }
     assert_eq!(
         (active, refused),
         (BUDGET as usize, BURST - BUDGET as usize)
+    );
+    // AND a nudge cannot hurry a refused name: 429, and when to come back
+    let id = a_refused_domain.unwrap();
+    let response = fixture
+        .http
+        .post(format!(
+            "{}/v1/domains/{id}/ssl/nudge",
+            fixture.stack.info.api_url
+        ))
+        .bearer_auth(&fixture.api_key)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .expect("a Retry-After in seconds");
+    // One token of 10 per hour comes back every 6 minutes.
+    assert!(
+        (1..=360).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "order_budget_spent", "{body}");
+    assert_eq!(
+        fixture.faults.new_orders(),
+        BUDGET as usize,
+        "the nudge ordered"
     );
 }
 

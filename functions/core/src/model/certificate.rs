@@ -135,6 +135,14 @@ pub struct Certificate {
     pub material_version: Option<String>,
     /// Vault version holding the key generated for the order in progress.
     pub pending_material_version: Option<String>,
+    /// Until when the order budget holds this certificate back (its last run was refused for
+    /// the budget): a nudge or a renewal asked for before then is answered 429.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub order_budget_until: Option<OffsetDateTime>,
     /// The ACME directory URL of the CA that issued the served material: a certificate from a
     /// CA other than the configured one is due now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,6 +238,7 @@ impl Certificate {
             order_url: None,
             material_version: None,
             pending_material_version: None,
+            order_budget_until: None,
             ca_directory_url: None,
             ari_id: None,
             acme_profile: None,

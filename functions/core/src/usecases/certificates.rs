@@ -322,6 +322,11 @@ pub async fn renew(
         if certificate.names().any(Hostname::is_wildcard) {
             plan.check_wildcard_allowed()?;
         }
+        let now = services.clock.now();
+        // Renewing by hand cannot hurry an order the budget holds back.
+        if let Some(until) = certificate.held_by_order_budget(now) {
+            return Err(Error::order_budget_spent(until, now));
+        }
         match certificate.status {
             CertificateStatus::Pending | CertificateStatus::Validating => {
                 return Ok((certificate, false));
@@ -335,7 +340,6 @@ pub async fn renew(
             }
             CertificateStatus::Issued | CertificateStatus::Failed | CertificateStatus::Expired => {}
         }
-        let now = services.clock.now();
         certificate.status = CertificateStatus::Validating;
         certificate.consecutive_failures = 0;
         certificate.next_attempt_at = Some(now);

@@ -300,6 +300,16 @@ impl Run<'_> {
             // Back at the edge with a certificate still served: active again.
             self.domain.back_at_edge();
         }
+        // A nudge cannot hurry an order the budget holds back: say until when, rather than
+        // reset a wait that would only be refused again.
+        if trigger == Trigger::Nudge {
+            if let Some(until) = certificate
+                .as_ref()
+                .and_then(|certificate| certificate.held_by_order_budget(now))
+            {
+                return Err(Error::order_budget_spent(until, now));
+            }
+        }
         let certificate = match certificate {
             // Asked for again by a nudge, or only waiting for DNS, which now points here:
             // due now with the backoff reset. Traffic alone never resets a failure's backoff,

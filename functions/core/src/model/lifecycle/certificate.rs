@@ -247,6 +247,7 @@ impl Certificate {
     /// keeps serving its current material meanwhile.
     pub fn order_opened(&mut self, order_url: String, in_flight_until: OffsetDateTime) {
         self.order_url = Some(order_url);
+        self.order_budget_until = None;
         if matches!(
             self.status,
             CertificateStatus::Pending | CertificateStatus::Failed
@@ -284,6 +285,7 @@ impl Certificate {
         self.last_error = None;
         self.consecutive_failures = 0;
         self.expiring_notice_days = None;
+        self.order_budget_until = None;
     }
 
     /// A run failed: the reason, the next attempt after the policy's backoff (never before the
@@ -303,6 +305,7 @@ impl Certificate {
             .and_then(|delay| now.checked_add(delay));
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         self.last_error = Some(failure.message.clone());
+        self.order_budget_until = None;
         self.next_attempt_at =
             Some(policy.next_attempt_at(now, self.consecutive_failures, self.expires_at, retry_at));
         self.status = if self.material_to_serve(now).is_some() {
@@ -326,11 +329,17 @@ impl Certificate {
     ) {
         self.last_error = Some(reason.to_owned());
         self.next_attempt_at = Some(retry_at);
+        self.order_budget_until = Some(retry_at);
         self.status = if self.material_to_serve(now).is_some() {
             CertificateStatus::Issued
         } else {
             CertificateStatus::Failed
         };
+    }
+
+    /// Until when the order budget holds it back, if it still does at `now`.
+    pub fn held_by_order_budget(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.order_budget_until.filter(|until| *until > now)
     }
 
     /// Held back before the CA because its names do not point at the edge (`reason`): tried
