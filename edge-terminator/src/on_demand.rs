@@ -67,6 +67,9 @@ pub(crate) enum Refusal {
     /// The domain cannot get a certificate yet (ownership, DNS, a failed issuance backing off),
     /// and why; with when it may be tried again, when known.
     NotReady(String, Option<OffsetDateTime>),
+    /// The order budget at the CA is spent: why, and when a token is next expected (counted
+    /// apart in `/metrics`, for the operator).
+    BudgetSpent(String, Option<OffsetDateTime>),
     /// The store, vault or CA failed.
     Unavailable(String),
     /// The flight did not finish within the handshake's bound.
@@ -82,6 +85,7 @@ impl Refusal {
             Refusal::RateLimited => "rate_limited",
             Refusal::NotWhitelisted => "not_whitelisted",
             Refusal::NotReady(..) => "not_ready",
+            Refusal::BudgetSpent(..) => "order_budget_spent",
             Refusal::Unavailable(_) => "unavailable",
             Refusal::TimedOut => "timed_out",
         }
@@ -197,7 +201,7 @@ impl OnDemand {
             Ok(()) => return,
             Err(Refusal::NotWhitelisted) => self.shared.config.negative_cache_ttl,
             Err(Refusal::Unavailable(_)) => STORE_FAILURE_TTL,
-            Err(Refusal::NotReady(_, retry_at)) => {
+            Err(Refusal::NotReady(_, retry_at) | Refusal::BudgetSpent(_, retry_at)) => {
                 let floor = self.shared.config.negative_cache_ttl;
                 let until_retry = retry_at
                     .map(|at| at - self.shared.services.clock.now())
@@ -250,7 +254,7 @@ impl OnDemand {
                 *as_of = Some(domain.version);
                 Err(Refusal::NotReady(reason, retry_at))
             }
-            Ensured::Deferred { reason, retry_at } => Err(Refusal::NotReady(reason, retry_at)),
+            Ensured::Deferred { reason, retry_at } => Err(Refusal::BudgetSpent(reason, retry_at)),
             Ensured::NotWhitelisted => Err(Refusal::NotWhitelisted),
             Ensured::Requested(_) | Ensured::Held(_) => {
                 Err(not_ready("the certificate is queued for issuance"))
@@ -324,7 +328,9 @@ fn outcome_label(result: &Result<(), Refusal>) -> &'static str {
 
 fn detail(refusal: &Refusal) -> &str {
     match refusal {
-        Refusal::NotReady(reason, _) | Refusal::Unavailable(reason) => reason,
+        Refusal::NotReady(reason, _)
+        | Refusal::BudgetSpent(reason, _)
+        | Refusal::Unavailable(reason) => reason,
         _ => "",
     }
 }

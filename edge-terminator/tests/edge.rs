@@ -18,6 +18,7 @@ use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
 use edgecert_core::model::{Http01Challenge, ProvisioningStep};
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{DnsResolver, MaterialVersion};
+use edgecert_core::usecases::issuance::OrderBudget;
 use edgecert_dns::HickoryResolver;
 use edgecert_integration::{CountingStore, Pebble, PebbleOptions};
 use edgecert_terminator::roots_from_pem;
@@ -1092,7 +1093,23 @@ fn issuer(
     pebble: &Pebble,
     faults: &CaFaults,
 ) -> Arc<Issuer> {
+    issuer_with_budget(
+        services,
+        pebble,
+        faults,
+        OrderBudget::default_for(&pebble.directory_url()),
+    )
+}
+
+/// [`issuer`] drawing new orders from `budget`.
+fn issuer_with_budget(
+    services: &edgecert_core::usecases::Services,
+    pebble: &Pebble,
+    faults: &CaFaults,
+    budget: OrderBudget,
+) -> Arc<Issuer> {
     let mut config = IssuerConfig::new(pebble.directory_url())
+        .with_order_budget(budget)
         .with_ca_root_pem(pebble.listener_ca_pem_path())
         .with_caa_identities(["pebble.letsencrypt.org"])
         .with_poll_initial_delay(Duration::from_millis(25));
@@ -1123,6 +1140,11 @@ mod on_demand {
 
     impl Issuing {
         async fn start() -> Issuing {
+            Issuing::start_with_budget(None).await
+        }
+
+        /// A terminator whose issuer draws from `budget` (`None`: the default).
+        async fn start_with_budget(budget: Option<(u32, time::Duration)>) -> Issuing {
             let env = Env::new().await;
             let origin = Origin::start().await;
             // Pebble validates on the port the terminator's HTTP listener holds.
@@ -1144,7 +1166,15 @@ mod on_demand {
                 LOOPBACK_ALLOWED,
             );
             let faults = CaFaults::new();
-            let issuer = issuer(&services, &pebble, &faults);
+            let issuer = match budget {
+                None => issuer(&services, &pebble, &faults),
+                Some((orders, period)) => issuer_with_budget(
+                    &services,
+                    &pebble,
+                    &faults,
+                    OrderBudget::new(&pebble.directory_url(), orders, period),
+                ),
+            };
             let terminator = start(services, issuer, test_config(), Some(http)).await;
             let roots = roots_from_pem(&pebble.issuing_root_pem().await.unwrap());
             Issuing {
@@ -1256,6 +1286,30 @@ mod on_demand {
             10.0,
             "{metrics}"
         );
+    }
+
+    /// The order budget spent: first requests past it fail at once, order nothing, and are
+    /// counted apart in `/metrics` for the operator.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn first_requests_past_the_order_budget_fail_at_once_and_are_counted() {
+        let issuing = Issuing::start_with_budget(Some((2, time::Duration::hours(1)))).await;
+        let mut served = 0;
+        for _ in 0..5 {
+            let name = unique_name("budget");
+            issuing.env.whitelist(&name, &issuing.origin.url()).await;
+            served += usize::from(issuing.get(&name).await.is_ok());
+        }
+        assert_eq!((served, issuing.faults.new_orders()), (2, 2));
+        let metrics = issuing.terminator.metrics_text();
+        assert_eq!(
+            metric(
+                &metrics,
+                "edgecert_terminator_on_demand_total{outcome=\"order_budget_spent\"}"
+            ),
+            3.0,
+            "{metrics}"
+        );
+        issuing.terminator.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
