@@ -247,7 +247,7 @@ impl IssuanceEngine {
         }
         // A new order while this process knows the budget is spent: refused before pre-flight's
         // DNS lookups, which a renewer run would otherwise spend on every certificate left.
-        if latest.order_url.is_none() {
+        if self.places_new_order(&latest) {
             if let Some(spent) = self.order_budget.known_spent(self.now()) {
                 let domain = self.read_domain(&latest).await;
                 return self.defer(latest, domain.as_ref(), spent).await;
@@ -294,7 +294,7 @@ impl IssuanceEngine {
                 .await;
         }
         // Only a new order draws from the budget: a stored one is resumed.
-        if latest.order_url.is_none() {
+        if self.places_new_order(&latest) {
             let spent = self
                 .order_budget
                 .take(self.services.store.as_ref(), &latest, self.now())
@@ -778,6 +778,15 @@ impl IssuanceEngine {
             }
         }
         Ok(IssueOutcome::Deferred(stored))
+    }
+
+    /// Whether a run on `certificate` places a new order: it has none stored, or the stored
+    /// one is from another CA ([`IssuanceEngine::open_order`] does not resume it).
+    fn places_new_order(&self, certificate: &Certificate) -> bool {
+        certificate
+            .order_url
+            .as_deref()
+            .is_none_or(|url| !same_ca(url, self.ca.directory_url()))
     }
 
     /// The domain of a managed certificate, as stored; `None` for a downloadable one, or when
