@@ -7,7 +7,10 @@
 //! 2. takes the lease on its sorted name set (held elsewhere: `InProgress`), kept alive in the
 //!    background while the run works, then reads the certificate again, because the previous
 //!    holder may just have issued it;
-//! 3. runs pre-flight (a refusal is recorded and never reaches the CA);
+//! 3. runs pre-flight (a refusal is recorded and never reaches the CA); a run that is about
+//!    to place a new order then takes its tokens from the order budget every path and process
+//!    shares (`order_budget.rs`), and when it is spent records why and when a token is next
+//!    expected, without a request to the CA;
 //! 4. attempts the order: resume the stored order or place a new one (carrying `replaces` for
 //!    a renewal, and the ACME profile), take the pending key from the vault or generate and
 //!    store one, and record both on the certificate at once, so a crash resumes them; then
