@@ -224,7 +224,7 @@ impl Metrics {
     }
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
+pub(crate) fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} gauge");
     let _ = writeln!(out, "{name} {value}");

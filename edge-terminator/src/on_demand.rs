@@ -104,6 +104,11 @@ pub(crate) struct OnDemand {
 }
 
 impl OnDemand {
+    /// The issue use case this edge orders through.
+    pub(crate) fn issuance(&self) -> Arc<dyn Issuance> {
+        Arc::clone(&self.issuance)
+    }
+
     pub(crate) fn new(shared: Arc<Shared>, issuance: Arc<dyn Issuance>) -> OnDemand {
         let limiter =
             LookupLimiter::new(shared.config.lookups_per_second, shared.config.lookup_burst);

@@ -477,9 +477,13 @@ async fn serve_admin(stream: TcpStream, edge: &Edge, shutdown: watch::Receiver<b
     let peer = stream.peer_addr().ok();
     let io = TokioIo::new(IdleTimeout::new(stream, config.idle_timeout));
     let shared = Arc::clone(&edge.shared);
+    let issuance = edge.on_demand.issuance();
     let service = service_fn(move |request| {
-        let response = admin::answer(&shared, &request);
-        async move { Ok::<_, std::convert::Infallible>(response) }
+        let (shared, issuance) = (Arc::clone(&shared), Arc::clone(&issuance));
+        async move {
+            let response = admin::answer(&shared, issuance.as_ref(), &request).await;
+            Ok::<_, std::convert::Infallible>(response)
+        }
     });
     let connection = http1_builder(config).serve_connection(io, service);
     drive!(connection, shutdown, peer);

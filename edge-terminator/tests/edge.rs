@@ -1309,6 +1309,23 @@ mod on_demand {
             3.0,
             "{metrics}"
         );
+        // The budget itself, as the operator's scrape of the admin listener reads it from the
+        // store: spent, 2 at most, the next order within the 30 minutes one takes to earn.
+        let admin = issuing.terminator.admin_addr().unwrap();
+        let (status, _, scraped) = plain_get(admin, "localhost", "/metrics").await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{scraped}");
+        assert_eq!(
+            metric(&scraped, "edgecert_order_budget_available_orders"),
+            0.0,
+            "{scraped}"
+        );
+        assert_eq!(
+            metric(&scraped, "edgecert_order_budget_capacity_orders"),
+            2.0,
+            "{scraped}"
+        );
+        let next = metric(&scraped, "edgecert_order_budget_next_order_seconds");
+        assert!(next > 0.0 && next <= 1800.0, "{scraped}");
         issuing.terminator.shutdown().await;
     }
 

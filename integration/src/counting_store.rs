@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use edgecert_core::model::{
     Account, AccountUsage, ApiKeyHash, BucketLimits, Certificate, CertificateEvent, Domain,
-    DomainChange, Http01Challenge, Lease, Zone,
+    DomainChange, Http01Challenge, Lease, TokenBucket, Zone,
 };
 use edgecert_core::ports::{
     AccountStore, CertificateStore, ChallengeStore, DomainStore, EventLog, LeaseStore, Page,
@@ -348,5 +348,9 @@ impl TokenBucketStore for CountingStore {
     ) -> Result<u32> {
         self.count("take_tokens", Write);
         self.inner.take_tokens(name, wanted, limits, now).await
+    }
+    async fn read_token_bucket(&self, name: &str) -> Result<Option<TokenBucket>> {
+        self.count("read_token_bucket", Read);
+        self.inner.read_token_bucket(name).await
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use edgecert_core::model::{
     Account, AccountUsage, ApiKeyHash, BucketLimits, Certificate, CertificateEvent, Domain,
-    DomainChange, Http01Challenge, Lease, SecretString, Zone,
+    DomainChange, Http01Challenge, Lease, SecretString, TokenBucket, Zone,
 };
 use edgecert_core::ports::{
     AccountStore, CertificateMaterial, CertificateStore, ChallengeStore, DomainStore, EventLog,
@@ -341,6 +341,10 @@ impl TokenBucketStore for FakeStore {
     ) -> Result<u32> {
         self.write()?;
         self.inner.take_tokens(name, wanted, limits, now).await
+    }
+    async fn read_token_bucket(&self, name: &str) -> Result<Option<TokenBucket>> {
+        self.read()?;
+        self.inner.read_token_bucket(name).await
     }
 }
 

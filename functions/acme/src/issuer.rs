@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use edgecert_core::model::Certificate;
+use edgecert_core::model::{BucketLevel, Certificate};
 use edgecert_core::ports::{Issuance, IssueOutcome, Profiles};
 use edgecert_core::usecases::Services;
 use edgecert_core::usecases::issuance::{IssuanceEngine, StepHook};
@@ -97,6 +97,10 @@ impl Issuance for Issuer {
 
     async fn profiles(&self) -> edgecert_core::Result<Option<Profiles>> {
         self.engine.profiles().await
+    }
+
+    async fn order_budget_level(&self) -> edgecert_core::Result<Option<BucketLevel>> {
+        self.engine.order_budget_level().await
     }
 
     fn ca_directory_url(&self) -> Option<&str> {

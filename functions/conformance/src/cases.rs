@@ -1774,14 +1774,20 @@ pub async fn key_storage_sweep_moves_material_to_the_current_generation(adapters
 }
 
 /// A token bucket starts full, grants at most what it holds, refills at its rate by the
-/// caller's clock, and keeps buckets apart by name.
+/// caller's clock, keeps buckets apart by name, and reads back as stored.
 pub async fn token_bucket_grants_its_capacity_then_refills(adapters: &Adapters) {
     let store = &adapters.store;
     let limits = BucketLimits::per_period(50, Duration::hours(1));
     let take = |name: &'static str, wanted: u32, at| async move {
         store.take_tokens(name, wanted, &limits, at).await.unwrap()
     };
+    assert_eq!(store.read_token_bucket("orders:a").await.unwrap(), None);
     assert_eq!(take("orders:a", 30, NOW).await, 30);
+    // Read back as stored, and reading takes nothing.
+    let stored = store.read_token_bucket("orders:a").await.unwrap();
+    let level = stored.expect("a used bucket is stored").level(&limits, NOW);
+    assert_eq!((level.available, level.capacity), (20, 50));
+    assert_eq!(level.next_token_at, Some(NOW + Duration::seconds(72)));
     assert_eq!(take("orders:a", 30, NOW).await, 20);
     assert_eq!(take("orders:a", 1, NOW).await, 0);
     // Another bucket is untouched.

@@ -82,6 +82,12 @@ struct Fixture {
     origin: String,
 }
 
+/// A zone the fixture's account imported.
+struct ZoneImported {
+    id: String,
+    name: String,
+}
+
 impl Fixture {
     async fn start(backend: Backend) -> Fixture {
         Fixture::start_with(backend, "pro", |_| {}).await
@@ -193,6 +199,40 @@ impl Fixture {
             domains.push((name, domain["id"].as_str().unwrap().to_owned()));
         }
         domains
+    }
+
+    /// Imports a new zone `{label}-….com` held in challtestsrv, proven with its TXT record.
+    async fn verified_zone(&self, label: &str) -> ZoneImported {
+        let name = format!(
+            "{label}-{}-{}.com",
+            std::process::id(),
+            OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_007
+        );
+        let (status, record) = self
+            .call("GET", &format!("/v1/zones/verification?name={name}"), None)
+            .await;
+        assert_eq!(status, 200, "{record}");
+        let management = &self.stack.info.challtestsrv_management_url;
+        self.http
+            .post(format!("{management}/set-txt"))
+            .json(&json!({"host": format!("{}.", record["name"].as_str().unwrap()), "value": record["value"]}))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("challtestsrv takes the TXT record");
+        let (status, zone) = self
+            .call(
+                "POST",
+                "/v1/zones",
+                Some(json!({"name": name, "provider": "challtestsrv", "provider_zone_id": name})),
+            )
+            .await;
+        assert_eq!(status, 201, "{zone}");
+        ZoneImported {
+            id: zone["id"].as_str().unwrap().to_owned(),
+            name,
+        }
     }
 
     /// One HTTPS request to `name` through the edge, verified against Pebble's root; whether
@@ -699,6 +739,33 @@ async fn order_budget_spent(backend: Backend) {
         fixture.faults.new_orders(),
         BUDGET as usize,
         "the nudge ordered"
+    );
+    // AND a new downloadable certificate is refused at once, 429 with when to come back,
+    // rather than queued to wait unseen; nothing is stored, nothing ordered
+    let zone = fixture.verified_zone("budgetzone").await;
+    let request = json!({"zone_id": zone.id, "domain": format!("shop.{}", zone.name)});
+    // (The account is on Elite: downloadable certificates are in its plan.)
+    let (status, body) = fixture
+        .call("POST", "/v1/certificates", Some(request))
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "order_budget_spent", "{body}");
+    let (status, list) = fixture.call("GET", "/v1/certificates", None).await;
+    assert_eq!(status, 200, "{list}");
+    let wanted = format!("shop.{}", zone.name);
+    let stored = list["certificates"]
+        .as_array()
+        .expect("a list of certificates");
+    assert!(
+        stored
+            .iter()
+            .all(|certificate| certificate["domain"] != wanted.as_str()),
+        "the refused request was stored: {list}"
+    );
+    assert_eq!(
+        fixture.faults.new_orders(),
+        BUDGET as usize,
+        "the refused request ordered"
     );
 }
 

@@ -141,4 +141,8 @@ impl TokenBucketStore for DynamoStore {
         }
         .into())
     }
+
+    async fn read_token_bucket(&self, name: &str) -> Result<Option<TokenBucket>> {
+        Ok(self.read_bucket(name).await?.map(|stored| stored.bucket))
+    }
 }

@@ -19,7 +19,7 @@ pub use event::{CertificateEvent, EventLevel};
 pub use lease::Lease;
 pub use lifecycle::{DnsCheck, IssueFailure, IssueStop, IssuedMaterial, Servable};
 pub use secret::SecretString;
-pub use token_bucket::{BucketLimits, Taken, TokenBucket};
+pub use token_bucket::{BucketLevel, BucketLimits, Taken, TokenBucket};
 pub use zone::Zone;
 
 /// `at` as RFC 3339, as the API and the event log show times.

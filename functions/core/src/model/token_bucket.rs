@@ -43,6 +43,18 @@ pub struct TokenBucket {
     pub updated_at: OffsetDateTime,
 }
 
+/// What a bucket holds at one instant, without taking anything: what `/metrics` and the
+/// operator see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketLevel {
+    /// Whole tokens available now.
+    pub available: u32,
+    /// The most the bucket holds.
+    pub capacity: u32,
+    /// When the next whole token is earned; `None` when the bucket is full.
+    pub next_token_at: Option<OffsetDateTime>,
+}
+
 /// What one [`TokenBucket::take`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Taken {
@@ -94,6 +106,25 @@ impl TokenBucket {
                 updated_at,
             },
             granted: u32::try_from(granted).unwrap_or(0),
+        }
+    }
+}
+
+impl TokenBucket {
+    /// The bucket's level at `now` after its refill, taking nothing.
+    pub fn level(self, limits: &BucketLimits, now: OffsetDateTime) -> BucketLevel {
+        let refilled = self.take(0, limits, now).bucket;
+        let available = u32::try_from(i128::from(refilled.level_milli) / MILLI).unwrap_or(0);
+        let next_token_at = (available < limits.capacity).then(|| {
+            let missing = MILLI - i128::from(refilled.level_milli) % MILLI;
+            let step = limits.refill_every.whole_nanoseconds().max(1);
+            let wait = missing * step / MILLI;
+            refilled.updated_at + Duration::nanoseconds(i64::try_from(wait).unwrap_or(i64::MAX))
+        });
+        BucketLevel {
+            available: available.min(limits.capacity),
+            capacity: limits.capacity,
+            next_token_at,
         }
     }
 }
@@ -161,6 +192,31 @@ mod tests {
         let taken = bucket.take(1, &limits(), START - Duration::hours(1));
         assert_eq!(taken.granted, 0);
         assert_eq!(taken.bucket.updated_at, START);
+    }
+
+    #[test]
+    fn its_level_counts_whole_tokens_and_when_the_next_one_comes() {
+        let never_used = TokenBucket::full(&limits(), START);
+        assert_eq!(
+            never_used.level(&limits(), START),
+            BucketLevel {
+                available: 300,
+                capacity: 300,
+                next_token_at: None
+            }
+        );
+        let spent = never_used.take(300, &limits(), START).bucket;
+        let level = spent.level(&limits(), START + Duration::seconds(50));
+        // One token every 36 s: one earned after 50 s, the next at 72 s.
+        assert_eq!(level.available, 1);
+        assert_eq!(level.next_token_at, Some(START + Duration::seconds(72)));
+        // Reading takes nothing.
+        assert_eq!(
+            spent
+                .take(300, &limits(), START + Duration::seconds(50))
+                .granted,
+            1
+        );
     }
 
     #[test]

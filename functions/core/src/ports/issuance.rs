@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::ids::{AccountId, CertificateId};
-use crate::model::Certificate;
+use crate::model::{BucketLevel, Certificate};
 use crate::ports::Profiles;
 use crate::renewal::RenewalSuggestion;
 
@@ -49,6 +49,12 @@ pub trait Issuance: Send + Sync {
     /// The ACME profiles the CA advertises (`meta.profiles`), or `None` when this process
     /// cannot ask it. The default cannot.
     async fn profiles(&self) -> Result<Option<Profiles>> {
+        Ok(None)
+    }
+    /// What the budget of new orders at the CA account holds now
+    /// ([`OrderBudget`](crate::usecases::issuance::OrderBudget)), or `None` when this process
+    /// orders under none. The default has none.
+    async fn order_budget_level(&self) -> Result<Option<BucketLevel>> {
         Ok(None)
     }
     /// The directory URL of the CA certificates are ordered from, when there is one: material

@@ -22,7 +22,7 @@ use crate::hostname::Hostname;
 use crate::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use crate::model::{
     Account, AccountUsage, ApiKeyHash, BucketLimits, Certificate, CertificateEvent, Domain,
-    DomainChange, Http01Challenge, Lease, Zone,
+    DomainChange, Http01Challenge, Lease, TokenBucket, Zone,
 };
 
 /// Which page of a list to read.
@@ -226,7 +226,7 @@ pub trait LeaseStore: Send + Sync {
     async fn release_lease(&self, lease: &Lease) -> Result<()>;
 }
 
-/// Token buckets shared by every process (the CA-wide order budget of the renewer).
+/// Token buckets shared by every process (the order budget at the CA).
 #[async_trait]
 pub trait TokenBucketStore: Send + Sync {
     /// Refills bucket `name` for the time since its last use (a bucket never used starts
@@ -240,6 +240,9 @@ pub trait TokenBucketStore: Send + Sync {
         limits: &BucketLimits,
         now: OffsetDateTime,
     ) -> Result<u32>;
+    /// Bucket `name` as last stored, without refilling or taking anything; `None` when it was
+    /// never used (it is full).
+    async fn read_token_bucket(&self, name: &str) -> Result<Option<TokenBucket>>;
 }
 
 /// Everything the core needs from storage.

@@ -13,6 +13,8 @@
 //! claimed by this account (imported with its zone token), and no name may be whitelisted by
 //! another account ([`check_names_unclaimed`], which the issuer's pre-flight asks again).
 
+use time::OffsetDateTime;
+
 use crate::error::{Error, ItemKind, Result};
 use crate::hostname::Hostname;
 use crate::ids::{AccountId, CertificateId, ZoneId};
@@ -122,6 +124,7 @@ pub async fn request_certificate(
         plan.check_auto_renew_allowed()?;
     }
     let now = services.clock.now();
+    check_order_budget(services, now).await?;
     let certificate = Certificate::downloadable(account_id.clone(), zone.id, domain, sans, now)
         .with_key_type(request.key_type)
         .with_auto_renew(request.auto_renew);
@@ -140,6 +143,23 @@ pub async fn request_certificate(
     )
     .await;
     Ok(certificate)
+}
+
+/// Refuses a new certificate while the budget of new orders at the CA account is spent
+/// ([`Error::OrderBudgetSpent`], 429 with when a token is next expected): it would only wait,
+/// unseen, in the queue. Read without taking anything: the issuer takes the token when it
+/// orders. A process that orders under no budget (no CA configured) does not check.
+async fn check_order_budget(services: &Services, now: OffsetDateTime) -> Result<()> {
+    let Some(issuance) = &services.issuance else {
+        return Ok(());
+    };
+    match issuance.order_budget_level().await? {
+        Some(level) if level.available == 0 => Err(Error::order_budget_spent(
+            level.next_token_at.unwrap_or(now),
+            now,
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The zone a request names, when it is the account's and verified; the reference's 404

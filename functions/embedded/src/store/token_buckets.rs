@@ -58,4 +58,26 @@ impl TokenBucketStore for SqliteStore {
         })
         .await
     }
+
+    async fn read_token_bucket(&self, name: &str) -> edgecert_core::Result<Option<TokenBucket>> {
+        let name = name.to_owned();
+        self.read(move |connection| {
+            let stored: Option<(i64, i64)> = connection
+                .query_row(
+                    "SELECT level_milli, updated_at FROM token_buckets WHERE name = ?1",
+                    params![name],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            stored
+                .map(|(level_milli, updated_at)| {
+                    Ok(TokenBucket {
+                        level_milli: u64::try_from(level_milli).unwrap_or(0),
+                        updated_at: instant(updated_at)?,
+                    })
+                })
+                .transpose()
+        })
+        .await
+    }
 }

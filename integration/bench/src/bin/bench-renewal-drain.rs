@@ -37,7 +37,7 @@ use edgecert_core::hostname::Hostname;
 use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
 use edgecert_core::model::{
     Account, AccountUsage, ApiKeyHash, BucketLimits, Certificate, CertificateEvent,
-    CertificateStatus, Domain, DomainChange, EventLevel, Http01Challenge, Lease, Zone,
+    CertificateStatus, Domain, DomainChange, EventLevel, Http01Challenge, Lease, TokenBucket, Zone,
 };
 use edgecert_core::origin::OriginPolicy;
 use edgecert_core::ports::{
@@ -1276,6 +1276,9 @@ impl TokenBucketStore for CountingStore {
     ) -> CoreResult<u32> {
         self.timed(self.inner.take_tokens(name, wanted, limits, now))
             .await
+    }
+    async fn read_token_bucket(&self, name: &str) -> CoreResult<Option<TokenBucket>> {
+        self.timed(self.inner.read_token_bucket(name)).await
     }
 }
 

@@ -48,8 +48,8 @@ use self::validation::ValidationContext;
 use crate::error::{Error, Result};
 use crate::ids::{AccountId, CertificateId};
 use crate::model::{
-    Certificate, CertificateEvent, CertificateStatus, Domain, EventLevel, IssueFailure, IssueStop,
-    IssuedMaterial,
+    BucketLevel, Certificate, CertificateEvent, CertificateStatus, Domain, EventLevel,
+    IssueFailure, IssueStop, IssuedMaterial,
 };
 use crate::ports::{
     CertificateAuthority, CertificateMaterial, Issuance, IssueOutcome, MaterialVersion, OrderNote,
@@ -888,6 +888,13 @@ impl Issuance for IssuanceEngine {
                 problem: failure.problem,
                 message: failure.message,
             })
+    }
+
+    async fn order_budget_level(&self) -> Result<Option<BucketLevel>> {
+        let level = (self.settings.order_budget)
+            .account_level(self.services.store.as_ref(), self.now())
+            .await?;
+        Ok(Some(level))
     }
 
     fn ca_directory_url(&self) -> Option<&str> {

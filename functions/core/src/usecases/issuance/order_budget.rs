@@ -21,7 +21,7 @@ use std::sync::{Mutex, PoisonError};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::Result;
-use crate::model::{BucketLimits, Certificate};
+use crate::model::{BucketLevel, BucketLimits, Certificate, TokenBucket};
 use crate::ports::TokenBucketStore;
 
 /// The budgets of new ACME orders, as token buckets shared by every process.
@@ -75,6 +75,17 @@ impl OrderBudget {
     pub fn with_per_registered_domain(mut self, certificates: u32, period: Duration) -> Self {
         self.per_registered_domain = BucketLimits::per_period(certificates, period);
         self
+    }
+
+    /// What the account's budget holds at `now`, read without taking anything (`/metrics`).
+    pub async fn account_level(
+        &self,
+        store: &dyn TokenBucketStore,
+        now: OffsetDateTime,
+    ) -> Result<BucketLevel> {
+        let stored = store.read_token_bucket(&self.bucket).await?;
+        let bucket = stored.unwrap_or_else(|| TokenBucket::full(&self.limits, now));
+        Ok(bucket.level(&self.limits, now))
     }
 
     /// The bucket of `registered_domain`.
