@@ -5,8 +5,11 @@
 use std::process::ExitCode;
 
 use edgecert_deployment::{ZoneProviders, aws_services};
-use edgecert_terminator::{DeploymentConfig, Listeners, Terminator};
+use edgecert_terminator::{DeploymentConfig, EdgeAllocator, Listeners, Terminator};
 use tokio::signal::unix::{SignalKind, signal};
+
+#[global_allocator]
+static ALLOCATOR: EdgeAllocator = EdgeAllocator;
 
 #[tokio::main]
 async fn main() -> ExitCode {

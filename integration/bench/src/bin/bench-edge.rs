@@ -21,7 +21,11 @@ use edgecert_core::usecases::{EdgeSettings, Services};
 use edgecert_dns::HickoryResolver;
 use edgecert_embedded::Database;
 use edgecert_integration::fixtures::NoIssuance;
-use edgecert_terminator::{Listeners, Terminator, TerminatorConfig};
+use edgecert_terminator::{EdgeAllocator, Listeners, Terminator, TerminatorConfig};
+
+/// The production terminator's allocator, so that its memory is what is measured.
+#[global_allocator]
+static ALLOCATOR: EdgeAllocator = EdgeAllocator;
 
 /// Serves a seeded SQLite data directory.
 #[derive(Debug, Parser)]

@@ -19,7 +19,7 @@
 //! One data directory grows from one size to the next (only what is new is seeded).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,11 @@ const TARGET_CACHED_OVER_SINGLE: f64 = 0.95;
 /// Overrides the sizes run (`10000,100000`), for a machine or a time budget that cannot
 /// seed a million certificates.
 const SIZES_VAR: &str = "EDGECERT_BENCH_MANY_CERTS_SIZES";
+/// A data directory to seed once and keep between runs (to measure the same store again
+/// without seeding it again); unset, a temporary one is used and removed.
+const DATA_DIR_VAR: &str = "EDGECERT_BENCH_MANY_CERTS_DIR";
+/// In a kept data directory: how many of [`hostnames`] are seeded.
+const SEEDED_FILE: &str = "seeded-count";
 /// Leaves made ahead of the store writes while seeding.
 const SEED_PIPELINE: usize = 16;
 /// The seeded certificates look issued evenly over this span before the run, as in a store
@@ -204,29 +209,42 @@ async fn run(options: Options) -> anyhow::Result<()> {
         cache_mib: options.pick(None, Some(1)),
         strict: options.quick,
     };
-    let scratch = scratch_dir()?;
+    let (_scratch, dir) = match std::env::var_os(DATA_DIR_VAR) {
+        Some(kept) => (None, PathBuf::from(kept)),
+        None => {
+            let scratch = scratch_dir()?;
+            let dir = scratch.path().join("many");
+            (Some(scratch), dir)
+        }
+    };
     let ca = Arc::new(BenchCa::new()?);
     let largest = sizes.iter().copied().max().unwrap_or(0);
     let names = hostnames("many", largest);
-    let dir = scratch.path().join("many");
     let seeder = Seeder::open(&dir).await?;
-    let mut seeded = 0;
+    let mut seeded: usize = std::fs::read_to_string(dir.join(SEEDED_FILE))
+        .ok()
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0);
     let mut seeding = Duration::ZERO;
     let mut results = Vec::new();
     for &size in &sizes {
         let started = Instant::now();
-        seeder
-            .add_each_issued_over(
-                &names[seeded..size],
-                ORIGIN,
-                &ca,
-                KIND,
-                SEED_PIPELINE,
-                time::Duration::days(ISSUED_OVER_DAYS),
-            )
-            .await?;
+        if size > seeded {
+            seeder
+                .add_each_issued_over(
+                    &names[seeded..size],
+                    ORIGIN,
+                    &ca,
+                    KIND,
+                    SEED_PIPELINE,
+                    time::Duration::days(ISSUED_OVER_DAYS),
+                )
+                .await?;
+            seeded = size;
+            std::fs::write(dir.join(SEEDED_FILE), seeded.to_string())
+                .context("recording the seeded count")?;
+        }
         seeding += started.elapsed();
-        seeded = size;
         eprintln!("many-certs: {size} certificates seeded in {seeding:?}");
         results.push(serve(&dir, &names[..size], seeding, &plan).await?);
     }
@@ -345,6 +363,10 @@ async fn serve(
     check_served_names(edge.https, &groups.served, &plan.client).await?;
     let end = cache_figures(&edge).await?;
     let rss_end = settled_rss(&edge.server).await?;
+    if let Ok(rollup) = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", edge.server.pid()))
+    {
+        eprintln!("many-certs: terminator memory at the end (smaps_rollup):\n{rollup}");
+    }
     Ok(Served {
         certificates: names.len(),
         seeding,

@@ -7,8 +7,12 @@ use std::time::Duration;
 use clap::Parser;
 use edgecert_deployment::vars as shared;
 use edgecert_local::{LocalOptions, LocalStack, vars};
-use edgecert_terminator::TerminatorConfig;
+use edgecert_terminator::{EdgeAllocator, TerminatorConfig};
 use edgecert_workers::WorkerConfig;
+
+/// The edge runs in this process: the terminator's allocator.
+#[global_allocator]
+static ALLOCATOR: EdgeAllocator = EdgeAllocator;
 
 /// EdgeCert on one machine: API, issuer, renewer and edge terminator, Pebble and challtestsrv,
 /// SQLite (or AWS adapters). The table, secret prefix and edge settings below are the
