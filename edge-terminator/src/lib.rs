@@ -35,6 +35,8 @@ mod shared;
 mod tls;
 
 pub use config::{DeploymentConfig, TerminatorConfig, vars};
+pub use error::{Result, TerminatorError};
+pub use io::IdleTimeout;
 /// The allocator of every process that runs the edge: declare it with
 /// `#[global_allocator] static ALLOCATOR: EdgeAllocator = EdgeAllocator;`.
 ///
@@ -44,7 +46,5 @@ pub use config::{DeploymentConfig, TerminatorConfig, vars};
 /// glibc, 688 MiB with one arena, and 262 MiB under mimalloc (BENCHMARKS.md, scenario 3). musl's
 /// malloc, which the container's static binary would otherwise get, is slow under many threads.
 pub use mimalloc::MiMalloc as EdgeAllocator;
-pub use error::{Result, TerminatorError};
-pub use io::IdleTimeout;
 pub use origin::roots_from_pem;
 pub use server::{Listeners, Terminator};
