@@ -27,8 +27,8 @@ echo "== cargo test";   cargo test --workspace --locked --no-fail-fast
 echo "== benchmarks, quick (each scenario runs; numbers are not checked)"
 bash integration/scripts/bench.sh --quick
 echo "== sam build"
-# What a deploy builds (cold: 11.6 CPU-minutes, about 8 minutes on 2 idle cores; README, "How
-# the AWS build is made"): one binary for every function
+# What a deploy builds (cold: 6.1 minutes on 2 idle cores; README, "How the AWS build is
+# made"): one binary for every function
 # (they share CodeUri and Metadata, so SAM builds once and copies it to each), arm64,
 # cargo-lambda's deployment profile. SAM sets CARGO_TARGET_DIR only when it is unset, so the
 # build cache above is used.
