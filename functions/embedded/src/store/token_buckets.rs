@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use edgecert_core::model::{BucketLimits, TokenBucket};
 use edgecert_core::ports::TokenBucketStore;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use super::{SqliteStore, instant_key};
@@ -15,6 +15,25 @@ use crate::error::{EmbeddedError, Result};
 fn instant(nanos: i64) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
         .map_err(|_| EmbeddedError::OutOfRange("token bucket time"))
+}
+
+/// Bucket `name` as stored, if it was ever used.
+fn stored_bucket(connection: &Connection, name: &str) -> Result<Option<TokenBucket>> {
+    let stored: Option<(i64, i64)> = connection
+        .query_row(
+            "SELECT level_milli, updated_at FROM token_buckets WHERE name = ?1",
+            params![name],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    stored
+        .map(|(level_milli, updated_at)| {
+            Ok(TokenBucket {
+                level_milli: u64::try_from(level_milli).unwrap_or(0),
+                updated_at: instant(updated_at)?,
+            })
+        })
+        .transpose()
 }
 
 #[async_trait]
@@ -28,20 +47,8 @@ impl TokenBucketStore for SqliteStore {
     ) -> edgecert_core::Result<u32> {
         let (name, limits) = (name.to_owned(), *limits);
         self.write(move |transaction| {
-            let stored: Option<(i64, i64)> = transaction
-                .query_row(
-                    "SELECT level_milli, updated_at FROM token_buckets WHERE name = ?1",
-                    params![name],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?;
-            let bucket = match stored {
-                Some((level_milli, updated_at)) => TokenBucket {
-                    level_milli: u64::try_from(level_milli).unwrap_or(0),
-                    updated_at: instant(updated_at)?,
-                },
-                None => TokenBucket::full(&limits, now),
-            };
+            let bucket = stored_bucket(transaction, &name)?
+                .unwrap_or_else(|| TokenBucket::full(&limits, now));
             let taken = bucket.take(wanted, &limits, now);
             transaction.execute(
                 "INSERT INTO token_buckets (name, level_milli, updated_at) VALUES (?1, ?2, ?3)
@@ -61,23 +68,7 @@ impl TokenBucketStore for SqliteStore {
 
     async fn read_token_bucket(&self, name: &str) -> edgecert_core::Result<Option<TokenBucket>> {
         let name = name.to_owned();
-        self.read(move |connection| {
-            let stored: Option<(i64, i64)> = connection
-                .query_row(
-                    "SELECT level_milli, updated_at FROM token_buckets WHERE name = ?1",
-                    params![name],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?;
-            stored
-                .map(|(level_milli, updated_at)| {
-                    Ok(TokenBucket {
-                        level_milli: u64::try_from(level_milli).unwrap_or(0),
-                        updated_at: instant(updated_at)?,
-                    })
-                })
-                .transpose()
-        })
-        .await
+        self.read(move |connection| stored_bucket(connection, &name))
+            .await
     }
 }
