@@ -22,7 +22,7 @@ use edgecert_core::usecases::managed::{
 use edgecert_core::usecases::renewals::{
     EXPIRY_WARNING, RenewalSettings, count_expiring_unrenewed, run_renewals,
 };
-use edgecert_integration::{Http01Responder, Pebble, PebbleOptions};
+use edgecert_integration::PebbleOptions;
 use time::Duration;
 
 use support::{Backend, CERTIFICATE_LIFETIME, Harness, issued_and_due, unique_label};
@@ -51,16 +51,7 @@ on_both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_calls_of_a_renewal() {
     let harness = Harness::new(Backend::Sqlite).await;
-    // A Pebble of its own, validating HTTP-01 on a responder that answers from this store.
-    let pebble = Pebble::start(PebbleOptions {
-        certificate_validity: Some(CERTIFICATE_LIFETIME),
-        ..PebbleOptions::default()
-    })
-    .await
-    .unwrap();
-    let _responder = Http01Responder::start(harness.store.clone(), pebble.http_port())
-        .await
-        .unwrap();
+    let (pebble, _responder) = harness.own_pebble(PebbleOptions::default()).await;
     let (counted, services, issuer) = harness.counted(&pebble);
     let hostname = format!("{}.example.com", unique_label("counted"));
     let (_, certificate) = harness.active_domain_due(&hostname).await;
@@ -649,18 +640,13 @@ async fn certificates_expiring_unrenewed_within_a_week_are_counted(backend: Back
 /// none, three renewals in a row of one managed certificate each validate, and each is served.
 async fn every_renewal_validates_afresh_without_authorization_reuse(backend: Backend) {
     let harness = Harness::new(backend).await;
-    // A Pebble of its own that reuses no authorization, validating HTTP-01 on a responder that
-    // answers from this store.
-    let pebble = Pebble::start(PebbleOptions {
-        certificate_validity: Some(CERTIFICATE_LIFETIME),
-        authz_reuse_percent: Some(0),
-        ..PebbleOptions::default()
-    })
-    .await
-    .unwrap();
-    let _responder = Http01Responder::start(harness.store.clone(), pebble.http_port())
-        .await
-        .unwrap();
+    // A Pebble of its own that reuses no authorization.
+    let (pebble, _responder) = harness
+        .own_pebble(PebbleOptions {
+            authz_reuse_percent: Some(0),
+            ..PebbleOptions::default()
+        })
+        .await;
     let (_, services, issuer) = harness.counted(&pebble);
     let hostname = format!("{}.example.com", unique_label("fresh"));
     let (_, certificate) = harness.active_domain_due(&hostname).await;
@@ -704,16 +690,7 @@ async fn a_domain_whose_dns_never_points_goes_stale_and_returns_on_a_nudge_or_tr
     backend: Backend,
 ) {
     let harness = Harness::new(backend).await;
-    // A Pebble of its own, validating HTTP-01 on a responder that answers from this store.
-    let pebble = Pebble::start(PebbleOptions {
-        certificate_validity: Some(CERTIFICATE_LIFETIME),
-        ..PebbleOptions::default()
-    })
-    .await
-    .unwrap();
-    let _responder = Http01Responder::start(harness.store.clone(), pebble.http_port())
-        .await
-        .unwrap();
+    let (pebble, _responder) = harness.own_pebble(PebbleOptions::default()).await;
     let (_, services, issuer) = harness.counted(&pebble);
     let nudged = stale_domain(&harness, &services, issuer.as_ref(), "nudged").await;
     let visited = stale_domain(&harness, &services, issuer.as_ref(), "visited").await;

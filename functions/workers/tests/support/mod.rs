@@ -28,7 +28,9 @@ use edgecert_core::usecases::{EdgeSettings, Services};
 use edgecert_core::{Hostname, PlanCatalog, PlanName};
 use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
 use edgecert_embedded::Database;
-use edgecert_integration::{Challtestsrv, CountingStore, Moto, Pebble, PebbleOptions};
+use edgecert_integration::{
+    Challtestsrv, CountingStore, Http01Responder, Moto, Pebble, PebbleOptions,
+};
 use rand::Rng as _;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::OnceCell;
@@ -231,6 +233,22 @@ impl Harness {
         services.store = counted.clone();
         let issuer = issuer_over(&services, pebble, &self.faults, self.budget.clone());
         (counted, services, issuer)
+    }
+
+    /// A Pebble of the test's own (`options`, with certificates of [`CERTIFICATE_LIFETIME`]),
+    /// validating HTTP-01 on a responder that answers from this harness's store. Keep both for
+    /// as long as the test orders.
+    pub async fn own_pebble(&self, options: PebbleOptions) -> (Pebble, Http01Responder) {
+        let pebble = Pebble::start(PebbleOptions {
+            certificate_validity: Some(CERTIFICATE_LIFETIME),
+            ..options
+        })
+        .await
+        .unwrap();
+        let responder = Http01Responder::start(self.store.clone(), pebble.http_port())
+            .await
+            .unwrap();
+        (pebble, responder)
     }
 
     /// The issuer as the port the workers take.
