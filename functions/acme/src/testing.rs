@@ -10,6 +10,10 @@
 //!
 //! [`CaFaults::serve_renewal_info`] also turns the CA into one that offers ARI (Pebble 2.4 does
 //! not): the directory gains a `renewalInfo` URL that the fault layer answers itself.
+//! [`CaFaults::advertise_profiles`] makes it advertise ACME profiles (`meta.profiles`, which
+//! Pebble 2.4 lacks too); the lifetime of what it issues is then Pebble's
+//! `certificateValidityPeriod`, and [`CaFaults::order_profiles`] tells which profile each order
+//! asked for.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -103,6 +107,9 @@ struct FaultState {
     renewal_info: Option<(RenewalWindow, Duration)>,
     refuses_replaces: usize,
     renewal_info_requests: Vec<String>,
+    profiles: Option<Vec<(String, String)>>,
+    /// The profile each created order asked for, in order.
+    order_profiles: Vec<Option<String>>,
 }
 
 /// Shared control and counters of every [`FaultyCaClient`] made from it; cheap to clone.
@@ -288,8 +295,23 @@ impl CaFaults {
         ))
     }
 
-    /// The directory with [`RENEWAL_INFO_STUB_URL`] added, when ARI is served and `body` is a
-    /// directory.
+    /// Makes the CA's directory advertise `profiles` (name, description) in `meta.profiles`,
+    /// as Let's Encrypt's does. Call it before the issuer's first request: an issuer reads the
+    /// directory once.
+    pub fn advertise_profiles(&self, profiles: &[(&str, &str)]) {
+        self.lock().profiles = Some(
+            profiles
+                .iter()
+                .map(|(name, description)| ((*name).to_owned(), (*description).to_owned()))
+                .collect(),
+        );
+    }
+
+    /// The `profile` of each order the CA created (`None`: the order named none), in order.
+    pub fn order_profiles(&self) -> Vec<Option<String>> {
+        self.lock().order_profiles.clone()
+    }
+
     /// Whether this order carrying `replaces` is to be refused ([`CaFaults::refuse_replaces`]).
     fn take_replaces_refusal(&self) -> bool {
         let mut state = self.lock();
@@ -316,17 +338,36 @@ impl CaFaults {
         Some(Bytes::from(order.to_string()))
     }
 
-    fn with_renewal_info(&self, body: &[u8]) -> Option<Bytes> {
-        self.lock().renewal_info?;
+    /// The directory as this CA offers it, when `body` is a directory and it offers more
+    /// than Pebble: [`RENEWAL_INFO_STUB_URL`] when ARI is served, and the advertised profiles.
+    fn with_extensions(&self, body: &[u8]) -> Option<Bytes> {
+        let state = self.lock();
+        if state.renewal_info.is_none() && state.profiles.is_none() {
+            return None;
+        }
         let mut directory = serde_json::from_slice::<serde_json::Value>(body).ok()?;
         let fields = directory.as_object_mut()?;
         if !fields.contains_key("newOrder") {
             return None;
         }
-        fields.insert(
-            "renewalInfo".to_owned(),
-            serde_json::Value::String(RENEWAL_INFO_STUB_URL.to_owned()),
-        );
+        if state.renewal_info.is_some() {
+            fields.insert(
+                "renewalInfo".to_owned(),
+                serde_json::Value::String(RENEWAL_INFO_STUB_URL.to_owned()),
+            );
+        }
+        if let Some(profiles) = &state.profiles {
+            let advertised: serde_json::Map<String, serde_json::Value> = profiles
+                .iter()
+                .map(|(name, description)| (name.clone(), serde_json::json!(description)))
+                .collect();
+            let meta = fields
+                .entry("meta")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(meta) = meta.as_object_mut() {
+                meta.insert("profiles".to_owned(), serde_json::Value::Object(advertised));
+            }
+        }
         Some(Bytes::from(directory.to_string()))
     }
 
@@ -376,7 +417,7 @@ impl CaFaults {
     }
 
     /// Counts what the CA created.
-    fn created(&self, creates: Creates, status: StatusCode, names: &[String]) {
+    fn created(&self, creates: Creates, status: StatusCode, order: &OrderAsked) {
         if !status.is_success() {
             return;
         }
@@ -384,7 +425,8 @@ impl CaFaults {
         match creates {
             Creates::Order => {
                 state.new_orders += 1;
-                for name in names {
+                state.order_profiles.push(order.profile.clone());
+                for name in &order.names {
                     *state.orders_by_name.entry(name.clone()).or_default() += 1;
                 }
             }
@@ -438,10 +480,11 @@ impl HttpClient for FaultyCaClient {
         let (creates, fault) = self
             .faults
             .classify(request.method(), &request.uri().to_string());
-        let (request, names, replaces) = match creates {
-            Creates::Order => order_names(request),
-            _ => (request, Vec::new(), None),
+        let (request, order) = match creates {
+            Creates::Order => order_asked(request),
+            _ => (request, OrderAsked::default()),
         };
+        let replaces = order.replaces.clone();
         let observes = request.method() == Method::GET;
         let faults = self.faults.clone();
         if replaces.is_some() && faults.take_replaces_refusal() {
@@ -476,7 +519,7 @@ impl HttpClient for FaultyCaClient {
                 Box::pin(async move {
                     // The CA processes the request; only its answer is lost.
                     if let Ok(response) = response.await {
-                        faults.created(creates, response.parts.status, &names);
+                        faults.created(creates, response.parts.status, &order);
                     }
                     Err(instant_acme::Error::Other(Box::new(std::io::Error::from(
                         std::io::ErrorKind::ConnectionReset,
@@ -507,7 +550,7 @@ impl HttpClient for FaultyCaClient {
                 Box::pin(async move {
                     let mut response = response.await?;
                     let status = response.parts.status;
-                    faults.created(creates, status, &names);
+                    faults.created(creates, status, &order);
                     // Read the body to look at it, then hand instant-acme a copy.
                     let body = response
                         .body
@@ -517,7 +560,7 @@ impl HttpClient for FaultyCaClient {
                     faults.observe(status, &body);
                     faults.observe_order(creates, status, &body);
                     let body = if status.is_success() && observes {
-                        faults.with_renewal_info(&body).unwrap_or(body)
+                        faults.with_extensions(&body).unwrap_or(body)
                     } else if status.is_success() && creates == Creates::Order {
                         faults
                             .with_replaces(&body, replaces.as_deref())
@@ -538,11 +581,16 @@ impl HttpClient for FaultyCaClient {
     }
 }
 
-/// The DNS names a newOrder request asks for (from its JWS payload), and the request whole
-/// again.
-fn order_names(
-    request: Request<BodyWrapper<Bytes>>,
-) -> (Request<BodyWrapper<Bytes>>, Vec<String>, Option<String>) {
+/// What a newOrder request asks for (from its JWS payload).
+#[derive(Debug, Default)]
+struct OrderAsked {
+    names: Vec<String>,
+    replaces: Option<String>,
+    profile: Option<String>,
+}
+
+/// What a newOrder request asks for, and the request whole again.
+fn order_asked(request: Request<BodyWrapper<Bytes>>) -> (Request<BodyWrapper<Bytes>>, OrderAsked) {
     use std::future::Future as _;
 
     use base64::Engine as _;
@@ -564,9 +612,12 @@ fn order_names(
                 .ok()
         })
         .and_then(|payload| serde_json::from_slice::<serde_json::Value>(&payload).ok());
-    let replaces = order
-        .as_ref()
-        .and_then(|order| order.get("replaces")?.as_str().map(str::to_owned));
+    let field = |name: &str| {
+        order
+            .as_ref()
+            .and_then(|order| order.get(name)?.as_str().map(str::to_owned))
+    };
+    let (replaces, profile) = (field("replaces"), field("profile"));
     let names = order
         .and_then(|order| {
             let identifiers = order.get("identifiers")?.as_array()?.clone();
@@ -580,8 +631,11 @@ fn order_names(
         .unwrap_or_default();
     (
         Request::from_parts(parts, BodyWrapper::from(bytes.to_vec())),
-        names,
-        replaces,
+        OrderAsked {
+            names,
+            replaces,
+            profile,
+        },
     )
 }
 

@@ -5,6 +5,7 @@ use edgecert_core::ids::AccountId;
 use edgecert_core::{Error, Result};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 /// Largest request body the API reads.
@@ -143,6 +144,17 @@ pub fn optional_json_body<T: DeserializeOwned + Default>(request: &Request) -> R
         return Ok(T::default());
     }
     json_body(request)
+}
+
+/// For a field of a change that JSON `null` clears: with `#[serde(default, deserialize_with =
+/// "request::nullable")]`, an absent field reads as `None` (keep), `null` as `Some(None)`
+/// (clear) and a value as `Some(Some(value))`.
+pub fn nullable<'de, D, T>(deserializer: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 fn bad_request(code: &'static str, message: String) -> Error {

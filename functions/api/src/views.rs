@@ -14,6 +14,13 @@ fn rfc3339(at: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// The served material's lifetime in whole seconds.
+fn lifetime_seconds(certificate: &Certificate) -> Option<i64> {
+    certificate
+        .lifetime()
+        .map(|lifetime| lifetime.whole_seconds())
+}
+
 /// An account.
 #[derive(Debug, Serialize)]
 pub struct AccountView {
@@ -25,6 +32,8 @@ pub struct AccountView {
     pub plan: &'static str,
     /// Whether domains need a TXT ownership record.
     pub require_ownership_verification: bool,
+    /// The ACME profile its certificates are ordered with (`null`: the CA's default).
+    pub acme_profile: Option<String>,
     /// Creation time.
     pub created_at: String,
 }
@@ -36,6 +45,7 @@ impl From<&Account> for AccountView {
             name: account.name.clone(),
             plan: account.plan.as_str(),
             require_ownership_verification: account.require_ownership_verification,
+            acme_profile: account.acme_profile.clone(),
             created_at: rfc3339(account.created_at),
         }
     }
@@ -93,6 +103,8 @@ pub struct DomainView {
     pub next_attempt_at: Option<String>,
     /// The managed certificate, once requested.
     pub certificate_id: Option<String>,
+    /// The ACME profile its certificate is ordered with (`null`: the account's).
+    pub acme_profile: Option<String>,
     /// Records pointing the domain at the edge.
     pub dns_instructions: DnsInstructions,
     /// The TXT record to create, while ownership is not proven.
@@ -116,6 +128,7 @@ impl DomainView {
             error: domain.last_error.clone(),
             next_attempt_at: domain.next_attempt_at.map(rfc3339),
             certificate_id: domain.certificate_id.as_ref().map(ToString::to_string),
+            acme_profile: domain.acme_profile.clone(),
             dns_instructions: domains::dns_instructions(edge, &domain.hostname),
             ownership_verification: (!domain.ownership_verified)
                 .then(|| domains::ownership_record(domain)),
@@ -138,6 +151,10 @@ pub struct CertificateSummary {
     pub expires_at: Option<String>,
     /// When renewal is due.
     pub next_renewal_at: Option<String>,
+    /// The ACME profile the served certificate was issued under (`null`: the CA's default).
+    pub issued_profile: Option<String>,
+    /// The served certificate's lifetime in seconds, from notBefore to notAfter.
+    pub lifetime_seconds: Option<i64>,
     /// Why the last attempt failed.
     pub error: Option<String>,
 }
@@ -150,6 +167,8 @@ impl From<&Certificate> for CertificateSummary {
             issued_at: certificate.issued_at.map(rfc3339),
             expires_at: certificate.expires_at.map(rfc3339),
             next_renewal_at: certificate.next_renewal_at.map(rfc3339),
+            issued_profile: certificate.issued_profile.clone(),
+            lifetime_seconds: lifetime_seconds(certificate),
             error: certificate.last_error.clone(),
         }
     }
@@ -229,6 +248,12 @@ pub struct CertificateView {
     pub key_type: edgecert_core::model::KeyType,
     /// The zone its names are under.
     pub zone_id: Option<String>,
+    /// The ACME profile asked for on this certificate (`null`: the domain's or the account's).
+    pub acme_profile: Option<String>,
+    /// The ACME profile the served certificate was issued under (`null`: the CA's default).
+    pub issued_profile: Option<String>,
+    /// The served certificate's lifetime in seconds, from notBefore to notAfter.
+    pub lifetime_seconds: Option<i64>,
     /// Why the last attempt failed.
     pub error: Option<String>,
     /// When a queued, failed or interrupted issuance runs next.
@@ -256,6 +281,9 @@ impl From<&Certificate> for CertificateView {
                 CertificateKind::Downloadable { zone_id } => Some(zone_id.to_string()),
                 CertificateKind::Managed { .. } => None,
             },
+            acme_profile: certificate.acme_profile.clone(),
+            issued_profile: certificate.issued_profile.clone(),
+            lifetime_seconds: lifetime_seconds(certificate),
             error: certificate.last_error.clone(),
             next_attempt_at: certificate.next_attempt_at.map(rfc3339),
             created_at: rfc3339(certificate.created_at),

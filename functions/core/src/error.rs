@@ -151,6 +151,14 @@ pub enum Error {
         /// When a token is next expected, in seconds from now.
         retry_after_seconds: u64,
     },
+    /// The ACME profile asked for is not one the CA's directory advertises.
+    #[error("{}", unknown_profile_message(profile, offered))]
+    UnknownProfile {
+        /// The name asked for.
+        profile: String,
+        /// The names the CA advertises, sorted (empty when it offers no profiles).
+        offered: Vec<String>,
+    },
     /// An optimistic version check failed: someone else changed the item first.
     #[error("{0} was changed concurrently")]
     VersionConflict(ItemKind),
@@ -191,6 +199,18 @@ pub enum Error {
     },
 }
 
+/// The sentence of [`Error::UnknownProfile`]: what was asked and what may be.
+fn unknown_profile_message(profile: &str, offered: &[String]) -> String {
+    if offered.is_empty() {
+        format!("unknown ACME profile \"{profile}\": the certificate authority offers no profiles")
+    } else {
+        format!(
+            "unknown ACME profile \"{profile}\": the certificate authority offers {}",
+            offered.join(", ")
+        )
+    }
+}
+
 /// Result alias used across EdgeCert.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -216,6 +236,7 @@ impl Error {
             Error::InvalidHostname(_)
             | Error::InvalidOrigin(_)
             | Error::BadRequest { .. }
+            | Error::UnknownProfile { .. }
             | Error::DomainNotUnderZone => 400,
             Error::Unauthorized => 401,
             Error::DomainLimitReached
@@ -269,6 +290,7 @@ impl Error {
             Error::NameClaimedByAnotherAccount { .. } => "name_claimed_by_another_account",
             Error::IssuanceUnavailable => "issuance_unavailable",
             Error::OrderBudgetSpent { .. } => "order_budget_spent",
+            Error::UnknownProfile { .. } => "unknown_profile",
             Error::VersionConflict(_) => "conflict",
             Error::LeaseHeld { .. } => "in_progress",
             Error::MaterialTooLarge { .. } | Error::Corrupt(_) => "internal_error",

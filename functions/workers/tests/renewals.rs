@@ -15,6 +15,7 @@ use edgecert_core::RenewalWindow;
 use edgecert_core::ids::CertificateId;
 use edgecert_core::model::{CertificateStatus, Domain, ProvisioningStep};
 use edgecert_core::ports::{Clock, Issuance, IssueOutcome, MaterialVersion};
+use edgecert_core::usecases::accounts::{AccountChanges, update_account};
 use edgecert_core::usecases::domains::ssl_status;
 use edgecert_core::usecases::managed::{
     Ensured, Issue, Trigger, Worked, ensure_for_hostname, issue_requested, schedule_first_check,
@@ -43,6 +44,8 @@ on_both_backends!(
     certificates_expiring_unrenewed_within_a_week_are_counted,
     every_renewal_validates_afresh_without_authorization_reuse,
     a_domain_whose_dns_never_points_goes_stale_and_returns_on_a_nudge_or_traffic,
+    the_shortlived_profile_gives_six_day_certificates_renewed_at_half_their_lifetime,
+    the_tlsserver_profile_gives_45_day_certificates_renewed_with_a_third_left,
 );
 
 /// What one renewal of a managed certificate costs in store calls, from the due query to the
@@ -818,4 +821,115 @@ async fn stale_domain(
             .advance(wait.max(Duration::ZERO) + Duration::seconds(1));
     }
     panic!("{hostname} never went stale");
+}
+
+/// The profiles the fault layer makes the CA advertise, as Let's Encrypt names them.
+const ADVERTISED_PROFILES: &[(&str, &str)] = &[
+    ("classic", "The default profile"),
+    ("shortlived", "6-day certificates"),
+    ("tlsserver", "45-day certificates for TLS servers"),
+];
+
+async fn the_shortlived_profile_gives_six_day_certificates_renewed_at_half_their_lifetime(
+    backend: Backend,
+) {
+    a_profile_sets_the_lifetime_and_the_renewal_point(backend, "shortlived", 6, 2).await;
+}
+
+async fn the_tlsserver_profile_gives_45_day_certificates_renewed_with_a_third_left(
+    backend: Backend,
+) {
+    a_profile_sets_the_lifetime_and_the_renewal_point(backend, "tlsserver", 45, 3).await;
+}
+
+/// An account chooses an ACME profile among those the CA advertises (an unknown one is refused
+/// with the valid ones listed); its certificates are ordered with it, show it and the lifetime
+/// the CA gave them (Pebble's validity period stands in for the profile's), and renew when
+/// `1/left_divisor` of that lifetime is left, the profile still asked for.
+async fn a_profile_sets_the_lifetime_and_the_renewal_point(
+    backend: Backend,
+    profile: &str,
+    lifetime_days: u64,
+    left_divisor: i32,
+) {
+    let harness = Harness::new(backend).await;
+    harness.faults.advertise_profiles(ADVERTISED_PROFILES);
+    let (pebble, _responder) = harness
+        .own_pebble(PebbleOptions {
+            certificate_validity: Some(std::time::Duration::from_secs(lifetime_days * 86_400)),
+            ..PebbleOptions::default()
+        })
+        .await;
+    let (_, mut services, issuer) = harness.counted(&pebble);
+    services.issuance = Some(issuer.clone());
+    let choose = |name: &str| AccountChanges {
+        acme_profile: Some(Some(name.to_owned())),
+        ..AccountChanges::default()
+    };
+
+    // WHEN the account asks for a profile the CA does not advertise: 400, naming the valid ones
+    let refused = update_account(&services, &harness.account.id, choose("longlived"))
+        .await
+        .unwrap_err();
+    assert_eq!((refused.status(), refused.code()), (400, "unknown_profile"));
+    assert!(
+        refused
+            .public_message()
+            .ends_with("offers classic, shortlived, tlsserver"),
+        "{}",
+        refused.public_message()
+    );
+    // AND for one it does
+    let account = update_account(&services, &harness.account.id, choose(profile))
+        .await
+        .unwrap();
+    assert_eq!(account.acme_profile.as_deref(), Some(profile));
+
+    // THEN the next renewal of its certificate orders with that profile
+    let hostname = format!("{}.example.com", unique_label("profiled"));
+    let (_, certificate) = harness.active_domain_due(&hostname).await;
+    let settings = RenewalSettings::new();
+    let report = run_renewals(&services, issuer.as_ref(), &settings)
+        .await
+        .unwrap();
+    assert_eq!(report.issued, 1, "{report:?}");
+    assert_eq!(
+        harness.faults.order_profiles(),
+        vec![Some(profile.to_owned())]
+    );
+    // AND the certificate shows the profile, the CA's lifetime, and renews at its share of it
+    let renewed = harness.certificate(&certificate.id).await;
+    assert_eq!(renewed.issued_profile.as_deref(), Some(profile));
+    let lifetime = renewed.lifetime().expect("issued material has a lifetime");
+    let expected = Duration::days(i64::try_from(lifetime_days).unwrap());
+    assert!(
+        (lifetime - expected).abs() <= Duration::minutes(1),
+        "lifetime {lifetime} instead of {expected}"
+    );
+    let expires_at = renewed.expires_at.unwrap();
+    assert_eq!(
+        renewed.next_renewal_at,
+        Some(expires_at - lifetime / left_divisor),
+        "renewal not at 1/{left_divisor} of the lifetime left"
+    );
+
+    // WHEN the clock nears that point: nothing is ordered; once past it, the renewal orders
+    // with the profile again
+    let until_due = renewed.next_renewal_at.unwrap() - harness.clock.now();
+    harness.clock.advance(until_due - Duration::hours(1));
+    let report = run_renewals(&services, issuer.as_ref(), &settings)
+        .await
+        .unwrap();
+    assert_eq!(report.issued, 0, "renewed before its point: {report:?}");
+    harness
+        .clock
+        .advance(Duration::hours(1) + Duration::minutes(1));
+    let report = run_renewals(&services, issuer.as_ref(), &settings)
+        .await
+        .unwrap();
+    assert_eq!(report.issued, 1, "not renewed at its point: {report:?}");
+    assert_eq!(
+        harness.faults.order_profiles(),
+        vec![Some(profile.to_owned()); 2]
+    );
 }

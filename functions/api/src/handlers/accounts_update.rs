@@ -1,4 +1,5 @@
-//! `PATCH /v1/accounts/{id}` (admin key): changes an account's plan, name or ownership setting.
+//! `PATCH /v1/accounts/{id}` (admin key): changes an account's plan, name, ownership setting or
+//! ACME profile.
 
 use edgecert_core::ids::AccountId;
 use edgecert_core::usecases::accounts::{self, AccountChanges};
@@ -17,6 +18,8 @@ struct Changes {
     plan: Option<PlanName>,
     name: Option<String>,
     require_ownership_verification: Option<bool>,
+    #[serde(default, deserialize_with = "request::nullable")]
+    acme_profile: Option<Option<String>>,
 }
 
 /// Handles the request.
@@ -29,6 +32,7 @@ pub async fn handle(state: &ApiState, request: Request) -> Response<Body> {
             plan: changes.plan,
             name: changes.name,
             require_ownership_verification: changes.require_ownership_verification,
+            acme_profile: changes.acme_profile,
         };
         let account = accounts::update_account(&state.services, &id, changes).await?;
         Ok(json(200, &AccountView::from(&account)))

@@ -24,6 +24,7 @@ struct NewCertificate {
     auto_renew: bool,
     #[serde(default)]
     key_type: KeyType,
+    acme_profile: Option<String>,
 }
 
 /// Handles the request.
@@ -38,6 +39,7 @@ pub async fn handle(state: &ApiState, request: Request) -> Response<Body> {
             wildcard: body.wildcard,
             auto_renew: body.auto_renew,
             key_type: body.key_type,
+            acme_profile: body.acme_profile,
         };
         let certificate =
             certificates::request_certificate(&state.services, &account, wanted).await?;

@@ -1,8 +1,9 @@
-//! `PATCH /v1/certificates/{id}`: turns auto-renewal on (plan permitting) or off.
+//! `PATCH /v1/certificates/{id}`: turns auto-renewal on (plan permitting) or off, or changes
+//! the ACME profile of its next order.
 
 use edgecert_core::ItemKind;
 use edgecert_core::ids::CertificateId;
-use edgecert_core::usecases::certificates;
+use edgecert_core::usecases::certificates::{self, CertificateChanges};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
@@ -14,7 +15,9 @@ use crate::views::CertificateView;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Changes {
-    auto_renew: bool,
+    auto_renew: Option<bool>,
+    #[serde(default, deserialize_with = "request::nullable")]
+    acme_profile: Option<Option<String>>,
 }
 
 /// Handles the request.
@@ -23,9 +26,12 @@ pub async fn handle(state: &ApiState, request: Request) -> Response<Body> {
         let account = request::account(&request)?;
         let id = request::path_id(&request, "id", CertificateId::parse, ItemKind::Certificate)?;
         let changes: Changes = request::json_body(&request)?;
+        let changes = CertificateChanges {
+            auto_renew: changes.auto_renew,
+            acme_profile: changes.acme_profile,
+        };
         let certificate =
-            certificates::set_auto_renew(&state.services, &account, &id, changes.auto_renew)
-                .await?;
+            certificates::update_certificate(&state.services, &account, &id, changes).await?;
         Ok(json(200, &CertificateView::from(&certificate)))
     })
     .await

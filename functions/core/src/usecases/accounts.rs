@@ -7,6 +7,7 @@ use crate::plan::{Plan, PlanName};
 use crate::ports::{Page, PageRequest};
 use crate::usecases::Services;
 use crate::usecases::domains::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::usecases::profiles::{self, ProfileChange};
 
 /// Longest account name, in characters.
 pub const MAX_ACCOUNT_NAME_CHARS: usize = 200;
@@ -99,6 +100,9 @@ pub struct AccountChanges {
     pub name: Option<String>,
     /// New ownership-verification requirement (applies to domains created from then on).
     pub require_ownership_verification: Option<bool>,
+    /// The ACME profile its certificates are ordered with, unless their domain or the
+    /// certificate says otherwise (applies from each certificate's next order on).
+    pub acme_profile: ProfileChange,
 }
 
 /// Applies operator changes to an account.
@@ -107,6 +111,7 @@ pub async fn update_account(
     id: &AccountId,
     changes: AccountChanges,
 ) -> Result<Account> {
+    let acme_profile = profiles::check_change(services, changes.acme_profile).await?;
     let mut account = services
         .store
         .get_account(id)
@@ -120,6 +125,9 @@ pub async fn update_account(
     }
     if let Some(required) = changes.require_ownership_verification {
         account.require_ownership_verification = required;
+    }
+    if let Some(profile) = acme_profile {
+        account.acme_profile = profile;
     }
     services.store.update_account(&account).await
 }

@@ -1,5 +1,5 @@
 //! Downloadable certificates (DNS-01 on an account's verified zone): request, read, list,
-//! download, manual renewal, auto-renew toggle, delete (with revocation) and logs.
+//! download, manual renewal, settings (auto-renewal, ACME profile), delete (with revocation) and logs.
 //!
 //! Issuance is asynchronous: a request stores the certificate `pending` and due now, and the
 //! issuer (the table's stream in AWS, the in-process worker locally) picks it up. Managed
@@ -25,6 +25,7 @@ use crate::model::{
 use crate::ports::{MaterialVersion, PageRequest};
 use crate::usecases::Services;
 use crate::usecases::accounts::{self, Limits};
+use crate::usecases::profiles::{self, ProfileChange};
 use crate::usecases::versioned::{change_certificate, retry_on_conflict};
 use crate::usecases::zones;
 
@@ -60,6 +61,8 @@ pub struct CertificateRequest {
     pub auto_renew: bool,
     /// Key algorithm.
     pub key_type: KeyType,
+    /// The ACME profile it is ordered with, instead of the account's.
+    pub acme_profile: Option<String>,
 }
 
 /// The primary name of a request: `*.domain` when `wildcard` is asked (`domain` may already
@@ -123,11 +126,16 @@ pub async fn request_certificate(
     if request.auto_renew {
         plan.check_auto_renew_allowed()?;
     }
+    let acme_profile = match &request.acme_profile {
+        Some(profile) => Some(profiles::check_profile(services, profile).await?),
+        None => None,
+    };
     let now = services.clock.now();
     check_order_budget(services, now).await?;
     let certificate = Certificate::downloadable(account_id.clone(), zone.id, domain, sans, now)
         .with_key_type(request.key_type)
-        .with_auto_renew(request.auto_renew);
+        .with_auto_renew(request.auto_renew)
+        .with_acme_profile(acme_profile);
     services
         .store
         .create_certificate(&certificate, plan.max_certificates)
@@ -383,42 +391,84 @@ pub async fn renew(
     Ok(renewed.0)
 }
 
-/// Turns auto-renewal on (the plan must include it) or off. It applies from then on: the
-/// store moves the certificate in the due index.
+/// What a client may change on a certificate; what is `None` stays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateChanges {
+    /// Auto-renewal on (the plan must include it) or off.
+    pub auto_renew: Option<bool>,
+    /// Another ACME profile for its next order, or none (the account's).
+    pub acme_profile: ProfileChange,
+}
+
+/// Turns auto-renewal on (the plan must include it) or off.
 pub async fn set_auto_renew(
     services: &Services,
     account_id: &AccountId,
     id: &CertificateId,
     auto_renew: bool,
 ) -> Result<Certificate> {
+    let changes = CertificateChanges {
+        auto_renew: Some(auto_renew),
+        acme_profile: None,
+    };
+    update_certificate(services, account_id, id, changes).await
+}
+
+/// Changes a certificate's settings. They apply from then on: the store moves the certificate
+/// in the due index, and a new profile is used from the next order.
+pub async fn update_certificate(
+    services: &Services,
+    account_id: &AccountId,
+    id: &CertificateId,
+    changes: CertificateChanges,
+) -> Result<Certificate> {
     let plan = *services
         .plans
         .get(account(services, account_id).await?.plan);
-    let changed = retry_on_conflict(|| async move {
-        let mut certificate = get_certificate(services, account_id, id).await?;
-        if auto_renew {
-            plan.check_auto_renew_allowed()?;
+    if changes.auto_renew == Some(true) {
+        plan.check_auto_renew_allowed()?;
+    }
+    let acme_profile = profiles::check_change(services, changes.acme_profile).await?;
+    let (certificate, notes) = retry_on_conflict(|| {
+        let acme_profile = acme_profile.clone();
+        async move {
+            let mut certificate = get_certificate(services, account_id, id).await?;
+            let mut notes = Vec::new();
+            if let Some(auto_renew) = changes
+                .auto_renew
+                .filter(|on| *on != certificate.auto_renew)
+            {
+                certificate.auto_renew = auto_renew;
+                notes.push(if auto_renew {
+                    "Auto-renewal turned on".to_owned()
+                } else {
+                    "Auto-renewal turned off".to_owned()
+                });
+            }
+            if let Some(profile) =
+                acme_profile.filter(|profile| *profile != certificate.acme_profile)
+            {
+                notes.push(match &profile {
+                    Some(profile) => format!("ACME profile set to {profile} from the next order"),
+                    None => "ACME profile setting cleared: the domain's or account's applies from \
+                             the next order"
+                        .to_owned(),
+                });
+                certificate.acme_profile = profile;
+            }
+            if notes.is_empty() {
+                return Ok((certificate, notes));
+            }
+            certificate.updated_at = services.clock.now();
+            let stored = stored_or_404(services.store.update_certificate(&certificate).await)?;
+            Ok((stored, notes))
         }
-        if certificate.auto_renew == auto_renew {
-            return Ok((certificate, false));
-        }
-        certificate.auto_renew = auto_renew;
-        certificate.updated_at = services.clock.now();
-        Ok((
-            stored_or_404(services.store.update_certificate(&certificate).await)?,
-            true,
-        ))
     })
     .await?;
-    if let (certificate, true) = &changed {
-        let message = if auto_renew {
-            "Auto-renewal turned on"
-        } else {
-            "Auto-renewal turned off"
-        };
-        log(services, &certificate.id, "settings", message.to_owned()).await;
+    for note in notes {
+        log(services, &certificate.id, "settings", note).await;
     }
-    Ok(changed.0)
+    Ok(certificate)
 }
 
 /// A stored update, with a certificate deleted meanwhile answered 404.

@@ -1,4 +1,4 @@
-//! Whitelisted domains: create, read, change the origin, delete, DNS instructions, ownership
+//! Whitelisted domains: create, read, change the origin or ACME profile, delete, DNS instructions, ownership
 //! verification, SSL status and nudge.
 //!
 //! A domain moves `waiting_ownership` (only when the account requires a TXT record) ->
@@ -18,6 +18,7 @@ use crate::model::{Certificate, CertificateKind, CertificateStatus, Domain, Prov
 use crate::origin::OriginUrl;
 use crate::ports::{DnsResolver, Page, PageRequest};
 use crate::usecases::managed::{Issue, Trigger, ensure_for_domain, schedule_first_check};
+use crate::usecases::profiles::{self, ProfileChange};
 use crate::usecases::versioned::{change_domain, retry_on_conflict};
 use crate::usecases::{EdgeSettings, Services};
 
@@ -122,6 +123,17 @@ fn check_not_operator_name(edge: &EdgeSettings, hostname: &Hostname) -> Result<(
     Ok(())
 }
 
+/// What a client sends to whitelist a hostname.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DomainRequest {
+    /// The hostname, Unicode or punycode.
+    pub hostname: String,
+    /// Where the edge proxies its traffic.
+    pub origin_url: String,
+    /// The ACME profile its certificate is ordered with, instead of the account's.
+    pub acme_profile: Option<String>,
+}
+
 /// Whitelists a hostname for an account, within the plan's domain limit.
 pub async fn create_domain(
     services: &Services,
@@ -129,22 +141,41 @@ pub async fn create_domain(
     hostname: &str,
     origin_url: &str,
 ) -> Result<Domain> {
-    let hostname = Hostname::parse_domain(hostname)?;
+    let request = DomainRequest {
+        hostname: hostname.to_owned(),
+        origin_url: origin_url.to_owned(),
+        acme_profile: None,
+    };
+    whitelist(services, account_id, request).await
+}
+
+/// [`create_domain`] with every setting a client may give.
+pub async fn whitelist(
+    services: &Services,
+    account_id: &AccountId,
+    request: DomainRequest,
+) -> Result<Domain> {
+    let hostname = Hostname::parse_domain(&request.hostname)?;
     check_not_operator_name(&services.edge, &hostname)?;
-    let origin = check_origin(services, origin_url).await?;
+    let origin = check_origin(services, &request.origin_url).await?;
+    let acme_profile = match &request.acme_profile {
+        Some(profile) => Some(profiles::check_profile(services, profile).await?),
+        None => None,
+    };
     let account = services
         .store
         .get_account(account_id)
         .await?
         .ok_or(Error::NotFound(ItemKind::Account))?;
     let now = services.clock.now();
-    let domain = Domain::whitelisted(
+    let mut domain = Domain::whitelisted(
         account_id.clone(),
         hostname,
         origin.as_str().to_owned(),
         account.require_ownership_verification,
         now,
     );
+    domain.acme_profile = acme_profile;
     let max_domains = services.plans.get(account.plan).max_domains;
     services.store.create_domain(&domain, max_domains).await?;
     if !domain.is_waiting_for_ownership() {
@@ -180,16 +211,35 @@ pub async fn list_domains(
         .await
 }
 
-/// Points a domain at another origin.
-pub async fn update_origin(
+/// What a client may change on a domain; what is `None` stays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DomainChanges {
+    /// Another origin.
+    pub origin_url: Option<String>,
+    /// Another ACME profile for its certificate's next order, or none (the account's).
+    pub acme_profile: ProfileChange,
+}
+
+/// Points a domain at another origin, or changes its ACME profile (used from its
+/// certificate's next order on).
+pub async fn update_domain(
     services: &Services,
     account_id: &AccountId,
     id: &DomainId,
-    origin_url: &str,
+    changes: DomainChanges,
 ) -> Result<Domain> {
-    let origin = check_origin(services, origin_url).await?;
+    let origin = match &changes.origin_url {
+        Some(origin_url) => Some(check_origin(services, origin_url).await?),
+        None => None,
+    };
+    let acme_profile = profiles::check_change(services, changes.acme_profile).await?;
     modify(services, account_id, id, |domain| {
-        domain.origin_url = origin.as_str().to_owned();
+        if let Some(origin) = &origin {
+            domain.origin_url = origin.as_str().to_owned();
+        }
+        if let Some(profile) = &acme_profile {
+            domain.acme_profile = profile.clone();
+        }
     })
     .await
 }

@@ -14,6 +14,7 @@ pub mod domains;
 pub mod issuance;
 pub mod key_storage;
 pub mod managed;
+pub mod profiles;
 pub mod renewals;
 pub mod versioned;
 pub mod zones;

@@ -235,12 +235,13 @@ impl Harness {
         (counted, services, issuer)
     }
 
-    /// A Pebble of the test's own (`options`, with certificates of [`CERTIFICATE_LIFETIME`]),
+    /// A Pebble of the test's own (`options`, with certificates of [`CERTIFICATE_LIFETIME`]
+    /// unless they name another lifetime),
     /// validating HTTP-01 on a responder that answers from this harness's store. Keep both for
     /// as long as the test orders.
     pub async fn own_pebble(&self, options: PebbleOptions) -> (Pebble, Http01Responder) {
         let pebble = Pebble::start(PebbleOptions {
-            certificate_validity: Some(CERTIFICATE_LIFETIME),
+            certificate_validity: options.certificate_validity.or(Some(CERTIFICATE_LIFETIME)),
             ..options
         })
         .await
