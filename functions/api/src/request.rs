@@ -157,6 +157,19 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// Refuses a change body that names none of `fields` (`invalid_field`): a PATCH that changes
+/// nothing is a client's mistake worth saying.
+pub fn some_change(changes_something: bool, fields: &str) -> Result<()> {
+    if changes_something {
+        Ok(())
+    } else {
+        Err(bad_request(
+            "invalid_field",
+            format!("the body changes nothing: give {fields}"),
+        ))
+    }
+}
+
 fn bad_request(code: &'static str, message: String) -> Error {
     Error::BadRequest { code, message }
 }

@@ -17,14 +17,14 @@ mod harness;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgecert_acme::testing::SkippingDnsProvider;
-use edgecert_acme::{Issuer, IssuerConfig};
+use edgecert_acme::testing::{CaFaults, SkippingDnsProvider};
+use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
 use edgecert_core::ids::{AccountId, CertificateId, ZoneId};
 use edgecert_core::model::{CertificateStatus, SecretString, Zone};
 use edgecert_core::ports::{
     CertificateMaterial, DnsProviders, Issuance, IssueOutcome, MaterialVersion,
 };
-use edgecert_core::{Error, Hostname};
+use edgecert_core::{Error, Hostname, RenewalWindow};
 use edgecert_dns::ChalltestsrvDnsProvider;
 use harness::{ApiCall, Harness, Reply, TestAccount, unique_apex};
 use serde_json::{Value, json};
@@ -1473,4 +1473,174 @@ async fn a_dns01_certificate_is_issued_downloaded_renewed_and_revoked(backend: B
                 .is_empty()
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ACME profiles and the renewal plan
+
+/// A platform chooses ACME profiles through the API: for the account (operator), a domain and
+/// a certificate, each among those the CA advertises (anything else is 400 `unknown_profile`
+/// listing them). The certificate is ordered with the most specific one, shows it and its
+/// lifetime once issued, and its `next_renewal_at` is the CA's ARI plan, inside the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_are_chosen_through_the_api_and_the_renewal_plan_follows_ari() {
+    edgecert_integration::bounded(
+        Duration::from_secs(120),
+        "profiles through the API",
+        profiles_through_the_api(),
+    )
+    .await;
+}
+
+async fn profiles_through_the_api() {
+    let mut harness = start().await;
+    let pebble = harness::pebble().await;
+    let config = IssuerConfig::new(pebble.directory_url())
+        .with_ca_root_pem(pebble.listener_ca_pem_path())
+        .with_caa_identities([PEBBLE_CAA_IDENTITY])
+        .with_poll_initial_delay(Duration::from_millis(25));
+    // The fault layer stands for a CA with profiles and ARI (Pebble 2.4 has neither).
+    let faults = CaFaults::new();
+    faults.advertise_profiles(&[
+        ("classic", "The default profile"),
+        ("shortlived", "6-day certificates"),
+        ("tlsserver", "45-day certificates"),
+    ]);
+    let now = OffsetDateTime::now_utc();
+    let window = RenewalWindow {
+        start: now + time::Duration::days(20),
+        end: now + time::Duration::days(21),
+    };
+    faults.serve_renewal_info(window, Duration::from_secs(3600));
+    let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
+    let issuer: Arc<Issuer> = Arc::new(Issuer::with_http_client(
+        harness.state.services.clone(),
+        config,
+        faults.client(http),
+    ));
+    let issuance: Arc<dyn Issuance> = issuer.clone();
+    harness.state.services.issuance = Some(issuance);
+    let account = harness.create_account("elite", false).await;
+    let unknown = "Unknown ACME profile \"longlived\": the certificate authority offers classic, \
+                   shortlived, tlsserver";
+
+    // The operator's account setting
+    let set_account = |profile: Value| {
+        ApiCall::new("accounts-update")
+            .by_admin()
+            .id(&account.id)
+            .json(json!({ "acme_profile": profile }))
+    };
+    let refused = harness
+        .call(set_account(json!("longlived")))
+        .await
+        .expect_error(400, "unknown_profile");
+    assert_eq!(refused, unknown);
+    let updated = harness
+        .call(set_account(json!("tlsserver")))
+        .await
+        .expect(200);
+    assert_eq!(updated["acme_profile"], "tlsserver");
+
+    // A domain's own, set on creation and cleared with null
+    let domain_body = |profile: &str| json!({ "hostname": unique_apex("profiled"), "origin_url": harness::origin_url(), "acme_profile": profile });
+    let refused = harness
+        .call(
+            ApiCall::new("domains-create")
+                .by_account(&account.id)
+                .json(domain_body("longlived")),
+        )
+        .await
+        .expect_error(400, "unknown_profile");
+    assert_eq!(refused, unknown);
+    let domain = harness
+        .call(
+            ApiCall::new("domains-create")
+                .by_account(&account.id)
+                .json(domain_body("shortlived")),
+        )
+        .await
+        .expect(201);
+    assert_eq!(domain["acme_profile"], "shortlived");
+    let domain = harness
+        .call(
+            ApiCall::new("domains-update")
+                .by_account(&account.id)
+                .id(text(&domain["id"]))
+                .json(json!({ "acme_profile": null })),
+        )
+        .await
+        .expect(200);
+    assert_eq!(domain["acme_profile"], Value::Null);
+    assert_eq!(domain["origin_url"], harness::origin_url(), "origin kept");
+
+    // A certificate's own wins over the account's
+    let (zone_id, name) = zone(&harness, &account).await;
+    let with_profile = |profile: &str| json!({ "zone_id": zone_id, "domain": format!("app.{name}"), "acme_profile": profile });
+    let refused = request(&harness, &account, with_profile("longlived"))
+        .await
+        .expect_error(400, "unknown_profile");
+    assert_eq!(refused, unknown);
+    let created = request(&harness, &account, with_profile("shortlived"))
+        .await
+        .expect(202);
+    assert_eq!(created["acme_profile"], "shortlived");
+    assert_eq!(created["issued_profile"], Value::Null);
+    let id = text(&created["id"]).to_owned();
+    let outcome = issuer
+        .issue(&account_id(&account), &certificate_id(&created))
+        .await;
+    assert!(
+        matches!(outcome, Ok(IssueOutcome::Issued(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(faults.order_profiles(), [Some("shortlived".to_owned())]);
+    let issued = harness
+        .call(on_certificate("certificates-get", &account, &id))
+        .await
+        .expect(200);
+    assert_eq!(issued["issued_profile"], "shortlived", "{issued}");
+    let lifetime = issued["lifetime_seconds"].as_i64().expect("a lifetime");
+    // (notBefore is a moment before the issue time the API shows.)
+    let issued_for = timestamp(&issued["expires_at"]) - timestamp(&issued["issued_at"]);
+    assert!(
+        (lifetime - issued_for.whole_seconds()).abs() <= 60,
+        "lifetime {lifetime} s: {issued}"
+    );
+    // The renewal plan shown is the CA's: a point of its ARI window
+    let next_renewal_at = timestamp(&issued["next_renewal_at"]);
+    assert!(
+        next_renewal_at >= window.start && next_renewal_at < window.end,
+        "next_renewal_at {next_renewal_at} outside the ARI window {window:?}"
+    );
+
+    // Cleared on the certificate, the account's applies to the next order
+    let cleared = harness
+        .call(
+            ApiCall::new("certificates-update")
+                .by_account(&account.id)
+                .id(&id)
+                .json(json!({ "acme_profile": null })),
+        )
+        .await
+        .expect(200);
+    assert_eq!(cleared["acme_profile"], Value::Null);
+    assert_eq!(cleared["issued_profile"], "shortlived");
+    harness
+        .call(on_certificate("certificates-renew", &account, &id))
+        .await
+        .expect(202);
+    let outcome = issuer
+        .issue(&account_id(&account), &certificate_id(&created))
+        .await;
+    assert!(
+        matches!(outcome, Ok(IssueOutcome::Issued(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(faults.order_profiles()[1].as_deref(), Some("tlsserver"));
+    let renewed = harness
+        .call(on_certificate("certificates-get", &account, &id))
+        .await
+        .expect(200);
+    assert_eq!(renewed["issued_profile"], "tlsserver", "{renewed}");
 }

@@ -26,6 +26,10 @@ pub async fn handle(state: &ApiState, request: Request) -> Response<Body> {
         let account = request::account(&request)?;
         let id = request::path_id(&request, "id", CertificateId::parse, ItemKind::Certificate)?;
         let changes: Changes = request::json_body(&request)?;
+        request::some_change(
+            changes.auto_renew.is_some() || changes.acme_profile.is_some(),
+            "`auto_renew` or `acme_profile`",
+        )?;
         let changes = CertificateChanges {
             auto_renew: changes.auto_renew,
             acme_profile: changes.acme_profile,

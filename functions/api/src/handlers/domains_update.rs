@@ -26,6 +26,10 @@ pub async fn handle(state: &ApiState, request: Request) -> Response<Body> {
         let account = request::account(&request)?;
         let id = request::path_id(&request, "id", DomainId::parse, ItemKind::Domain)?;
         let changes: Changes = request::json_body(&request)?;
+        request::some_change(
+            changes.origin_url.is_some() || changes.acme_profile.is_some(),
+            "`origin_url` or `acme_profile`",
+        )?;
         let changes = DomainChanges {
             origin_url: changes.origin_url,
             acme_profile: changes.acme_profile,
