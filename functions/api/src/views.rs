@@ -155,6 +155,9 @@ pub struct CertificateSummary {
     pub issued_profile: Option<String>,
     /// The served certificate's lifetime in seconds, from notBefore to notAfter.
     pub lifetime_seconds: Option<i64>,
+    /// The last `certificate.expiring` notice while its renewal keeps failing: 14, 7 or 1
+    /// (days before expiry); `null` when none was due, and again once renewed.
+    pub expiring_notice_days: Option<u32>,
     /// Why the last attempt failed.
     pub error: Option<String>,
 }
@@ -169,6 +172,7 @@ impl From<&Certificate> for CertificateSummary {
             next_renewal_at: certificate.next_renewal_at.map(rfc3339),
             issued_profile: certificate.issued_profile.clone(),
             lifetime_seconds: lifetime_seconds(certificate),
+            expiring_notice_days: certificate.expiring_notice_days,
             error: certificate.last_error.clone(),
         }
     }
@@ -254,6 +258,9 @@ pub struct CertificateView {
     pub issued_profile: Option<String>,
     /// The served certificate's lifetime in seconds, from notBefore to notAfter.
     pub lifetime_seconds: Option<i64>,
+    /// The last `certificate.expiring` notice while its renewal keeps failing: 14, 7 or 1
+    /// (days before expiry); `null` when none was due, and again once renewed.
+    pub expiring_notice_days: Option<u32>,
     /// Why the last attempt failed.
     pub error: Option<String>,
     /// When a queued, failed or interrupted issuance runs next.
@@ -284,6 +291,7 @@ impl From<&Certificate> for CertificateView {
             acme_profile: certificate.acme_profile.clone(),
             issued_profile: certificate.issued_profile.clone(),
             lifetime_seconds: lifetime_seconds(certificate),
+            expiring_notice_days: certificate.expiring_notice_days,
             error: certificate.last_error.clone(),
             next_attempt_at: certificate.next_attempt_at.map(rfc3339),
             created_at: rfc3339(certificate.created_at),

@@ -17,13 +17,14 @@ mod harness;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgecert_acme::testing::{CaFaults, SkippingDnsProvider};
+use edgecert_acme::testing::{CaFaults, Endpoint, Fault, SkippingDnsProvider};
 use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
 use edgecert_core::ids::{AccountId, CertificateId, ZoneId};
 use edgecert_core::model::{CertificateStatus, SecretString, Zone};
 use edgecert_core::ports::{
-    CertificateMaterial, DnsProviders, Issuance, IssueOutcome, MaterialVersion,
+    CertificateMaterial, Clock, DnsProviders, Issuance, IssueOutcome, ManualClock, MaterialVersion,
 };
+use edgecert_core::usecases::renewals::{EXPIRING_STEP, RenewalSettings, run_renewals};
 use edgecert_core::{Error, Hostname, RenewalWindow};
 use edgecert_dns::ChalltestsrvDnsProvider;
 use harness::{ApiCall, Harness, Reply, TestAccount, unique_apex};
@@ -1643,4 +1644,90 @@ async fn profiles_through_the_api() {
         .await
         .expect(200);
     assert_eq!(renewed["issued_profile"], "tlsserver", "{renewed}");
+}
+
+/// A platform reads the escalation of a renewal that keeps failing through the API: the
+/// certificate's `expiring_notice_days` and its logs' `certificate.expiring` event, once the
+/// renewer has recorded the notice (here 7 days before expiry, the CA refusing every order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_failing_near_expiry_shows_its_expiring_notice_in_the_api() {
+    edgecert_integration::bounded(
+        Duration::from_secs(120),
+        "expiring notice through the API",
+        expiring_notice_through_the_api(),
+    )
+    .await;
+}
+
+async fn expiring_notice_through_the_api() {
+    let mut harness = start().await;
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    harness.state.services.clock = clock.clone();
+    let pebble = harness::pebble().await;
+    let config = IssuerConfig::new(pebble.directory_url())
+        .with_ca_root_pem(pebble.listener_ca_pem_path())
+        .with_caa_identities([PEBBLE_CAA_IDENTITY])
+        .with_poll_initial_delay(Duration::from_millis(25));
+    let faults = CaFaults::new();
+    let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
+    let issuer: Arc<Issuer> = Arc::new(Issuer::with_http_client(
+        harness.state.services.clone(),
+        config,
+        faults.client(http),
+    ));
+    harness.state.services.issuance = Some(issuer.clone());
+    let account = harness.create_account("pro", false).await;
+    let zone = zone(&harness, &account).await;
+    let created = request(
+        &harness,
+        &account,
+        json!({ "zone_id": zone.0, "domain": format!("app.{}", zone.1), "auto_renew": true }),
+    )
+    .await
+    .expect(202);
+    let id = text(&created["id"]).to_owned();
+    let outcome = issuer
+        .issue(&account_id(&account), &certificate_id(&created))
+        .await;
+    assert!(
+        matches!(outcome, Ok(IssueOutcome::Issued(_))),
+        "{outcome:?}"
+    );
+    let issued = harness
+        .call(on_certificate("certificates-get", &account, &id))
+        .await
+        .expect(200);
+    assert_eq!(issued["expiring_notice_days"], Value::Null, "{issued}");
+
+    // WHEN the CA refuses every order and the renewer runs 6 days before expiry
+    faults.inject(Endpoint::NewOrder, Fault::ServiceUnavailable, usize::MAX);
+    let expires_at = timestamp(&issued["expires_at"]);
+    clock.advance(expires_at - time::Duration::days(6) - clock.now());
+    let report = run_renewals(
+        &harness.state.services,
+        issuer.as_ref(),
+        &RenewalSettings::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.failed, report.expiring.len()), (1, 1), "{report:?}");
+
+    // THEN the certificate says so, still issued, and its logs tell why
+    let got = harness
+        .call(on_certificate("certificates-get", &account, &id))
+        .await
+        .expect(200);
+    assert_eq!(got["status"], "issued", "{got}");
+    assert_eq!(got["expiring_notice_days"], 7, "{got}");
+    let logs = harness
+        .call(on_certificate("certificates-logs", &account, &id))
+        .await
+        .expect(200);
+    let latest = &logs["events"][0];
+    assert_eq!(latest["step"], EXPIRING_STEP, "{logs}");
+    assert_eq!(latest["level"], "warning", "{logs}");
+    assert!(
+        text(&latest["message"]).contains("within 7 days"),
+        "{latest}"
+    );
 }

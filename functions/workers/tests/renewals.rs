@@ -10,6 +10,7 @@ mod support;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
+use edgecert_acme::testing::{Endpoint, Fault};
 use edgecert_core::Hostname;
 use edgecert_core::RenewalWindow;
 use edgecert_core::ids::CertificateId;
@@ -21,7 +22,7 @@ use edgecert_core::usecases::managed::{
     Ensured, Issue, Trigger, Worked, ensure_for_hostname, issue_requested, schedule_first_check,
 };
 use edgecert_core::usecases::renewals::{
-    EXPIRY_WARNING, RenewalSettings, count_expiring_unrenewed, run_renewals,
+    EXPIRING_STEP, EXPIRY_WARNING, RenewalSettings, count_expiring_unrenewed, run_renewals,
 };
 use edgecert_integration::PebbleOptions;
 use time::Duration;
@@ -46,6 +47,7 @@ on_both_backends!(
     a_domain_whose_dns_never_points_goes_stale_and_returns_on_a_nudge_or_traffic,
     the_shortlived_profile_gives_six_day_certificates_renewed_at_half_their_lifetime,
     the_tlsserver_profile_gives_45_day_certificates_renewed_with_a_third_left,
+    a_renewal_failing_for_weeks_escalates_expiring_notices_at_14_7_and_1_days,
 );
 
 /// What one renewal of a managed certificate costs in store calls, from the due query to the
@@ -932,4 +934,69 @@ async fn a_profile_sets_the_lifetime_and_the_renewal_point(
         harness.faults.order_profiles(),
         vec![Some(profile.to_owned()); 2]
     );
+}
+
+/// A certificate whose renewal keeps failing (the CA refuses every order) is retried on every
+/// run while it is valid, and escalates: a `certificate.expiring` event 14, 7 and 1 days
+/// before expiry, once each, on the certificate (the API's `expiring_notice_days` and logs),
+/// and in the count behind the renewer's "expires within 7 days" metric from 7 days on.
+async fn a_renewal_failing_for_weeks_escalates_expiring_notices_at_14_7_and_1_days(
+    backend: Backend,
+) {
+    let harness = Harness::new(backend).await;
+    let zone = harness.zone().await;
+    let start = harness.clock.now();
+    let expiry = start + Duration::days(15);
+    let certificate = harness
+        .downloadable(&zone, &format!("failing.{}", zone.name), |certificate| {
+            issued_and_due(certificate, start);
+            certificate.expires_at = Some(expiry);
+        })
+        .await;
+    harness
+        .faults
+        .inject(Endpoint::NewOrder, Fault::ServiceUnavailable, usize::MAX);
+    let settings = RenewalSettings::new();
+    let mut notices_seen = Vec::new();
+    // (time left before expiry, the notice then due, whether the 7-day metric counts it)
+    for (left, notice, counted) in [
+        (Duration::days(15), None, false),
+        (Duration::days(13), Some(14), false),
+        (Duration::days(10), None, false),
+        (Duration::days(6), Some(7), true),
+        (Duration::hours(12), Some(1), true),
+    ] {
+        harness.clock.advance(expiry - left - harness.clock.now());
+        let report = harness.renew(&settings).await;
+        assert_eq!(report.failed, 1, "{left} before expiry: {report:?}");
+        let recorded: Vec<u32> = report.expiring.iter().map(|(_, days)| *days).collect();
+        assert_eq!(
+            recorded,
+            notice.into_iter().collect::<Vec<_>>(),
+            "notices recorded {left} before expiry"
+        );
+        notices_seen.extend(notice);
+        let stored = harness.certificate(&certificate.id).await;
+        assert_eq!(stored.status, CertificateStatus::Issued, "still served");
+        assert_eq!(stored.expiring_notice_days, notices_seen.last().copied());
+        let events: Vec<String> = harness
+            .events(&certificate.id)
+            .await
+            .into_iter()
+            .filter(|event| event.step == EXPIRING_STEP)
+            .map(|event| event.message)
+            .collect();
+        assert_eq!(events.len(), notices_seen.len(), "{events:?}");
+        if let Some(days) = notice {
+            let plural = if days == 1 { "day" } else { "days" };
+            assert!(
+                events[0].contains(&format!("within {days} {plural}")),
+                "{events:?}"
+            );
+        }
+        let count = count_expiring_unrenewed(&harness.services, EXPIRY_WARNING)
+            .await
+            .unwrap();
+        assert_eq!(count, usize::from(counted), "{left} before expiry");
+    }
 }
