@@ -1479,6 +1479,24 @@ async fn a_dns01_certificate_is_issued_downloaded_renewed_and_revoked(backend: B
 // ---------------------------------------------------------------------------------------------
 // ACME profiles and the renewal plan
 
+/// The harness's issuer on the shared Pebble through the fault layer `faults` (built after the
+/// services it works on are final, then made their issuance).
+async fn issuer_through(harness: &mut Harness, faults: &CaFaults) -> Arc<Issuer> {
+    let pebble = harness::pebble().await;
+    let config = IssuerConfig::new(pebble.directory_url())
+        .with_ca_root_pem(pebble.listener_ca_pem_path())
+        .with_caa_identities([PEBBLE_CAA_IDENTITY])
+        .with_poll_initial_delay(Duration::from_millis(25));
+    let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
+    let issuer = Arc::new(Issuer::with_http_client(
+        harness.state.services.clone(),
+        config,
+        faults.client(http),
+    ));
+    harness.state.services.issuance = Some(issuer.clone());
+    issuer
+}
+
 /// A platform chooses ACME profiles through the API: for the account (operator), a domain and
 /// a certificate, each among those the CA advertises (anything else is 400 `unknown_profile`
 /// listing them). The certificate is ordered with the most specific one, shows it and its
@@ -1495,11 +1513,6 @@ async fn profiles_are_chosen_through_the_api_and_the_renewal_plan_follows_ari() 
 
 async fn profiles_through_the_api() {
     let mut harness = start().await;
-    let pebble = harness::pebble().await;
-    let config = IssuerConfig::new(pebble.directory_url())
-        .with_ca_root_pem(pebble.listener_ca_pem_path())
-        .with_caa_identities([PEBBLE_CAA_IDENTITY])
-        .with_poll_initial_delay(Duration::from_millis(25));
     // The fault layer stands for a CA with profiles and ARI (Pebble 2.4 has neither).
     let faults = CaFaults::new();
     faults.advertise_profiles(&[
@@ -1513,14 +1526,7 @@ async fn profiles_through_the_api() {
         end: now + time::Duration::days(21),
     };
     faults.serve_renewal_info(window, Duration::from_secs(3600));
-    let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
-    let issuer: Arc<Issuer> = Arc::new(Issuer::with_http_client(
-        harness.state.services.clone(),
-        config,
-        faults.client(http),
-    ));
-    let issuance: Arc<dyn Issuance> = issuer.clone();
-    harness.state.services.issuance = Some(issuance);
+    let issuer = issuer_through(&mut harness, &faults).await;
     let account = harness.create_account("elite", false).await;
     let unknown = "Unknown ACME profile \"longlived\": the certificate authority offers classic, \
                    shortlived, tlsserver";
@@ -1663,19 +1669,8 @@ async fn expiring_notice_through_the_api() {
     let mut harness = start().await;
     let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
     harness.state.services.clock = clock.clone();
-    let pebble = harness::pebble().await;
-    let config = IssuerConfig::new(pebble.directory_url())
-        .with_ca_root_pem(pebble.listener_ca_pem_path())
-        .with_caa_identities([PEBBLE_CAA_IDENTITY])
-        .with_poll_initial_delay(Duration::from_millis(25));
     let faults = CaFaults::new();
-    let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
-    let issuer: Arc<Issuer> = Arc::new(Issuer::with_http_client(
-        harness.state.services.clone(),
-        config,
-        faults.client(http),
-    ));
-    harness.state.services.issuance = Some(issuer.clone());
+    let issuer = issuer_through(&mut harness, &faults).await;
     let account = harness.create_account("pro", false).await;
     let zone = zone(&harness, &account).await;
     let created = request(

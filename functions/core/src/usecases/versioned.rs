@@ -8,6 +8,8 @@
 
 use std::future::Future;
 
+use time::OffsetDateTime;
+
 use crate::error::{Error, Result};
 use crate::model::{Certificate, Domain};
 use crate::usecases::Services;
@@ -42,56 +44,83 @@ where
 /// the services' clock.
 pub async fn change_certificate(
     services: &Services,
-    mut current: Certificate,
-    mut change: impl FnMut(&mut Certificate) -> bool,
+    current: Certificate,
+    change: impl FnMut(&mut Certificate) -> bool,
 ) -> Result<Option<Certificate>> {
-    let mut attempts = 1;
-    loop {
-        if !change(&mut current) {
-            return Ok(None);
-        }
-        current.updated_at = services.clock.now();
-        match services.store.update_certificate(&current).await {
-            Ok(stored) => return Ok(Some(stored)),
-            Err(Error::NotFound(_)) => return Ok(None),
-            Err(Error::VersionConflict(_)) if attempts < WRITE_ATTEMPTS => {
-                attempts += 1;
-                match services
-                    .store
-                    .get_certificate(&current.account_id, &current.id)
-                    .await?
-                {
-                    Some(fresh) => current = fresh,
-                    None => return Ok(None),
-                }
-            }
-            Err(error) => return Err(error),
-        }
-    }
+    change_item(services, current, change).await
 }
 
 /// [`change_certificate`] for a domain.
 pub async fn change_domain(
     services: &Services,
-    mut current: Domain,
-    mut change: impl FnMut(&mut Domain) -> bool,
+    current: Domain,
+    change: impl FnMut(&mut Domain) -> bool,
 ) -> Result<Option<Domain>> {
+    change_item(services, current, change).await
+}
+
+/// An item the store keeps under a version check: what the read-modify-write loop needs of it.
+trait Versioned: Sized {
+    /// Marks it changed at `now`.
+    fn touch(&mut self, now: OffsetDateTime);
+    /// Stores it, version-checked.
+    fn store<'a>(
+        &'a self,
+        services: &'a Services,
+    ) -> impl Future<Output = Result<Self>> + Send + 'a;
+    /// Reads it again; `None` when it is gone.
+    fn read_again<'a>(
+        &'a self,
+        services: &'a Services,
+    ) -> impl Future<Output = Result<Option<Self>>> + Send + 'a;
+}
+
+/// Implements [`Versioned`] for a model item through its store's `$update` and `$get`.
+macro_rules! versioned {
+    ($item:ty, $update:ident, $get:ident) => {
+        impl Versioned for $item {
+            fn touch(&mut self, now: OffsetDateTime) {
+                self.updated_at = now;
+            }
+
+            fn store<'a>(
+                &'a self,
+                services: &'a Services,
+            ) -> impl Future<Output = Result<Self>> + Send + 'a {
+                services.store.$update(self)
+            }
+
+            fn read_again<'a>(
+                &'a self,
+                services: &'a Services,
+            ) -> impl Future<Output = Result<Option<Self>>> + Send + 'a {
+                services.store.$get(&self.account_id, &self.id)
+            }
+        }
+    };
+}
+
+versioned!(Certificate, update_certificate, get_certificate);
+versioned!(Domain, update_domain, get_domain);
+
+/// The loop of [`change_certificate`] and [`change_domain`], written once.
+async fn change_item<T: Versioned>(
+    services: &Services,
+    mut current: T,
+    mut change: impl FnMut(&mut T) -> bool,
+) -> Result<Option<T>> {
     let mut attempts = 1;
     loop {
         if !change(&mut current) {
             return Ok(None);
         }
-        current.updated_at = services.clock.now();
-        match services.store.update_domain(&current).await {
+        current.touch(services.clock.now());
+        match current.store(services).await {
             Ok(stored) => return Ok(Some(stored)),
             Err(Error::NotFound(_)) => return Ok(None),
             Err(Error::VersionConflict(_)) if attempts < WRITE_ATTEMPTS => {
                 attempts += 1;
-                match services
-                    .store
-                    .get_domain(&current.account_id, &current.id)
-                    .await?
-                {
+                match current.read_again(services).await? {
                     Some(fresh) => current = fresh,
                     None => return Ok(None),
                 }
