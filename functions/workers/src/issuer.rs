@@ -27,6 +27,8 @@ use time::OffsetDateTime;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::timer::Ticks;
+
 /// A certificate a stream record asks to issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssueRequest {
@@ -185,17 +187,12 @@ impl IssuerLoop {
 
     /// Runs until `shutdown` turns true; issuances still running then are dropped, which is
     /// safe: an interrupted issuance resumes its stored order on its next run.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let in_flight = Arc::new(Mutex::new(HashSet::new()));
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = JoinSet::new();
-        let mut ticks = tokio::time::interval(self.interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.changed() => return,
-            }
+        let mut ticks = Ticks::new(self.interval, shutdown);
+        while ticks.next().await {
             // Reap finished tasks so the set does not grow.
             while tasks.try_join_next().is_some() {}
             if let Err(error) = self.start_requested(&in_flight, &permits, &mut tasks).await {

@@ -18,5 +18,6 @@ pub mod config;
 pub mod issuer;
 pub mod lambda;
 pub mod renewer;
+mod timer;
 
 pub use config::WorkerConfig;

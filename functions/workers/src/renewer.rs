@@ -21,6 +21,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use crate::timer::Ticks;
+
 /// How long before its Lambda deadline the renewer starts no more certificates. An issuance
 /// takes seconds normally and minutes at worst (DNS propagation, the CA's polling), so what was
 /// started finishes before Lambda ends the run; template.yaml's 900-second timeout leaves ten
@@ -256,29 +258,21 @@ impl RenewerTimer {
 
     /// Runs until `shutdown` turns true (a run in progress is dropped; whatever it had not
     /// finished is still due for the next start).
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
         replace_from_other_ca(&self.services, self.issuance.as_ref()).await;
-        let mut ticks = tokio::time::interval(self.interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.changed() => return,
-            }
+        let mut ticks = Ticks::new(self.interval, shutdown);
+        while ticks.next().await {
             let run = run_renewals(&self.services, self.issuance.as_ref(), &self.settings);
             let scheduled = ScheduleEvent::default();
             let sweep = handle_key_storage(&self.services, &self.key_sweep, &scheduled);
-            tokio::select! {
-                outcome = run => match outcome {
-                    Ok(report) if report.examined > 0 => log_report(&report),
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "renewal run failed"),
-                },
-                _ = shutdown.changed() => return,
+            match ticks.unless_shutdown(run).await {
+                Some(Ok(report)) if report.examined > 0 => log_report(&report),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => tracing::warn!(%error, "renewal run failed"),
+                None => return,
             }
-            tokio::select! {
-                _ = sweep => {}
-                _ = shutdown.changed() => return,
+            if ticks.unless_shutdown(sweep).await.is_none() {
+                return;
             }
         }
     }
