@@ -22,7 +22,7 @@ use support::{
     unique_label,
 };
 
-on_both_backends!(
+edgecert_testkit::on_both_backends!(
     dns01_issues_two_sans_and_a_wildcard_with_a_verifiable_chain,
     rsa_2048_certificates_issue_and_revoke,
     http01_issues_a_managed_certificate_through_the_store,

@@ -16,7 +16,7 @@ use edgecert_workers::renewer::{ScheduleEvent, handle_key_storage, handle_schedu
 
 use support::{Backend, Harness};
 
-on_both_backends!(
+edgecert_testkit::on_both_backends!(
     the_stream_issues_a_requested_certificate_once,
     the_schedule_event_runs_the_renewer,
     the_rotation_event_reseals_every_key_without_reissuing,

@@ -29,7 +29,7 @@ use time::Duration;
 
 use support::{Backend, CERTIFICATE_LIFETIME, Harness, issued_and_due, unique_label};
 
-on_both_backends!(
+edgecert_testkit::on_both_backends!(
     a_budget_of_fifty_renews_two_hundred_in_four_runs,
     two_concurrent_runs_renew_each_certificate_once,
     without_auto_renew_a_certificate_is_not_renewed_and_expires,

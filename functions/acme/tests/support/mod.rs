@@ -1,41 +1,31 @@
 //! What the issuance tests share: a Pebble per test binary (plus private ones where a test
-//! needs Pebble's HTTP-01 port to itself), and a [`Harness`] holding a fresh store and vault on
-//! either backend — a SQLite file, or DynamoDB + Secrets Manager on moto — with an EdgeCert
-//! account, a manual clock and an issuer whose CA client goes through a fault layer.
+//! needs Pebble's HTTP-01 port to itself), and a [`Harness`] over the shared services on a
+//! backend (`edgecert_testkit`) with what only these tests need: a vault that fails on demand,
+//! a DNS provider that writes nothing, and issuers with step hooks.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use edgecert_acme::testing::{CaFaults, FailingVault, SkippingDnsProvider};
-use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
-use edgecert_aws::{AwsClients, DynamoStore, SecretsManagerVault, create_table};
-use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
+use edgecert_acme::{Issuer, IssuerConfig};
+use edgecert_core::Hostname;
+use edgecert_core::ids::{AccountId, CertificateId, DomainId};
 use edgecert_core::model::{
     Account, ApiKey, Certificate, CertificateEvent, Domain, KeyType, ProvisioningStep, Zone,
 };
-use edgecert_core::origin::OriginPolicy;
-use edgecert_core::ports::{
-    Clock, DnsProviders, DnsResolver, ManualClock, MaterialVersion, Store, Vault,
-};
+use edgecert_core::ports::{Clock, DnsResolver, ManualClock, MaterialVersion, Store, Vault};
+use edgecert_core::usecases::Services;
 use edgecert_core::usecases::issuance::StepHook;
-use edgecert_core::usecases::{EdgeSettings, Services};
-use edgecert_core::{Hostname, PlanCatalog, PlanName};
-use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
-use edgecert_embedded::Database;
-use edgecert_integration::{Challtestsrv, Moto, Pebble, PebbleOptions};
-use rand::Rng as _;
+use edgecert_dns::HickoryResolver;
+use edgecert_integration::{Challtestsrv, Pebble, PebbleOptions};
+use edgecert_testkit::{MotoKeys, ServicesOnBackend, issuer_over, pebble_config};
 use rcgen::{KeyPair, PublicKeyData as _};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-/// The CA identity Pebble stands for in CAA records of these tests.
-pub const PEBBLE_CAA_IDENTITY: &str = "pebble.letsencrypt.org";
+pub use edgecert_testkit::{Backend, PEBBLE_CAA_IDENTITY, unique_label};
 
 /// The Pebble shared by the tests of this binary that do not need its HTTP-01 port.
 static SHARED_PEBBLE: OnceCell<Pebble> = OnceCell::const_new();
@@ -52,16 +42,9 @@ pub async fn shared_pebble() -> &'static Pebble {
         .await
 }
 
-/// Which adapters a scenario runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// One SQLite file (store and vault), the local default.
-    Sqlite,
-    /// DynamoDB and Secrets Manager, on moto.
-    Dynamo,
-}
-
-/// A fresh store and vault, an Elite account, and everything an issuer needs.
+/// The shared services on a backend ([`ServicesOnBackend`], keys in Secrets Manager on moto),
+/// with a vault that fails writes on demand, a DNS provider that writes nothing, and issuers
+/// on one Pebble whose CA traffic goes through [`Harness::faults`].
 pub struct Harness {
     pub store: Arc<dyn Store>,
     /// The vault as the issuer sees it; fails writes on demand.
@@ -73,156 +56,53 @@ pub struct Harness {
     pub account: Account,
     pub skipping_dns: Arc<SkippingDnsProvider>,
     pub challtestsrv: Challtestsrv,
-    directory_url: String,
-    ca_root: PathBuf,
-    _files: Option<tempfile::TempDir>,
-}
-
-/// Runs a scenario on both backends: `on_both_backends!(scenario_a, scenario_b)` makes
-/// `sqlite::scenario_a`, `dynamodb::scenario_a`... calling `scenario_a(Backend)`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    edgecert_integration::bounded(
-                        std::time::Duration::from_secs(240),
-                        concat!(stringify!($scenario), " on sqlite"),
-                        super::$scenario(super::support::Backend::Sqlite),
-                    )
-                    .await
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    edgecert_integration::bounded(
-                        std::time::Duration::from_secs(240),
-                        concat!(stringify!($scenario), " on dynamo"),
-                        super::$scenario(super::support::Backend::Dynamo),
-                    )
-                    .await
-                }
-            )*
-        }
-    };
-}
-
-/// A random DNS label, so tests sharing Pebble and moto never touch each other's names.
-pub fn unique_label(prefix: &str) -> String {
-    let random: u64 = rand::thread_rng().r#gen();
-    format!("{prefix}{random:012x}")
+    base: ServicesOnBackend,
+    config: IssuerConfig,
 }
 
 impl Harness {
     /// A harness on `backend` issuing from `pebble`.
     pub async fn new(backend: Backend, pebble: &Pebble) -> Harness {
-        let (store, vault, files): (Arc<dyn Store>, Arc<dyn Vault>, _) = match backend {
-            Backend::Sqlite => {
-                let files = tempfile::tempdir().unwrap();
-                let database = Database::open(files.path().join("edgecert.db")).unwrap();
-                (
-                    Arc::new(database.store()),
-                    Arc::new(database.vault()),
-                    Some(files),
-                )
-            }
-            Backend::Dynamo => {
-                let moto = Moto::shared().await.expect("starting moto_server");
-                let clients = AwsClients::for_local_endpoint(&moto.endpoint_url()).await;
-                let table = unique_label("edgecert-acme-");
-                create_table(&clients.dynamodb, &table).await.unwrap();
-                (
-                    // moto applies concurrent conditional writes without isolation, so two
-                    // callers could both take a lease there; DynamoDB itself does not.
-                    Arc::new(
-                        DynamoStore::new(clients.dynamodb.clone(), table.clone())
-                            .with_serialized_writes(),
-                    ),
-                    Arc::new(SecretsManagerVault::new(
-                        clients.secrets_manager.clone(),
-                        format!("{table}/"),
-                    )),
-                    None,
-                )
-            }
-        };
-        let vault = Arc::new(FailingVault::new(vault));
-        let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
         let challtestsrv = pebble.challtestsrv().clone();
+        let base = ServicesOnBackend::start(backend, MotoKeys::SecretsManager, &challtestsrv).await;
+        let vault = Arc::new(FailingVault::new(base.vault.clone()));
         let resolver = Arc::new(HickoryResolver::with_name_server(
             challtestsrv.dns_server_addr(),
         ));
         let skipping_dns = Arc::new(SkippingDnsProvider::new());
-        let dns_providers = DnsProviders::default()
-            .with(
-                "challtestsrv",
-                Arc::new(ChalltestsrvDnsProvider::new(challtestsrv.management_url()).unwrap()),
-            )
+        let mut services = base.services.clone();
+        services.vault = vault.clone();
+        services.dns_providers = services
+            .dns_providers
             .with("skipping", skipping_dns.clone());
-        let services = Services {
-            store: store.clone(),
-            vault: vault.clone(),
-            resolver: resolver.clone(),
-            clock: clock.clone(),
-            plans: PlanCatalog::default(),
-            edge: EdgeSettings {
-                hostname: "edge.edgecert.test".to_owned(),
-                addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-            },
-            origin_policy: OriginPolicy::default(),
-            dns_providers,
-            issuance: None,
-        };
-        let account = Account::new(
-            "Issuance tests".to_owned(),
-            PlanName::Elite,
-            false,
-            clock.now(),
-        );
-        store
-            .create_account(&account, &ApiKey::generate().hash)
-            .await
-            .unwrap();
         Harness {
-            store,
+            store: base.store.clone(),
             vault,
-            clock,
+            clock: base.clock.clone(),
             resolver,
             services,
             faults: CaFaults::new(),
-            account,
+            account: base.account.clone(),
             skipping_dns,
             challtestsrv,
-            directory_url: pebble.directory_url(),
-            ca_root: pebble.listener_ca_pem_path().to_path_buf(),
-            _files: files,
+            config: pebble_config(pebble),
+            base,
         }
     }
 
     /// The issuer configuration for Pebble: its listener CA, its CAA identity, fast polling.
     pub fn config(&self) -> IssuerConfig {
-        let mut config = IssuerConfig::new(self.directory_url.clone())
-            .with_ca_root_pem(self.ca_root.clone())
-            .with_caa_identities([PEBBLE_CAA_IDENTITY])
-            .with_poll_initial_delay(Duration::from_millis(25));
-        config.attempt_pause = Duration::from_millis(50);
-        config.poll_timeout = Duration::from_secs(30);
-        config
+        self.config.clone()
     }
 
     /// An issuer whose CA traffic goes through [`Harness::faults`].
     pub fn issuer(&self) -> Arc<Issuer> {
-        Arc::new(self.build_issuer(None))
+        self.issuer_with_config(self.config(), None)
     }
 
     /// Like [`Harness::issuer`], with a step hook.
     pub fn issuer_with_hook(&self, hook: Arc<dyn StepHook>) -> Arc<Issuer> {
-        Arc::new(self.build_issuer(Some(hook)))
+        self.issuer_with_config(self.config(), Some(hook))
     }
 
     /// An issuer with `config` (from [`Harness::config`], changed) and an optional hook.
@@ -231,44 +111,21 @@ impl Harness {
         config: IssuerConfig,
         hook: Option<Arc<dyn StepHook>>,
     ) -> Arc<Issuer> {
-        Arc::new(self.build_issuer_with(config, hook))
-    }
-
-    fn build_issuer(&self, hook: Option<Arc<dyn StepHook>>) -> Issuer {
-        self.build_issuer_with(self.config(), hook)
-    }
-
-    fn build_issuer_with(&self, config: IssuerConfig, hook: Option<Arc<dyn StepHook>>) -> Issuer {
-        let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
-        let issuer =
-            Issuer::with_http_client(self.services.clone(), config, self.faults.client(http));
-        match hook {
+        let issuer = issuer_over(&self.services, config, &self.faults);
+        Arc::new(match hook {
             Some(hook) => issuer.with_step_hook(hook),
             None => issuer,
-        }
+        })
     }
 
     /// A new verified zone `z<random>.example.com` served by `provider`.
     pub async fn zone(&self, provider: &str) -> Zone {
-        self.zone_with(provider, true).await
+        self.base.zone(provider, true).await
     }
 
     /// A new zone, verified or not.
     pub async fn zone_with(&self, provider: &str, verified: bool) -> Zone {
-        let name = Hostname::parse_domain(&format!("{}.example.com", unique_label("z"))).unwrap();
-        let zone = Zone {
-            id: ZoneId::generate(),
-            account_id: self.account.id.clone(),
-            name,
-            provider: provider.to_owned(),
-            provider_zone_id: "local".to_owned(),
-            role_arn: None,
-            verified,
-            created_at: self.clock.now(),
-            version: 1,
-        };
-        self.store.create_zone(&zone).await.unwrap();
-        zone
+        self.base.zone(provider, verified).await
     }
 
     /// A pending downloadable certificate for `domain` and `sans` in `zone`.
@@ -347,25 +204,17 @@ impl Harness {
 
     /// The stored certificate.
     pub async fn certificate(&self, id: &CertificateId) -> Certificate {
-        self.store
-            .get_certificate(&self.account.id, id)
-            .await
-            .unwrap()
-            .expect("certificate exists")
+        self.base.certificate(id).await
     }
 
     /// The stored domain.
     pub async fn domain(&self, id: &DomainId) -> Domain {
-        self.store
-            .get_domain(&self.account.id, id)
-            .await
-            .unwrap()
-            .expect("domain exists")
+        self.base.domain(id).await
     }
 
     /// The certificate's events, newest first.
     pub async fn events(&self, id: &CertificateId) -> Vec<CertificateEvent> {
-        self.store.list_events(id, 100).await.unwrap()
+        self.base.events(id).await
     }
 
     /// The TXT values challtestsrv serves at `name` now.

@@ -1,42 +1,32 @@
 //! What the worker tests share: one Pebble per test binary (six-hour certificates, so that a
 //! manual clock moved by hours can cross an expiry while fresh renewals stay far from due),
-//! and a [`Harness`] with a fresh store and vault on either backend — a SQLite file, or
-//! DynamoDB + Secrets Manager on moto — an Elite account, a manual clock, and an issuer whose
-//! CA traffic goes through the fault layer (which counts orders).
+//! and a [`Harness`] over the shared services on a backend (`edgecert_testkit`, keys sealed on
+//! moto as the stack's default) with an issuer whose CA traffic goes through the fault layer
+//! (which counts orders) and draws from an order budget.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use edgecert_acme::Issuer;
 use edgecert_acme::testing::CaFaults;
-use edgecert_acme::{Issuer, IssuerConfig, ca_http_client};
-use edgecert_aws::{
-    AwsClients, DynamoStore, KeyStorage, KeyStorageVault, create_table, ensure_kms_key,
-};
-use edgecert_core::ids::{AccountId, CertificateId, DomainId, ZoneId};
+use edgecert_aws::AwsClients;
+use edgecert_core::Hostname;
+use edgecert_core::ids::{AccountId, CertificateId, DomainId};
 use edgecert_core::model::{
-    Account, ApiKey, Certificate, CertificateEvent, CertificateKind, CertificateStatus, Domain,
+    Account, Certificate, CertificateEvent, CertificateKind, CertificateStatus, Domain,
     ProvisioningStep, Zone,
 };
-use edgecert_core::origin::OriginPolicy;
-use edgecert_core::ports::{Clock, DnsProviders, Issuance, ManualClock, Store, Vault};
+use edgecert_core::ports::{Clock, Issuance, ManualClock, Store, Vault};
+use edgecert_core::usecases::Services;
 use edgecert_core::usecases::issuance::OrderBudget;
 use edgecert_core::usecases::renewals::{RenewalReport, RenewalSettings, run_renewals};
-use edgecert_core::usecases::{EdgeSettings, Services};
-use edgecert_core::{Hostname, PlanCatalog, PlanName};
-use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
-use edgecert_embedded::Database;
-use edgecert_integration::{
-    Challtestsrv, CountingStore, Http01Responder, Moto, Pebble, PebbleOptions,
-};
-use rand::Rng as _;
+use edgecert_integration::{Challtestsrv, CountingStore, Http01Responder, Pebble, PebbleOptions};
+use edgecert_testkit::{MotoKeys, ServicesOnBackend, issuer_over, pebble_config};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::OnceCell;
 
-/// The CA identity Pebble stands for in CAA records.
-pub const PEBBLE_CAA_IDENTITY: &str = "pebble.letsencrypt.org";
 /// Lifetime of the certificates this binary's Pebble issues.
 pub const CERTIFICATE_LIFETIME: StdDuration = StdDuration::from_secs(6 * 3600);
 
@@ -57,54 +47,7 @@ pub async fn pebble() -> &'static Pebble {
         .await
 }
 
-/// Which adapters a scenario runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// One SQLite file.
-    Sqlite,
-    /// DynamoDB and Secrets Manager on moto.
-    Dynamo,
-}
-
-/// Runs scenarios on both backends: `on_both_backends!(a, b)` makes `sqlite::a`,
-/// `dynamodb::a`... calling `a(Backend)`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    edgecert_integration::bounded(
-                        std::time::Duration::from_secs(240),
-                        concat!(stringify!($scenario), " on sqlite"),
-                        super::$scenario(super::support::Backend::Sqlite),
-                    )
-                    .await
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    edgecert_integration::bounded(
-                        std::time::Duration::from_secs(240),
-                        concat!(stringify!($scenario), " on dynamo"),
-                        super::$scenario(super::support::Backend::Dynamo),
-                    )
-                    .await
-                }
-            )*
-        }
-    };
-}
-
-/// A random DNS label, so tests sharing Pebble, challtestsrv and moto never meet.
-pub fn unique_label(prefix: &str) -> String {
-    let random: u64 = rand::thread_rng().r#gen();
-    format!("{prefix}{random:012x}")
-}
+pub use edgecert_testkit::{Backend, unique_label};
 
 /// A fresh store and vault, an Elite account, and an issuer on Pebble.
 pub struct Harness {
@@ -122,106 +65,31 @@ pub struct Harness {
     pub dynamo: Option<(AwsClients, String)>,
     /// The issuer's order budget.
     pub budget: OrderBudget,
-    _files: Option<tempfile::TempDir>,
+    base: ServicesOnBackend,
 }
 
 impl Harness {
     /// A harness on `backend` issuing from this binary's Pebble.
     pub async fn new(backend: Backend) -> Harness {
         let pebble = pebble().await;
-        let mut dynamo = None;
-        let (store, vault, files): (Arc<dyn Store>, Arc<dyn Vault>, _) = match backend {
-            Backend::Sqlite => {
-                let files = tempfile::tempdir().unwrap();
-                let database = Database::open(files.path().join("edgecert.db")).unwrap();
-                (
-                    Arc::new(database.store()),
-                    Arc::new(database.vault()),
-                    Some(files),
-                )
-            }
-            Backend::Dynamo => {
-                let moto = Moto::shared().await.expect("starting moto_server");
-                let clients = AwsClients::for_local_endpoint(&moto.endpoint_url()).await;
-                let table = unique_label("edgecert-workers-");
-                create_table(&clients.dynamodb, &table).await.unwrap();
-                dynamo = Some((clients.clone(), table.clone()));
-                // moto applies conditional writes without isolation from concurrent requests;
-                // the renewer and the issuer write concurrently, so serialise (DynamoDB itself
-                // needs nothing of the kind).
-                (
-                    Arc::new(
-                        DynamoStore::new(clients.dynamodb.clone(), table.clone())
-                            .with_serialized_writes(),
-                    ),
-                    // The stack's default key storage: keys sealed in the table.
-                    Arc::new(
-                        KeyStorageVault::new(
-                            &clients,
-                            KeyStorage::Sealed,
-                            table.clone(),
-                            format!("{table}/"),
-                            Some(
-                                ensure_kms_key(&clients.kms, "alias/edgecert-workers-tests")
-                                    .await
-                                    .unwrap(),
-                            ),
-                        )
-                        .unwrap(),
-                    ),
-                    None,
-                )
-            }
-        };
-        let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-        let challtestsrv = pebble.challtestsrv().clone();
-        let dns_providers = DnsProviders::default().with(
-            "challtestsrv",
-            Arc::new(ChalltestsrvDnsProvider::new(challtestsrv.management_url()).unwrap()),
-        );
-        let services = Services {
-            store: store.clone(),
-            vault: vault.clone(),
-            resolver: Arc::new(HickoryResolver::with_name_server(
-                challtestsrv.dns_server_addr(),
-            )),
-            clock: clock.clone(),
-            plans: PlanCatalog::default(),
-            edge: EdgeSettings {
-                hostname: "edge.edgecert.test".to_owned(),
-                addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-            },
-            origin_policy: OriginPolicy::default(),
-            dns_providers,
-            issuance: None,
-        };
-        let account = Account::new(
-            "Worker tests".to_owned(),
-            PlanName::Elite,
-            false,
-            clock.now(),
-        );
-        store
-            .create_account(&account, &ApiKey::generate().hash)
-            .await
-            .unwrap();
-        let directory_url = pebble.directory_url();
+        // The stack's default key storage on moto: keys sealed in the table.
+        let base = ServicesOnBackend::start(backend, MotoKeys::Sealed, pebble.challtestsrv()).await;
         let faults = CaFaults::new();
-        let issuer = issuer_over(&services, pebble, &faults, roomy_budget());
+        let issuer = issuer_with_budget(&base.services, pebble, &faults, roomy_budget());
         Harness {
             backend,
-            store,
-            vault,
-            clock,
-            services,
+            store: base.store.clone(),
+            vault: base.vault.clone(),
+            clock: base.clock.clone(),
+            services: base.services.clone(),
             faults,
             issuer,
-            account,
-            challtestsrv,
-            directory_url,
-            dynamo,
+            account: base.account.clone(),
+            challtestsrv: base.challtestsrv.clone(),
+            directory_url: pebble.directory_url(),
+            dynamo: base.adapters.dynamo.clone(),
             budget: roomy_budget(),
-            _files: files,
+            base,
         }
     }
 
@@ -231,7 +99,7 @@ impl Harness {
         let counted = Arc::new(CountingStore::new(self.store.clone()));
         let mut services = self.services.clone();
         services.store = counted.clone();
-        let issuer = issuer_over(&services, pebble, &self.faults, self.budget.clone());
+        let issuer = issuer_with_budget(&services, pebble, &self.faults, self.budget.clone());
         (counted, services, issuer)
     }
 
@@ -262,7 +130,7 @@ impl Harness {
     pub async fn with_order_budget(mut self, orders: u32, period: Duration) -> Harness {
         self.budget = OrderBudget::new(&unique_label("orders-"), orders, period)
             .with_per_registered_domain(u32::MAX, Duration::weeks(1));
-        self.issuer = issuer_over(
+        self.issuer = issuer_with_budget(
             &self.services,
             pebble().await,
             &self.faults,
@@ -280,19 +148,7 @@ impl Harness {
 
     /// A new verified zone `z<random>.example.com` on challtestsrv.
     pub async fn zone(&self) -> Zone {
-        let zone = Zone {
-            id: ZoneId::generate(),
-            account_id: self.account.id.clone(),
-            name: Hostname::parse_domain(&format!("{}.example.com", unique_label("z"))).unwrap(),
-            provider: "challtestsrv".to_owned(),
-            provider_zone_id: "local".to_owned(),
-            role_arn: None,
-            verified: true,
-            created_at: self.clock.now(),
-            version: 1,
-        };
-        self.store.create_zone(&zone).await.unwrap();
-        zone
+        self.base.zone("challtestsrv", true).await
     }
 
     /// A downloadable certificate for `name`, as [`certificate`] builds it, stored.
@@ -350,25 +206,17 @@ impl Harness {
 
     /// The stored certificate.
     pub async fn certificate(&self, id: &CertificateId) -> Certificate {
-        self.store
-            .get_certificate(&self.account.id, id)
-            .await
-            .unwrap()
-            .expect("certificate exists")
+        self.base.certificate(id).await
     }
 
     /// The stored domain.
     pub async fn domain(&self, id: &DomainId) -> Domain {
-        self.store
-            .get_domain(&self.account.id, id)
-            .await
-            .unwrap()
-            .expect("domain exists")
+        self.base.domain(id).await
     }
 
     /// The certificate's events, newest first.
     pub async fn events(&self, id: &CertificateId) -> Vec<CertificateEvent> {
-        self.store.list_events(id, 100).await.unwrap()
+        self.base.events(id).await
     }
 
     /// How many times the certificate was issued (its `issued` events).
@@ -390,25 +238,14 @@ fn roomy_budget() -> OrderBudget {
 
 /// An issuer over `services` for `pebble`, its CA traffic through `faults`, drawing from
 /// `budget`.
-fn issuer_over(
+fn issuer_with_budget(
     services: &Services,
     pebble: &Pebble,
     faults: &CaFaults,
     budget: OrderBudget,
 ) -> Arc<Issuer> {
-    let mut config = IssuerConfig::new(pebble.directory_url())
-        .with_order_budget(budget)
-        .with_ca_root_pem(pebble.listener_ca_pem_path().to_path_buf())
-        .with_caa_identities([PEBBLE_CAA_IDENTITY])
-        .with_poll_initial_delay(StdDuration::from_millis(25));
-    config.attempt_pause = StdDuration::from_millis(50);
-    config.poll_timeout = StdDuration::from_secs(30);
-    let http = ca_http_client(config.ca_root_pem.as_deref(), config.request_timeout).unwrap();
-    Arc::new(Issuer::with_http_client(
-        services.clone(),
-        config,
-        faults.client(http),
-    ))
+    let config = pebble_config(pebble).with_order_budget(budget);
+    Arc::new(issuer_over(services, config, faults))
 }
 
 /// A pending certificate for `name` requested at `now` (ECDSA, auto-renew on).
