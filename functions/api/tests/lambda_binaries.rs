@@ -2,7 +2,8 @@
 //! and the two workers run as child processes against an in-test Lambda Runtime API
 //! (`edgecert_integration::lambda_runtime`), each with exactly the environment template.yaml
 //! gives it, on one DynamoDB table, Secrets Manager and KMS in moto (certificate keys sealed,
-//! the stack's default), with pebble-challtestsrv as the only DNS server and Pebble as the CA.
+//! the stack's default; one test deploys `KeyStorage=secrets-manager`), with
+//! pebble-challtestsrv as the only DNS server and Pebble as the CA.
 //!
 //! Every event is the function's file in `events/` with its placeholders replaced by real ids
 //! (`harness::ApiCall`), and the caller identity in each API event is the context the
@@ -168,6 +169,13 @@ async fn http01_listener() -> tokio::net::TcpListener {
 /// Moto's shared server behind a recorder, a fresh table, Pebble and challtestsrv (with public
 /// addresses for the fixtures' origins, which the strict origin policy requires).
 async fn deployment() -> Deployment {
+    deployment_with(&[]).await
+}
+
+/// [`deployment`] with more parameter values (e.g. `KeyStorage`); a value given here wins over
+/// this test's usual one. Each deployment has a recorder of its own: its calls are only those
+/// of the functions started for it.
+async fn deployment_with(parameters: &[(&str, &str)]) -> Deployment {
     let moto = Moto::shared().await.expect("moto_server starts");
     let clients = AwsClients::for_local_endpoint(&moto.endpoint_url()).await;
     let unique = format!(
@@ -213,30 +221,29 @@ async fn deployment() -> Deployment {
             .await
             .expect("the transform task completes")
             .expect("template.yaml transforms (SAM venv)");
-    // The template's parameters as this test deploys it; the others keep their defaults.
-    let stack = Stack::new(
-        template,
-        &unique,
-        &[
-            ("EdgeHostname", EDGE_HOSTNAME),
-            ("AcmeEnvironment", &acme_directory),
-            ("AcmeContactEmail", "ops@edgecert.test"),
-            ("CaaIdentities", "letsencrypt.org,pebble.letsencrypt.org"),
-            ("IssueConcurrency", "2"),
-            ("Route53ZoneGrants", &grants),
-            // A VPC of the operator's, so the edge's addresses are the two Elastic IPs alone.
-            ("VpcId", "vpc-0123456789abcdef0"),
-            ("SubnetIdA", "subnet-0123456789abcdef0"),
-            ("SubnetIdB", "subnet-0123456789abcdef1"),
-        ],
-    )
-    .expect("a stack of template.yaml with this test's parameters")
-    // challtestsrv answers every A query with 127.0.0.1 unless told otherwise: every hostname
-    // points at the edge.
-    .with_physical_id("EdgeAddressA", "127.0.0.1")
-    .with_physical_id("EdgeAddressB", "127.0.0.2")
-    .with_physical_id("AdminKeySecret", &admin_key_secret)
-    .with_physical_id("KeyStorageKmsKey", &kms_key_id);
+    // The template's parameters as this test deploys it (the first value given for a
+    // parameter counts); the others keep their defaults.
+    let mut values = parameters.to_vec();
+    values.extend([
+        ("EdgeHostname", EDGE_HOSTNAME),
+        ("AcmeEnvironment", acme_directory.as_str()),
+        ("AcmeContactEmail", "ops@edgecert.test"),
+        ("CaaIdentities", "letsencrypt.org,pebble.letsencrypt.org"),
+        ("IssueConcurrency", "2"),
+        ("Route53ZoneGrants", grants.as_str()),
+        // A VPC of the operator's, so the edge's addresses are the two Elastic IPs alone.
+        ("VpcId", "vpc-0123456789abcdef0"),
+        ("SubnetIdA", "subnet-0123456789abcdef0"),
+        ("SubnetIdB", "subnet-0123456789abcdef1"),
+    ]);
+    let stack = Stack::new(template, &unique, &values)
+        .expect("a stack of template.yaml with this test's parameters")
+        // challtestsrv answers every A query with 127.0.0.1 unless told otherwise: every hostname
+        // points at the edge.
+        .with_physical_id("EdgeAddressA", "127.0.0.1")
+        .with_physical_id("EdgeAddressB", "127.0.0.2")
+        .with_physical_id("AdminKeySecret", &admin_key_secret)
+        .with_physical_id("KeyStorageKmsKey", &kms_key_id);
     let table = stack.physical_id("Table").expect("the table's name");
     create_table(&clients.dynamodb, &table)
         .await
@@ -292,10 +299,25 @@ impl Functions {
     /// Starts `binaries` (name and path) at once with their deployment environment, and waits
     /// until each has polled for its first event.
     async fn start(deployment: &Deployment, binaries: &[(String, PathBuf)]) -> Functions {
+        Functions::start_with(deployment, binaries, &[]).await
+    }
+
+    /// [`Functions::start`] with `overrides` replacing variables of the deployment's
+    /// environment: processes still configured as before a parameter changed.
+    async fn start_with(
+        deployment: &Deployment,
+        binaries: &[(String, PathBuf)],
+        overrides: &[(&str, &str)],
+    ) -> Functions {
         let mut starting = JoinSet::new();
         for (name, path) in binaries {
             let (name, path) = (name.clone(), path.clone());
-            let env = deployment.environment(&name).await;
+            let mut env = deployment.environment(&name).await;
+            for (variable, value) in overrides {
+                let set = env.iter_mut().find(|(set, _)| set == variable);
+                set.unwrap_or_else(|| panic!("{name} has no {variable} to override"))
+                    .1 = (*value).to_owned();
+            }
             starting.spawn(async move {
                 let started = LambdaProcess::start(&name, &path, &env).await;
                 (name, started)
@@ -443,6 +465,157 @@ fn worker_binaries() -> Vec<(String, PathBuf)> {
         .iter()
         .map(|function| ((*function).to_owned(), lambda_binary()))
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// DNS-01 through Route 53
+
+/// The deployment's hosted zone (in moto; challtestsrv serves its records in DNS, as Route 53's
+/// name servers would), in the operator's AWS account and granted to one EdgeCert account by
+/// the stack's `Route53ZoneGrants`: that account, created here with a key of its own, and its
+/// zone. Its certificates are issued with DNS-01 through the Route 53 API by the functions'
+/// own roles.
+struct GrantedZone {
+    hosted: Arc<Route53Zone>,
+    account: AccountId,
+    /// The context the authorizer returned for the account's key.
+    caller: Value,
+    zone_id: String,
+}
+
+impl GrantedZone {
+    /// Creates the granted account in the store and authorizes its key with the authorizer
+    /// binary of `functions`, and stores the zone: one whose TXT record Route 53 would serve
+    /// cannot be verified here (challtestsrv is the DNS), so it is stored directly, as
+    /// zones-create stores a verified one.
+    async fn set_up(
+        deployment: &Deployment,
+        store: &DynamoStore,
+        functions: &mut Functions,
+    ) -> GrantedZone {
+        let hosted = Arc::clone(&deployment.granted_zone);
+        deployment.recorder.publish_in_dns(Arc::clone(&hosted));
+        let account = deployment.granted_account.clone();
+        let key = ApiKey::generate();
+        let mut stored = Account::new(
+            "Granted zone".to_owned(),
+            PlanName::Elite,
+            false,
+            time::OffsetDateTime::now_utc(),
+        );
+        stored.id = account.clone();
+        store
+            .create_account(&stored, &key.hash)
+            .await
+            .expect("the granted account is stored");
+        let caller = functions.authorize(key.plaintext.expose()).await;
+        let zone = Zone {
+            id: ZoneId::generate(),
+            account_id: account.clone(),
+            name: Hostname::parse_domain(&hosted.name).expect("a zone name"),
+            provider: "route53".to_owned(),
+            provider_zone_id: hosted.id.clone(),
+            role_arn: None,
+            verified: true,
+            created_at: time::OffsetDateTime::now_utc(),
+            version: 1,
+        };
+        store
+            .create_zone(&zone)
+            .await
+            .expect("the Route 53 zone is stored");
+        GrantedZone {
+            hosted,
+            account,
+            caller,
+            zone_id: zone.id.to_string(),
+        }
+    }
+
+    /// `function`'s event, called by the granted account.
+    fn call(&self, function: &'static str) -> ApiCall {
+        ApiCall::new(function).with_authorizer_context(self.caller.clone())
+    }
+
+    /// Requests a certificate for `label`.<zone> (certificates-create), and has the issuer of
+    /// `workers` issue it on its stream event; returns its id once certificates-get shows it
+    /// issued.
+    async fn issue(
+        &self,
+        functions: &mut Functions,
+        workers: &mut Functions,
+        label: &str,
+    ) -> String {
+        let requested = functions
+            .call(self.call("certificates-create").json(json!({
+                "zone_id": self.zone_id,
+                "domain": format!("{label}.{}", self.hosted.name),
+                "auto_renew": true,
+            })))
+            .await
+            .expect(202);
+        let id = text(&requested["id"]);
+        let stream: Value = serde_json::from_str(
+            &ISSUER_STREAM
+                .replace("acct_placeholder000000000", self.account.as_str())
+                .replace("cert_placeholder000000000", &id),
+        )
+        .expect("issuer-stream.json");
+        let answer = workers.invoke("issuer", &stream, ISSUANCE_TIMEOUT).await;
+        assert_eq!(answer, json!({ "batchItemFailures": [] }));
+        let issued = functions
+            .call(self.call("certificates-get").id(&id))
+            .await
+            .expect(200);
+        assert_eq!(issued["status"], "issued", "{issued}");
+        id
+    }
+
+    /// Downloads the certificate (certificates-download): its chain, read from its material.
+    async fn download(&self, functions: &mut Functions, id: &str) {
+        let download = functions
+            .call(self.call("certificates-download").id(id))
+            .await
+            .expect(200);
+        assert!(
+            text(&download["certificate_pem"]).starts_with("-----BEGIN CERTIFICATE-----"),
+            "{download}"
+        );
+    }
+
+    /// Renews the certificate by hand (certificates-renew), carried out by the renewer's next
+    /// run on its schedule; returns the renewer's report.
+    async fn renew(&self, functions: &mut Functions, workers: &mut Functions, id: &str) -> Value {
+        let renewing = functions
+            .call(self.call("certificates-renew").id(id))
+            .await
+            .expect(202);
+        assert_eq!(renewing["status"], "validating", "{renewing}");
+        let schedule: Value =
+            serde_json::from_str(RENEWER_SCHEDULE).expect("renewer-schedule.json");
+        // With time to take work before its deadline margin.
+        let report = workers.invoke("renewer", &schedule, RENEWER_TIMEOUT).await;
+        assert_eq!(report["issued"], 1, "{report}");
+        assert_eq!(report["error_count"], 0, "{report}");
+        report
+    }
+
+    /// Deletes the certificate (the fixture's query: revoke=true): the CA revokes it, then it
+    /// is deleted with its material.
+    async fn revoke_and_delete(&self, functions: &mut Functions, id: &str) {
+        functions
+            .call(self.call("certificates-delete").id(id))
+            .await
+            .expect(204);
+    }
+
+    /// Deletes the zone (zones-delete).
+    async fn delete_zone(&self, functions: &mut Functions) {
+        functions
+            .call(self.call("zones-delete").id(&self.zone_id))
+            .await
+            .expect(204);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -815,102 +988,15 @@ async fn every_function_binary_answers_its_event_on_moto() {
     assert_eq!(ssl["certificate"]["status"], "issued", "{ssl}");
 
     // --- DNS-01 through Route 53 ---------------------------------------------------------------
-    // A downloadable certificate on a Route 53 hosted zone (in moto; challtestsrv serves its
-    // records in DNS, as Route 53's name servers would): the issuer and the renewer write and
-    // remove the challenge records through the Route 53 API and the CA validates them; the API
-    // downloads, renews and revokes what they issued.
-    // The hosted zone sits in the operator's AWS account and is granted to one EdgeCert
-    // account (Route53ZoneGrants), which is created here with a key of its own.
-    let hosted = Arc::clone(&deployment.granted_zone);
-    deployment.recorder.publish_in_dns(Arc::clone(&hosted));
-    let granted_key = ApiKey::generate();
-    store
-        .create_account(
-            &{
-                let mut account = Account::new(
-                    "Granted zone".to_owned(),
-                    PlanName::Elite,
-                    false,
-                    time::OffsetDateTime::now_utc(),
-                );
-                account.id = deployment.granted_account.clone();
-                account
-            },
-            &granted_key.hash,
-        )
-        .await
-        .expect("the granted account is stored");
-    let granted_caller = functions.authorize(granted_key.plaintext.expose()).await;
-    let as_granted = |function: &'static str| {
-        ApiCall::new(function).with_authorizer_context(granted_caller.clone())
-    };
-    let route53_zone = Zone {
-        id: ZoneId::generate(),
-        account_id: deployment.granted_account.clone(),
-        name: Hostname::parse_domain(&hosted.name).expect("a zone name"),
-        provider: "route53".to_owned(),
-        provider_zone_id: hosted.id.clone(),
-        role_arn: None,
-        verified: true,
-        created_at: time::OffsetDateTime::now_utc(),
-        version: 1,
-    };
-    store
-        .create_zone(&route53_zone)
-        .await
-        .expect("the Route 53 zone is stored");
-    let requested = functions
-        .call(as_granted("certificates-create").json(json!({
-            "zone_id": route53_zone.id.to_string(),
-            "domain": format!("app.{}", hosted.name),
-            "auto_renew": true,
-        })))
-        .await
-        .expect(202);
-    let dns01_id = text(&requested["id"]);
-    let stream: Value = serde_json::from_str(
-        &ISSUER_STREAM
-            .replace(
-                "acct_placeholder000000000",
-                deployment.granted_account.as_str(),
-            )
-            .replace("cert_placeholder000000000", &dns01_id),
-    )
-    .expect("issuer-stream.json");
-    let answer = workers.invoke("issuer", &stream, ISSUANCE_TIMEOUT).await;
-    assert_eq!(answer, json!({ "batchItemFailures": [] }));
-    let issued = functions
-        .call(as_granted("certificates-get").id(&dns01_id))
-        .await
-        .expect(200);
-    assert_eq!(issued["status"], "issued", "{issued}");
-    let download = functions
-        .call(as_granted("certificates-download").id(&dns01_id))
-        .await
-        .expect(200);
-    assert!(
-        text(&download["certificate_pem"]).starts_with("-----BEGIN CERTIFICATE-----"),
-        "{download}"
-    );
-    // A manual renewal, carried out by the renewer's next run.
-    let renewing = functions
-        .call(as_granted("certificates-renew").id(&dns01_id))
-        .await
-        .expect(202);
-    assert_eq!(renewing["status"], "validating", "{renewing}");
-    // With time to take work before its deadline margin.
-    let report = workers.invoke("renewer", &schedule, RENEWER_TIMEOUT).await;
-    assert_eq!(report["issued"], 1, "{report}");
-    assert_eq!(report["error_count"], 0, "{report}");
-    // The fixture's query: revoke=true. The CA revokes it, then it is deleted with its secret.
-    functions
-        .call(as_granted("certificates-delete").id(&dns01_id))
-        .await
-        .expect(204);
-    functions
-        .call(as_granted("zones-delete").id(&route53_zone.id.to_string()))
-        .await
-        .expect(204);
+    // A downloadable certificate on the granted hosted zone: the issuer and the renewer write
+    // and remove the challenge records through the Route 53 API and the CA validates them; the
+    // API downloads, renews and revokes what they issued.
+    let granted = GrantedZone::set_up(&deployment, &store, &mut functions).await;
+    let dns01_id = granted.issue(&mut functions, &mut workers, "app").await;
+    granted.download(&mut functions, &dns01_id).await;
+    granted.renew(&mut functions, &mut workers, &dns01_id).await;
+    granted.revoke_and_delete(&mut functions, &dns01_id).await;
+    granted.delete_zone(&mut functions).await;
 
     // --- Cleaning up through the API ----------------------------------------------------------
     for id in [&domain_id, &second_id] {
@@ -951,6 +1037,107 @@ async fn every_function_binary_answers_its_event_on_moto() {
         "every Lambda function template.yaml deploys runs in this test, so its calls are checked"
     );
     assert_iam_allows_every_call(&deployment, &ran, "iam-lambda-functions.txt");
+}
+
+/// With `KeyStorage=secrets-manager`, every call on certificate keys goes to Secrets Manager:
+/// the issuer stores a new key and then chain and key, the API downloads and revokes from the
+/// secret and deletes it, the renewer stores a renewal's, and its key storage sweep moves a key
+/// sealed before the deployment switched modes into a secret. All on DNS-01 through Route 53
+/// (the HTTP-01 validation port is the main test's), and every call checked against the
+/// functions' policies.
+#[tokio::test]
+async fn in_secrets_manager_key_storage_every_key_call_is_allowed() {
+    let started = Instant::now();
+    let deployment = deployment_with(&[("KeyStorage", "secrets-manager")]).await;
+    let api: Vec<(String, PathBuf)> = [
+        AUTHORIZER,
+        "certificates-create",
+        "certificates-get",
+        "certificates-download",
+        "certificates-renew",
+        "certificates-delete",
+        "zones-delete",
+    ]
+    .into_iter()
+    .map(|function| (function.to_owned(), lambda_binary()))
+    .collect();
+    let mut functions = Functions::start(&deployment, &api).await;
+    let store = store(&deployment).await;
+    let granted = GrantedZone::set_up(&deployment, &store, &mut functions).await;
+
+    // A certificate issued before the deployment moved to Secrets Manager: its key sealed in
+    // the table by an issuer still configured for sealed storage (same role, same policy).
+    let mut before_the_move = Functions::start_with(
+        &deployment,
+        &[("issuer".to_owned(), lambda_binary())],
+        &[(vars::KEY_STORAGE, "sealed")],
+    )
+    .await;
+    let sealed_id = granted
+        .issue(&mut functions, &mut before_the_move, "sealed")
+        .await;
+    drop(before_the_move);
+
+    // The deployment's own workers, storing every key in Secrets Manager.
+    let mut workers = Functions::start(&deployment, &worker_binaries()).await;
+    let id = granted.issue(&mut functions, &mut workers, "app").await;
+    granted.download(&mut functions, &id).await;
+    // The renewer renews it, and its sweep moves the sealed key into a secret.
+    let report = granted.renew(&mut functions, &mut workers, &id).await;
+    let sweep = &report["key_sweep"];
+    assert_eq!(sweep["generation"], "secrets-manager", "{report}");
+    assert_eq!(sweep["moved"], 1, "{report}");
+    assert_eq!(sweep["error_count"], 0, "{report}");
+    // Served from its secret now.
+    granted.download(&mut functions, &sealed_id).await;
+    for id in [&id, &sealed_id] {
+        granted.revoke_and_delete(&mut functions, id).await;
+    }
+    granted.delete_zone(&mut functions).await;
+    eprintln!(
+        "secrets-manager key storage ran after {:?}",
+        started.elapsed()
+    );
+
+    // Not vacuous: each function's Secrets Manager calls on certificate keys were recorded.
+    let key_secrets = format!(":secret:{}/cert/", deployment.stack.name());
+    let calls = deployment.recorder.calls();
+    for (caller, action, what) in [
+        ("issuer", "CreateSecret", "a certificate's first key"),
+        ("issuer", "PutSecretValue", "the issued chain and key"),
+        (
+            "certificates-download",
+            "GetSecretValue",
+            "the chain served",
+        ),
+        ("renewer", "PutSecretValue", "a renewal's key and chain"),
+        ("renewer", "CreateSecret", "the sweep moving a sealed key"),
+        (
+            "certificates-delete",
+            "GetSecretValue",
+            "the leaf to revoke",
+        ),
+        (
+            "certificates-delete",
+            "DeleteSecret",
+            "the deleted certificate's secret",
+        ),
+    ] {
+        let action = format!("secretsmanager:{action}");
+        assert!(
+            calls.iter().any(|call| call.caller == caller
+                && call.authorization.action.as_deref() == Some(action.as_str())
+                && call.authorization.resource.contains(&key_secrets)
+                && call.status < 300),
+            "{caller} made no successful {action} on a certificate's secret ({what})"
+        );
+    }
+    let ran: Vec<String> = api
+        .iter()
+        .map(|(name, _)| name.clone())
+        .chain(WORKER_BINARIES.iter().map(|name| (*name).to_owned()))
+        .collect();
+    assert_iam_allows_every_call(&deployment, &ran, "iam-lambda-secrets-manager.txt");
 }
 
 #[tokio::test]
