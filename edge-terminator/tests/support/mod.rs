@@ -8,25 +8,23 @@
 pub mod fakes;
 pub mod origin;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgecert_core::model::{Account, ApiKey, Certificate, Domain, KeyType, SecretString};
+use edgecert_core::model::{Account, Certificate, Domain, KeyType, SecretString};
 use edgecert_core::origin::OriginPolicy;
-use edgecert_core::ports::{
-    CertificateMaterial, DnsProviders, DnsResolver, Issuance, Store, SystemClock, Vault,
-};
-use edgecert_core::usecases::{EdgeSettings, Services};
-use edgecert_core::{AccountId, Hostname, PlanCatalog, PlanName};
-use edgecert_embedded::Database;
+use edgecert_core::ports::{CertificateMaterial, DnsResolver, Issuance, Store, SystemClock, Vault};
+use edgecert_core::usecases::Services;
+use edgecert_core::{AccountId, Hostname};
 // Not every test binary that includes this module uses it.
 #[allow(unused_imports)]
 pub use edgecert_integration::fixtures::NoIssuance;
 use edgecert_integration::fixtures::install_issued_certificate;
 use edgecert_integration::{Pebble, PebbleOptions};
 use edgecert_terminator::{Listeners, Terminator, TerminatorConfig};
+use edgecert_testkit::{Adapters, elite_account, services_over};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Empty};
@@ -105,13 +103,14 @@ impl TestCa {
     }
 }
 
-/// A SQLite store and vault with one Elite account, and services over them.
+/// A SQLite store and vault with one Elite account, and services over them (the shared
+/// `edgecert_testkit` pieces, with the system clock: the edge reads real time).
 pub struct Env {
     pub store: Arc<dyn Store>,
     pub vault: Arc<dyn Vault>,
     pub account: Account,
     pub ca: TestCa,
-    _dir: tempfile::TempDir,
+    _adapters: Adapters,
 }
 
 impl Env {
@@ -135,25 +134,19 @@ impl Env {
     }
 
     async fn in_dir(dir: tempfile::TempDir) -> Env {
-        let database = Database::open(dir.path().join("edgecert.db")).unwrap();
-        let store: Arc<dyn Store> = Arc::new(database.store());
-        let vault: Arc<dyn Vault> = Arc::new(database.vault());
-        let account = Account::new(
-            "Terminator tests".to_owned(),
-            PlanName::Elite,
-            false,
+        let adapters = Adapters::sqlite_in(dir);
+        let account = elite_account(
+            adapters.store.as_ref(),
+            "Terminator tests",
             OffsetDateTime::now_utc(),
-        );
-        store
-            .create_account(&account, &ApiKey::generate().hash)
-            .await
-            .unwrap();
+        )
+        .await;
         Env {
-            store,
-            vault,
+            store: adapters.store.clone(),
+            vault: adapters.vault.clone(),
             account,
             ca: TestCa::new(),
-            _dir: dir,
+            _adapters: adapters,
         }
     }
 
@@ -175,20 +168,7 @@ impl Env {
         resolver: Arc<dyn DnsResolver>,
         origin_policy: OriginPolicy,
     ) -> Services {
-        Services {
-            store,
-            vault,
-            resolver,
-            clock: Arc::new(SystemClock),
-            plans: PlanCatalog::default(),
-            edge: EdgeSettings {
-                hostname: "edge.edgecert.test".to_owned(),
-                addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-            },
-            origin_policy,
-            dns_providers: DnsProviders::default(),
-            issuance: None,
-        }
+        services_over(store, vault, resolver, Arc::new(SystemClock), origin_policy)
     }
 
     /// Whitelists `hostname` (step `waiting_dns`, no certificate), as the API would.

@@ -27,6 +27,7 @@ use edgecert_core::ports::{
 use edgecert_core::usecases::renewals::{EXPIRING_STEP, RenewalSettings, run_renewals};
 use edgecert_core::{Error, Hostname, RenewalWindow};
 use edgecert_dns::ChalltestsrvDnsProvider;
+use edgecert_testkit::{Adapters, Backend, MotoKeys};
 use harness::{ApiCall, Harness, Reply, TestAccount, unique_apex};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -1229,15 +1230,6 @@ fn pem_blocks(text: &str) -> usize {
     text.matches("-----BEGIN CERTIFICATE-----").count()
 }
 
-/// Where the whole-life test keeps its state.
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    /// The harness's SQLite file (the local default).
-    Sqlite,
-    /// DynamoDB and Secrets Manager on moto (the AWS adapters).
-    Dynamo,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dns01_certificate_lives_its_whole_life_on_sqlite() {
     a_dns01_certificate_is_issued_downloaded_renewed_and_revoked(Backend::Sqlite).await;
@@ -1250,25 +1242,15 @@ async fn a_dns01_certificate_lives_its_whole_life_on_dynamodb() {
 
 async fn a_dns01_certificate_is_issued_downloaded_renewed_and_revoked(backend: Backend) {
     let mut harness = start().await;
-    if let Backend::Dynamo = backend {
-        let moto = edgecert_integration::Moto::shared()
-            .await
-            .expect("moto_server starts (.venv-tools)");
-        let clients = edgecert_aws::AwsClients::for_local_endpoint(&moto.endpoint_url()).await;
-        let table = format!("edgecert-api-{}", unique_apex("table").replace('.', "-"));
-        edgecert_aws::create_table(&clients.dynamodb, &table)
-            .await
-            .expect("moto creates the table");
-        let services = &mut harness.state.services;
-        services.store = Arc::new(edgecert_aws::DynamoStore::new(
-            clients.dynamodb.clone(),
-            table.clone(),
-        ));
-        services.vault = Arc::new(edgecert_aws::SecretsManagerVault::new(
-            clients.secrets_manager.clone(),
-            format!("{table}/"),
-        ));
-    }
+    // The harness's own SQLite file, or DynamoDB with Secrets Manager on moto.
+    let _adapters = if backend == Backend::Dynamo {
+        let adapters = Adapters::start(backend, MotoKeys::SecretsManager).await;
+        harness.state.services.store = adapters.store.clone();
+        harness.state.services.vault = adapters.vault.clone();
+        Some(adapters)
+    } else {
+        None
+    };
     let pebble = harness::pebble().await;
     let config = IssuerConfig::new(pebble.directory_url())
         .with_ca_root_pem(pebble.listener_ca_pem_path())

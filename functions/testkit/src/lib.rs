@@ -22,7 +22,7 @@ use edgecert_aws::{
 use edgecert_core::ids::{CertificateId, DomainId, ZoneId};
 use edgecert_core::model::{Account, ApiKey, Certificate, CertificateEvent, Domain, Zone};
 use edgecert_core::origin::OriginPolicy;
-use edgecert_core::ports::{Clock, DnsProviders, ManualClock, Store, Vault};
+use edgecert_core::ports::{Clock, DnsProviders, DnsResolver, ManualClock, Store, Vault};
 use edgecert_core::usecases::{EdgeSettings, Services};
 use edgecert_core::{Hostname, PlanCatalog, PlanName};
 use edgecert_dns::{ChalltestsrvDnsProvider, HickoryResolver};
@@ -112,16 +112,7 @@ impl Adapters {
     /// Fresh adapters on `backend`, keys where `keys` says on moto.
     pub async fn start(backend: Backend, keys: MotoKeys) -> Adapters {
         match backend {
-            Backend::Sqlite => {
-                let files = tempfile::tempdir().unwrap();
-                let database = Database::open(files.path().join("edgecert.db")).unwrap();
-                Adapters {
-                    store: Arc::new(database.store()),
-                    vault: Arc::new(database.vault()),
-                    dynamo: None,
-                    files: Some(files),
-                }
-            }
+            Backend::Sqlite => Adapters::sqlite_in(tempfile::tempdir().unwrap()),
             Backend::Dynamo => {
                 let moto = Moto::shared().await.expect("starting moto_server");
                 let clients = AwsClients::for_local_endpoint(&moto.endpoint_url()).await;
@@ -163,6 +154,54 @@ impl Adapters {
     }
 }
 
+impl Adapters {
+    /// A fresh SQLite file in `dir` (kept as long as the adapters).
+    pub fn sqlite_in(dir: tempfile::TempDir) -> Adapters {
+        let database = Database::open(dir.path().join("edgecert.db")).unwrap();
+        Adapters {
+            store: Arc::new(database.store()),
+            vault: Arc::new(database.vault()),
+            dynamo: None,
+            files: Some(dir),
+        }
+    }
+}
+
+/// Services over `store` and `vault` with the tests' edge ([`EDGE_HOSTNAME`] at 127.0.0.1),
+/// the default plans, no DNS provider and no issuance.
+pub fn services_over(
+    store: Arc<dyn Store>,
+    vault: Arc<dyn Vault>,
+    resolver: Arc<dyn DnsResolver>,
+    clock: Arc<dyn Clock>,
+    origin_policy: OriginPolicy,
+) -> Services {
+    Services {
+        store,
+        vault,
+        resolver,
+        clock,
+        plans: PlanCatalog::default(),
+        edge: EdgeSettings {
+            hostname: EDGE_HOSTNAME.to_owned(),
+            addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        },
+        origin_policy,
+        dns_providers: DnsProviders::default(),
+        issuance: None,
+    }
+}
+
+/// A new Elite account named `name`, stored.
+pub async fn elite_account(store: &dyn Store, name: &str, now: OffsetDateTime) -> Account {
+    let account = Account::new(name.to_owned(), PlanName::Elite, false, now);
+    store
+        .create_account(&account, &ApiKey::generate().hash)
+        .await
+        .unwrap();
+    account
+}
+
 /// EdgeCert's services on fresh adapters, with an Elite account of their own.
 pub struct ServicesOnBackend {
     /// The backend.
@@ -193,32 +232,20 @@ impl ServicesOnBackend {
     ) -> ServicesOnBackend {
         let adapters = Adapters::start(backend, keys).await;
         let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-        let dns_providers = DnsProviders::default().with(
+        let mut services = services_over(
+            adapters.store.clone(),
+            adapters.vault.clone(),
+            Arc::new(HickoryResolver::with_name_server(
+                challtestsrv.dns_server_addr(),
+            )),
+            clock.clone(),
+            OriginPolicy::default(),
+        );
+        services.dns_providers = DnsProviders::default().with(
             "challtestsrv",
             Arc::new(ChalltestsrvDnsProvider::new(challtestsrv.management_url()).unwrap()),
         );
-        let services = Services {
-            store: adapters.store.clone(),
-            vault: adapters.vault.clone(),
-            resolver: Arc::new(HickoryResolver::with_name_server(
-                challtestsrv.dns_server_addr(),
-            )),
-            clock: clock.clone(),
-            plans: PlanCatalog::default(),
-            edge: EdgeSettings {
-                hostname: EDGE_HOSTNAME.to_owned(),
-                addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-            },
-            origin_policy: OriginPolicy::default(),
-            dns_providers,
-            issuance: None,
-        };
-        let account = Account::new("Tests".to_owned(), PlanName::Elite, false, clock.now());
-        adapters
-            .store
-            .create_account(&account, &ApiKey::generate().hash)
-            .await
-            .unwrap();
+        let account = elite_account(adapters.store.as_ref(), "Tests", clock.now()).await;
         ServicesOnBackend {
             backend,
             store: adapters.store.clone(),

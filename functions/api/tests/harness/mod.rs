@@ -15,14 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use edgecert_api::{ApiState, ROUTES, gateway};
-use edgecert_core::PlanCatalog;
 use edgecert_core::model::ApiKeyHash;
 use edgecert_core::origin::OriginPolicy;
-use edgecert_core::ports::{DnsProviders, SystemClock};
-use edgecert_core::usecases::{EdgeSettings, Services};
+use edgecert_core::ports::SystemClock;
+use edgecert_core::usecases::EdgeSettings;
 use edgecert_dns::HickoryResolver;
-use edgecert_embedded::Database;
 use edgecert_integration::{Challtestsrv, Pebble, PebbleOptions};
+use edgecert_testkit::{Adapters, services_over};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -210,7 +209,7 @@ pub struct Harness {
     pub dns: Challtestsrv,
     admin_key: String,
     // Dropped last: the database file lives here.
-    _database_dir: tempfile::TempDir,
+    _adapters: Adapters,
 }
 
 impl Harness {
@@ -222,23 +221,18 @@ impl Harness {
     /// The API with `origin_policy`.
     pub async fn with_origin_policy(origin_policy: OriginPolicy) -> Harness {
         let dns = dns().await;
-        let database_dir = tempfile::tempdir().expect("a temporary directory");
-        let database =
-            Database::open(database_dir.path().join("edgecert.db")).expect("SQLite opens");
+        let adapters = Adapters::sqlite_in(tempfile::tempdir().expect("a temporary directory"));
         let admin_key = format!("eca_admin_{}", unique_apex("key"));
-        let services = Services {
-            store: Arc::new(database.store()),
-            vault: Arc::new(database.vault()),
-            resolver: Arc::new(HickoryResolver::with_name_server(dns.dns_server_addr())),
-            clock: Arc::new(SystemClock),
-            plans: PlanCatalog::default(),
-            edge: EdgeSettings {
-                hostname: EDGE_HOSTNAME.to_owned(),
-                addresses: vec![EDGE_ADDRESS],
-            },
+        let mut services = services_over(
+            adapters.store.clone(),
+            adapters.vault.clone(),
+            Arc::new(HickoryResolver::with_name_server(dns.dns_server_addr())),
+            Arc::new(SystemClock),
             origin_policy,
-            dns_providers: DnsProviders::default(),
-            issuance: None,
+        );
+        services.edge = EdgeSettings {
+            hostname: EDGE_HOSTNAME.to_owned(),
+            addresses: vec![EDGE_ADDRESS],
         };
         Harness {
             state: ApiState {
@@ -247,7 +241,7 @@ impl Harness {
             },
             dns,
             admin_key,
-            _database_dir: database_dir,
+            _adapters: adapters,
         }
     }
 
