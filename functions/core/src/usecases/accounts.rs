@@ -112,11 +112,7 @@ pub async fn update_account(
     changes: AccountChanges,
 ) -> Result<Account> {
     let acme_profile = profiles::check_change(services, changes.acme_profile).await?;
-    let mut account = services
-        .store
-        .get_account(id)
-        .await?
-        .ok_or(Error::NotFound(ItemKind::Account))?;
+    let mut account = get_account(services, id).await?;
     if let Some(plan) = changes.plan {
         account.plan = plan;
     }
@@ -130,6 +126,15 @@ pub async fn update_account(
         account.acme_profile = profile;
     }
     services.store.update_account(&account).await
+}
+
+/// The stored account, or [`Error::NotFound`].
+pub async fn get_account(services: &Services, id: &AccountId) -> Result<Account> {
+    services
+        .store
+        .get_account(id)
+        .await?
+        .ok_or(Error::NotFound(ItemKind::Account))
 }
 
 /// The account a presented API key belongs to; [`Error::Unauthorized`] otherwise.
@@ -156,11 +161,7 @@ pub struct Limits {
 
 /// The limits of an authenticated account.
 pub async fn limits(services: &Services, id: &AccountId) -> Result<Limits> {
-    let account = services
-        .store
-        .get_account(id)
-        .await?
-        .ok_or(Error::NotFound(ItemKind::Account))?;
+    let account = get_account(services, id).await?;
     let usage = services.store.account_usage(id).await?;
     Ok(Limits {
         plan: *services.plans.get(account.plan),

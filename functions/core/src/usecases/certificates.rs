@@ -19,8 +19,8 @@ use crate::error::{Error, ItemKind, Result};
 use crate::hostname::Hostname;
 use crate::ids::{AccountId, CertificateId, ZoneId};
 use crate::model::{
-    Account, Certificate, CertificateEvent, CertificateKind, CertificateStatus, EventLevel,
-    KeyType, SecretString, Zone,
+    Certificate, CertificateEvent, CertificateKind, CertificateStatus, EventLevel, KeyType,
+    SecretString, Zone,
 };
 use crate::ports::{MaterialVersion, PageRequest};
 use crate::usecases::Services;
@@ -103,7 +103,7 @@ pub async fn request_certificate(
     account_id: &AccountId,
     request: CertificateRequest,
 ) -> Result<Certificate> {
-    let account = account(services, account_id).await?;
+    let account = accounts::get_account(services, account_id).await?;
     let plan = services.plans.get(account.plan);
     plan.check_certificates_allowed()?;
     let zone = verified_zone(services, account_id, &request.zone_id).await?;
@@ -343,7 +343,7 @@ pub async fn renew(
 ) -> Result<Certificate> {
     let plan = *services
         .plans
-        .get(account(services, account_id).await?.plan);
+        .get(accounts::get_account(services, account_id).await?.plan);
     let renewed = retry_on_conflict(|| async move {
         let mut certificate = get_certificate(services, account_id, id).await?;
         plan.check_manual_renew_allowed()?;
@@ -424,7 +424,7 @@ pub async fn update_certificate(
 ) -> Result<Certificate> {
     let plan = *services
         .plans
-        .get(account(services, account_id).await?.plan);
+        .get(accounts::get_account(services, account_id).await?.plan);
     if changes.auto_renew == Some(true) {
         plan.check_auto_renew_allowed()?;
     }
@@ -541,14 +541,6 @@ pub async fn events(
     get_certificate(services, account_id, id).await?;
     let limit = limit.unwrap_or(DEFAULT_EVENTS).clamp(1, MAX_EVENTS);
     services.store.list_events(id, limit).await
-}
-
-async fn account(services: &Services, id: &AccountId) -> Result<Account> {
-    services
-        .store
-        .get_account(id)
-        .await?
-        .ok_or(Error::NotFound(ItemKind::Account))
 }
 
 /// Appends an informational event. The log is best-effort: the change it describes is already

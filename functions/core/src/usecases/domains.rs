@@ -20,7 +20,7 @@ use crate::ports::{DnsResolver, Page, PageRequest};
 use crate::usecases::managed::{Issue, Trigger, ensure_for_domain, schedule_first_check};
 use crate::usecases::profiles::{self, ProfileChange};
 use crate::usecases::versioned::{change_domain, retry_on_conflict};
-use crate::usecases::{EdgeSettings, Services};
+use crate::usecases::{EdgeSettings, Services, accounts};
 
 /// Largest page a client may ask for.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -162,11 +162,7 @@ pub async fn whitelist(
         Some(profile) => Some(profiles::check_profile(services, profile).await?),
         None => None,
     };
-    let account = services
-        .store
-        .get_account(account_id)
-        .await?
-        .ok_or(Error::NotFound(ItemKind::Account))?;
+    let account = accounts::get_account(services, account_id).await?;
     let now = services.clock.now();
     let mut domain = Domain::whitelisted(
         account_id.clone(),

@@ -21,11 +21,11 @@ use rand::Rng;
 use crate::error::{Error, ItemKind, Result};
 use crate::hostname::Hostname;
 use crate::ids::{AccountId, ZoneId};
-use crate::model::{Account, Zone, ZoneToken};
+use crate::model::{Zone, ZoneToken};
 use crate::ports::{DnsProvider, Page, PageRequest};
-use crate::usecases::Services;
 use crate::usecases::domains::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::usecases::versioned::retry_on_conflict;
+use crate::usecases::{Services, accounts};
 
 /// Leftmost label of the provider write check's record.
 pub const VERIFICATION_LABEL: &str = "_edgecert-zone-verify";
@@ -78,7 +78,7 @@ pub struct TokenRecord {
 pub async fn zone_token(services: &Services, account_id: &AccountId) -> Result<String> {
     // Someone else may change the account meanwhile, perhaps giving it a token: read again.
     retry_on_conflict(|| async move {
-        let mut account = account(services, account_id).await?;
+        let mut account = accounts::get_account(services, account_id).await?;
         if let Some(token) = account.zone_token {
             return Ok(token);
         }
@@ -117,7 +117,7 @@ pub async fn import_zone(
     account_id: &AccountId,
     new: NewZone,
 ) -> Result<Zone> {
-    let account = account(services, account_id).await?;
+    let account = accounts::get_account(services, account_id).await?;
     services
         .plans
         .get(account.plan)
@@ -294,14 +294,6 @@ pub async fn get_zone(services: &Services, account_id: &AccountId, id: &ZoneId) 
 pub async fn delete_zone(services: &Services, account_id: &AccountId, id: &ZoneId) -> Result<()> {
     get_zone(services, account_id, id).await?;
     services.store.delete_zone(account_id, id).await
-}
-
-async fn account(services: &Services, id: &AccountId) -> Result<Account> {
-    services
-        .store
-        .get_account(id)
-        .await?
-        .ok_or(Error::NotFound(ItemKind::Account))
 }
 
 #[cfg(test)]
