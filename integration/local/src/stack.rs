@@ -306,13 +306,14 @@ impl LocalStack {
             )
         })?;
         let edge_http_addr = listeners.http.local_addr()?;
-        let pebble = Pebble::start(PebbleOptions {
-            http_port: Some(edge_http_addr.port()),
-            certificate_validity: options.certificate_validity,
-            ..PebbleOptions::default()
+        let pebble = start_new_ca(&options.data_dir, || {
+            Pebble::start(PebbleOptions {
+                http_port: Some(edge_http_addr.port()),
+                certificate_validity: options.certificate_validity,
+                ..PebbleOptions::default()
+            })
         })
-        .await
-        .context("starting Pebble and pebble-challtestsrv")?;
+        .await?;
         let pebble_root_file = options.data_dir.join("pebble-root.pem");
         std::fs::write(&pebble_root_file, pebble.issuing_root_pem().await?)
             .context("writing Pebble's root")?;
@@ -511,6 +512,47 @@ async fn open_storage(
     }
 }
 
+/// The data directory's list of the CA directory URLs its Pebbles have had, one per line.
+const CA_DIRECTORIES_FILE: &str = "ca-directories";
+/// Pebbles started before one lands on a directory URL the data directory has not seen.
+const CA_START_ATTEMPTS: usize = 5;
+
+/// Starts a Pebble (`start`) whose directory URL no earlier Pebble of `data_dir` had, and
+/// records it. Every Pebble has a new root and forgets every account: a certificate is known
+/// to come from another CA, and so replaced, by its recorded directory URL, and ACME account
+/// credentials are kept by that URL. A free port that happens to be the one of an earlier run
+/// would make both look like the same CA: such a Pebble is stopped and another started.
+async fn start_new_ca<F, Fut>(data_dir: &Path, start: F) -> anyhow::Result<Pebble>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<Pebble>>,
+{
+    let history = data_dir.join(CA_DIRECTORIES_FILE);
+    let used = std::fs::read_to_string(&history).unwrap_or_default();
+    for _ in 0..CA_START_ATTEMPTS {
+        let pebble = start()
+            .await
+            .context("starting Pebble and pebble-challtestsrv")?;
+        let url = pebble.directory_url();
+        if used.lines().any(|line| line == url) {
+            tracing::info!(%url, "this Pebble has an earlier CA's directory URL; starting another");
+            continue;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&history)
+            .with_context(|| format!("opening {}", history.display()))?;
+        std::io::Write::write_all(&mut file, format!("{url}\n").as_bytes())
+            .with_context(|| format!("recording the CA in {}", history.display()))?;
+        return Ok(pebble);
+    }
+    anyhow::bail!(
+        "{CA_START_ATTEMPTS} Pebbles in a row had directory URLs that {} lists as earlier CAs",
+        history.display()
+    )
+}
+
 fn create_private_dir(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
@@ -538,4 +580,51 @@ fn admin_key(data_dir: &Path) -> anyhow::Result<(String, ApiKeyHash)> {
         .open(&path)?;
     std::io::Write::write_all(&mut file, key.plaintext.expose().as_bytes())?;
     Ok((key.plaintext.expose().to_owned(), key.hash))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A Pebble that lands on the directory URL of an earlier run of the same data directory
+    /// (here handed in on purpose: by chance, a free port can be the earlier one) is not used:
+    /// its certificates would pass for the new CA's. Another is started and recorded.
+    #[tokio::test]
+    async fn a_pebble_on_an_earlier_ca_s_directory_url_is_replaced_by_another() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let earlier = Pebble::start(PebbleOptions::default()).await.unwrap();
+        let earlier_url = earlier.directory_url();
+        std::fs::write(
+            data_dir.path().join(CA_DIRECTORIES_FILE),
+            format!("{earlier_url}\n"),
+        )
+        .unwrap();
+        let first = Mutex::new(Some(earlier));
+        let started = Mutex::new(0);
+
+        let pebble = start_new_ca(data_dir.path(), || {
+            *started.lock().unwrap() += 1;
+            let reused = first.lock().unwrap().take();
+            async move {
+                match reused {
+                    Some(pebble) => Ok(pebble),
+                    None => Pebble::start(PebbleOptions::default()).await,
+                }
+            }
+        })
+        .await
+        .unwrap();
+
+        assert_ne!(pebble.directory_url(), earlier_url);
+        assert_eq!(*started.lock().unwrap(), 2, "one more Pebble was started");
+        let recorded = std::fs::read_to_string(data_dir.path().join(CA_DIRECTORIES_FILE)).unwrap();
+        assert_eq!(
+            recorded,
+            format!("{earlier_url}\n{}\n", pebble.directory_url())
+        );
+    }
 }
