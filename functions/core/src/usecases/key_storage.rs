@@ -37,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::ids::CertificateId;
 use crate::model::Certificate;
 use crate::ports::{Clock, MaterialSweep, MaterialVersion, PageRequest, Store, Vault};
+use crate::usecases::versioned::change_certificate_in;
 
 /// How long after a sweep began it may be declared finished: longer than any process takes to
 /// learn a new generation (a data key ring is re-read every five minutes; a Lambda invocation
@@ -46,9 +47,6 @@ pub const SETTLE: Duration = Duration::minutes(20);
 /// How long the sweep holds a certificate's issuance lease while it moves its material (a few
 /// calls); an issuance waits for it, or finds the lease expired should the sweep crash.
 const LEASE_TTL: Duration = Duration::minutes(5);
-
-/// How many times a certificate's switch is retried when another writer changed it meanwhile.
-const WRITE_ATTEMPTS: usize = 3;
 
 /// Certificates one run reads per move it may make: bounds a run's reads when little needs
 /// moving (most certificates already moved, or without material).
@@ -291,7 +289,7 @@ async fn move_leased(
     in_place: &(dyn Fn(&Certificate) -> bool + Sync),
 ) -> Result<MoveOutcome> {
     let (store, vault) = (ports.store, ports.vault);
-    let Some(mut certificate) = store.get_certificate(&seen.account_id, &seen.id).await? else {
+    let Some(certificate) = store.get_certificate(&seen.account_id, &seen.id).await? else {
         return Ok(MoveOutcome::Gone);
     };
     if in_place(&certificate) {
@@ -315,42 +313,37 @@ async fn move_leased(
             Err(error) => return Err(error),
         }
     }
-    for _ in 0..WRITE_ATTEMPTS {
-        let rename = |version: &Option<String>| match version {
-            Some(version) => renamed
-                .iter()
-                .find(|(old, _)| old == version)
-                .map_or_else(|| Some(version.clone()), |(_, new)| new.clone()),
-            None => None,
-        };
+    let rename = |version: &Option<String>| match version {
+        Some(version) => renamed
+            .iter()
+            .find(|(old, _)| old == version)
+            .map_or_else(|| Some(version.clone()), |(_, new)| new.clone()),
+        None => None,
+    };
+    let renamed_in = |certificate: &mut Certificate| {
         certificate.material_version = rename(&certificate.material_version);
         certificate.pending_material_version = rename(&certificate.pending_material_version);
-        certificate.updated_at = ports.clock.now().max(certificate.updated_at);
-        match store.update_certificate(&certificate).await {
-            Ok(stored) => {
-                let keep: Vec<MaterialVersion> = stored
-                    .material_versions()
-                    .map(|version| MaterialVersion(version.clone()))
-                    .collect();
-                let superseded: Vec<MaterialVersion> = renamed
-                    .iter()
-                    .map(|(old, _)| MaterialVersion(old.clone()))
-                    .collect();
-                vault.prune_material(&stored.id, &keep, &superseded).await?;
-                return Ok(MoveOutcome::Moved);
-            }
-            Err(Error::VersionConflict(_)) => {
-                match store.get_certificate(&seen.account_id, &seen.id).await? {
-                    Some(fresh) => certificate = fresh,
-                    None => return Ok(MoveOutcome::Gone),
-                }
-            }
-            Err(Error::NotFound(_)) => return Ok(MoveOutcome::Gone),
-            Err(error) => return Err(error),
+        true
+    };
+    match change_certificate_in(store, ports.clock, certificate, renamed_in).await {
+        Ok(Some(stored)) => {
+            let keep: Vec<MaterialVersion> = stored
+                .material_versions()
+                .map(|version| MaterialVersion(version.clone()))
+                .collect();
+            let superseded: Vec<MaterialVersion> = renamed
+                .iter()
+                .map(|(old, _)| MaterialVersion(old.clone()))
+                .collect();
+            vault.prune_material(&stored.id, &keep, &superseded).await?;
+            Ok(MoveOutcome::Moved)
         }
+        Ok(None) => Ok(MoveOutcome::Gone),
+        // Other writers kept changing it: the versions just written are dropped with the next
+        // prune of this certificate.
+        Err(Error::VersionConflict(_)) => Ok(MoveOutcome::Busy),
+        Err(error) => Err(error),
     }
-    // The versions just written are dropped with the next prune of this certificate.
-    Ok(MoveOutcome::Busy)
 }
 
 /// A random lease owner token for this run.

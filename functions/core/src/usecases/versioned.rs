@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::model::{Certificate, Domain};
+use crate::ports::{Clock, Store};
 use crate::usecases::Services;
 
 /// How many times a read-modify-write is tried when other writers keep getting there first.
@@ -47,7 +48,24 @@ pub async fn change_certificate(
     current: Certificate,
     change: impl FnMut(&mut Certificate) -> bool,
 ) -> Result<Option<Certificate>> {
-    change_item(services, current, change).await
+    change_item(
+        services.store.as_ref(),
+        services.clock.as_ref(),
+        current,
+        change,
+    )
+    .await
+}
+
+/// [`change_certificate`] on a store and clock of their own (for work that holds no
+/// [`Services`], such as the key storage sweep).
+pub async fn change_certificate_in(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    current: Certificate,
+    change: impl FnMut(&mut Certificate) -> bool,
+) -> Result<Option<Certificate>> {
+    change_item(store, clock, current, change).await
 }
 
 /// [`change_certificate`] for a domain.
@@ -56,22 +74,26 @@ pub async fn change_domain(
     current: Domain,
     change: impl FnMut(&mut Domain) -> bool,
 ) -> Result<Option<Domain>> {
-    change_item(services, current, change).await
+    change_item(
+        services.store.as_ref(),
+        services.clock.as_ref(),
+        current,
+        change,
+    )
+    .await
 }
 
 /// An item the store keeps under a version check: what the read-modify-write loop needs of it.
 trait Versioned: Sized {
-    /// Marks it changed at `now`.
+    /// Marks it changed at `now` (never before its last change: a clock behind another
+    /// writer's must not move it back in the change feeds).
     fn touch(&mut self, now: OffsetDateTime);
     /// Stores it, version-checked.
-    fn store<'a>(
-        &'a self,
-        services: &'a Services,
-    ) -> impl Future<Output = Result<Self>> + Send + 'a;
+    fn store<'a>(&'a self, store: &'a dyn Store) -> impl Future<Output = Result<Self>> + Send + 'a;
     /// Reads it again; `None` when it is gone.
     fn read_again<'a>(
         &'a self,
-        services: &'a Services,
+        store: &'a dyn Store,
     ) -> impl Future<Output = Result<Option<Self>>> + Send + 'a;
 }
 
@@ -80,21 +102,21 @@ macro_rules! versioned {
     ($item:ty, $update:ident, $get:ident) => {
         impl Versioned for $item {
             fn touch(&mut self, now: OffsetDateTime) {
-                self.updated_at = now;
+                self.updated_at = now.max(self.updated_at);
             }
 
             fn store<'a>(
                 &'a self,
-                services: &'a Services,
+                store: &'a dyn Store,
             ) -> impl Future<Output = Result<Self>> + Send + 'a {
-                services.store.$update(self)
+                store.$update(self)
             }
 
             fn read_again<'a>(
                 &'a self,
-                services: &'a Services,
+                store: &'a dyn Store,
             ) -> impl Future<Output = Result<Option<Self>>> + Send + 'a {
-                services.store.$get(&self.account_id, &self.id)
+                store.$get(&self.account_id, &self.id)
             }
         }
     };
@@ -105,7 +127,8 @@ versioned!(Domain, update_domain, get_domain);
 
 /// The loop of [`change_certificate`] and [`change_domain`], written once.
 async fn change_item<T: Versioned>(
-    services: &Services,
+    store: &dyn Store,
+    clock: &dyn Clock,
     mut current: T,
     mut change: impl FnMut(&mut T) -> bool,
 ) -> Result<Option<T>> {
@@ -114,13 +137,13 @@ async fn change_item<T: Versioned>(
         if !change(&mut current) {
             return Ok(None);
         }
-        current.touch(services.clock.now());
-        match current.store(services).await {
+        current.touch(clock.now());
+        match current.store(store).await {
             Ok(stored) => return Ok(Some(stored)),
             Err(Error::NotFound(_)) => return Ok(None),
             Err(Error::VersionConflict(_)) if attempts < WRITE_ATTEMPTS => {
                 attempts += 1;
-                match current.read_again(services).await? {
+                match current.read_again(store).await? {
                     Some(fresh) => current = fresh,
                     None => return Ok(None),
                 }
