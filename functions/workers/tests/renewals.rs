@@ -14,7 +14,7 @@ use edgecert_acme::testing::{Endpoint, Fault};
 use edgecert_core::Hostname;
 use edgecert_core::RenewalWindow;
 use edgecert_core::ids::CertificateId;
-use edgecert_core::model::{CertificateStatus, Domain, ProvisioningStep};
+use edgecert_core::model::{CertificateStatus, Domain, ProvisioningStep, SecretString};
 use edgecert_core::ports::{Clock, Issuance, IssueOutcome, MaterialVersion};
 use edgecert_core::usecases::accounts::{AccountChanges, update_account};
 use edgecert_core::usecases::domains::ssl_status;
@@ -22,7 +22,8 @@ use edgecert_core::usecases::managed::{
     Ensured, Issue, Trigger, Worked, ensure_for_hostname, issue_requested, schedule_first_check,
 };
 use edgecert_core::usecases::renewals::{
-    EXPIRING_STEP, EXPIRY_WARNING, RenewalSettings, count_expiring_unrenewed, run_renewals,
+    EXPIRING_STEP, EXPIRY_WARNING, LETS_ENCRYPT_DIRECTORIES, RenewalSettings,
+    count_expiring_unrenewed, replace_certificates_from_other_ca, run_renewals,
 };
 use edgecert_integration::PebbleOptions;
 use time::Duration;
@@ -48,6 +49,7 @@ edgecert_testkit::on_both_backends!(
     the_shortlived_profile_gives_six_day_certificates_renewed_at_half_their_lifetime,
     the_tlsserver_profile_gives_45_day_certificates_renewed_with_a_third_left,
     a_renewal_failing_for_weeks_escalates_expiring_notices_at_14_7_and_1_days,
+    certificates_of_a_deployment_that_used_staging_are_replaced_after_the_switch,
 );
 
 /// What one renewal of a managed certificate costs in store calls, from the due query to the
@@ -999,4 +1001,70 @@ async fn a_renewal_failing_for_weeks_escalates_expiring_notices_at_14_7_and_1_da
             .unwrap();
         assert_eq!(count, usize::from(counted), "{left} before expiry");
     }
+}
+
+/// A deployment older than certificates recording their CA switches from Let's Encrypt staging
+/// to production (Pebble stands for production here): its certificates record no CA. While
+/// the vault holds no ACME account with another CA they stay the configured CA's; once it holds
+/// one with staging, they count as another CA's: due at the process's start, still served, and
+/// the next run replaces them, recording the configured CA.
+async fn certificates_of_a_deployment_that_used_staging_are_replaced_after_the_switch(
+    backend: Backend,
+) {
+    let harness = Harness::new(backend).await;
+    let zone = harness.zone().await;
+    let now = harness.clock.now();
+    let certificate = harness
+        .downloadable(&zone, &format!("legacy.{}", zone.name), |certificate| {
+            issued_and_due(certificate, now);
+            certificate.next_renewal_at = Some(now + Duration::days(20));
+            certificate.ca_directory_url = None;
+        })
+        .await;
+    let configured = harness.directory_url.clone();
+
+    // No other CA's account: the unrecorded material is the configured CA's
+    let marked = replace_certificates_from_other_ca(&harness.services, &configured)
+        .await
+        .unwrap();
+    assert_eq!(marked, 0);
+    assert!(!harness.certificate(&certificate.id).await.is_due(now));
+
+    // WHEN the deployment is seen to have had an ACME account with staging
+    harness
+        .vault
+        .put_acme_account(LETS_ENCRYPT_DIRECTORIES[0], &SecretString::new("{}"))
+        .await
+        .unwrap();
+    let marked = replace_certificates_from_other_ca(&harness.services, &configured)
+        .await
+        .unwrap();
+
+    // THEN it is due now, its material still served, and its log says why
+    assert_eq!(marked, 1);
+    let due = harness.certificate(&certificate.id).await;
+    assert!(due.is_due(now));
+    assert_eq!(due.material_to_serve(now), Some("seeded"));
+    let events = harness.events(&certificate.id).await;
+    assert!(
+        events[0].message.contains(&format!(
+            "while this deployment also used {}",
+            LETS_ENCRYPT_DIRECTORIES[0]
+        )),
+        "{events:?}"
+    );
+    // AND the next run replaces it with the configured CA's certificate
+    let report = harness.renew(&RenewalSettings::new()).await;
+    assert_eq!(report.issued, 1, "{report:?}");
+    let replaced = harness.certificate(&certificate.id).await;
+    assert_eq!(
+        replaced.ca_directory_url.as_deref(),
+        Some(configured.as_str())
+    );
+    assert_ne!(replaced.material_version.as_deref(), Some("seeded"));
+    // AND a process starting again marks nothing more
+    let marked = replace_certificates_from_other_ca(&harness.services, &configured)
+        .await
+        .unwrap();
+    assert_eq!(marked, 0);
 }

@@ -147,8 +147,11 @@ enum Handled {
 /// Makes every certificate whose material came from a CA other than `configured_ca` due now
 /// ([`Certificate::due_for_ca_change`]), so the renewer's next run replaces it while the old
 /// material stays served: switching from staging to production, or a local stack restarted
-/// with a new Pebble (a new root that no client of the old certificates trusts). Returns how
-/// many it marked.
+/// with a new Pebble (a new root that no client of the old certificates trusts). Material
+/// stored before certificates recorded their CA counts as another CA's too when the deployment
+/// has an ACME account with the other of Let's Encrypt's staging and production
+/// ([`LETS_ENCRYPT_DIRECTORIES`]): the staging-to-production switch of a deployment older than
+/// that record. Returns how many it marked.
 ///
 /// It reads every certificate (the change index from the beginning), so a process runs it
 /// once, when it starts with its configured CA, not on every renewal run.
@@ -157,6 +160,8 @@ pub async fn replace_certificates_from_other_ca(
     configured_ca: &str,
 ) -> Result<usize> {
     let now = services.clock.now();
+    let earlier_ca = earlier_well_known_ca(services, configured_ca).await?;
+    let unrecorded_from_other_ca = earlier_ca.is_some();
     let mut cursor = None;
     let mut marked = 0;
     loop {
@@ -168,14 +173,21 @@ pub async fn replace_certificates_from_other_ca(
             )
             .await?;
         for certificate in page.items {
-            if !certificate.clone().due_for_ca_change(configured_ca, now) {
+            let due = |stored: &mut Certificate| {
+                stored.due_for_ca_change(configured_ca, unrecorded_from_other_ca, now)
+            };
+            if !due(&mut certificate.clone()) {
                 continue;
             }
-            let from = certificate.ca_directory_url.clone().unwrap_or_default();
-            let changed = change_certificate(services, certificate, |stored| {
-                stored.due_for_ca_change(configured_ca, now)
-            })
-            .await?;
+            let from = match (&certificate.ca_directory_url, earlier_ca) {
+                (Some(recorded), _) => recorded.clone(),
+                (None, Some(earlier)) => format!(
+                    "issued before certificates recorded their CA, while this deployment also \
+                     used {earlier}"
+                ),
+                (None, None) => String::new(),
+            };
+            let changed = change_certificate(services, certificate, due).await?;
             if let Some(changed) = changed {
                 marked += 1;
                 let event = CertificateEvent {
@@ -198,6 +210,31 @@ pub async fn replace_certificates_from_other_ca(
             None => return Ok(marked),
         }
     }
+}
+
+/// The ACME directories a deployment switches between with `AcmeEnvironment`: Let's
+/// Encrypt's staging and production.
+pub const LETS_ENCRYPT_DIRECTORIES: [&str; 2] = [
+    "https://acme-staging-v02.api.letsencrypt.org/directory",
+    "https://acme-v02.api.letsencrypt.org/directory",
+];
+
+/// One of [`LETS_ENCRYPT_DIRECTORIES`] other than `configured_ca` that this deployment has an
+/// ACME account with (kept in the vault by directory URL): then it has used another CA, and
+/// material whose CA was not recorded may be that CA's.
+async fn earlier_well_known_ca(
+    services: &Services,
+    configured_ca: &str,
+) -> Result<Option<&'static str>> {
+    for directory in LETS_ENCRYPT_DIRECTORIES {
+        if directory.trim_end_matches('/') == configured_ca.trim_end_matches('/') {
+            continue;
+        }
+        if services.vault.get_acme_account(directory).await?.is_some() {
+            return Ok(Some(directory));
+        }
+    }
+    Ok(None)
 }
 
 /// Runs the renewer once over everything due now.

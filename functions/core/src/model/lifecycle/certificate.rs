@@ -78,12 +78,20 @@ impl Certificate {
 
     /// The configured CA is now `configured_ca`, and this certificate's material comes from
     /// another: due now, so the renewer replaces it (the old material is served until the new
-    /// one is stored, so there is no gap). Only certificates that renew themselves; one already
-    /// due is left as it is. Returns whether it changed.
-    pub fn due_for_ca_change(&mut self, configured_ca: &str, now: OffsetDateTime) -> bool {
+    /// one is stored, so there is no gap). With `unrecorded_from_other_ca` (the deployment is
+    /// known to have used another CA too), material issued before certificates recorded their
+    /// CA counts as another CA's. Only certificates that renew themselves; one already due is
+    /// left as it is. Returns whether it changed.
+    pub fn due_for_ca_change(
+        &mut self,
+        configured_ca: &str,
+        unrecorded_from_other_ca: bool,
+        now: OffsetDateTime,
+    ) -> bool {
+        let unrecorded = self.material_version.is_some() && self.ca_directory_url.is_none();
         let replaceable = self.status == CertificateStatus::Issued
             && self.renews_automatically()
-            && self.from_other_ca(configured_ca);
+            && (self.from_other_ca(configured_ca) || (unrecorded && unrecorded_from_other_ca));
         if !replaceable || self.is_due(now) {
             return false;
         }
@@ -501,23 +509,38 @@ mod tests {
         let later = now + Duration::days(1);
         assert!(certificate.from_other_ca(NEW_CA));
         assert!(certificate.needs_issuance(later, NEW_CA));
-        assert!(certificate.due_for_ca_change(NEW_CA, later));
+        assert!(certificate.due_for_ca_change(NEW_CA, false, later));
         assert!(certificate.is_due(later));
         assert_eq!(certificate.material_to_serve(later), Some("v1"));
         // AND marking it again changes nothing
-        assert!(!certificate.due_for_ca_change(NEW_CA, later));
+        assert!(!certificate.due_for_ca_change(NEW_CA, false, later));
     }
 
     #[test]
     fn a_certificate_from_the_configured_ca_is_not_due_for_a_ca_change() {
         let now = datetime!(2026-06-01 00:00 UTC);
         let mut certificate = issued_by(OLD_CA, now);
-        assert!(!certificate.due_for_ca_change(OLD_CA, now));
+        assert!(!certificate.due_for_ca_change(OLD_CA, false, now));
         // The same directory written differently (a trailing slash) is the same CA.
         assert!(!certificate.from_other_ca("https://127.0.0.1:14000/dir/"));
         // Material from before certificates recorded their CA counts as the configured CA's.
         certificate.ca_directory_url = None;
-        assert!(!certificate.due_for_ca_change(NEW_CA, now));
+        assert!(!certificate.due_for_ca_change(NEW_CA, false, now));
+    }
+
+    #[test]
+    fn unrecorded_material_is_another_ca_s_once_the_deployment_used_another_ca() {
+        let now = datetime!(2026-06-01 00:00 UTC);
+        // GIVEN material from before certificates recorded their CA
+        let mut certificate = issued_by(OLD_CA, now);
+        certificate.ca_directory_url = None;
+        // WHEN the deployment is known to have used another CA too THEN it is due, still served
+        assert!(certificate.due_for_ca_change(NEW_CA, true, now));
+        assert!(certificate.is_due(now));
+        assert_eq!(certificate.material_to_serve(now), Some("v1"));
+        // AND without material there is nothing to replace
+        let mut pending = pending();
+        assert!(!pending.due_for_ca_change(NEW_CA, true, now));
     }
 
     #[test]
@@ -897,7 +920,7 @@ mod tests {
         assert!(!certificate.needs_issuance(NOW + Duration::days(60), NEW_CA));
         assert_eq!(certificate.servable(NOW), Servable::Drop);
         assert_eq!(certificate.material_to_serve(NOW), None);
-        assert!(!certificate.due_for_ca_change(NEW_CA, NOW));
+        assert!(!certificate.due_for_ca_change(NEW_CA, false, NOW));
     }
 
     #[test]
@@ -943,11 +966,11 @@ mod tests {
         // Failed: nothing served to replace (an issuance run already has work on it).
         let mut failed = pending();
         failed.record_failure(&failure("refused"), NOW, &policy);
-        assert!(!failed.due_for_ca_change(NEW_CA, NOW));
+        assert!(!failed.due_for_ca_change(NEW_CA, false, NOW));
         // Downloadable without auto-renewal: the customer renews it.
         let mut downloadable = downloadable_issued();
         assert!(downloadable.from_other_ca(NEW_CA));
-        assert!(!downloadable.due_for_ca_change(NEW_CA, NOW));
+        assert!(!downloadable.due_for_ca_change(NEW_CA, false, NOW));
         assert!(!downloadable.needs_issuance(NOW, NEW_CA));
         // Without auto-renewal it is due at its expiry only, to be marked expired.
         assert_eq!(downloadable.due_at(), Some(NOW + Duration::days(90)));
@@ -964,7 +987,7 @@ mod tests {
         let at = NOW + Duration::days(61);
         certificate.record_failure(&failure("The CA is down"), at, &policy);
         let retry = certificate.next_attempt_at;
-        assert!(!certificate.due_for_ca_change(NEW_CA, at + Duration::minutes(5)));
+        assert!(!certificate.due_for_ca_change(NEW_CA, false, at + Duration::minutes(5)));
         assert_eq!(certificate.next_attempt_at, retry);
     }
 
