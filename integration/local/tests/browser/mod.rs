@@ -521,8 +521,14 @@ impl Browser {
         let path = self.downloads.join(name);
         let deadline = Instant::now() + within;
         loop {
-            // Chromium writes `<name>.crdownload` and renames it when done.
-            if let Ok(bytes) = std::fs::read(&path) {
+            // Chromium writes `<name>.crdownload` and renames it when done, and may hold the
+            // final name meanwhile with an empty placeholder: only a file with content and no
+            // download still in progress is the download.
+            let in_progress = self.downloads.join(format!("{name}.crdownload")).exists();
+            if let Ok(bytes) = std::fs::read(&path)
+                && !bytes.is_empty()
+                && !in_progress
+            {
                 return bytes;
             }
             if Instant::now() > deadline {
